@@ -1,0 +1,144 @@
+//! The [`Balancer`] trait and the plain types it speaks in.
+
+use serde::de::DeserializeOwned;
+
+use crate::Request;
+
+/// Candidate backend indices, best first.
+pub type Candidates = Vec<u32>;
+
+/// A load-balancing algorithm that lives inside a plugin instance.
+///
+/// The type holds the algorithm's state (counters, rings, tables). The host
+/// keeps instances alive across requests, so state persists between calls.
+pub trait Balancer: Sized + 'static {
+    /// Builds the balancer from the pool's options. Returning an error
+    /// rejects the config that named this plugin.
+    fn configure(options: &Options) -> Result<Self, Error>;
+
+    /// Replaces the backend list; `generation` grows with every change.
+    fn set_backends(&mut self, generation: u64, backends: Vec<Backend>);
+
+    /// Returns candidate indices into the last backend list, best first.
+    fn select(&mut self, request: &Request) -> Result<Candidates, Error>;
+}
+
+/// One backend of the pool, as configured by the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Stable identifier within the pool: hash on this, not on the index.
+    pub id: String,
+    /// `host:port` the host connects to.
+    pub address: String,
+    /// Relative weight, at least 1.
+    pub weight: u32,
+    /// Operator-supplied labels, in config order.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// An error reported to the host; it is logged with the plugin's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+/// The pool's balancer options, a JSON object.
+#[derive(Debug, Clone)]
+pub struct Options {
+    raw: String,
+}
+
+// === impl Error ===
+
+impl Error {
+    /// An error with the given message (lowercase, naming the object).
+    pub fn new(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+// === impl Options ===
+
+impl Options {
+    /// Wraps the JSON text the host passed to `configure`.
+    pub fn from_json(raw: impl Into<String>) -> Self {
+        Options { raw: raw.into() }
+    }
+
+    /// The raw JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.raw
+    }
+
+    /// Deserializes the options into `T`. Use `#[serde(deny_unknown_fields)]`
+    /// on `T` so that an operator's typo is reported, not ignored.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_str(&self.raw).map_err(|e| Error::new(format!("invalid options: {e}")))
+    }
+
+    /// Fails unless no options were given: for algorithms without options.
+    pub fn expect_none(&self) -> Result<(), Error> {
+        let value: serde_json::Value = serde_json::from_str(&self.raw)
+            .map_err(|e| Error::new(format!("invalid options: {e}")))?;
+        match value.as_object() {
+            Some(map) if map.is_empty() => Ok(()),
+            Some(map) => {
+                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                Err(Error::new(format!(
+                    "this balancer takes no options, got: {}",
+                    keys.join(", ")
+                )))
+            }
+            None => Err(Error::new("options must be a table")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Ring {
+        vnodes: u32,
+    }
+
+    #[test]
+    fn options_parse_typed() {
+        let options = Options::from_json(r#"{"vnodes": 160}"#);
+        assert_eq!(options.parse::<Ring>().unwrap(), Ring { vnodes: 160 });
+    }
+
+    #[test]
+    fn options_typo_is_an_error() {
+        let err = Options::from_json(r#"{"vnode": 160}"#)
+            .parse::<Ring>()
+            .unwrap_err();
+        assert!(err.message().contains("unknown field `vnode`"), "{err}");
+    }
+
+    #[test]
+    fn expect_none_names_unexpected_keys() {
+        assert!(Options::from_json("{}").expect_none().is_ok());
+        let err = Options::from_json(r#"{"seed": 1}"#)
+            .expect_none()
+            .unwrap_err();
+        assert!(err.message().contains("seed"), "{err}");
+    }
+}

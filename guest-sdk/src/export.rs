@@ -1,0 +1,85 @@
+//! The glue between a [`Balancer`](crate::Balancer) type and the
+//! component's exports. Used through [`export_balancer!`](crate::export_balancer).
+
+use crate::bindings::exports::bascule::plugin::balance;
+use crate::{Backend, Error};
+
+pub use balance::{Backend as WitBackend, PluginError};
+
+/// Converts the WIT backend record into the SDK's type.
+pub fn backend_from_wit(backend: WitBackend) -> Backend {
+    Backend {
+        id: backend.id,
+        address: backend.address,
+        weight: backend.weight,
+        metadata: backend.metadata,
+    }
+}
+
+/// Converts an SDK error into the WIT error record.
+pub fn error_to_wit(error: Error) -> PluginError {
+    PluginError {
+        message: error.message().to_owned(),
+    }
+}
+
+/// The error `select` and `set-backends` report when `configure` never ran.
+pub fn not_configured() -> PluginError {
+    PluginError {
+        message: "balancer used before configure".to_owned(),
+    }
+}
+
+/// Exports a [`Balancer`](crate::Balancer) implementation as the
+/// component's `bascule:plugin/balance` interface.
+///
+/// Invoke it once, at the crate root of a `cdylib` built for
+/// `wasm32-wasip2`. The instance's state lives in a thread-local: a
+/// component instance is single-threaded.
+#[macro_export]
+macro_rules! export_balancer {
+    ($ty:ty) => {
+        #[allow(unsafe_code)]
+        const _: () = {
+            use $crate::export as __glue;
+            use $crate::bindings::exports::bascule::plugin::balance::Guest;
+
+            ::std::thread_local! {
+                static STATE: ::std::cell::RefCell<::std::option::Option<$ty>> =
+                    const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            }
+
+            struct Export;
+
+            impl Guest for Export {
+                fn configure(options: ::std::string::String) -> ::std::result::Result<(), __glue::PluginError> {
+                    let options = $crate::Options::from_json(options);
+                    let balancer = <$ty as $crate::Balancer>::configure(&options).map_err(__glue::error_to_wit)?;
+                    STATE.with_borrow_mut(|state| *state = ::std::option::Option::Some(balancer));
+                    ::std::result::Result::Ok(())
+                }
+
+                fn set_backends(generation: u64, backends: ::std::vec::Vec<__glue::WitBackend>) {
+                    let backends = backends.into_iter().map(__glue::backend_from_wit).collect();
+                    STATE.with_borrow_mut(|state| {
+                        if let ::std::option::Option::Some(balancer) = state.as_mut() {
+                            $crate::Balancer::set_backends(balancer, generation, backends);
+                        }
+                    });
+                }
+
+                fn select() -> ::std::result::Result<::std::vec::Vec<u32>, __glue::PluginError> {
+                    STATE.with_borrow_mut(|state| match state.as_mut() {
+                        ::std::option::Option::Some(balancer) => {
+                            $crate::Balancer::select(balancer, &$crate::Request::current())
+                                .map_err(__glue::error_to_wit)
+                        }
+                        ::std::option::Option::None => ::std::result::Result::Err(__glue::not_configured()),
+                    })
+                }
+            }
+
+            $crate::bindings::export_balancer_world!(Export with_types_in $crate::bindings);
+        };
+    };
+}

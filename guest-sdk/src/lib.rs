@@ -1,0 +1,73 @@
+//! The crate a Rust author of a Bascule plugin depends on.
+//!
+//! Bascule asks a plugin, for every request or connection of a pool, which
+//! backend should serve it. This crate hides the WebAssembly component
+//! plumbing behind one trait, [`Balancer`], and one macro,
+//! [`export_balancer!`]: implement the trait on a type that holds your
+//! algorithm's state, export it, and build for `wasm32-wasip2`.
+//!
+//! ```no_run
+//! use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request};
+//!
+//! /// Sends every request to the first backend, falling back in order.
+//! struct FirstAvailable {
+//!     count: u32,
+//! }
+//!
+//! impl Balancer for FirstAvailable {
+//!     fn configure(options: &Options) -> Result<Self, Error> {
+//!         options.expect_none()?;
+//!         Ok(FirstAvailable { count: 0 })
+//!     }
+//!
+//!     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {
+//!         self.count = u32::try_from(backends.len()).unwrap_or(u32::MAX);
+//!     }
+//!
+//!     fn select(&mut self, _request: &Request) -> Result<Candidates, Error> {
+//!         Ok((0..self.count.min(3)).collect())
+//!     }
+//! }
+//!
+//! bascule_guest_sdk::export_balancer!(FirstAvailable);
+//! ```
+//!
+//! What the host guarantees, and what it checks:
+//! - `configure` runs once per instance, before anything else.
+//! - `set_backends` runs again only when the pool's backends change.
+//! - The indices `select` returns are validated by the host: out-of-range
+//!   indices are an error, duplicates are dropped, unhealthy and draining
+//!   backends are skipped, and the host tries at most a few candidates.
+//! - A plugin instance lives long and serves many calls, but one instance
+//!   is never called from two threads at once. The host keeps several
+//!   instances per pool under load, each with its own state.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod balancer;
+#[doc(hidden)]
+pub mod export;
+mod log;
+mod request;
+mod stats;
+
+/// Raw bindings generated from the `bascule:plugin` WIT package.
+///
+/// Plugin authors rarely need these; the types re-exported at the crate
+/// root are the supported surface.
+#[allow(unsafe_code, missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "balancer",
+        path: "../wit",
+        default_bindings_module: "bascule_guest_sdk::bindings",
+        pub_export_macro: true,
+        export_macro_name: "export_balancer_world",
+    });
+}
+
+pub use balancer::{Backend, Balancer, Candidates, Error, Options};
+pub use log::{debug, error, info, warn};
+pub use request::{Protocol, Request};
+pub use stats::{BackendStats, Health};
