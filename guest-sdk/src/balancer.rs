@@ -32,7 +32,7 @@ pub struct Backend {
     pub address: String,
     /// Relative weight, at least 1.
     pub weight: u32,
-    /// Operator-supplied labels, in config order.
+    /// Operator-supplied labels, sorted by key.
     pub metadata: Vec<(String, String)>,
 }
 

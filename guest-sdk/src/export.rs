@@ -41,8 +41,8 @@ macro_rules! export_balancer {
     ($ty:ty) => {
         #[allow(unsafe_code)]
         const _: () = {
-            use $crate::export as __glue;
             use $crate::bindings::exports::bascule::plugin::balance::Guest;
+            use $crate::export as __glue;
 
             ::std::thread_local! {
                 static STATE: ::std::cell::RefCell<::std::option::Option<$ty>> =
@@ -52,9 +52,12 @@ macro_rules! export_balancer {
             struct Export;
 
             impl Guest for Export {
-                fn configure(options: ::std::string::String) -> ::std::result::Result<(), __glue::PluginError> {
+                fn configure(
+                    options: ::std::string::String,
+                ) -> ::std::result::Result<(), __glue::PluginError> {
                     let options = $crate::Options::from_json(options);
-                    let balancer = <$ty as $crate::Balancer>::configure(&options).map_err(__glue::error_to_wit)?;
+                    let balancer = <$ty as $crate::Balancer>::configure(&options)
+                        .map_err(__glue::error_to_wit)?;
                     STATE.with_borrow_mut(|state| *state = ::std::option::Option::Some(balancer));
                     ::std::result::Result::Ok(())
                 }
@@ -74,7 +77,9 @@ macro_rules! export_balancer {
                             $crate::Balancer::select(balancer, &$crate::Request::current())
                                 .map_err(__glue::error_to_wit)
                         }
-                        ::std::option::Option::None => ::std::result::Result::Err(__glue::not_configured()),
+                        ::std::option::Option::None => {
+                            ::std::result::Result::Err(__glue::not_configured())
+                }
                     })
                 }
             }

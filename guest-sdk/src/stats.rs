@@ -22,7 +22,7 @@ pub struct BackendStats {
     pub active: u32,
     /// Moving average response time in microseconds; 0 before any sample.
     pub ewma_latency_us: u64,
-    /// Recent failures.
+    /// Failures since the last successful exchange.
     pub recent_failures: u32,
     /// Current health.
     pub health: Health,

@@ -1,1 +1,29 @@
-//! placeholder
+//! Bascule: a load balancer whose decisions are sandboxed WebAssembly
+//! components.
+//!
+//! Data flows one way: [`config`] (TOML → validated types) → [`plan`]
+//! (compiled routes, pools, plugin instances) → the request path ([`l7`],
+//! [`upstream`]). The request path never parses config or compiles WASM.
+//! Everything that names wasmtime lives in [`plugin`].
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod l7;
+pub mod plan;
+pub mod plugin;
+pub mod server;
+pub mod upstream;
+
+/// Formats an error with its chain of causes: `a: b: c`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,1 +1,131 @@
-fn main() {}
+//! The `bascule` command line: run a config, check one, or run the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use bascule::config::Config;
+use bascule::demo::Demo;
+use bascule::plan::Plan;
+use bascule::plugin::PluginRuntime;
+use bascule::server::Server;
+use bascule::upstream::StatsRegistry;
+use clap::{Parser, Subcommand};
+
+/// A WebAssembly-programmable L4/L7 load balancer.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the proxy described by a config file.
+    Run {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate a config file, load its plugins, and exit.
+    Check {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Start three demo backends and a round-robin proxy in front of them.
+    Demo {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bascule: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => runtime.block_on(serve(&config)),
+        Command::Demo { listen } => runtime.block_on(demo(listen)),
+    }
+}
+
+fn check(path: &std::path::Path) -> Result<()> {
+    let config = Config::load(path)?;
+    let plugins = PluginRuntime::new()?;
+    Plan::build(&config, &plugins, &StatsRegistry::default(), 1)?;
+    println!(
+        "{}: ok ({} listeners, {} pools)",
+        path.display(),
+        config.listeners.len(),
+        config.pools.len()
+    );
+    Ok(())
+}
+
+async fn serve(path: &std::path::Path) -> Result<()> {
+    let config = Config::load(path)?;
+    let server = Server::start(&config).await?;
+    for listener in server.listeners() {
+        println!(
+            "bascule: listener {} serving http://{}",
+            listener.name, listener.address
+        );
+    }
+    shutdown_signal().await
+}
+
+async fn demo(listen: SocketAddr) -> Result<()> {
+    let demo = Demo::start(listen).await?;
+    let address = demo
+        .server
+        .listeners()
+        .first()
+        .map(|l| l.address)
+        .context("the demo has no listener")?;
+    for (n, backend) in demo.backends.iter().enumerate() {
+        println!("demo backend demo-backend-{} on http://{backend}", n + 1);
+    }
+    println!(
+        "bascule demo proxy on http://{address} (round robin over {} backends)",
+        demo.backends.len()
+    );
+    println!("try:  for i in 1 2 3 4; do curl -s http://{address}/; done");
+    println!("Ctrl-C stops everything.");
+    shutdown_signal().await
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    eprintln!("bascule: shutting down");
+    Ok(())
+}

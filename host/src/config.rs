@@ -1,0 +1,228 @@
+//! The config file: TOML parsed into validated domain types.
+//!
+//! [`Config::load`] reads a file, deserializes it strictly (unknown keys are
+//! errors) and validates every field in one pass, so that all problems are
+//! reported together, each with file, line and field. What comes out is
+//! plain data; [`crate::plan`] compiles it into something that serves.
+//!
+//! ```toml
+//! [[listeners]]
+//! name = "public"
+//! address = "127.0.0.1:8080"
+//!
+//!   [[listeners.routes]]
+//!   host = "api.example.com"
+//!   path-prefix = "/v1"
+//!   pool = "api"
+//!
+//! [pools.api]
+//! balancer = "builtin:round-robin"
+//! backends = [{ address = "127.0.0.1:9001" }, { address = "127.0.0.1:9002" }]
+//! ```
+
+mod error;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from, for error messages of later stages.
+    pub source: ConfigSource,
+    /// Listeners in config order.
+    pub listeners: Vec<ListenerConfig>,
+    /// Pools sorted by name.
+    pub pools: Vec<PoolConfig>,
+    /// Limits for every plugin call.
+    pub sandbox: SandboxConfig,
+}
+
+/// One listening socket and its routes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    /// Unique name, used in logs, metrics and the plugin request context.
+    pub name: String,
+    /// Address to bind; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// Routes in config order; the first that matches wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Which requests go to which pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// Host to match; `None` matches any.
+    pub host: Option<HostPattern>,
+    /// Path prefix to match, starting with `/`.
+    pub path_prefix: String,
+    /// Name of the pool, known to exist.
+    pub pool: String,
+}
+
+/// A host to match: exact (`api.example.com`) or a wildcard for subdomains
+/// (`*.example.com` matches `a.example.com`, not `example.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Lowercase exact name.
+    Exact(String),
+    /// Lowercase suffix including the leading dot (`.example.com`).
+    Wildcard(String),
+}
+
+/// A named group of backends and how to choose among them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Unique name.
+    pub name: String,
+    /// The balancer plugin.
+    pub balancer: PluginRef,
+    /// Where `balancer` was written, for load errors.
+    pub balancer_location: FieldLocation,
+    /// `balancer-options` as a JSON object, handed to the plugin's `configure`.
+    pub balancer_options: String,
+    /// Where `balancer-options` was written (or the pool, when absent).
+    pub balancer_options_location: FieldLocation,
+    /// What to do when the plugin fails.
+    pub on_plugin_failure: PluginFailurePolicy,
+    /// How many candidates to try when connecting fails.
+    pub max_attempts: u32,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// Backends in config order.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// One backend server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Unique within the pool: the `name`, or the address when unnamed.
+    pub id: String,
+    /// `host:port` to connect to.
+    pub address: String,
+    /// Relative weight, at least 1.
+    pub weight: u32,
+    /// Labels passed to plugins, sorted by key.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// A balancer plugin: embedded or loaded from a file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginRef {
+    /// `builtin:<name>`.
+    Builtin(String),
+    /// A `.wasm` component; relative paths are resolved against the config
+    /// file's directory.
+    File(PathBuf),
+}
+
+/// How a request is served when its pool's plugin traps, times out, runs out
+/// of memory or returns nonsense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginFailurePolicy {
+    /// A native round robin over the pool's backends (the default: a broken
+    /// plugin degrades balancing quality, not availability).
+    RoundRobin,
+    /// Answer 503.
+    FailClosed,
+}
+
+/// Limits enforced on every plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Wall-clock budget of one call.
+    pub call_timeout: Duration,
+    /// Cap on one instance's linear memory.
+    pub memory_limit_bytes: usize,
+}
+
+/// Errors loading a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config.
+    #[error(transparent)]
+    Invalid(#[from] ConfigErrors),
+}
+
+/// A plugin gets this long per call unless the config says otherwise: a
+/// balancing decision that needs more is a bug, and the deadline bounds how
+/// long a looping plugin can hold a worker thread.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
+/// Enough for a Maglev table of 65,537 entries per instance, with headroom.
+pub const DEFAULT_MEMORY_LIMIT_MIB: usize = 64;
+/// Try the plugin's first three choices before answering 502.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// A loopback or LAN backend that has not accepted within a second is down.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+// === impl Config ===
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Config::parse(ConfigSource::new(path, text))?)
+    }
+
+    /// Validates config text; `source` names the file for messages.
+    pub fn parse(source: ConfigSource) -> Result<Config, ConfigErrors> {
+        validate::validate(source)
+    }
+
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.iter().find(|pool| pool.name == name)
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_MIB << 20,
+        }
+    }
+}
+
+// === impl HostPattern ===
+
+impl HostPattern {
+    /// Whether `host` (lowercase, without port) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(name) => host == name,
+            HostPattern::Wildcard(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        }
+    }
+}
+
+// === impl PluginRef ===
+
+impl std::fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginRef::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginRef::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! The config file exactly as written: serde structs that mirror the TOML,
+//! with spans kept on every value that validation may reject.
+//!
+//! Nothing here is trusted; [`super::validate`] turns it into domain types.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub pools: BTreeMap<Spanned<String>, RawPool>,
+    #[serde(default)]
+    pub sandbox: Option<RawSandbox>,
+}
+
+/// `[[listeners]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawListener {
+    pub name: Spanned<String>,
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// `[[listeners.routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRoute {
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path_prefix: Option<Spanned<String>>,
+    pub pool: Spanned<String>,
+}
+
+/// `[pools.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPool {
+    pub balancer: Spanned<String>,
+    #[serde(default)]
+    pub balancer_options: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub on_plugin_failure: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+}
+
+/// `[[pools.NAME.backends]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBackend {
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub weight: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `[sandbox]`: limits applied to every plugin call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSandbox {
+    #[serde(default)]
+    pub call_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub memory_limit_mib: Option<Spanned<i64>>,
+}

@@ -1,0 +1,133 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(ConfigSource::new("/etc/bascule/test.toml", text))
+}
+
+const VALID: &str = r#"
+[[listeners]]
+name = "public"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  host = "*.Example.com"
+  path-prefix = "/api"
+  pool = "api"
+
+  [[listeners.routes]]
+  pool = "web"
+
+[pools.api]
+balancer = "builtin:round-robin"
+connect-timeout = "250ms"
+backends = [{ address = "127.0.0.1:9001", weight = 3, metadata = { zone = "a" } }]
+
+[pools.web]
+balancer = "plugins/pick.wasm"
+on-plugin-failure = "fail-closed"
+balancer-options = { seed = 7 }
+
+[sandbox]
+call-timeout = "5ms"
+memory-limit-mib = 16
+"#;
+
+#[test]
+fn valid_config_becomes_domain_types() {
+    let config = parse(VALID).unwrap();
+    let listener = &config.listeners[0];
+    assert_eq!(listener.address, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(
+        listener.routes[0].host,
+        Some(HostPattern::Wildcard(".example.com".into()))
+    );
+    assert_eq!(listener.routes[1].path_prefix, "/");
+    let api = config.pool("api").unwrap();
+    assert_eq!(api.backends[0].weight, 3);
+    assert_eq!(api.backends[0].id, "127.0.0.1:9001");
+    assert_eq!(
+        api.backends[0].metadata,
+        [("zone".to_owned(), "a".to_owned())]
+    );
+    assert_eq!(api.connect_timeout, Duration::from_millis(250));
+    assert_eq!(api.on_plugin_failure, PluginFailurePolicy::RoundRobin);
+    let web = config.pool("web").unwrap();
+    assert_eq!(
+        web.balancer,
+        PluginRef::File("/etc/bascule/plugins/pick.wasm".into())
+    );
+    assert_eq!(web.balancer_options, r#"{"seed":7}"#);
+    assert_eq!(web.on_plugin_failure, PluginFailurePolicy::FailClosed);
+    assert_eq!(config.sandbox.call_timeout, Duration::from_millis(5));
+    assert_eq!(config.sandbox.memory_limit_bytes, 16 << 20);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_field() {
+    let text = VALID.replace("path-prefix = \"/api\"", "path-prefx = \"/api\"");
+    let errors = parse(&text).unwrap_err();
+    let error = &errors.0[0];
+    assert_eq!(error.file, PathBuf::from("/etc/bascule/test.toml"));
+    assert_eq!(error.line, 8, "{error}");
+    assert!(error.field.starts_with("listeners[0].routes[0]"), "{error}");
+    assert!(error.message.contains("path-prefx"), "{error}");
+}
+
+#[test]
+fn every_validation_error_is_reported_at_once() {
+    let text = VALID
+        .replace("pool = \"web\"", "pool = \"nope\"")
+        .replace("weight = 3", "weight = 0")
+        .replace("\"5ms\"", "\"5 parsecs\"");
+    let errors = parse(&text).unwrap_err();
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "pools.api.backends[0].weight",
+            "listeners[0].routes[1].pool",
+            "sandbox.call-timeout"
+        ],
+        "{errors}"
+    );
+    let pool_error = &errors.0[1];
+    assert_eq!(pool_error.line, 12);
+    assert!(
+        pool_error.message.contains("no pool named `nope`"),
+        "{pool_error}"
+    );
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let errors = parse("[[listeners]\nname = 1").unwrap_err();
+    assert_eq!(errors.0[0].line, 1, "{errors}");
+}
+
+#[test]
+fn rejects_bad_addresses_and_plugins() {
+    let text = VALID
+        .replace("127.0.0.1:9001", "nowhere")
+        .replace("plugins/pick.wasm", "pick.so")
+        .replace("address = \"127.0.0.1:0\"", "address = \"localhost:80\"");
+    let errors = parse(&text).unwrap_err();
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "pools.api.backends[0].address",
+            "pools.web.balancer",
+            "listeners[0].address"
+        ],
+        "{errors}"
+    );
+}
+
+#[test]
+fn host_patterns_match_as_documented() {
+    let wildcard = HostPattern::Wildcard(".example.com".into());
+    assert!(wildcard.matches("a.example.com"));
+    assert!(!wildcard.matches("example.com"));
+    assert!(!wildcard.matches("aexample.com"));
+    assert!(HostPattern::Exact("example.com".into()).matches("example.com"));
+}

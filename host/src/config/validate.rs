@@ -1,0 +1,459 @@
+//! Raw TOML → validated [`Config`], collecting every error in one pass.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawBackend, RawConfig, RawListener, RawPool, RawRoute, RawSandbox};
+use super::*;
+
+/// Parses and validates `source`.
+pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
+    let raw = deserialize(&source)?;
+    let mut validator = Validator {
+        source: &source,
+        errors: Vec::new(),
+    };
+    let pools: Vec<PoolConfig> = raw
+        .pools
+        .iter()
+        .filter_map(|(name, pool)| validator.pool(name, pool))
+        .collect();
+    let pool_names: HashSet<&str> = raw.pools.keys().map(|k| k.get_ref().as_str()).collect();
+    let listeners = validator.listeners(&raw.listeners, &pool_names);
+    let sandbox = validator.sandbox(raw.sandbox.as_ref());
+    if validator.errors.is_empty() {
+        Ok(Config {
+            source,
+            listeners,
+            pools,
+            sandbox,
+        })
+    } else {
+        Err(ConfigErrors(validator.errors))
+    }
+}
+
+/// TOML syntax and shape (types, unknown or missing keys). Serde stops at
+/// the first such error, so this reports one.
+fn deserialize(source: &ConfigSource) -> Result<RawConfig, ConfigErrors> {
+    let to_error = |field: String, error: toml::de::Error| {
+        let location = FieldLocation {
+            span: error.span(),
+            field,
+        };
+        ConfigErrors::one(source.error(&location, error.message().trim_end()))
+    };
+    let deserializer = toml::de::Deserializer::parse(source.text())
+        .map_err(|e| to_error("(syntax)".to_owned(), e))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => "(file)".to_owned(),
+            path => path,
+        };
+        to_error(field, e.into_inner())
+    })
+}
+
+struct Validator<'a> {
+    source: &'a ConfigSource,
+    errors: Vec<ConfigError>,
+}
+
+// === impl Validator ===
+
+impl Validator<'_> {
+    fn fail<T>(
+        &mut self,
+        field: String,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Option<T> {
+        let error = self.source.error(&FieldLocation::new(field, span), message);
+        self.errors.push(error);
+        None
+    }
+
+    fn listeners(&mut self, raw: &[RawListener], pools: &HashSet<&str>) -> Vec<ListenerConfig> {
+        if raw.is_empty() {
+            let location = FieldLocation::unspanned("listeners");
+            self.errors.push(
+                self.source
+                    .error(&location, "at least one listener is required"),
+            );
+        }
+        let mut names = HashSet::new();
+        let mut addresses = HashSet::new();
+        let mut listeners = Vec::new();
+        for (i, listener) in raw.iter().enumerate() {
+            let field = |name: &str| format!("listeners[{i}].{name}");
+            let name = self.name(field("name"), &listener.name);
+            if let Some(name) = &name {
+                if !names.insert(name.clone()) {
+                    self.fail::<()>(
+                        field("name"),
+                        listener.name.span(),
+                        format!("duplicate listener name `{name}`"),
+                    );
+                }
+            }
+            let address = self.socket_addr(field("address"), &listener.address);
+            if let Some(address) = address {
+                if address.port() != 0 && !addresses.insert(address) {
+                    self.fail::<()>(
+                        field("address"),
+                        listener.address.span(),
+                        format!("another listener already binds {address}"),
+                    );
+                }
+            }
+            if let Some(protocol) = &listener.protocol {
+                if protocol.get_ref() != "http" {
+                    self.fail::<()>(
+                        field("protocol"),
+                        protocol.span(),
+                        format!(
+                            "unsupported protocol `{}`, expected `http`",
+                            protocol.get_ref()
+                        ),
+                    );
+                }
+            }
+            if listener.routes.is_empty() {
+                self.fail::<()>(
+                    field("name"),
+                    listener.name.span(),
+                    "a listener needs at least one route",
+                );
+            }
+            let routes: Vec<RouteConfig> = listener
+                .routes
+                .iter()
+                .enumerate()
+                .filter_map(|(j, route)| {
+                    self.route(format!("listeners[{i}].routes[{j}]"), route, pools)
+                })
+                .collect();
+            if let (Some(name), Some(address)) = (name, address) {
+                listeners.push(ListenerConfig {
+                    name,
+                    address,
+                    routes,
+                });
+            }
+        }
+        listeners
+    }
+
+    fn route(
+        &mut self,
+        field: String,
+        raw: &RawRoute,
+        pools: &HashSet<&str>,
+    ) -> Option<RouteConfig> {
+        let host = match &raw.host {
+            Some(host) => Some(self.host_pattern(format!("{field}.host"), host)?),
+            None => None,
+        };
+        let path_prefix = match &raw.path_prefix {
+            Some(prefix) if !prefix.get_ref().starts_with('/') => {
+                return self.fail(
+                    format!("{field}.path-prefix"),
+                    prefix.span(),
+                    "must start with `/`",
+                );
+            }
+            Some(prefix) => prefix.get_ref().clone(),
+            None => "/".to_owned(),
+        };
+        if !pools.contains(raw.pool.get_ref().as_str()) {
+            let mut known: Vec<&str> = pools.iter().copied().collect();
+            known.sort_unstable();
+            return self.fail(
+                format!("{field}.pool"),
+                raw.pool.span(),
+                format!(
+                    "no pool named `{}` (pools: {})",
+                    raw.pool.get_ref(),
+                    known.join(", ")
+                ),
+            );
+        }
+        Some(RouteConfig {
+            host,
+            path_prefix,
+            pool: raw.pool.get_ref().clone(),
+        })
+    }
+
+    fn pool(&mut self, name: &Spanned<String>, raw: &RawPool) -> Option<PoolConfig> {
+        let field = |key: &str| format!("pools.{}.{key}", name.get_ref());
+        let pool_name = self.name(format!("pools.{}", name.get_ref()), name);
+        let balancer_location = FieldLocation::new(field("balancer"), raw.balancer.span());
+        let balancer = self.plugin_ref(field("balancer"), &raw.balancer);
+        let (balancer_options, balancer_options_location) = match &raw.balancer_options {
+            Some(options) => (
+                serde_json::to_string(options.get_ref()).unwrap_or_else(|_| "{}".to_owned()),
+                FieldLocation::new(field("balancer-options"), options.span()),
+            ),
+            None => (
+                "{}".to_owned(),
+                FieldLocation::new(field("balancer-options"), name.span()),
+            ),
+        };
+        let on_plugin_failure = match &raw.on_plugin_failure {
+            None => Some(PluginFailurePolicy::RoundRobin),
+            Some(policy) => match policy.get_ref().as_str() {
+                "round-robin" => Some(PluginFailurePolicy::RoundRobin),
+                "fail-closed" => Some(PluginFailurePolicy::FailClosed),
+                other => self.fail(
+                    field("on-plugin-failure"),
+                    policy.span(),
+                    format!("unknown policy `{other}`, expected `round-robin` or `fail-closed`"),
+                ),
+            },
+        };
+        let max_attempts = match &raw.max_attempts {
+            None => Some(DEFAULT_MAX_ATTEMPTS),
+            Some(n) => self.bounded(field("max-attempts"), n, 1, 16),
+        };
+        let connect_timeout = match &raw.connect_timeout {
+            None => Some(DEFAULT_CONNECT_TIMEOUT),
+            Some(text) => self.duration(
+                field("connect-timeout"),
+                text,
+                Duration::from_millis(1),
+                Duration::from_secs(60),
+            ),
+        };
+        let backends = self.backends(name.get_ref(), &raw.backends);
+        Some(PoolConfig {
+            name: pool_name?,
+            balancer: balancer?,
+            balancer_location,
+            balancer_options,
+            balancer_options_location,
+            on_plugin_failure: on_plugin_failure?,
+            max_attempts: max_attempts?,
+            connect_timeout: connect_timeout?,
+            backends: backends?,
+        })
+    }
+
+    fn backends(&mut self, pool: &str, raw: &[RawBackend]) -> Option<Vec<BackendConfig>> {
+        let mut ids = HashSet::new();
+        let mut backends = Vec::new();
+        let mut ok = true;
+        for (i, backend) in raw.iter().enumerate() {
+            let field = |key: &str| format!("pools.{pool}.backends[{i}].{key}");
+            let address = self.host_port(field("address"), &backend.address);
+            let id = match &backend.name {
+                Some(name) => self.name(field("name"), name),
+                None => address.clone(),
+            };
+            let weight = match &backend.weight {
+                None => Some(1),
+                Some(w) => self.bounded(field("weight"), w, 1, 1_000_000),
+            };
+            if let Some(id) = &id {
+                if !ids.insert(id.clone()) {
+                    let span = backend
+                        .name
+                        .as_ref()
+                        .map_or(backend.address.span(), Spanned::span);
+                    self.fail::<()>(
+                        field("name"),
+                        span,
+                        format!(
+                            "duplicate backend `{id}` in pool `{pool}`; give each a distinct `name`"
+                        ),
+                    );
+                }
+            }
+            match (id, address, weight) {
+                (Some(id), Some(address), Some(weight)) => backends.push(BackendConfig {
+                    id,
+                    address,
+                    weight,
+                    metadata: backend
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(backends)
+    }
+
+    fn sandbox(&mut self, raw: Option<&RawSandbox>) -> SandboxConfig {
+        let mut sandbox = SandboxConfig::default();
+        let Some(raw) = raw else { return sandbox };
+        if let Some(text) = &raw.call_timeout {
+            if let Some(timeout) = self.duration(
+                "sandbox.call-timeout".to_owned(),
+                text,
+                Duration::from_millis(1),
+                Duration::from_secs(1),
+            ) {
+                sandbox.call_timeout = timeout;
+            }
+        }
+        if let Some(mib) = &raw.memory_limit_mib {
+            if let Some(mib) = self.bounded("sandbox.memory-limit-mib".to_owned(), mib, 1, 4096) {
+                sandbox.memory_limit_bytes = (mib as usize) << 20;
+            }
+        }
+        sandbox
+    }
+
+    /// A name for listeners, pools and backends: letters, digits, `-`, `_`, `.`.
+    fn name(&mut self, field: String, raw: &Spanned<String>) -> Option<String> {
+        let name = raw.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if valid {
+            Some(name.clone())
+        } else {
+            self.fail(
+                field,
+                raw.span(),
+                format!("invalid name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`"),
+            )
+        }
+    }
+
+    fn socket_addr(&mut self, field: String, raw: &Spanned<String>) -> Option<SocketAddr> {
+        match raw.get_ref().parse() {
+            Ok(address) => Some(address),
+            Err(_) => self.fail(
+                field,
+                raw.span(),
+                format!(
+                    "invalid socket address `{}`, expected `ip:port` such as `127.0.0.1:8080`",
+                    raw.get_ref()
+                ),
+            ),
+        }
+    }
+
+    /// `host:port` with a non-empty host and a non-zero port.
+    fn host_port(&mut self, field: String, raw: &Spanned<String>) -> Option<String> {
+        let text = raw.get_ref();
+        let valid = text.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if valid {
+            Some(text.clone())
+        } else {
+            self.fail(
+                field,
+                raw.span(),
+                format!("invalid backend address `{text}`, expected `host:port`"),
+            )
+        }
+    }
+
+    fn host_pattern(&mut self, field: String, raw: &Spanned<String>) -> Option<HostPattern> {
+        let host = raw.get_ref().to_ascii_lowercase();
+        let (wildcard, name) = match host.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, host.as_str()),
+        };
+        let valid = !name.is_empty()
+            && name.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !valid {
+            return self.fail(
+                field,
+                raw.span(),
+                format!(
+                    "invalid host `{}`: expected a DNS name or `*.suffix`, without port",
+                    raw.get_ref()
+                ),
+            );
+        }
+        Some(if wildcard {
+            HostPattern::Wildcard(format!(".{name}"))
+        } else {
+            HostPattern::Exact(name.to_owned())
+        })
+    }
+
+    fn plugin_ref(&mut self, field: String, raw: &Spanned<String>) -> Option<PluginRef> {
+        let text = raw.get_ref();
+        match text.strip_prefix("builtin:") {
+            Some(name) if !name.is_empty() => Some(PluginRef::Builtin(name.to_owned())),
+            Some(_) => self.fail(
+                field,
+                raw.span(),
+                "`builtin:` needs a plugin name, such as `builtin:round-robin`",
+            ),
+            None if text.ends_with(".wasm") => {
+                let path = PathBuf::from(text);
+                Some(PluginRef::File(if path.is_relative() {
+                    self.source.dir().join(path)
+                } else {
+                    path
+                }))
+            }
+            None => self.fail(
+                field,
+                raw.span(),
+                format!("`{text}` is neither `builtin:<name>` nor a path to a `.wasm` file"),
+            ),
+        }
+    }
+
+    fn bounded(&mut self, field: String, raw: &Spanned<i64>, min: i64, max: i64) -> Option<u32> {
+        let value = *raw.get_ref();
+        match u32::try_from(value) {
+            Ok(n) if (min..=max).contains(&value) => Some(n),
+            _ => self.fail(
+                field,
+                raw.span(),
+                format!("{value} is out of range {min}..={max}"),
+            ),
+        }
+    }
+
+    fn duration(
+        &mut self,
+        field: String,
+        raw: &Spanned<String>,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        match humantime::parse_duration(raw.get_ref()) {
+            Ok(d) if d >= min && d <= max => Some(d),
+            Ok(_) => self.fail(
+                field,
+                raw.span(),
+                format!(
+                    "`{}` is out of range {}..={}",
+                    raw.get_ref(),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            ),
+            Err(e) => self.fail(
+                field,
+                raw.span(),
+                format!(
+                    "invalid duration `{}` ({e}); use units such as `250ms` or `2s`",
+                    raw.get_ref()
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The request path: route, choose a backend, forward, stream back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::connections::{SendError, UpstreamConnections};
+use super::headers;
+use super::response::{self, ProxyBody};
+use crate::plan::Plan;
+use crate::upstream::{BackendPool, PoolError, Protocol, RequestInfo};
+
+/// Serves the requests of one listener against the current plan.
+pub struct Proxy {
+    listener: Arc<str>,
+    plan: Arc<ArcSwap<Plan>>,
+    connections: Arc<UpstreamConnections>,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// A proxy for the listener named `listener`.
+    pub fn new(
+        listener: Arc<str>,
+        plan: Arc<ArcSwap<Plan>>,
+        connections: Arc<UpstreamConnections>,
+    ) -> Self {
+        Proxy {
+            listener,
+            plan,
+            connections,
+        }
+    }
+
+    /// Handles one request from `client`. Never fails: every problem
+    /// becomes a status code.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let (parts, body) = request.into_parts();
+        let mut info = RequestInfo {
+            protocol: Protocol::Http,
+            listener: Arc::clone(&self.listener),
+            client,
+            sni: None,
+            http: Some(parts),
+        };
+        let host = info.host();
+        let pool = {
+            let plan = self.plan.load();
+            let path = info.http.as_ref().map_or("/", |p| p.uri.path());
+            plan.listener(&self.listener)
+                .and_then(|listener| listener.routes.find(host.as_deref(), path))
+                .cloned()
+        };
+        let Some(pool) = pool else {
+            return response::local(StatusCode::NOT_FOUND, "no route matches this request");
+        };
+        let choice = match pool.choose(&mut info) {
+            Ok(choice) => choice,
+            Err(error @ (PoolError::NoUsableBackend { .. } | PoolError::BalancerFailed { .. })) => {
+                tracing::warn!(error = %crate::error_chain(&error), "no backend for request");
+                return response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available");
+            }
+        };
+        let Some(parts) = info.http.take() else {
+            return response::local(StatusCode::INTERNAL_SERVER_ERROR, "request head lost");
+        };
+        let request = upstream_request(Request::from_parts(parts, body), client, host.as_deref());
+        self.forward(&pool, choice.backends(), request).await
+    }
+
+    async fn forward<'a>(
+        &self,
+        pool: &BackendPool,
+        candidates: impl Iterator<Item = &'a crate::upstream::Backend>,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let mut request = Some(request);
+        for backend in candidates {
+            let Some(unsent) = request.take() else { break };
+            let connection = match self
+                .connections
+                .get(&backend.address, pool.connect_timeout())
+                .await
+            {
+                Ok(connection) => connection,
+                Err(error) => {
+                    backend.stats.record_failure();
+                    tracing::warn!(pool = %pool.name(), error = %crate::error_chain(&error), "trying next backend");
+                    request = Some(unsent);
+                    continue;
+                }
+            };
+            let started = Instant::now();
+            match connection.send(unsent, backend.stats.start()).await {
+                Ok(response) => {
+                    backend.stats.record_success(started.elapsed());
+                    return client_response(response.map(Either::Left));
+                }
+                Err(SendError {
+                    error,
+                    unsent: Some(unsent),
+                }) => {
+                    tracing::debug!(backend = %backend.address, %error, "request not sent, trying next backend");
+                    request = Some(unsent);
+                }
+                Err(SendError {
+                    error,
+                    unsent: None,
+                }) => {
+                    backend.stats.record_failure();
+                    tracing::warn!(backend = %backend.address, %error, "backend failed mid-request");
+                    return response::local(StatusCode::BAD_GATEWAY, "backend failed");
+                }
+            }
+        }
+        response::local(StatusCode::BAD_GATEWAY, "no backend could be reached")
+    }
+}
+
+/// The request as the backend should see it: origin-form URI, HTTP/1.1, a
+/// `Host` header, no hop-by-hop headers, `X-Forwarded-*` set.
+fn upstream_request(
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+    host: Option<&str>,
+) -> Request<Incoming> {
+    let authority = request.uri().authority().cloned();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    if let Ok(uri) = path_and_query.parse::<Uri>() {
+        *request.uri_mut() = uri;
+    }
+    *request.version_mut() = Version::HTTP_11;
+    let headers = request.headers_mut();
+    headers::remove_hop_by_hop(headers);
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()) {
+            headers.insert(http::header::HOST, value);
+        }
+    }
+    headers::add_forwarded(headers, client.ip(), "http", host);
+    request
+}
+
+fn client_response(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    headers::remove_hop_by_hop(response.headers_mut());
+    response
+}

@@ -1,0 +1,23 @@
+//! Responses the proxy writes itself, and the body type it answers with.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+
+use super::connections::UpstreamBody;
+
+/// A backend's body streamed through, or a short local one.
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+
+/// A plain-text response written by the proxy itself.
+pub fn local(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
+        "{message}\n"
+    )))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

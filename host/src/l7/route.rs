@@ -1,0 +1,121 @@
+//! Which pool serves a request: host and path-prefix matching.
+
+use std::sync::Arc;
+
+use crate::config::HostPattern;
+use crate::upstream::BackendPool;
+
+/// One route: a match and the pool it sends to.
+pub struct Route {
+    /// Host to match; `None` matches any host.
+    pub host: Option<HostPattern>,
+    /// Path prefix to match.
+    pub path_prefix: String,
+    /// Where matching requests go.
+    pub pool: Arc<BackendPool>,
+}
+
+/// A listener's routes, tried in config order; the first match wins (as in
+/// Envoy's route tables), so put specific routes before catch-alls.
+#[derive(Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+// === impl RouteTable ===
+
+impl RouteTable {
+    /// Routes in matching order.
+    pub fn new(routes: Vec<Route>) -> Self {
+        RouteTable { routes }
+    }
+
+    /// The pool for a request to `host` (lowercase, no port) and `path`.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<BackendPool>> {
+        self.routes
+            .iter()
+            .find(|route| {
+                let host_matches = match (&route.host, host) {
+                    (None, _) => true,
+                    (Some(pattern), Some(host)) => pattern.matches(host),
+                    (Some(_), None) => false,
+                };
+                host_matches && path.starts_with(&route.path_prefix)
+            })
+            .map(|route| &route.pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::PluginFailurePolicy;
+    use crate::upstream::{BackendSet, NativeRoundRobin, PoolSettings};
+
+    fn pool(name: &str) -> Arc<BackendPool> {
+        let settings = PoolSettings {
+            on_balancer_failure: PluginFailurePolicy::RoundRobin,
+            max_attempts: 1,
+            connect_timeout: Duration::from_secs(1),
+        };
+        let backends = Arc::new(BackendSet {
+            generation: 0,
+            backends: Vec::new(),
+        });
+        Arc::new(BackendPool::new(
+            name,
+            backends,
+            Box::new(NativeRoundRobin::default()),
+            settings,
+        ))
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(vec![
+            Route {
+                host: Some(HostPattern::Exact("api.test".into())),
+                path_prefix: "/".into(),
+                pool: pool("api"),
+            },
+            Route {
+                host: Some(HostPattern::Wildcard(".cdn.test".into())),
+                path_prefix: "/static".into(),
+                pool: pool("cdn"),
+            },
+            Route {
+                host: None,
+                path_prefix: "/admin".into(),
+                pool: pool("admin"),
+            },
+        ])
+    }
+
+    fn found(table: &RouteTable, host: Option<&str>, path: &str) -> Option<String> {
+        table.find(host, path).map(|pool| pool.name().to_string())
+    }
+
+    #[test]
+    fn first_matching_route_wins() {
+        let table = table();
+        assert_eq!(
+            found(&table, Some("api.test"), "/admin").as_deref(),
+            Some("api")
+        );
+        assert_eq!(
+            found(&table, Some("x.cdn.test"), "/static/a.css").as_deref(),
+            Some("cdn")
+        );
+        assert_eq!(
+            found(&table, Some("x.cdn.test"), "/admin").as_deref(),
+            Some("admin")
+        );
+        assert_eq!(
+            found(&table, None, "/admin/users").as_deref(),
+            Some("admin")
+        );
+        assert_eq!(found(&table, Some("x.cdn.test"), "/other"), None);
+        assert_eq!(found(&table, None, "/"), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! A validated config compiled into what serves: route tables, pools with
+//! their backends and live stats, balancer plugins instantiated and
+//! configured. Built off the request path; published whole.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigErrors, FieldLocation, PoolConfig};
+use crate::l7::{Route, RouteTable};
+use crate::plugin::{self, PluginRuntime, WasmBalancer};
+use crate::upstream::{Backend, BackendPool, BackendSet, PoolSettings, StatsRegistry};
+
+/// Everything the request path needs, immutable once built.
+pub struct Plan {
+    listeners: Vec<ListenerPlan>,
+    pools: Vec<Arc<BackendPool>>,
+}
+
+/// One listener's address and routes.
+pub struct ListenerPlan {
+    /// The listener's name.
+    pub name: Arc<str>,
+    /// Where it binds.
+    pub address: SocketAddr,
+    /// Its routes.
+    pub routes: RouteTable,
+}
+
+// === impl Plan ===
+
+impl Plan {
+    /// Compiles `config`. Plugins that fail to load or reject their options
+    /// are reported at the config field that named them; every pool is
+    /// tried, so all such errors come back together.
+    pub fn build(
+        config: &Config,
+        plugins: &PluginRuntime,
+        stats: &StatsRegistry,
+        generation: u64,
+    ) -> Result<Plan, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut pools = Vec::new();
+        for pool in &config.pools {
+            match build_pool(config, pool, plugins, stats, generation) {
+                Ok(built) => pools.push(Arc::new(built)),
+                Err((location, error)) => {
+                    errors.push(config.source.error(&location, crate::error_chain(&error)))
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|listener| ListenerPlan {
+                name: listener.name.as_str().into(),
+                address: listener.address,
+                routes: RouteTable::new(
+                    listener
+                        .routes
+                        .iter()
+                        .filter_map(|route| {
+                            let pool = pools.iter().find(|p| **p.name() == *route.pool)?;
+                            Some(Route {
+                                host: route.host.clone(),
+                                path_prefix: route.path_prefix.clone(),
+                                pool: Arc::clone(pool),
+                            })
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        Ok(Plan { listeners, pools })
+    }
+
+    /// The listener named `name`.
+    pub fn listener(&self, name: &str) -> Option<&ListenerPlan> {
+        self.listeners.iter().find(|l| &*l.name == name)
+    }
+
+    /// All listeners, in config order.
+    pub fn listeners(&self) -> &[ListenerPlan] {
+        &self.listeners
+    }
+
+    /// All pools, sorted by name.
+    pub fn pools(&self) -> &[Arc<BackendPool>] {
+        &self.pools
+    }
+}
+
+fn build_pool(
+    config: &Config,
+    pool: &PoolConfig,
+    plugins: &PluginRuntime,
+    stats: &StatsRegistry,
+    generation: u64,
+) -> Result<BackendPool, (FieldLocation, plugin::Error)> {
+    let backends = Arc::new(BackendSet {
+        generation,
+        backends: pool
+            .backends
+            .iter()
+            .map(|backend| Backend {
+                id: backend.id.clone(),
+                address: backend.address.clone(),
+                weight: backend.weight,
+                metadata: backend.metadata.clone(),
+                stats: stats.get(&pool.name, &backend.id),
+            })
+            .collect(),
+    });
+    let compiled = plugins
+        .compile_balancer(&pool.balancer)
+        .map_err(|e| (pool.balancer_location.clone(), e))?;
+    let balancer = WasmBalancer::new(
+        compiled,
+        pool.balancer_options.clone(),
+        config.sandbox,
+        &backends,
+    )
+    .map_err(|e| match e {
+        plugin::Error::Rejected { .. } => (pool.balancer_options_location.clone(), e),
+        other => (pool.balancer_location.clone(), other),
+    })?;
+    let settings = PoolSettings {
+        on_balancer_failure: pool.on_plugin_failure,
+        max_attempts: pool.max_attempts,
+        connect_timeout: pool.connect_timeout,
+    };
+    Ok(BackendPool::new(
+        pool.name.as_str(),
+        backends,
+        Box::new(balancer),
+        settings,
+    ))
+}

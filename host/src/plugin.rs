@@ -1,0 +1,132 @@
+//! Everything that names wasmtime: the engine, compiled plugins, sandbox
+//! limits, and the balancer implementation on top of them.
+//!
+//! Plugins are compiled when a plan is built, never on the request path.
+//! Each call runs under an epoch deadline and a memory cap; a call that
+//! traps, times out or returns nonsense is counted in
+//! `bascule_plugin_failures_total`, its instance is thrown away, and the
+//! caller falls back to its policy.
+
+mod balancer;
+mod bindings;
+mod engine;
+mod limits;
+mod source;
+mod state;
+
+use std::path::PathBuf;
+
+pub use balancer::{CompiledBalancer, WasmBalancer};
+pub use engine::PluginRuntime;
+pub use source::builtin_names;
+
+/// Why a plugin could not be loaded or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `.wasm` file could not be read.
+    #[error("cannot read plugin {path}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No built-in plugin has this name.
+    #[error("no built-in plugin named `{name}` (built-ins: {known})")]
+    UnknownBuiltin {
+        /// The requested name.
+        name: String,
+        /// The available names.
+        known: String,
+    },
+    /// The bytes are not a component implementing the expected world.
+    #[error("plugin {plugin} cannot be loaded: {reason}")]
+    Load {
+        /// The plugin.
+        plugin: String,
+        /// Compiler or linker message.
+        reason: String,
+    },
+    /// The plugin rejected its options.
+    #[error("plugin {plugin} rejected its options: {message}")]
+    Rejected {
+        /// The plugin.
+        plugin: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The call ran past its deadline.
+    #[error("plugin {plugin} exceeded its time budget")]
+    Timeout {
+        /// The plugin.
+        plugin: String,
+    },
+    /// The instance tried to grow past its memory cap.
+    #[error("plugin {plugin} exceeded its memory limit")]
+    MemoryLimit {
+        /// The plugin.
+        plugin: String,
+    },
+    /// The guest trapped.
+    #[error("plugin {plugin} trapped: {reason}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The trap.
+        reason: String,
+    },
+    /// The guest returned something the host will not use.
+    #[error("plugin {plugin} returned invalid output: {reason}")]
+    InvalidOutput {
+        /// The plugin.
+        plugin: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The plugin failed repeatedly and is suspended for a while.
+    #[error("plugin {plugin} is suspended after repeated failures")]
+    Suspended {
+        /// The plugin.
+        plugin: String,
+    },
+    /// The guest reported an error of its own.
+    #[error("plugin {plugin} failed: {message}")]
+    Guest {
+        /// The plugin.
+        plugin: String,
+        /// The plugin's message.
+        message: String,
+    },
+}
+
+// === impl Error ===
+
+impl Error {
+    /// A short label for metrics: `timeout`, `memory`, `trap`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Read { .. } | Error::UnknownBuiltin { .. } | Error::Load { .. } => "load",
+            Error::Rejected { .. } => "rejected",
+            Error::Timeout { .. } => "timeout",
+            Error::MemoryLimit { .. } => "memory",
+            Error::Trap { .. } => "trap",
+            Error::InvalidOutput { .. } => "invalid-output",
+            Error::Guest { .. } => "guest-error",
+            Error::Suspended { .. } => "suspended",
+        }
+    }
+
+    /// Whether the instance that produced this error must be replaced:
+    /// wasmtime refuses re-entry after a trap, and an instance that looped
+    /// or hoarded memory cannot be trusted.
+    pub fn poisons_instance(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout { .. }
+                | Error::MemoryLimit { .. }
+                | Error::Trap { .. }
+                | Error::InvalidOutput { .. }
+        )
+    }
+}

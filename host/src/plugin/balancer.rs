@@ -1,0 +1,335 @@
+//! A balancer plugin as a [`BackendSelection`]: long-lived instances, each
+//! used by one caller at a time, every call bounded by the sandbox.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Store, Trap};
+
+use super::Error;
+use super::bindings::{Balancer, BalancerPre, balance};
+use super::engine::EPOCH_TICK;
+use super::state::PluginState;
+use crate::config::SandboxConfig;
+use crate::upstream::{BackendSelection, BackendSet, RequestInfo, SelectionError};
+
+/// Idle instances kept per pool; beyond this, returned instances are
+/// dropped. Enough for every worker thread to have one with room to spare.
+const MAX_IDLE_INSTANCES: usize = 64;
+
+/// `configure` and `set-backends` may build tables (a Maglev table of
+/// 65,537 entries, a ring of 160 virtual nodes per backend): they get a
+/// budget of their own, far above a `select`'s.
+const SETUP_BUDGET: Duration = Duration::from_secs(1);
+
+/// After this many instance-poisoning failures in a row the plugin is
+/// suspended and requests go straight to the fallback.
+const FAILURES_BEFORE_SUSPENSION: u32 = 5;
+/// First suspension; doubles with each further failure, up to the max.
+const FIRST_SUSPENSION: Duration = Duration::from_millis(100);
+const MAX_SUSPENSION: Duration = Duration::from_secs(5);
+
+/// A compiled balancer component, linked and ready to instantiate.
+pub struct CompiledBalancer {
+    name: Arc<str>,
+    engine: Engine,
+    pre: BalancerPre<PluginState>,
+}
+
+/// A balancer plugin configured for one pool.
+pub struct WasmBalancer {
+    compiled: Arc<CompiledBalancer>,
+    options: String,
+    sandbox: SandboxConfig,
+    idle: Mutex<Vec<BalancerInstance>>,
+    breaker: Breaker,
+}
+
+/// One instance and the backend generation it has learned.
+struct BalancerInstance {
+    store: Store<PluginState>,
+    bindings: Balancer,
+    generation: Option<u64>,
+}
+
+/// Counts consecutive poisoning failures and suspends the plugin with
+/// exponential backoff, so that a plugin that always loops does not cost
+/// every request its full time budget.
+#[derive(Debug)]
+struct Breaker {
+    epoch: Instant,
+    consecutive_failures: AtomicU32,
+    suspended_until_ms: AtomicU64,
+}
+
+// === impl CompiledBalancer ===
+
+impl CompiledBalancer {
+    pub(super) fn new(name: String, engine: Engine, pre: BalancerPre<PluginState>) -> Self {
+        CompiledBalancer {
+            name: name.into(),
+            engine,
+            pre,
+        }
+    }
+
+    /// The plugin's name (`builtin:round-robin`, or its path).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+// === impl WasmBalancer ===
+
+impl WasmBalancer {
+    /// Configures `compiled` for a pool. One instance is created, configured
+    /// and given `backends` now, so that a plugin that rejects its options
+    /// or traps on setup fails the config load, not a request.
+    pub fn new(
+        compiled: Arc<CompiledBalancer>,
+        options: String,
+        sandbox: SandboxConfig,
+        backends: &Arc<BackendSet>,
+    ) -> Result<Self, Error> {
+        let balancer = WasmBalancer {
+            compiled,
+            options,
+            sandbox,
+            idle: Mutex::new(Vec::new()),
+            breaker: Breaker::new(),
+        };
+        let mut instance = balancer.instantiate()?;
+        instance.learn(backends, &balancer.compiled.name)?;
+        balancer.check_in(instance);
+        Ok(balancer)
+    }
+
+    /// The plugin's name.
+    pub fn plugin_name(&self) -> &str {
+        &self.compiled.name
+    }
+
+    fn instantiate(&self) -> Result<BalancerInstance, Error> {
+        let plugin = &self.compiled.name;
+        let state = PluginState::new(Arc::clone(plugin), self.sandbox.memory_limit_bytes);
+        let mut store = Store::new(&self.compiled.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(ticks(SETUP_BUDGET));
+        let bindings = self
+            .compiled
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, plugin))?;
+        let configured = bindings
+            .bascule_plugin_balance()
+            .call_configure(&mut store, &self.options)
+            .map_err(|e| classify(e, &store, plugin))?;
+        configured.map_err(|e| Error::Rejected {
+            plugin: plugin.to_string(),
+            message: e.message,
+        })?;
+        metrics::counter!("bascule_plugin_instances_created_total", "plugin" => plugin.to_string())
+            .increment(1);
+        Ok(BalancerInstance {
+            store,
+            bindings,
+            generation: None,
+        })
+    }
+
+    fn check_out(&self) -> Result<BalancerInstance, Error> {
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match reused {
+            Some(instance) => Ok(instance),
+            None => self.instantiate(),
+        }
+    }
+
+    fn check_in(&self, instance: BalancerInstance) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_INSTANCES {
+            idle.push(instance);
+        }
+    }
+
+    fn try_select(
+        &self,
+        backends: &Arc<BackendSet>,
+        request: &mut RequestInfo,
+    ) -> Result<Vec<u32>, Error> {
+        let mut instance = self.check_out()?;
+        let result = instance.select(
+            backends,
+            request,
+            &self.compiled.name,
+            self.sandbox.call_timeout,
+        );
+        match &result {
+            Err(error) if error.poisons_instance() => {}
+            _ => self.check_in(instance),
+        }
+        result
+    }
+}
+
+impl BackendSelection for WasmBalancer {
+    fn select(
+        &self,
+        backends: &Arc<BackendSet>,
+        request: &mut RequestInfo,
+    ) -> Result<Vec<u32>, SelectionError> {
+        if self.breaker.is_open() {
+            return Err(SelectionError::new(Error::Suspended {
+                plugin: self.compiled.name.to_string(),
+            }));
+        }
+        let result = self.try_select(backends, request);
+        match &result {
+            Ok(_) => self.breaker.record_success(),
+            Err(error) => {
+                metrics::counter!(
+                    "bascule_plugin_failures_total",
+                    "plugin" => self.compiled.name.to_string(),
+                    "kind" => error.kind(),
+                )
+                .increment(1);
+                if error.poisons_instance() {
+                    self.breaker.record_failure();
+                }
+            }
+        }
+        result.map_err(SelectionError::new)
+    }
+}
+
+// === impl BalancerInstance ===
+
+impl BalancerInstance {
+    /// Pushes `backends` if this instance has not seen their generation.
+    fn learn(&mut self, backends: &Arc<BackendSet>, plugin: &str) -> Result<(), Error> {
+        if self.generation == Some(backends.generation) {
+            return Ok(());
+        }
+        let list: Vec<balance::Backend> = backends.backends.iter().map(Into::into).collect();
+        self.store.set_epoch_deadline(ticks(SETUP_BUDGET));
+        self.bindings
+            .bascule_plugin_balance()
+            .call_set_backends(&mut self.store, backends.generation, &list)
+            .map_err(|e| classify(e, &self.store, plugin))?;
+        self.store.data_mut().backends = Some(Arc::clone(backends));
+        self.generation = Some(backends.generation);
+        Ok(())
+    }
+
+    fn select(
+        &mut self,
+        backends: &Arc<BackendSet>,
+        request: &mut RequestInfo,
+        plugin: &str,
+        budget: Duration,
+    ) -> Result<Vec<u32>, Error> {
+        self.learn(backends, plugin)?;
+        self.store.data_mut().request = Some(RequestInfo {
+            protocol: request.protocol,
+            listener: Arc::clone(&request.listener),
+            client: request.client,
+            sni: request.sni.clone(),
+            http: request.http.take(),
+        });
+        self.store.set_epoch_deadline(ticks(budget));
+        let result = self
+            .bindings
+            .bascule_plugin_balance()
+            .call_select(&mut self.store);
+        // Hand the request head back before anything else can fail.
+        request.http = self.store.data_mut().request.take().and_then(|r| r.http);
+        let ranked = result
+            .map_err(|e| classify(e, &self.store, plugin))?
+            .map_err(|e| Error::Guest {
+                plugin: plugin.to_owned(),
+                message: e.message,
+            })?;
+        let len = backends.len();
+        if let Some(bad) = ranked
+            .iter()
+            .find(|&&i| usize::try_from(i).map_or(true, |i| i >= len))
+        {
+            return Err(Error::InvalidOutput {
+                plugin: plugin.to_owned(),
+                reason: format!("index {bad} is out of range for {len} backends"),
+            });
+        }
+        Ok(ranked)
+    }
+}
+
+/// Epoch ticks for a budget: rounded up, plus one because the next tick
+/// may come at once.
+fn ticks(budget: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_micros().max(1);
+    u64::try_from(budget.as_micros().div_ceil(tick))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// Turns a wasmtime error into the failure it reports.
+fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugin: &str) -> Error {
+    let plugin = plugin.to_owned();
+    if store.data().memory.exceeded() {
+        return Error::MemoryLimit { plugin };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Error::Timeout { plugin },
+        _ => Error::Trap {
+            plugin,
+            reason: format!("{error:#}"),
+        },
+    }
+}
+
+// === impl Breaker ===
+
+impl Breaker {
+    fn new() -> Self {
+        Breaker {
+            epoch: Instant::now(),
+            consecutive_failures: AtomicU32::new(0),
+            suspended_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn is_open(&self) -> bool {
+        self.now_ms() < self.suspended_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn record_success(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn record_failure(&self) {
+        let failures = self
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if let Some(excess) = failures.checked_sub(FAILURES_BEFORE_SUSPENSION) {
+            let factor = 1u32.checked_shl(excess.min(16)).unwrap_or(u32::MAX);
+            let suspension = FIRST_SUSPENSION.saturating_mul(factor).min(MAX_SUSPENSION);
+            let until = self
+                .now_ms()
+                .saturating_add(u64::try_from(suspension.as_millis()).unwrap_or(u64::MAX));
+            self.suspended_until_ms.store(until, Ordering::Relaxed);
+            tracing::warn!(failures, suspension = ?suspension, "plugin suspended after repeated failures");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Host bindings generated from `wit/`, and conversions between generated
+//! and core types. Generated types do not leave this module's parent.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "balancer",
+});
+
+pub use bascule::plugin::{backend_stats, log, request_context, types};
+pub use exports::bascule::plugin::balance;
+
+use crate::upstream::{self, Health};
+
+// === impl conversions ===
+
+impl From<&upstream::Backend> for balance::Backend {
+    fn from(backend: &upstream::Backend) -> Self {
+        balance::Backend {
+            id: backend.id.clone(),
+            address: backend.address.clone(),
+            weight: backend.weight,
+            metadata: backend.metadata.clone(),
+        }
+    }
+}
+
+impl From<upstream::StatsSnapshot> for backend_stats::BackendSnapshot {
+    fn from(stats: upstream::StatsSnapshot) -> Self {
+        backend_stats::BackendSnapshot {
+            active: stats.active,
+            ewma_latency_us: stats.ewma_latency_us,
+            recent_failures: stats.consecutive_failures,
+            health: match stats.health {
+                Health::Healthy => backend_stats::Health::Healthy,
+                Health::Degraded => backend_stats::Health::Degraded,
+                Health::Unhealthy => backend_stats::Health::Unhealthy,
+                Health::Draining => backend_stats::Health::Draining,
+            },
+        }
+    }
+}
+
+impl From<upstream::Protocol> for types::Protocol {
+    fn from(protocol: upstream::Protocol) -> Self {
+        match protocol {
+            upstream::Protocol::Http => types::Protocol::Http,
+            upstream::Protocol::Tcp => types::Protocol::Tcp,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The process-wide wasmtime engine, its epoch ticker, and compilation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, OptLevel};
+
+use super::balancer::CompiledBalancer;
+use super::bindings::{Balancer, BalancerPre};
+use super::state::PluginState;
+use super::{Error, source};
+use crate::config::PluginRef;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Guests get a modest stack: balancing needs no deep recursion, and a
+/// runaway recursion should trap quickly.
+const MAX_WASM_STACK: usize = 512 * 1024;
+
+/// The engine, a linker with the host imports, and a cache of compiled
+/// built-ins so that reloads do not recompile them.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    builtins: Mutex<HashMap<String, Arc<CompiledBalancer>>>,
+    _ticker: EpochTicker,
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+// === impl PluginRuntime ===
+
+impl PluginRuntime {
+    /// Creates the engine and starts its epoch ticker.
+    pub fn new() -> Result<Self, Error> {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(MAX_WASM_STACK)
+            .cranelift_opt_level(OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| load_error("engine", &e))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("wasi", &e))?;
+        Balancer::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
+            .map_err(|e| load_error("host imports", &e))?;
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| Error::Load {
+            plugin: "epoch ticker".to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(PluginRuntime {
+            engine,
+            linker,
+            builtins: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles a balancer plugin and links it against the host imports.
+    /// Built-ins are compiled once per process.
+    pub fn compile_balancer(&self, plugin: &PluginRef) -> Result<Arc<CompiledBalancer>, Error> {
+        if let PluginRef::Builtin(name) = plugin {
+            let cached = self.builtins_cache().get(name).cloned();
+            if let Some(compiled) = cached {
+                return Ok(compiled);
+            }
+        }
+        let name = plugin.to_string();
+        let bytes = source::read(plugin)?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, &e))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(BalancerPre::new)
+            .map_err(|e| load_error(&name, &e))?;
+        let compiled = Arc::new(CompiledBalancer::new(name, self.engine.clone(), pre));
+        if let PluginRef::Builtin(builtin) = plugin {
+            self.builtins_cache()
+                .insert(builtin.clone(), Arc::clone(&compiled));
+        }
+        Ok(compiled)
+    }
+
+    fn builtins_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledBalancer>>> {
+        self.builtins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn load_error(plugin: &str, error: &wasmtime::Error) -> Error {
+    Error::Load {
+        plugin: plugin.to_owned(),
+        reason: format!("{error:#}"),
+    }
+}
+
+// === impl EpochTicker ===
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("bascule-epoch".to_owned())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

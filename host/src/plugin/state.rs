@@ -1,0 +1,150 @@
+//! The data every plugin `Store` holds, and the host imports served from it.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{backend_stats, log, request_context, types};
+use super::limits::MemoryCap;
+use crate::upstream::{BackendSet, Protocol, RequestInfo};
+
+/// Log lines from plugins are cut to this many bytes so that a chatty
+/// plugin cannot flood the host's log with one call.
+const MAX_LOG_LINE: usize = 1024;
+
+/// Store data of one plugin instance.
+pub struct PluginState {
+    plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) memory: MemoryCap,
+    /// The request being balanced, lent for one `select` call.
+    pub(super) request: Option<RequestInfo>,
+    /// The backends the instance last learned, for the stats import.
+    pub(super) backends: Option<Arc<BackendSet>>,
+}
+
+// === impl PluginState ===
+
+impl PluginState {
+    /// Fresh state for an instance of `plugin` with a memory cap. WASI is
+    /// linked with an empty context: no files, sockets, env or args.
+    pub fn new(plugin: Arc<str>, memory_limit_bytes: usize) -> Self {
+        PluginState {
+            plugin,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            memory: MemoryCap::new(memory_limit_bytes),
+            request: None,
+            backends: None,
+        }
+    }
+
+    fn http(&self) -> Option<&http::request::Parts> {
+        self.request.as_ref()?.http.as_ref()
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl request_context::Host for PluginState {
+    fn request_protocol(&mut self) -> types::Protocol {
+        self.request
+            .as_ref()
+            .map_or(Protocol::Http, |r| r.protocol)
+            .into()
+    }
+
+    fn listener(&mut self) -> String {
+        self.request
+            .as_ref()
+            .map(|r| r.listener.to_string())
+            .unwrap_or_default()
+    }
+
+    fn client_ip(&mut self) -> String {
+        self.request
+            .as_ref()
+            .map(|r| r.client.ip().to_string())
+            .unwrap_or_default()
+    }
+
+    fn client_port(&mut self) -> u16 {
+        self.request.as_ref().map_or(0, |r| r.client.port())
+    }
+
+    fn sni(&mut self) -> Option<String> {
+        self.request.as_ref()?.sni.as_deref().map(str::to_owned)
+    }
+
+    fn method(&mut self) -> String {
+        self.http()
+            .map(|parts| parts.method.as_str().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn host(&mut self) -> Option<String> {
+        self.request.as_ref()?.host()
+    }
+
+    fn path(&mut self) -> String {
+        self.http()
+            .map(|parts| parts.uri.path().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn query(&mut self) -> Option<String> {
+        self.http()?.uri.query().map(str::to_owned)
+    }
+
+    fn header(&mut self, name: String) -> Option<String> {
+        let value = self.http()?.headers.get(name.as_str())?;
+        value.to_str().ok().map(str::to_owned)
+    }
+
+    fn cookie(&mut self, name: String) -> Option<String> {
+        let headers = &self.http()?.headers;
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
+    }
+}
+
+impl backend_stats::Host for PluginState {
+    fn stats(&mut self, index: u32) -> Option<backend_stats::BackendSnapshot> {
+        let backends = self.backends.as_ref()?;
+        let backend = backends.get(usize::try_from(index).ok()?)?;
+        Some(backend.stats.snapshot().into())
+    }
+}
+
+impl log::Host for PluginState {
+    fn write(&mut self, level: log::Level, message: String) {
+        let message = message
+            .get(..message.floor_char_boundary(MAX_LOG_LINE))
+            .unwrap_or_default();
+        let plugin = &*self.plugin;
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}

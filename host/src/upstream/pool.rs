@@ -1,0 +1,275 @@
+//! A pool: backends plus the balancer that chooses among them, and the
+//! host-side checks applied to every choice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::{Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestInfo, SelectionError};
+use crate::config::PluginFailurePolicy;
+
+/// A named group of backends and how to choose among them.
+pub struct BackendPool {
+    name: Arc<str>,
+    backends: ArcSwap<BackendSet>,
+    balancer: Box<dyn BackendSelection>,
+    fallback: NativeRoundRobin,
+    on_balancer_failure: PluginFailurePolicy,
+    max_attempts: usize,
+    connect_timeout: Duration,
+}
+
+/// The backends to try for one request, in order: validated, de-duplicated,
+/// healthy, and at most the pool's `max-attempts`.
+#[derive(Debug)]
+pub struct Choice {
+    backends: Arc<BackendSet>,
+    candidates: Vec<usize>,
+}
+
+/// Why a pool could not offer a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Nothing to try: the pool is empty, every candidate is unhealthy, or
+    /// the balancer chose none.
+    #[error("pool `{pool}` has no usable backend")]
+    NoUsableBackend {
+        /// The pool.
+        pool: Arc<str>,
+    },
+    /// The balancer failed and the pool is configured to fail closed.
+    #[error("balancer of pool `{pool}` failed and the pool fails closed")]
+    BalancerFailed {
+        /// The pool.
+        pool: Arc<str>,
+        /// What went wrong.
+        #[source]
+        source: SelectionError,
+    },
+}
+
+/// Settings of a pool other than its backends and balancer.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Behaviour when the balancer fails.
+    pub on_balancer_failure: PluginFailurePolicy,
+    /// Most candidates tried per request.
+    pub max_attempts: u32,
+    /// Budget of one connection attempt.
+    pub connect_timeout: Duration,
+}
+
+// === impl BackendPool ===
+
+impl BackendPool {
+    /// A pool over `backends` choosing with `balancer`.
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        backends: Arc<BackendSet>,
+        balancer: Box<dyn BackendSelection>,
+        settings: PoolSettings,
+    ) -> Self {
+        BackendPool {
+            name: name.into(),
+            backends: ArcSwap::new(backends),
+            balancer,
+            fallback: NativeRoundRobin::default(),
+            on_balancer_failure: settings.on_balancer_failure,
+            max_attempts: usize::try_from(settings.max_attempts).unwrap_or(1).max(1),
+            connect_timeout: settings.connect_timeout,
+        }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Budget of one connection attempt.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The current backends.
+    pub fn backends(&self) -> Arc<BackendSet> {
+        self.backends.load_full()
+    }
+
+    /// Asks the balancer, applies the failure policy, and keeps only
+    /// candidates that are in range, distinct and accepting new work.
+    pub fn choose(&self, request: &mut RequestInfo) -> Result<Choice, PoolError> {
+        let backends = self.backends.load_full();
+        let ranked = match self.balancer.select(&backends, request) {
+            Ok(ranked) => ranked,
+            Err(error) => {
+                tracing::warn!(pool = %self.name, error = %crate::error_chain(&error), "balancer failed");
+                match self.on_balancer_failure {
+                    PluginFailurePolicy::FailClosed => {
+                        return Err(PoolError::BalancerFailed {
+                            pool: Arc::clone(&self.name),
+                            source: error,
+                        });
+                    }
+                    PluginFailurePolicy::RoundRobin => {
+                        self.fallback.select(&backends, request).unwrap_or_default()
+                    }
+                }
+            }
+        };
+        let candidates = self.usable(&backends, ranked);
+        if candidates.is_empty() {
+            return Err(PoolError::NoUsableBackend {
+                pool: Arc::clone(&self.name),
+            });
+        }
+        Ok(Choice {
+            backends,
+            candidates,
+        })
+    }
+
+    fn usable(&self, backends: &BackendSet, ranked: Vec<u32>) -> Vec<usize> {
+        let mut candidates: Vec<usize> = Vec::with_capacity(self.max_attempts.min(ranked.len()));
+        for index in ranked {
+            if candidates.len() == self.max_attempts {
+                break;
+            }
+            let Ok(index) = usize::try_from(index) else {
+                continue;
+            };
+            let Some(backend) = backends.get(index) else {
+                continue;
+            };
+            if backend.stats.health().accepts_new_work() && !candidates.contains(&index) {
+                candidates.push(index);
+            }
+        }
+        candidates
+    }
+}
+
+// === impl Choice ===
+
+impl Choice {
+    /// The candidates, best first.
+    pub fn backends(&self) -> impl Iterator<Item = &Backend> {
+        self.candidates
+            .iter()
+            .filter_map(|&index| self.backends.get(index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::{BackendStats, Health, Protocol};
+
+    /// Returns a fixed ranking, or fails.
+    struct Fixed(Option<Vec<u32>>);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("fixed failure")]
+    struct FixedFailure;
+
+    impl BackendSelection for Fixed {
+        fn select(
+            &self,
+            _: &Arc<BackendSet>,
+            _: &mut RequestInfo,
+        ) -> Result<Vec<u32>, SelectionError> {
+            self.0
+                .clone()
+                .ok_or_else(|| SelectionError::new(FixedFailure))
+        }
+    }
+
+    fn pool(
+        ranking: Option<Vec<u32>>,
+        policy: PluginFailurePolicy,
+        max_attempts: u32,
+    ) -> BackendPool {
+        let backends = (0..4)
+            .map(|i| Backend {
+                id: format!("b{i}"),
+                address: format!("127.0.0.1:{}", 9000 + i),
+                weight: 1,
+                metadata: Vec::new(),
+                stats: Arc::new(BackendStats::default()),
+            })
+            .collect();
+        let settings = PoolSettings {
+            on_balancer_failure: policy,
+            max_attempts,
+            connect_timeout: Duration::from_secs(1),
+        };
+        BackendPool::new(
+            "p",
+            Arc::new(BackendSet {
+                generation: 1,
+                backends,
+            }),
+            Box::new(Fixed(ranking)),
+            settings,
+        )
+    }
+
+    fn request() -> RequestInfo {
+        RequestInfo {
+            protocol: Protocol::Tcp,
+            listener: "l".into(),
+            client: "127.0.0.1:5".parse().unwrap(),
+            sni: None,
+            http: None,
+        }
+    }
+
+    fn ids(choice: &Choice) -> Vec<&str> {
+        choice.backends().map(|b| b.id.as_str()).collect()
+    }
+
+    #[test]
+    fn drops_out_of_range_duplicates_and_caps_attempts() {
+        let pool = pool(
+            Some(vec![9, 2, 2, 0, 1, 3]),
+            PluginFailurePolicy::RoundRobin,
+            3,
+        );
+        assert_eq!(
+            ids(&pool.choose(&mut request()).unwrap()),
+            ["b2", "b0", "b1"]
+        );
+    }
+
+    #[test]
+    fn skips_backends_that_take_no_new_work() {
+        let pool = pool(Some(vec![0, 1, 2]), PluginFailurePolicy::RoundRobin, 3);
+        let backends = pool.backends();
+        backends.backends[0].stats.set_health(Health::Draining);
+        backends.backends[2].stats.set_health(Health::Unhealthy);
+        assert_eq!(ids(&pool.choose(&mut request()).unwrap()), ["b1"]);
+    }
+
+    #[test]
+    fn empty_choice_is_no_usable_backend() {
+        let pool = pool(Some(vec![]), PluginFailurePolicy::RoundRobin, 3);
+        assert!(matches!(
+            pool.choose(&mut request()),
+            Err(PoolError::NoUsableBackend { .. })
+        ));
+    }
+
+    #[test]
+    fn failure_falls_back_to_round_robin_or_fails_closed() {
+        let open = pool(None, PluginFailurePolicy::RoundRobin, 1);
+        let firsts: Vec<String> = (0..5)
+            .map(|_| ids(&open.choose(&mut request()).unwrap()).join(","))
+            .collect();
+        assert_eq!(firsts, [["b0"], ["b1"], ["b2"], ["b3"], ["b0"]]);
+        let closed = pool(None, PluginFailurePolicy::FailClosed, 1);
+        assert!(matches!(
+            closed.choose(&mut request()),
+            Err(PoolError::BalancerFailed { .. })
+        ));
+    }
+}

@@ -1,0 +1,98 @@
+//! What a balancer may know about the request or connection it places.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// HTTP request or TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// An HTTP request on an L7 listener.
+    Http,
+    /// A TCP connection on an L4 listener.
+    Tcp,
+}
+
+/// The request or connection being balanced.
+///
+/// The HTTP head is owned here rather than borrowed so that a sandboxed
+/// balancer can be lent it for the duration of one call without copying
+/// headers; it is handed back unchanged.
+#[derive(Debug)]
+pub struct RequestInfo {
+    /// HTTP or TCP.
+    pub protocol: Protocol,
+    /// Name of the accepting listener.
+    pub listener: Arc<str>,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// TLS server name, when the listener saw a ClientHello.
+    pub sni: Option<Arc<str>>,
+    /// The HTTP request head; `None` for TCP.
+    pub http: Option<http::request::Parts>,
+}
+
+// === impl RequestInfo ===
+
+impl RequestInfo {
+    /// The request's host without port, lowercased: the URI authority
+    /// (HTTP/2, absolute-form) or else the `Host` header.
+    pub fn host(&self) -> Option<String> {
+        let parts = self.http.as_ref()?;
+        let raw = match parts.uri.authority() {
+            Some(authority) => authority.host(),
+            None => parts.headers.get(http::header::HOST)?.to_str().ok()?,
+        };
+        Some(strip_port(raw).to_ascii_lowercase())
+    }
+}
+
+/// `example.com:80` → `example.com`, `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .find(']')
+            .and_then(|end| host.get(..=end))
+            .unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(uri: &str, host: Option<&str>) -> RequestInfo {
+        let mut builder = http::Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header("host", host);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        RequestInfo {
+            protocol: Protocol::Http,
+            listener: "l".into(),
+            client: "127.0.0.1:1".parse().unwrap(),
+            sni: None,
+            http: Some(parts),
+        }
+    }
+
+    #[test]
+    fn host_prefers_authority_and_drops_port() {
+        assert_eq!(
+            info("/x", Some("API.example.com:8080")).host().as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            info("http://a.test/x", Some("b.test")).host().as_deref(),
+            Some("a.test")
+        );
+        assert_eq!(
+            info("/x", Some("[::1]:80")).host().as_deref(),
+            Some("[::1]")
+        );
+        assert_eq!(info("/x", None).host(), None);
+    }
+}

@@ -1,0 +1,202 @@
+//! Live per-backend counters, updated by the request path and read by
+//! balancers. Lock-free: every field is an atomic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The weight of a new latency sample in the moving average (1/8, as TCP's
+/// smoothed RTT): one slow response moves the average, a few dominate it.
+const EWMA_SHIFT: u32 = 3;
+
+/// Health of a backend as the host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    /// Passing health checks, or unchecked.
+    Healthy = 0,
+    /// Passing with reduced capacity.
+    Degraded = 1,
+    /// Failing: gets no traffic.
+    Unhealthy = 2,
+    /// Leaving: existing work finishes, no new work.
+    Draining = 3,
+}
+
+/// Counters of one backend.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    active: AtomicU32,
+    ewma_latency_us: AtomicU64,
+    consecutive_failures: AtomicU32,
+    health: AtomicU8,
+}
+
+/// A copy of the counters at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Requests or connections in flight.
+    pub active: u32,
+    /// Moving average response time, microseconds; 0 before any sample.
+    pub ewma_latency_us: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// Current health.
+    pub health: Health,
+}
+
+/// Counts one in-flight request on a backend until dropped.
+#[derive(Debug)]
+pub struct ActiveRequest {
+    stats: Arc<BackendStats>,
+}
+
+/// Stats by (pool, backend id), so that a backend that survives a config
+/// reload keeps its counters.
+#[derive(Debug, Default)]
+pub struct StatsRegistry {
+    by_backend: Mutex<HashMap<(String, String), Arc<BackendStats>>>,
+}
+
+// === impl Health ===
+
+impl Health {
+    /// Whether new work may be sent.
+    pub fn accepts_new_work(self) -> bool {
+        matches!(self, Health::Healthy | Health::Degraded)
+    }
+
+    fn from_u8(value: u8) -> Health {
+        match value {
+            1 => Health::Degraded,
+            2 => Health::Unhealthy,
+            3 => Health::Draining,
+            _ => Health::Healthy,
+        }
+    }
+}
+
+// === impl BackendStats ===
+
+impl BackendStats {
+    /// Starts counting a request; the count drops with the guard.
+    pub fn start(self: &Arc<Self>) -> ActiveRequest {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveRequest {
+            stats: Arc::clone(self),
+        }
+    }
+
+    /// Records a successful exchange and its latency.
+    pub fn record_success(&self, latency: Duration) {
+        let sample = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        // Relaxed is enough: the average is advisory, a lost race costs one sample.
+        let _ = self
+            .ewma_latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    let old = old as i128;
+                    (old + ((sample as i128 - old) >> EWMA_SHIFT)) as u64
+                })
+            });
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+
+    /// Records a failed exchange (connect error, reset).
+    pub fn record_failure(&self) {
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the health.
+    pub fn set_health(&self, health: Health) {
+        self.health.store(health as u8, Ordering::Relaxed);
+    }
+
+    /// Current health.
+    pub fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::Relaxed))
+    }
+
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            active: self.active.load(Ordering::Relaxed),
+            ewma_latency_us: self.ewma_latency_us.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            health: self.health(),
+        }
+    }
+}
+
+// === impl ActiveRequest ===
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.stats.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// === impl StatsRegistry ===
+
+impl StatsRegistry {
+    /// The stats of `backend` in `pool`, created on first use.
+    pub fn get(&self, pool: &str, backend: &str) -> Arc<BackendStats> {
+        let mut map = self
+            .by_backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            map.entry((pool.to_owned(), backend.to_owned()))
+                .or_default(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_count_follows_guards() {
+        let stats = Arc::new(BackendStats::default());
+        let a = stats.start();
+        let b = stats.start();
+        assert_eq!(stats.snapshot().active, 2);
+        drop(a);
+        drop(b);
+        assert_eq!(stats.snapshot().active, 0);
+    }
+
+    #[test]
+    fn ewma_starts_at_first_sample_and_moves_an_eighth() {
+        let stats = BackendStats::default();
+        stats.record_success(Duration::from_micros(800));
+        assert_eq!(stats.snapshot().ewma_latency_us, 800);
+        stats.record_success(Duration::from_micros(1600));
+        assert_eq!(stats.snapshot().ewma_latency_us, 900);
+        stats.record_success(Duration::from_micros(100));
+        assert_eq!(stats.snapshot().ewma_latency_us, 800);
+    }
+
+    #[test]
+    fn failures_reset_on_success() {
+        let stats = BackendStats::default();
+        stats.record_failure();
+        stats.record_failure();
+        assert_eq!(stats.snapshot().consecutive_failures, 2);
+        stats.record_success(Duration::from_millis(1));
+        assert_eq!(stats.snapshot().consecutive_failures, 0);
+    }
+
+    #[test]
+    fn registry_keeps_stats_per_backend() {
+        let registry = StatsRegistry::default();
+        let a = registry.get("web", "a");
+        a.record_failure();
+        assert_eq!(registry.get("web", "a").snapshot().consecutive_failures, 1);
+        assert_eq!(registry.get("api", "a").snapshot().consecutive_failures, 0);
+    }
+}
