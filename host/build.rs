@@ -49,10 +49,10 @@ fn plugin_crates(plugins_dir: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("reading {}", plugins_dir.display()))?
     {
         let path = entry?.path();
-        if path.join("Cargo.toml").is_file() {
-            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                names.push(name.to_owned());
-            }
+        if path.join("Cargo.toml").is_file()
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            names.push(name.to_owned());
         }
     }
     names.sort();

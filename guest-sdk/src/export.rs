@@ -79,12 +79,12 @@ macro_rules! export_balancer {
                         }
                         ::std::option::Option::None => {
                             ::std::result::Result::Err(__glue::not_configured())
-                }
+                        }
                     })
                 }
             }
 
-            $crate::bindings::export_balancer_world!(Export with_types_in $crate::bindings);
+    $crate::bindings::export_balancer_world!(Export with_types_in $crate::bindings);
         };
     };
 }

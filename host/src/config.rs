@@ -41,6 +41,15 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// Limits for every plugin call.
     pub sandbox: SandboxConfig,
+    /// Where `/metrics` is served, when configured.
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub address: SocketAddr,
 }
 
 /// One listening socket and its routes.

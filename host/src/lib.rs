@@ -8,9 +8,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod l7;
+pub mod metrics;
 pub mod plan;
 pub mod plugin;
 pub mod server;

@@ -95,6 +95,9 @@ async fn serve(path: &std::path::Path) -> Result<()> {
             listener.name, listener.address
         );
     }
+    if let Some(admin) = server.admin() {
+        println!("bascule: admin serving http://{}", admin.address);
+    }
     shutdown_signal().await
 }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -17,6 +18,7 @@ use crate::upstream::StatsRegistry;
 /// A running proxy. Dropping it stops every listener.
 pub struct Server {
     listeners: Vec<BoundListener>,
+    admin: Option<BoundListener>,
     _plan: Arc<ArcSwap<Plan>>,
     _plugins: Arc<PluginRuntime>,
 }
@@ -59,6 +61,7 @@ impl Server {
     /// Compiles `config`, binds every listener and starts serving. Must be
     /// called inside a tokio runtime.
     pub async fn start(config: &Config) -> Result<Server, StartError> {
+        let metrics = crate::metrics::install();
         let plugins = Arc::new(PluginRuntime::new().map_err(StartError::Runtime)?);
         let stats = StatsRegistry::default();
         let plan = Plan::build(config, &plugins, &stats, 1)?;
@@ -90,11 +93,21 @@ impl Server {
                 task: tokio::spawn(l7::serve(socket, proxy)),
             });
         }
+        let admin = match config.admin {
+            Some(admin) => Some(bind_admin(admin.address, metrics).await?),
+            None => None,
+        };
         Ok(Server {
             listeners,
+            admin,
             _plan: plan,
             _plugins: plugins,
         })
+    }
+
+    /// The admin listener, when configured.
+    pub fn admin(&self) -> Option<&BoundListener> {
+        self.admin.as_ref()
     }
 
     /// The bound listeners, in config order.
@@ -103,9 +116,27 @@ impl Server {
     }
 }
 
+async fn bind_admin(
+    address: SocketAddr,
+    metrics: Option<PrometheusHandle>,
+) -> Result<BoundListener, StartError> {
+    let bind_error = |source| StartError::Bind {
+        name: "admin".to_owned(),
+        address,
+        source,
+    };
+    let socket = TcpListener::bind(address).await.map_err(bind_error)?;
+    let address = socket.local_addr().map_err(bind_error)?;
+    Ok(BoundListener {
+        name: "admin".into(),
+        address,
+        task: tokio::spawn(crate::admin::serve(socket, metrics)),
+    })
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        for listener in &self.listeners {
+        for listener in self.listeners.iter().chain(&self.admin) {
             listener.task.abort();
         }
     }

@@ -1,1 +1,17 @@
-//! e2e placeholder
+//! End-to-end tests: the real `bascule` binary, real recording backends and
+//! real plugins, all on 127.0.0.1.
+
+// A failing test should stop loudly; the workspace lints are for code that
+// input can reach.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod balancing;
+mod config_errors;
+mod proxying;
+mod sandbox;
+mod support;

@@ -129,13 +129,13 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.0.len();
-        writeln!(
+        write!(
             f,
             "{count} error{} in config:",
             if count == 1 { "" } else { "s" }
         )?;
         for error in &self.0 {
-            writeln!(f, "  {error}")?;
+            write!(f, "\n  {error}")?;
         }
         Ok(())
     }

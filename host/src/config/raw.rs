@@ -18,6 +18,15 @@ pub struct RawConfig {
     pub pools: BTreeMap<Spanned<String>, RawPool>,
     #[serde(default)]
     pub sandbox: Option<RawSandbox>,
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+}
+
+/// `[admin]`: the metrics and health endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAdmin {
+    pub address: Spanned<String>,
 }
 
 /// `[[listeners]]`

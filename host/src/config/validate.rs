@@ -25,12 +25,17 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
     let pool_names: HashSet<&str> = raw.pools.keys().map(|k| k.get_ref().as_str()).collect();
     let listeners = validator.listeners(&raw.listeners, &pool_names);
     let sandbox = validator.sandbox(raw.sandbox.as_ref());
+    let admin = raw.admin.as_ref().and_then(|admin| {
+        let address = validator.socket_addr("admin.address".to_owned(), &admin.address)?;
+        Some(AdminConfig { address })
+    });
     if validator.errors.is_empty() {
         Ok(Config {
             source,
             listeners,
             pools,
             sandbox,
+            admin,
         })
     } else {
         Err(ConfigErrors(validator.errors))
@@ -91,36 +96,37 @@ impl Validator<'_> {
         for (i, listener) in raw.iter().enumerate() {
             let field = |name: &str| format!("listeners[{i}].{name}");
             let name = self.name(field("name"), &listener.name);
-            if let Some(name) = &name {
-                if !names.insert(name.clone()) {
-                    self.fail::<()>(
-                        field("name"),
-                        listener.name.span(),
-                        format!("duplicate listener name `{name}`"),
-                    );
-                }
+            if let Some(name) = &name
+                && !names.insert(name.clone())
+            {
+                self.fail::<()>(
+                    field("name"),
+                    listener.name.span(),
+                    format!("duplicate listener name `{name}`"),
+                );
             }
             let address = self.socket_addr(field("address"), &listener.address);
-            if let Some(address) = address {
-                if address.port() != 0 && !addresses.insert(address) {
-                    self.fail::<()>(
-                        field("address"),
-                        listener.address.span(),
-                        format!("another listener already binds {address}"),
-                    );
-                }
+            if let Some(address) = address
+                && address.port() != 0
+                && !addresses.insert(address)
+            {
+                self.fail::<()>(
+                    field("address"),
+                    listener.address.span(),
+                    format!("another listener already binds {address}"),
+                );
             }
-            if let Some(protocol) = &listener.protocol {
-                if protocol.get_ref() != "http" {
-                    self.fail::<()>(
-                        field("protocol"),
-                        protocol.span(),
-                        format!(
-                            "unsupported protocol `{}`, expected `http`",
-                            protocol.get_ref()
-                        ),
-                    );
-                }
+            if let Some(protocol) = &listener.protocol
+                && protocol.get_ref() != "http"
+            {
+                self.fail::<()>(
+                    field("protocol"),
+                    protocol.span(),
+                    format!(
+                        "unsupported protocol `{}`, expected `http`",
+                        protocol.get_ref()
+                    ),
+                );
             }
             if listener.routes.is_empty() {
                 self.fail::<()>(
@@ -258,20 +264,20 @@ impl Validator<'_> {
                 None => Some(1),
                 Some(w) => self.bounded(field("weight"), w, 1, 1_000_000),
             };
-            if let Some(id) = &id {
-                if !ids.insert(id.clone()) {
-                    let span = backend
-                        .name
-                        .as_ref()
-                        .map_or(backend.address.span(), Spanned::span);
-                    self.fail::<()>(
-                        field("name"),
-                        span,
-                        format!(
-                            "duplicate backend `{id}` in pool `{pool}`; give each a distinct `name`"
-                        ),
-                    );
-                }
+            if let Some(id) = &id
+                && !ids.insert(id.clone())
+            {
+                let span = backend
+                    .name
+                    .as_ref()
+                    .map_or(backend.address.span(), Spanned::span);
+                self.fail::<()>(
+                    field("name"),
+                    span,
+                    format!(
+                        "duplicate backend `{id}` in pool `{pool}`; give each a distinct `name`"
+                    ),
+                );
             }
             match (id, address, weight) {
                 (Some(id), Some(address), Some(weight)) => backends.push(BackendConfig {
@@ -293,20 +299,20 @@ impl Validator<'_> {
     fn sandbox(&mut self, raw: Option<&RawSandbox>) -> SandboxConfig {
         let mut sandbox = SandboxConfig::default();
         let Some(raw) = raw else { return sandbox };
-        if let Some(text) = &raw.call_timeout {
-            if let Some(timeout) = self.duration(
+        if let Some(text) = &raw.call_timeout
+            && let Some(timeout) = self.duration(
                 "sandbox.call-timeout".to_owned(),
                 text,
                 Duration::from_millis(1),
                 Duration::from_secs(1),
-            ) {
-                sandbox.call_timeout = timeout;
-            }
+            )
+        {
+            sandbox.call_timeout = timeout;
         }
-        if let Some(mib) = &raw.memory_limit_mib {
-            if let Some(mib) = self.bounded("sandbox.memory-limit-mib".to_owned(), mib, 1, 4096) {
-                sandbox.memory_limit_bytes = (mib as usize) << 20;
-            }
+        if let Some(mib) = &raw.memory_limit_mib
+            && let Some(mib) = self.bounded("sandbox.memory-limit-mib".to_owned(), mib, 1, 4096)
+        {
+            sandbox.memory_limit_bytes = (mib as usize) << 20;
         }
         sandbox
     }

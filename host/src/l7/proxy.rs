@@ -45,6 +45,21 @@ impl Proxy {
         request: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<ProxyBody> {
+        let response = self.route_and_forward(request, client).await;
+        metrics::counter!(
+            crate::metrics::HTTP_REQUESTS,
+            "listener" => self.listener.to_string(),
+            "class" => status_class(response.status()),
+        )
+        .increment(1);
+        response
+    }
+
+    async fn route_and_forward(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody> {
         let (parts, body) = request.into_parts();
         let mut info = RequestInfo {
             protocol: Protocol::Http,
@@ -95,6 +110,8 @@ impl Proxy {
                 Ok(connection) => connection,
                 Err(error) => {
                     backend.stats.record_failure();
+                    metrics::counter!(crate::metrics::UPSTREAM_CONNECT_FAILURES, "pool" => pool.name().to_string())
+                        .increment(1);
                     tracing::warn!(pool = %pool.name(), error = %crate::error_chain(&error), "trying next backend");
                     request = Some(unsent);
                     continue;
@@ -146,13 +163,23 @@ fn upstream_request(
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
     headers::remove_hop_by_hop(headers);
-    if !headers.contains_key(http::header::HOST) {
-        if let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()) {
-            headers.insert(http::header::HOST, value);
-        }
+    if !headers.contains_key(http::header::HOST)
+        && let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    {
+        headers.insert(http::header::HOST, value);
     }
     headers::add_forwarded(headers, client.ip(), "http", host);
     request
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 fn client_response(mut response: Response<ProxyBody>) -> Response<ProxyBody> {

@@ -129,7 +129,7 @@ impl WasmBalancer {
             plugin: plugin.to_string(),
             message: e.message,
         })?;
-        metrics::counter!("bascule_plugin_instances_created_total", "plugin" => plugin.to_string())
+        metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
             .increment(1);
         Ok(BalancerInstance {
             store,
@@ -183,23 +183,24 @@ impl BackendSelection for WasmBalancer {
         backends: &Arc<BackendSet>,
         request: &mut RequestInfo,
     ) -> Result<Vec<u32>, SelectionError> {
-        if self.breaker.is_open() {
-            return Err(SelectionError::new(Error::Suspended {
+        let result = if self.breaker.is_open() {
+            Err(Error::Suspended {
                 plugin: self.compiled.name.to_string(),
-            }));
-        }
-        let result = self.try_select(backends, request);
+            })
+        } else {
+            self.try_select(backends, request)
+        };
         match &result {
             Ok(_) => self.breaker.record_success(),
             Err(error) => {
                 metrics::counter!(
-                    "bascule_plugin_failures_total",
+                    crate::metrics::PLUGIN_FAILURES,
                     "plugin" => self.compiled.name.to_string(),
                     "kind" => error.kind(),
                 )
                 .increment(1);
                 if error.poisons_instance() {
-                    self.breaker.record_failure();
+                    self.breaker.record_failure(&self.compiled.name);
                 }
             }
         }
@@ -317,7 +318,7 @@ impl Breaker {
         }
     }
 
-    fn record_failure(&self) {
+    fn record_failure(&self, plugin: &str) {
         let failures = self
             .consecutive_failures
             .fetch_add(1, Ordering::Relaxed)
@@ -329,7 +330,7 @@ impl Breaker {
                 .now_ms()
                 .saturating_add(u64::try_from(suspension.as_millis()).unwrap_or(u64::MAX));
             self.suspended_until_ms.store(until, Ordering::Relaxed);
-            tracing::warn!(failures, suspension = ?suspension, "plugin suspended after repeated failures");
+            tracing::warn!(plugin, failures, suspension = ?suspension, "plugin suspended after repeated failures");
         }
     }
 }

@@ -265,7 +265,7 @@ mod tests {
         let firsts: Vec<String> = (0..5)
             .map(|_| ids(&open.choose(&mut request()).unwrap()).join(","))
             .collect();
-        assert_eq!(firsts, [["b0"], ["b1"], ["b2"], ["b3"], ["b0"]]);
+        assert_eq!(firsts, ["b0", "b1", "b2", "b3", "b0"]);
         let closed = pool(None, PluginFailurePolicy::FailClosed, 1);
         assert!(matches!(
             closed.choose(&mut request()),

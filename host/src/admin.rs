@@ -1,0 +1,69 @@
+//! The admin listener: `/metrics` in Prometheus text format and `/healthz`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+/// Serves admin requests on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Option<PrometheusHandle>) {
+    let metrics = Arc::new(metrics);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let metrics = Arc::clone(&metrics);
+                async move { Ok::<_, Infallible>(respond(&request, metrics.as_ref().as_ref())) }
+            });
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(
+    request: &Request<Incoming>,
+    metrics: Option<&PrometheusHandle>,
+) -> Response<Full<Bytes>> {
+    match (request.uri().path(), metrics) {
+        ("/metrics", Some(handle)) => {
+            handle.run_upkeep();
+            text(StatusCode::OK, "text/plain; version=0.0.4", handle.render())
+        }
+        ("/metrics", None) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "metrics recorder unavailable\n".to_owned(),
+        ),
+        ("/healthz", _) => text(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}

@@ -1,0 +1,159 @@
+//! Bad configs are refused with file, line and field; shipped examples load.
+
+use crate::support::*;
+
+const GOOD: &str = r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{ address = "127.0.0.1:9" }]
+"#;
+
+#[test]
+fn good_config_checks_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stderr) = check(dir.path(), "good.toml", GOOD);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn unknown_field_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD.replace(
+        "  pool = \"main\"",
+        "  pool = \"main\"\n  path-prefx = \"/\"",
+    );
+    let (ok, stderr) = check(dir.path(), "typo.toml", &bad);
+    assert!(!ok);
+    let expected = format!(
+        "{}:8:3: listeners[0].routes[0].path-prefx: unknown field `path-prefx`",
+        dir.path().join("typo.toml").display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn all_validation_errors_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD
+        .replace("pool = \"main\"", "pool = \"mian\"")
+        .replace("127.0.0.1:9", "no-port")
+        .replace("builtin:round-robin", "builtin:round-robn");
+    let (ok, stderr) = check(dir.path(), "many.toml", &bad);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "many.toml:11:25: pools.main.backends[0].address: invalid backend address `no-port`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("many.toml:7:10: listeners[0].routes[0].pool: no pool named `mian`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_builtin_and_rejected_options_point_at_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stderr) = check(
+        dir.path(),
+        "builtin.toml",
+        &GOOD.replace("round-robin", "round-robn"),
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "builtin.toml:10:12: pools.main.balancer: no built-in plugin named `round-robn`"
+        ),
+        "{stderr}"
+    );
+
+    let options = format!("{GOOD}\n[pools.main.balancer-options]\nweights = [1, 2]\n");
+    let (ok, stderr) = check(dir.path(), "options.toml", &options);
+    assert!(!ok);
+    assert!(stderr.contains("options.toml:13:1: pools.main.balancer-options: plugin builtin:round-robin rejected its options"), "{stderr}");
+}
+
+#[test]
+fn plugin_that_rejects_its_config_fails_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = test_plugin("test-misbehaving");
+    let config = GOOD.replace("builtin:round-robin", &plugin.display().to_string())
+        + "\n[pools.main.balancer-options]\nmode = \"reject-config\"\n";
+    let (ok, stderr) = check(dir.path(), "reject.toml", &config);
+    assert!(!ok);
+    assert!(
+        stderr.contains("pools.main.balancer-options: plugin")
+            && stderr.contains("configuration rejected on purpose"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_or_invalid_wasm_file_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = GOOD.replace("builtin:round-robin", "missing.wasm");
+    let (ok, stderr) = check(dir.path(), "missing.toml", &missing);
+    assert!(!ok);
+    assert!(
+        stderr.contains("missing.toml:10:12: pools.main.balancer: cannot read plugin"),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("garbage.wasm"), b"not wasm").unwrap();
+    let garbage = GOOD.replace("builtin:round-robin", "garbage.wasm");
+    let (ok, stderr) = check(dir.path(), "garbage.toml", &garbage);
+    assert!(!ok);
+    assert!(
+        stderr.contains("pools.main.balancer: plugin") && stderr.contains("cannot be loaded"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        GOOD.replace("address = \"127.0.0.1:0\"", "address = \"localhost\""),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml:4:11: listeners[0].address: invalid socket address `localhost`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_example_config_checks_ok() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (ok, stderr) = check_file(&path);
+            assert!(ok, "{}: {stderr}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 1,
+        "no example configs found in {}",
+        dir.display()
+    );
+}

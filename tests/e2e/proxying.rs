@@ -1,0 +1,174 @@
+//! Routing, forwarding and the proxy's own error responses.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn routes_by_host_then_path_prefix() {
+    let api = RecordingBackend::start("api").await;
+    let assets = RecordingBackend::start("assets").await;
+    let web = RecordingBackend::start("web").await;
+    let config = format!(
+        r#"
+[[listeners]]
+name = "edge"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  host = "api.example.test"
+  pool = "api"
+
+  [[listeners.routes]]
+  host = "*.example.test"
+  path-prefix = "/static/"
+  pool = "assets"
+
+  [[listeners.routes]]
+  host = "www.example.test"
+  pool = "web"
+
+[pools.api]
+balancer = "builtin:round-robin"
+backends = [{}]
+
+[pools.assets]
+balancer = "builtin:round-robin"
+backends = [{}]
+
+[pools.web]
+balancer = "builtin:round-robin"
+backends = [{}]
+"#,
+        api.toml(),
+        assets.toml(),
+        web.toml()
+    );
+    let bascule = Bascule::start(&config);
+    let edge = bascule.addr("edge");
+    let cases = [
+        ("api.example.test", "/static/x.css", "api"),
+        ("API.example.test:8080", "/v1/users", "api"),
+        ("www.example.test", "/static/app.js", "assets"),
+        ("cdn.example.test", "/static/logo.png", "assets"),
+        ("www.example.test", "/index.html", "web"),
+    ];
+    for (host, path, expected) in cases {
+        let reply = send(edge, get(host, path)).await;
+        assert_eq!(reply.body, expected, "{host}{path}");
+    }
+    let reply = send(edge, get("cdn.example.test", "/index.html")).await;
+    assert_eq!(
+        reply.status, 404,
+        "no route for cdn.example.test/index.html"
+    );
+    let reply = send(edge, get("other.test", "/")).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(api.seen().len(), 2);
+    assert_eq!(assets.seen().len(), 2);
+    assert_eq!(web.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn forwards_method_path_body_and_x_forwarded_headers() {
+    let backend = RecordingBackend::start("b").await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend.toml()],
+    ));
+    let request = Request::post("/submit?x=1")
+        .header("host", "shop.example.test")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .body(Full::new(Bytes::from_static(b"order=42")))
+        .unwrap();
+    let reply = send(bascule.addr("web"), request).await;
+    assert_eq!(reply.status, 200);
+    let seen = backend.seen();
+    let seen = &seen[0];
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.uri, "/submit?x=1");
+    assert_eq!(&seen.body[..], b"order=42");
+    assert_eq!(seen.headers["host"], "shop.example.test");
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "shop.example.test");
+    assert!(
+        seen.headers.get("x-hop").is_none(),
+        "hop-by-hop header forwarded"
+    );
+}
+
+#[tokio::test]
+async fn serves_http2_clients_with_prior_knowledge() {
+    let backend = RecordingBackend::start("b").await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend.toml()],
+    ));
+    let address = bascule.addr("web");
+    let request = Request::get(format!("http://h2.example.test:{}/over-h2", address.port()))
+        .body(Full::default())
+        .unwrap();
+    let reply = send_h2(address, request).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "b"));
+    let seen = backend.seen();
+    assert_eq!(seen[0].uri, "/over-h2");
+    assert_eq!(seen[0].headers["x-forwarded-host"], "h2.example.test");
+}
+
+#[tokio::test]
+async fn unreachable_backends_give_502() {
+    let dead = [closed_port().await, closed_port().await];
+    let backends = dead
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{{ name = \"dead{i}\", address = \"{a}\" }}"));
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "connect-timeout = \"500ms\"",
+        backends,
+    ));
+    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    assert_eq!(reply.status, 502);
+}
+
+#[tokio::test]
+async fn empty_pool_gives_503() {
+    let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", []));
+    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    assert_eq!(reply.status, 503);
+}
+
+#[tokio::test]
+async fn malformed_request_gets_400_and_the_proxy_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = RecordingBackend::start("b").await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend.toml()],
+    ));
+    let mut stream = tokio::net::TcpStream::connect(bascule.addr("web"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert_eq!(send(bascule.addr("web"), get("a", "/")).await.status, 200);
+    assert!(backend.seen().len() == 1);
+}

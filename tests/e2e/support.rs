@@ -1,0 +1,320 @@
+//! Test support: recording backends, the real `bascule` binary started
+//! with a config, and a small HTTP client. Everything binds 127.0.0.1 on
+//! port 0; every wait is bounded; processes are killed by PID on drop.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// What a recording backend saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A backend on 127.0.0.1 that answers with its name and records every
+/// request it receives.
+pub struct RecordingBackend {
+    pub name: String,
+    pub address: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: JoinHandle<()>,
+}
+
+impl RecordingBackend {
+    pub async fn start(name: &str) -> RecordingBackend {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(serve(socket, name.to_owned(), Arc::clone(&seen)));
+        RecordingBackend {
+            name: name.to_owned(),
+            address,
+            seen,
+            task,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// A TOML inline table for this backend.
+    pub fn toml(&self) -> String {
+        format!(
+            "{{ name = \"{}\", address = \"{}\" }}",
+            self.name, self.address
+        )
+    }
+}
+
+impl Drop for RecordingBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(socket: TcpListener, name: String, seen: Arc<Mutex<Vec<Seen>>>) {
+    loop {
+        let Ok((stream, _)) = socket.accept().await else {
+            continue;
+        };
+        let name = name.clone();
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let name = name.clone();
+                let seen = Arc::clone(&seen);
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    seen.lock().unwrap().push(Seen {
+                        method: parts.method.to_string(),
+                        uri: parts.uri.to_string(),
+                        headers: parts.headers,
+                        body,
+                    });
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name))))
+                }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A loopback address nothing listens on: bound, then released.
+pub async fn closed_port() -> SocketAddr {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    socket.local_addr().unwrap()
+}
+
+/// The real `bascule` binary serving a config, killed on drop.
+pub struct Bascule {
+    child: Child,
+    listeners: HashMap<String, SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bascule {
+    /// Writes `config` to a file, runs `bascule run -c FILE`, and waits
+    /// until every listener reports its address.
+    pub fn start(config: &str) -> Bascule {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bascule.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let expected = config.matches("[[listeners]]").count() + config.matches("[admin]").count();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // "bascule: listener NAME serving http://ADDR" or
+                // "bascule: admin serving http://ADDR"
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let Some(at) = words.iter().position(|w| *w == "serving") {
+                    let (Some(name), Some(url)) = (words.get(at - 1), words.get(at + 1)) else {
+                        continue;
+                    };
+                    let address = url
+                        .trim_start_matches("http://")
+                        .parse::<SocketAddr>()
+                        .unwrap();
+                    if sender.send((name.to_string(), address)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut listeners = HashMap::new();
+        let mut bascule = Bascule {
+            child,
+            listeners: HashMap::new(),
+            _dir: dir,
+        };
+        while listeners.len() < expected {
+            match receiver.recv_timeout(WAIT) {
+                Ok((name, address)) => {
+                    listeners.insert(name, address);
+                }
+                Err(_) => {
+                    let status = bascule.child.try_wait().unwrap();
+                    panic!("bascule did not report its listeners (exit status {status:?})");
+                }
+            }
+        }
+        bascule.listeners = listeners;
+        bascule
+    }
+
+    /// The value of the first sample of `metric` on the admin listener
+    /// whose labels contain every one of `labels` (`kind="timeout"`); 0
+    /// when there is none.
+    pub async fn metric(&self, metric: &str, labels: &[&str]) -> f64 {
+        let reply = send(self.addr("admin"), get("admin", "/metrics")).await;
+        assert_eq!(reply.status, 200);
+        reply
+            .body
+            .lines()
+            .filter(|line| {
+                line.starts_with(&format!("{metric}{{")) || line.starts_with(&format!("{metric} "))
+            })
+            .find(|line| labels.iter().all(|label| line.contains(label)))
+            .and_then(|line| line.rsplit(' ').next())
+            .map_or(0.0, |value| value.parse().unwrap())
+    }
+
+    /// The address of listener `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.listeners[name]
+    }
+}
+
+impl Drop for Bascule {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `bascule check -c FILE` on a config written to `dir`, returning
+/// success and stderr.
+pub fn check(dir: &Path, file_name: &str, config: &str) -> (bool, String) {
+    let path = dir.join(file_name);
+    std::fs::write(&path, config).unwrap();
+    check_file(&path)
+}
+
+/// Runs `bascule check -c PATH`.
+pub fn check_file(path: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["check", "-c"])
+        .arg(path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn send(address: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
+    tokio::time::timeout(WAIT, async {
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        reply(sender.send_request(request).await.unwrap()).await
+    })
+    .await
+    .expect("request timed out")
+}
+
+/// One HTTP/2 (prior knowledge, cleartext) request on a fresh connection.
+pub async fn send_h2(address: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
+    tokio::time::timeout(WAIT, async {
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        reply(sender.send_request(request).await.unwrap()).await
+    })
+    .await
+    .expect("request timed out")
+}
+
+async fn reply(response: Response<Incoming>) -> Reply {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// `GET path` with a `Host` header.
+pub fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", host)
+        .body(Full::default())
+        .unwrap()
+}
+
+/// The directory holding the test plugins built by `host/build.rs`.
+pub fn test_plugin(name: &str) -> PathBuf {
+    Path::new(env!("BASCULE_TEST_PLUGIN_DIR")).join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A config with one listener `web` whose catch-all route goes to pool
+/// `main`, balanced by `balancer` (with extra pool lines) over `backends`
+/// (TOML inline tables, see [`RecordingBackend::toml`]).
+pub fn single_pool_config(
+    balancer: &str,
+    extra: &str,
+    backends: impl IntoIterator<Item = String>,
+) -> String {
+    let list: Vec<String> = backends.into_iter().collect();
+    format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "{balancer}"
+backends = [{}]
+{extra}
+"#,
+        list.join(", ")
+    )
+}
