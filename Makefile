@@ -1,0 +1,33 @@
+# The commands README.md documents. Every target first makes sure the
+# wasm32-wasip2 target is installed: machines here set RUSTUP_AUTO_INSTALL=0,
+# so rust-toolchain.toml alone does not install it.
+
+HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: demo test bench wasm-target lint unit-test e2e-test plugin-test
+
+## Build everything and run the demo: three backends behind a round-robin proxy.
+demo: wasm-target
+	cargo run --release -p bascule -- demo --listen $(LISTEN)
+
+## The whole test suite: formatting, lints, unit, plugin and end-to-end tests.
+test: wasm-target lint plugin-test
+	cargo test --workspace
+
+## Micro-benchmarks of plugin calls (criterion); results in target/criterion.
+bench: wasm-target
+	cargo bench -p bascule --bench select
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+lint:
+	cargo fmt --all -- --check
+	cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --manifest-path plugins/Cargo.toml --workspace --target wasm32-wasip2 -- -D warnings
+
+## Plugin algorithms, natively.
+plugin-test:
+	cargo test --manifest-path plugins/Cargo.toml --workspace --target $(HOST_TRIPLE)
