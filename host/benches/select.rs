@@ -4,7 +4,12 @@
 //!
 //! Run: `cargo bench -p bascule --bench select` (or `make bench`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;
