@@ -6,8 +6,8 @@ wasmtime::component::bindgen!({
     world: "balancer",
 });
 
-pub use bascule::plugin::{backend_stats, log, request_context, types};
-pub use exports::bascule::plugin::balance;
+pub use self::bascule::plugin::{backend_stats, log, request_context, types};
+pub use self::exports::bascule::plugin::balance;
 
 use crate::upstream::{self, Health};
 

@@ -75,8 +75,7 @@ impl Balancer for Misbehaving {
                 }
             }
             Mode::GrowMemory => loop {
-                let mut chunk = vec![0u8; 1 << 20];
-                chunk[0] = 1;
+                let chunk = vec![1u8; 1 << 20];
                 self.hoard.push(std::hint::black_box(chunk));
             },
             Mode::Trap => std::process::abort(),
