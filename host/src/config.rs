@@ -103,6 +103,9 @@ pub struct PoolConfig {
     pub max_attempts: u32,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
+    /// How long a backend may take to start answering once the request is
+    /// sent; past it the client gets 504.
+    pub response_timeout: Duration,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
 }
@@ -177,6 +180,9 @@ pub const DEFAULT_MEMORY_LIMIT_MIB: usize = 64;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// A loopback or LAN backend that has not accepted within a second is down.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// NGINX's `proxy_read_timeout` default: generous for slow endpoints, yet a
+/// hung backend does not hold a client forever.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 // === impl Config ===
 

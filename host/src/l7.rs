@@ -9,9 +9,10 @@ mod route;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
@@ -20,17 +21,23 @@ pub use proxy::Proxy;
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable};
 
+/// A client that has not finished sending request headers after this long
+/// is holding a connection open on purpose (slowloris), not on a slow
+/// network; NGINX's `client_header_timeout` is 60 s, HAProxy's
+/// `timeout http-request` commonly 10-30 s.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Accepts connections on `listener` and serves them with `proxy` until
 /// the task is dropped. Connection errors are logged, never fatal.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let builder = Arc::new(client_connection_builder());
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
@@ -50,4 +57,15 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
             }
         });
     }
+}
+
+/// HTTP/1.1 and HTTP/2 (prior knowledge) server settings for clients.
+fn client_connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    builder
 }

@@ -130,6 +130,7 @@ fn build_pool(
         on_balancer_failure: pool.on_plugin_failure,
         max_attempts: pool.max_attempts,
         connect_timeout: pool.connect_timeout,
+        response_timeout: pool.response_timeout,
     };
     Ok(BackendPool::new(
         pool.name.as_str(),

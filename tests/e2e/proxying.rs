@@ -172,3 +172,39 @@ async fn malformed_request_gets_400_and_the_proxy_keeps_serving() {
     assert_eq!(send(bascule.addr("web"), get("a", "/")).await.status, 200);
     assert!(backend.seen().len() == 1);
 }
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let backend = RecordingBackend::start("b").await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend.toml()],
+    ));
+    for _ in 0..5 {
+        let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(backend.seen().len(), 5);
+    assert_eq!(
+        backend.connections(),
+        1,
+        "each request opened its own backend connection"
+    );
+}
+
+#[tokio::test]
+async fn backend_that_never_answers_gives_504() {
+    let silent = SilentBackend::start().await;
+    let backends = [format!(
+        "{{ name = \"silent\", address = \"{}\" }}",
+        silent.address
+    )];
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "response-timeout = \"300ms\"",
+        backends,
+    ));
+    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    assert_eq!(reply.status, 504);
+}

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ pub struct RecordingBackend {
     pub name: String,
     pub address: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -47,13 +49,25 @@ impl RecordingBackend {
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(serve(socket, name.to_owned(), Arc::clone(&seen)));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(serve(
+            socket,
+            name.to_owned(),
+            Arc::clone(&seen),
+            Arc::clone(&connections),
+        ));
         RecordingBackend {
             name: name.to_owned(),
             address,
             seen,
+            connections,
             task,
         }
+    }
+
+    /// How many TCP connections the backend has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -75,11 +89,17 @@ impl Drop for RecordingBackend {
     }
 }
 
-async fn serve(socket: TcpListener, name: String, seen: Arc<Mutex<Vec<Seen>>>) {
+async fn serve(
+    socket: TcpListener,
+    name: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
+) {
     loop {
         let Ok((stream, _)) = socket.accept().await else {
             continue;
         };
+        connections.fetch_add(1, Ordering::SeqCst);
         let name = name.clone();
         let seen = Arc::clone(&seen);
         tokio::spawn(async move {
@@ -106,6 +126,33 @@ async fn serve(socket: TcpListener, name: String, seen: Arc<Mutex<Vec<Seen>>>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// A backend that accepts connections and reads requests but never
+/// answers; dropped with the test.
+pub struct SilentBackend {
+    pub address: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl SilentBackend {
+    pub async fn start() -> SilentBackend {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = socket.accept().await {
+                held.push(stream);
+            }
+        });
+        SilentBackend { address, task }
+    }
+}
+
+impl Drop for SilentBackend {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -66,6 +66,8 @@ pub struct RawPool {
     #[serde(default)]
     pub connect_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    pub response_timeout: Option<Spanned<String>>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 

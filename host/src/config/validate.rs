@@ -235,6 +235,15 @@ impl Validator<'_> {
                 Duration::from_secs(60),
             ),
         };
+        let response_timeout = match &raw.response_timeout {
+            None => Some(DEFAULT_RESPONSE_TIMEOUT),
+            Some(text) => self.duration(
+                field("response-timeout"),
+                text,
+                Duration::from_millis(1),
+                Duration::from_secs(3600),
+            ),
+        };
         let backends = self.backends(name.get_ref(), &raw.backends);
         Some(PoolConfig {
             name: pool_name?,
@@ -245,6 +254,7 @@ impl Validator<'_> {
             on_plugin_failure: on_plugin_failure?,
             max_attempts: max_attempts?,
             connect_timeout: connect_timeout?,
+            response_timeout: response_timeout?,
             backends: backends?,
         })
     }

@@ -20,7 +20,12 @@ pub struct Proxy {
     listener: Arc<str>,
     plan: Arc<ArcSwap<Plan>>,
     connections: Arc<UpstreamConnections>,
+    requests: RequestCounters,
 }
+
+/// `bascule_http_requests_total` for this listener, one counter per status
+/// class, registered once so that counting a request allocates nothing.
+struct RequestCounters([metrics::Counter; 5]);
 
 // === impl Proxy ===
 
@@ -32,6 +37,7 @@ impl Proxy {
         connections: Arc<UpstreamConnections>,
     ) -> Self {
         Proxy {
+            requests: RequestCounters::new(&listener),
             listener,
             plan,
             connections,
@@ -46,12 +52,7 @@ impl Proxy {
         client: SocketAddr,
     ) -> Response<ProxyBody> {
         let response = self.route_and_forward(request, client).await;
-        metrics::counter!(
-            crate::metrics::HTTP_REQUESTS,
-            "listener" => self.listener.to_string(),
-            "class" => status_class(response.status()),
-        )
-        .increment(1);
+        self.requests.count(response.status());
         response
     }
 
@@ -104,7 +105,7 @@ impl Proxy {
             let Some(unsent) = request.take() else { break };
             let connection = match self
                 .connections
-                .get(&backend.address, pool.connect_timeout())
+                .get(&backend.address, pool.settings().connect_timeout)
                 .await
             {
                 Ok(connection) => connection,
@@ -118,7 +119,18 @@ impl Proxy {
                 }
             };
             let started = Instant::now();
-            match connection.send(unsent, backend.stats.start()).await {
+            let timeout = pool.settings().response_timeout;
+            let sent =
+                tokio::time::timeout(timeout, connection.send(unsent, backend.stats.start())).await;
+            let Ok(sent) = sent else {
+                backend.stats.record_failure();
+                tracing::warn!(backend = %backend.address, ?timeout, "backend did not answer in time");
+                return response::local(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "backend did not answer in time",
+                );
+            };
+            match sent {
                 Ok(response) => {
                     backend.stats.record_success(started.elapsed());
                     return client_response(response.map(Either::Left));
@@ -172,13 +184,26 @@ fn upstream_request(
     request
 }
 
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+// === impl RequestCounters ===
+
+impl RequestCounters {
+    const CLASSES: [&'static str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+    fn new(listener: &str) -> Self {
+        RequestCounters(Self::CLASSES.map(|class| {
+            metrics::counter!(
+                crate::metrics::HTTP_REQUESTS,
+                "listener" => listener.to_owned(),
+                "class" => class,
+            )
+        }))
+    }
+
+    fn count(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        if let Some(counter) = self.0.get(class) {
+            counter.increment(1);
+        }
     }
 }
 

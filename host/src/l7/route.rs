@@ -59,6 +59,7 @@ mod tests {
             on_balancer_failure: PluginFailurePolicy::RoundRobin,
             max_attempts: 1,
             connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
         };
         let backends = Arc::new(BackendSet {
             generation: 0,

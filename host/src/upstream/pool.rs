@@ -15,9 +15,7 @@ pub struct BackendPool {
     backends: ArcSwap<BackendSet>,
     balancer: Box<dyn BackendSelection>,
     fallback: NativeRoundRobin,
-    on_balancer_failure: PluginFailurePolicy,
-    max_attempts: usize,
-    connect_timeout: Duration,
+    settings: PoolSettings,
 }
 
 /// The backends to try for one request, in order: validated, de-duplicated,
@@ -58,6 +56,8 @@ pub struct PoolSettings {
     pub max_attempts: u32,
     /// Budget of one connection attempt.
     pub connect_timeout: Duration,
+    /// Budget from sending the request to receiving the response head.
+    pub response_timeout: Duration,
 }
 
 // === impl BackendPool ===
@@ -75,9 +75,7 @@ impl BackendPool {
             backends: ArcSwap::new(backends),
             balancer,
             fallback: NativeRoundRobin::default(),
-            on_balancer_failure: settings.on_balancer_failure,
-            max_attempts: usize::try_from(settings.max_attempts).unwrap_or(1).max(1),
-            connect_timeout: settings.connect_timeout,
+            settings,
         }
     }
 
@@ -86,9 +84,9 @@ impl BackendPool {
         &self.name
     }
 
-    /// Budget of one connection attempt.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
+    /// Timeouts, attempts and failure policy.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
     }
 
     /// The current backends.
@@ -104,7 +102,7 @@ impl BackendPool {
             Ok(ranked) => ranked,
             Err(error) => {
                 tracing::warn!(pool = %self.name, error = %crate::error_chain(&error), "balancer failed");
-                match self.on_balancer_failure {
+                match self.settings.on_balancer_failure {
                     PluginFailurePolicy::FailClosed => {
                         return Err(PoolError::BalancerFailed {
                             pool: Arc::clone(&self.name),
@@ -130,9 +128,12 @@ impl BackendPool {
     }
 
     fn usable(&self, backends: &BackendSet, ranked: Vec<u32>) -> Vec<usize> {
-        let mut candidates: Vec<usize> = Vec::with_capacity(self.max_attempts.min(ranked.len()));
+        let max_attempts = usize::try_from(self.settings.max_attempts)
+            .unwrap_or(1)
+            .max(1);
+        let mut candidates: Vec<usize> = Vec::with_capacity(max_attempts.min(ranked.len()));
         for index in ranked {
-            if candidates.len() == self.max_attempts {
+            if candidates.len() == max_attempts {
                 break;
             }
             let Ok(index) = usize::try_from(index) else {
@@ -202,6 +203,7 @@ mod tests {
             on_balancer_failure: policy,
             max_attempts,
             connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
         };
         BackendPool::new(
             "p",
