@@ -1,5 +1,7 @@
 //! The `bascule` command line: run a config, check one, or run the demo.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +11,10 @@ use bascule::config::Config;
 use bascule::demo::Demo;
 use bascule::plan::Plan;
 use bascule::plugin::PluginRuntime;
-use bascule::server::Server;
+use bascule::server::{BoundListener, Server};
 use bascule::upstream::StatsRegistry;
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// A WebAssembly-programmable L4/L7 load balancer.
 #[derive(Debug, Parser)]
@@ -23,7 +26,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the proxy described by a config file.
+    /// Serve the proxy described by a config file; SIGHUP reloads it.
     Run {
         /// The TOML config file.
         #[arg(short, long)]
@@ -87,18 +90,50 @@ fn check(path: &std::path::Path) -> Result<()> {
 }
 
 async fn serve(path: &std::path::Path) -> Result<()> {
+    // Installed first: SIGHUP's default action would end the process.
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let config = Config::load(path)?;
-    let server = Server::start(&config).await?;
-    for listener in server.listeners() {
+    let mut server = Server::start(&config).await?;
+    announce(server.listeners().iter());
+    if let Some(admin) = server.admin() {
+        println!("bascule: admin serving http://{}", admin.address);
+    }
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            result = &mut shutdown => return result,
+            _ = hangup.recv() => reload(&mut server, path).await,
+        }
+    }
+}
+
+/// Reloads the config file on SIGHUP; a bad config is reported and the
+/// running one keeps serving.
+async fn reload(server: &mut Server, path: &std::path::Path) {
+    let result = match Config::load(path) {
+        Ok(config) => server.reload(&config).await.map_err(anyhow::Error::from),
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(added) => {
+            announce(added.into_iter());
+            println!("bascule: reloaded {}", path.display());
+        }
+        Err(error) => {
+            println!("{error:#}");
+            println!("bascule: reload rejected, still serving the previous config");
+        }
+    }
+}
+
+fn announce<'a>(listeners: impl Iterator<Item = &'a BoundListener>) {
+    for listener in listeners {
         println!(
             "bascule: listener {} serving http://{}",
             listener.name, listener.address
         );
     }
-    if let Some(admin) = server.admin() {
-        println!("bascule: admin serving http://{}", admin.address);
-    }
-    shutdown_signal().await
 }
 
 async fn demo(listen: SocketAddr) -> Result<()> {
@@ -123,8 +158,8 @@ async fn demo(listen: SocketAddr) -> Result<()> {
 
 /// Waits for Ctrl-C or SIGTERM.
 async fn shutdown_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
         _ = terminate.recv() => {}

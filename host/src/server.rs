@@ -1,5 +1,5 @@
-//! Starting a proxy from a config: build the plan, bind the listeners,
-//! serve until dropped.
+//! Running a proxy from a config: build the plan, bind the listeners,
+//! serve; reload a new config without dropping traffic.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,29 +11,34 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigErrors};
 use crate::l7::{self, Proxy, UpstreamConnections};
-use crate::plan::Plan;
+use crate::plan::{ListenerPlan, Plan};
 use crate::plugin::{self, PluginRuntime};
 use crate::upstream::StatsRegistry;
 
 /// A running proxy. Dropping it stops every listener.
 pub struct Server {
+    plan: Arc<ArcSwap<Plan>>,
+    plugins: PluginRuntime,
+    stats: StatsRegistry,
+    connections: Arc<UpstreamConnections>,
+    generation: u64,
     listeners: Vec<BoundListener>,
     admin: Option<BoundListener>,
-    _plan: Arc<ArcSwap<Plan>>,
-    _plugins: Arc<PluginRuntime>,
 }
 
-/// A listener that is accepting connections.
+/// A listener that is accepting connections; dropping it stops accepting
+/// (connections already accepted run to completion).
 pub struct BoundListener {
     /// Its name.
     pub name: Arc<str>,
     /// The address it actually bound (with the real port when the config
     /// said port 0).
     pub address: SocketAddr,
+    configured: SocketAddr,
     task: JoinHandle<()>,
 }
 
-/// Why a proxy could not start.
+/// Why a proxy could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The plugin engine could not be created.
@@ -59,49 +64,102 @@ pub enum StartError {
 
 impl Server {
     /// Compiles `config`, binds every listener and starts serving. Must be
-    /// called inside a tokio runtime.
+    /// called inside a multi-threaded tokio runtime.
     pub async fn start(config: &Config) -> Result<Server, StartError> {
         let metrics = crate::metrics::install();
-        let plugins = Arc::new(PluginRuntime::new().map_err(StartError::Runtime)?);
+        let plugins = PluginRuntime::new().map_err(StartError::Runtime)?;
         let stats = StatsRegistry::default();
         let plan = Plan::build(config, &plugins, &stats, 1)?;
-        let plan = Arc::new(ArcSwap::from_pointee(plan));
-        let connections = Arc::new(UpstreamConnections::default());
-        let mut listeners = Vec::new();
-        for listener in plan.load().listeners() {
-            let socket = TcpListener::bind(listener.address)
-                .await
-                .map_err(|source| StartError::Bind {
-                    name: listener.name.to_string(),
-                    address: listener.address,
-                    source,
-                })?;
-            let address = socket.local_addr().map_err(|source| StartError::Bind {
-                name: listener.name.to_string(),
-                address: listener.address,
-                source,
-            })?;
-            let proxy = Arc::new(Proxy::new(
-                Arc::clone(&listener.name),
-                Arc::clone(&plan),
-                Arc::clone(&connections),
-            ));
-            tracing::info!(listener = %listener.name, %address, "listening");
-            listeners.push(BoundListener {
-                name: Arc::clone(&listener.name),
-                address,
-                task: tokio::spawn(l7::serve(socket, proxy)),
-            });
-        }
-        let admin = match config.admin {
-            Some(admin) => Some(bind_admin(admin.address, metrics).await?),
-            None => None,
+        let mut server = Server {
+            plan: Arc::new(ArcSwap::from_pointee(plan)),
+            plugins,
+            stats,
+            connections: Arc::new(UpstreamConnections::default()),
+            generation: 1,
+            listeners: Vec::new(),
+            admin: None,
         };
-        Ok(Server {
-            listeners,
-            admin,
-            _plan: plan,
-            _plugins: plugins,
+        let plan = server.plan.load_full();
+        for listener in plan.listeners() {
+            let bound = server.bind(listener).await?;
+            server.listeners.push(bound);
+        }
+        if let Some(admin) = config.admin {
+            server.admin = Some(bind_admin(admin.address, metrics).await?);
+        }
+        Ok(server)
+    }
+
+    /// Replaces the running config with `config`.
+    ///
+    /// The new plan is built (plugins compiled and configured) and new
+    /// listeners are bound before anything changes; on any error the
+    /// running config keeps serving untouched. Requests in flight finish on
+    /// the plan they started with. Listeners whose name and address are
+    /// unchanged keep their socket; removed ones stop accepting. Backends
+    /// that persist keep their live stats. Returns the newly bound
+    /// listeners. The admin listener is not rebound.
+    pub async fn reload(&mut self, config: &Config) -> Result<Vec<&BoundListener>, StartError> {
+        let generation = self.generation.saturating_add(1);
+        let plan = tokio::task::block_in_place(|| {
+            Plan::build(config, &self.plugins, &self.stats, generation)
+        })?;
+        let mut previous = std::mem::take(&mut self.listeners);
+        // (listener, newly bound) in the new plan's order.
+        let mut next: Vec<(BoundListener, bool)> = Vec::new();
+        for listener in plan.listeners() {
+            let kept = previous
+                .iter()
+                .position(|b| b.name == listener.name && b.configured == listener.address);
+            if let Some(index) = kept {
+                next.push((previous.swap_remove(index), false));
+                continue;
+            }
+            match self.bind(listener).await {
+                Ok(bound) => next.push((bound, true)),
+                Err(error) => {
+                    // Keep what was running; drop (stop) what was just bound.
+                    previous.extend(next.into_iter().filter(|(_, new)| !new).map(|(b, _)| b));
+                    self.listeners = previous;
+                    return Err(error);
+                }
+            }
+        }
+        self.plan.store(Arc::new(plan));
+        self.generation = generation;
+        let added: Vec<bool> = next.iter().map(|(_, new)| *new).collect();
+        self.listeners = next.into_iter().map(|(b, _)| b).collect();
+        // `previous` now holds only listeners the new config removed.
+        drop(previous);
+        Ok(self
+            .listeners
+            .iter()
+            .zip(added)
+            .filter_map(|(b, new)| new.then_some(b))
+            .collect())
+    }
+
+    async fn bind(&self, listener: &ListenerPlan) -> Result<BoundListener, StartError> {
+        let bind_error = |source| StartError::Bind {
+            name: listener.name.to_string(),
+            address: listener.address,
+            source,
+        };
+        let socket = TcpListener::bind(listener.address)
+            .await
+            .map_err(bind_error)?;
+        let address = socket.local_addr().map_err(bind_error)?;
+        let proxy = Arc::new(Proxy::new(
+            Arc::clone(&listener.name),
+            Arc::clone(&self.plan),
+            Arc::clone(&self.connections),
+        ));
+        tracing::info!(listener = %listener.name, %address, "listening");
+        Ok(BoundListener {
+            name: Arc::clone(&listener.name),
+            address,
+            configured: listener.address,
+            task: tokio::spawn(l7::serve(socket, proxy)),
         })
     }
 
@@ -126,18 +184,19 @@ async fn bind_admin(
         source,
     };
     let socket = TcpListener::bind(address).await.map_err(bind_error)?;
-    let address = socket.local_addr().map_err(bind_error)?;
+    let bound = socket.local_addr().map_err(bind_error)?;
     Ok(BoundListener {
         name: "admin".into(),
-        address,
+        address: bound,
+        configured: address,
         task: tokio::spawn(crate::admin::serve(socket, metrics)),
     })
 }
 
-impl Drop for Server {
+// === impl BoundListener ===
+
+impl Drop for BoundListener {
     fn drop(&mut self) {
-        for listener in self.listeners.iter().chain(&self.admin) {
-            listener.task.abort();
-        }
+        self.task.abort();
     }
 }

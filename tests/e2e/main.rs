@@ -13,5 +13,6 @@
 mod balancing;
 mod config_errors;
 mod proxying;
+mod reload;
 mod sandbox;
 mod support;

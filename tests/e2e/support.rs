@@ -166,6 +166,8 @@ pub async fn closed_port() -> SocketAddr {
 pub struct Bascule {
     child: Child,
     listeners: HashMap<String, SocketAddr>,
+    lines: std::sync::mpsc::Receiver<String>,
+    config_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -185,46 +187,69 @@ impl Bascule {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let expected = config.matches("[[listeners]]").count() + config.matches("[admin]").count();
-        let (sender, receiver) = std::sync::mpsc::channel();
+        let (sender, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // "bascule: listener NAME serving http://ADDR" or
-                // "bascule: admin serving http://ADDR"
-                let words: Vec<&str> = line.split_whitespace().collect();
-                if let Some(at) = words.iter().position(|w| *w == "serving") {
-                    let (Some(name), Some(url)) = (words.get(at - 1), words.get(at + 1)) else {
-                        continue;
-                    };
-                    let address = url
-                        .trim_start_matches("http://")
-                        .parse::<SocketAddr>()
-                        .unwrap();
-                    if sender.send((name.to_string(), address)).is_err() {
-                        break;
-                    }
+                if sender.send(line).is_err() {
+                    break;
                 }
             }
         });
-        let mut listeners = HashMap::new();
         let mut bascule = Bascule {
             child,
             listeners: HashMap::new(),
+            lines,
+            config_path: path,
             _dir: dir,
         };
-        while listeners.len() < expected {
-            match receiver.recv_timeout(WAIT) {
-                Ok((name, address)) => {
-                    listeners.insert(name, address);
-                }
-                Err(_) => {
-                    let status = bascule.child.try_wait().unwrap();
-                    panic!("bascule did not report its listeners (exit status {status:?})");
-                }
+        let expected = config.matches("[[listeners]]").count() + config.matches("[admin]").count();
+        while bascule.listeners.len() < expected {
+            let Ok(line) = bascule.lines.recv_timeout(WAIT) else {
+                let status = bascule.child.try_wait().unwrap();
+                panic!("bascule did not report its listeners (exit status {status:?})");
+            };
+            bascule.note_listener(&line);
+        }
+        bascule
+    }
+
+    /// Records "bascule: listener NAME serving http://ADDR" and
+    /// "bascule: admin serving http://ADDR" lines.
+    fn note_listener(&mut self, line: &str) {
+        let announced = match line.strip_prefix("bascule: listener ") {
+            Some(rest) => rest.split_once(" serving http://"),
+            None => line
+                .strip_prefix("bascule: admin serving http://")
+                .map(|a| ("admin", a)),
+        };
+        if let Some((name, address)) = announced {
+            self.listeners
+                .insert(name.to_owned(), address.parse().unwrap());
+        }
+    }
+
+    /// Rewrites the config file, sends SIGHUP, and returns what bascule
+    /// printed up to and including its verdict line.
+    pub fn reload(&mut self, config: &str) -> String {
+        std::fs::write(&self.config_path, config).unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -HUP failed");
+        let mut printed = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .expect("no reload verdict from bascule");
+            self.note_listener(&line);
+            let verdict = line.starts_with("bascule: reload");
+            printed.push(line);
+            if verdict {
+                return printed.join("\n");
             }
         }
-        bascule.listeners = listeners;
-        bascule
     }
 
     /// The value of the first sample of `metric` on the admin listener

@@ -15,7 +15,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
-    pub pools: BTreeMap<Spanned<String>, RawPool>,
+    pub pools: BTreeMap<String, RawPool>,
     #[serde(default)]
     pub sandbox: Option<RawSandbox>,
     #[serde(default)]
@@ -27,6 +27,14 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawAdmin {
     pub address: Spanned<String>,
+}
+
+/// Only the pool names, with their spans: read in a second pass because
+/// `serde_path_to_error` cannot name a field under a non-string map key.
+#[derive(Debug, Deserialize)]
+pub struct RawPoolNames {
+    #[serde(default)]
+    pub pools: BTreeMap<Spanned<String>, serde::de::IgnoredAny>,
 }
 
 /// `[[listeners]]`

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawBackend, RawConfig, RawListener, RawPool, RawRoute, RawSandbox};
+use super::raw::{RawBackend, RawConfig, RawListener, RawPool, RawPoolNames, RawRoute, RawSandbox};
 use super::*;
 
 /// Parses and validates `source`.
 pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
-    let raw = deserialize(&source)?;
+    let raw: RawConfig = deserialize(&source)?;
+    // The first pass succeeded, so this one cannot fail on shape.
+    let pool_names: RawPoolNames = deserialize(&source)?;
     let mut validator = Validator {
         source: &source,
         errors: Vec::new(),
@@ -20,9 +22,12 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
     let pools: Vec<PoolConfig> = raw
         .pools
         .iter()
-        .filter_map(|(name, pool)| validator.pool(name, pool))
+        .filter_map(|(name, pool)| {
+            let spanned = pool_names.pools.keys().find(|k| k.get_ref() == name)?;
+            validator.pool(spanned, pool)
+        })
         .collect();
-    let pool_names: HashSet<&str> = raw.pools.keys().map(|k| k.get_ref().as_str()).collect();
+    let pool_names: HashSet<&str> = raw.pools.keys().map(String::as_str).collect();
     let listeners = validator.listeners(&raw.listeners, &pool_names);
     let sandbox = validator.sandbox(raw.sandbox.as_ref());
     let admin = raw.admin.as_ref().and_then(|admin| {
@@ -44,7 +49,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
 
 /// TOML syntax and shape (types, unknown or missing keys). Serde stops at
 /// the first such error, so this reports one.
-fn deserialize(source: &ConfigSource) -> Result<RawConfig, ConfigErrors> {
+fn deserialize<T: serde::de::DeserializeOwned>(source: &ConfigSource) -> Result<T, ConfigErrors> {
     let to_error = |field: String, error: toml::de::Error| {
         let location = FieldLocation {
             span: error.span(),

@@ -1,0 +1,79 @@
+//! SIGHUP reloads the config file: new routes, pools, plugins and listeners
+//! take effect; a bad config is reported and the running one keeps serving.
+
+use crate::support::*;
+
+async fn bodies(bascule: &Bascule, listener: &str, n: usize) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for _ in 0..n {
+        let reply = send(bascule.addr(listener), get("example.test", "/")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        bodies.push(reply.body);
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn reload_applies_new_backends_plugins_and_listeners() {
+    let b1 = RecordingBackend::start("b1").await;
+    let b2 = RecordingBackend::start("b2").await;
+    let b3 = RecordingBackend::start("b3").await;
+    let first = single_pool_config("builtin:round-robin", "", [b1.toml(), b2.toml()]);
+    let mut bascule = Bascule::start(&first);
+    let web = bascule.addr("web");
+    assert_eq!(bodies(&bascule, "web", 2).await, ["b1", "b2"]);
+
+    let plugin = test_plugin("test-pick-last").display().to_string();
+    let second = single_pool_config(&plugin, "", [b1.toml(), b2.toml(), b3.toml()])
+        + "\n[[listeners]]\nname = \"extra\"\naddress = \"127.0.0.1:0\"\n\n  [[listeners.routes]]\n  pool = \"main\"\n";
+    let printed = bascule.reload(&second);
+    assert!(printed.contains("bascule: reloaded"), "{printed}");
+    assert_eq!(
+        bascule.addr("web"),
+        web,
+        "an unchanged listener keeps its socket"
+    );
+    assert_eq!(bodies(&bascule, "web", 2).await, ["b3", "b3"]);
+    assert_eq!(bodies(&bascule, "extra", 1).await, ["b3"]);
+
+    // Removing the extra listener stops it accepting.
+    let extra = bascule.addr("extra");
+    let printed = bascule.reload(&first);
+    assert!(printed.contains("bascule: reloaded"), "{printed}");
+    assert!(
+        tokio::net::TcpStream::connect(extra).await.is_err(),
+        "removed listener still accepts"
+    );
+    assert_eq!(bodies(&bascule, "web", 2).await, ["b1", "b2"]);
+}
+
+#[tokio::test]
+async fn bad_reload_is_reported_and_the_running_config_keeps_serving() {
+    let b1 = RecordingBackend::start("b1").await;
+    let b2 = RecordingBackend::start("b2").await;
+    let good = single_pool_config("builtin:round-robin", "", [b1.toml(), b2.toml()]);
+    let mut bascule = Bascule::start(&good);
+    assert_eq!(bodies(&bascule, "web", 1).await, ["b1"]);
+
+    let typo = good.replace("balancer =", "balancr =");
+    let printed = bascule.reload(&typo);
+    assert!(
+        printed.contains("bascule.toml:10:1: pools.main.balancr: unknown field `balancr`"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("bascule: reload rejected, still serving the previous config"),
+        "{printed}"
+    );
+    assert_eq!(bodies(&bascule, "web", 2).await, ["b2", "b1"]);
+
+    let rejected = format!("{good}\n[pools.main.balancer-options]\nseed = 1\n");
+    let printed = bascule.reload(&rejected);
+    assert!(
+        printed.contains(
+            "pools.main.balancer-options: plugin builtin:round-robin rejected its options"
+        ),
+        "{printed}"
+    );
+    assert_eq!(bodies(&bascule, "web", 2).await, ["b2", "b1"]);
+}
