@@ -309,7 +309,11 @@ impl Breaker {
     }
 
     fn is_open(&self) -> bool {
-        self.now_ms() < self.suspended_until_ms.load(Ordering::Relaxed)
+        // Zero means never suspended: the common case reads no clock.
+        match self.suspended_until_ms.load(Ordering::Relaxed) {
+            0 => false,
+            until => self.now_ms() < until,
+        }
     }
 
     fn record_success(&self) {
