@@ -2,30 +2,27 @@
 
 use crate::support::*;
 
-const GOOD: &str = r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-
-  [[listeners.routes]]
-  pool = "main"
-
-[pools.main]
-balancer = "builtin:round-robin"
-backends = [{ address = "127.0.0.1:9" }]
-"#;
+/// A valid config: listener `web` routing everything to pool `main`
+/// (balancer on line 10, backends on line 11).
+fn good() -> String {
+    single_pool_config(
+        "builtin:round-robin",
+        "",
+        ["{ address = \"127.0.0.1:9\" }".to_owned()],
+    )
+}
 
 #[test]
 fn good_config_checks_ok() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, stderr) = check(dir.path(), "good.toml", GOOD);
+    let (ok, stderr) = check(dir.path(), "good.toml", &good());
     assert!(ok, "{stderr}");
 }
 
 #[test]
 fn unknown_field_names_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = GOOD.replace(
+    let bad = good().replace(
         "  pool = \"main\"",
         "  pool = \"main\"\n  path-prefx = \"/\"",
     );
@@ -41,7 +38,7 @@ fn unknown_field_names_file_line_and_field() {
 #[test]
 fn all_validation_errors_are_reported_together() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = GOOD
+    let bad = good()
         .replace("pool = \"main\"", "pool = \"mian\"")
         .replace("127.0.0.1:9", "no-port")
         .replace("builtin:round-robin", "builtin:round-robn");
@@ -65,7 +62,7 @@ fn unknown_builtin_and_rejected_options_point_at_their_fields() {
     let (ok, stderr) = check(
         dir.path(),
         "builtin.toml",
-        &GOOD.replace("round-robin", "round-robn"),
+        &good().replace("round-robin", "round-robn"),
     );
     assert!(!ok);
     assert!(
@@ -75,7 +72,10 @@ fn unknown_builtin_and_rejected_options_point_at_their_fields() {
         "{stderr}"
     );
 
-    let options = format!("{GOOD}\n[pools.main.balancer-options]\nweights = [1, 2]\n");
+    let options = format!(
+        "{}[pools.main.balancer-options]\nweights = [1, 2]\n",
+        good()
+    );
     let (ok, stderr) = check(dir.path(), "options.toml", &options);
     assert!(!ok);
     assert!(stderr.contains("options.toml:13:1: pools.main.balancer-options: plugin builtin:round-robin rejected its options"), "{stderr}");
@@ -85,7 +85,7 @@ fn unknown_builtin_and_rejected_options_point_at_their_fields() {
 fn plugin_that_rejects_its_config_fails_the_load() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = test_plugin("test-misbehaving");
-    let config = GOOD.replace("builtin:round-robin", &plugin.display().to_string())
+    let config = good().replace("builtin:round-robin", &plugin.display().to_string())
         + "\n[pools.main.balancer-options]\nmode = \"reject-config\"\n";
     let (ok, stderr) = check(dir.path(), "reject.toml", &config);
     assert!(!ok);
@@ -99,7 +99,7 @@ fn plugin_that_rejects_its_config_fails_the_load() {
 #[test]
 fn missing_or_invalid_wasm_file_is_a_load_error() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = GOOD.replace("builtin:round-robin", "missing.wasm");
+    let missing = good().replace("builtin:round-robin", "missing.wasm");
     let (ok, stderr) = check(dir.path(), "missing.toml", &missing);
     assert!(!ok);
     assert!(
@@ -108,7 +108,7 @@ fn missing_or_invalid_wasm_file_is_a_load_error() {
     );
 
     std::fs::write(dir.path().join("garbage.wasm"), b"not wasm").unwrap();
-    let garbage = GOOD.replace("builtin:round-robin", "garbage.wasm");
+    let garbage = good().replace("builtin:round-robin", "garbage.wasm");
     let (ok, stderr) = check(dir.path(), "garbage.toml", &garbage);
     assert!(!ok);
     assert!(
@@ -123,7 +123,7 @@ fn run_refuses_a_bad_config_without_serving() {
     let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
-        GOOD.replace("address = \"127.0.0.1:0\"", "address = \"localhost\""),
+        good().replace("address = \"127.0.0.1:0\"", "address = \"localhost\""),
     )
     .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_bascule"))
