@@ -14,5 +14,6 @@ mod balancing;
 mod config_errors;
 mod proxying;
 mod reload;
+mod request_context;
 mod sandbox;
 mod support;

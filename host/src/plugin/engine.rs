@@ -22,12 +22,17 @@ pub(super) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// runaway recursion should trap quickly.
 const MAX_WASM_STACK: usize = 512 * 1024;
 
-/// The engine, a linker with the host imports, and a cache of compiled
-/// built-ins so that reloads do not recompile them.
+/// Compiled components kept for reuse; past this many distinct plugins the
+/// cache starts over (reloads with ever-changing plugin files).
+const MAX_CACHED_COMPONENTS: usize = 64;
+
+/// The engine, a linker with the host imports, and compiled components by
+/// content, so that pools sharing a plugin and reloads that keep it do not
+/// compile it again.
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
-    builtins: Mutex<HashMap<String, Arc<CompiledBalancer>>>,
+    compiled: Mutex<HashMap<Vec<u8>, Arc<CompiledBalancer>>>,
     _ticker: EpochTicker,
 }
 
@@ -60,22 +65,19 @@ impl PluginRuntime {
         Ok(PluginRuntime {
             engine,
             linker,
-            builtins: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(HashMap::new()),
             _ticker: ticker,
         })
     }
 
     /// Compiles a balancer plugin and links it against the host imports.
-    /// Built-ins are compiled once per process.
+    /// Identical bytes are compiled once per process.
     pub fn compile_balancer(&self, plugin: &PluginRef) -> Result<Arc<CompiledBalancer>, Error> {
-        if let PluginRef::Builtin(name) = plugin {
-            let cached = self.builtins_cache().get(name).cloned();
-            if let Some(compiled) = cached {
-                return Ok(compiled);
-            }
+        let bytes = source::read(plugin)?;
+        if let Some(compiled) = self.cache().get(bytes.as_ref()) {
+            return Ok(Arc::clone(compiled));
         }
         let name = plugin.to_string();
-        let bytes = source::read(plugin)?;
         let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, &e))?;
         let pre = self
             .linker
@@ -83,15 +85,16 @@ impl PluginRuntime {
             .and_then(BalancerPre::new)
             .map_err(|e| load_error(&name, &e))?;
         let compiled = Arc::new(CompiledBalancer::new(name, self.engine.clone(), pre));
-        if let PluginRef::Builtin(builtin) = plugin {
-            self.builtins_cache()
-                .insert(builtin.clone(), Arc::clone(&compiled));
+        let mut cache = self.cache();
+        if cache.len() >= MAX_CACHED_COMPONENTS {
+            cache.clear();
         }
+        cache.insert(bytes.into_owned(), Arc::clone(&compiled));
         Ok(compiled)
     }
 
-    fn builtins_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledBalancer>>> {
-        self.builtins
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<CompiledBalancer>>> {
+        self.compiled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
