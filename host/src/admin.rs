@@ -12,13 +12,22 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-/// Serves admin requests on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Option<PrometheusHandle>) {
+/// Serves admin requests on `listener` until `stop` fires.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Option<PrometheusHandle>,
+    mut stop: watch::Receiver<()>,
+) {
     let metrics = Arc::new(metrics);
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else {
             continue;
         };
         let metrics = Arc::clone(&metrics);

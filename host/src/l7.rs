@@ -14,7 +14,9 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 pub use connections::UpstreamConnections;
 pub use proxy::Proxy;
@@ -28,11 +30,18 @@ pub use route::{Route, RouteTable};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections on `listener` and serves them with `proxy` until
-/// the task is dropped. Connection errors are logged, never fatal.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+/// `stop` fires (or its sender is dropped). Then it stops accepting, asks
+/// every open connection to finish its in-flight request and close, and
+/// returns once all have. Connection errors are logged, never fatal.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut stop: watch::Receiver<()>) {
     let builder = Arc::new(client_connection_builder());
+    let connections = GracefulShutdown::new();
     loop {
-        let (stream, client) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let (stream, client) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -43,20 +52,22 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
         };
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
-        let builder = Arc::clone(&builder);
+        let service = service_fn(move |request| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, Infallible>(proxy.handle(request, client).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = connections.watch(connection);
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let proxy = Arc::clone(&proxy);
-                async move { Ok::<_, Infallible>(proxy.handle(request, client).await) }
-            });
-            if let Err(error) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(error) = connection.await {
                 tracing::debug!(%client, %error, "client connection ended with an error");
             }
         });
     }
+    drop(listener);
+    connections.shutdown().await;
 }
 
 /// HTTP/1.1 and HTTP/2 (prior knowledge) server settings for clients.

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bascule::config::Config;
@@ -15,6 +16,9 @@ use bascule::server::{BoundListener, Server};
 use bascule::upstream::StatsRegistry;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
+
+/// On SIGTERM or Ctrl-C, in-flight requests get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A WebAssembly-programmable L4/L7 load balancer.
 #[derive(Debug, Parser)]
@@ -102,10 +106,17 @@ async fn serve(path: &std::path::Path) -> Result<()> {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            result = &mut shutdown => return result,
+            result = &mut shutdown => {
+                result?;
+                break;
+            }
             _ = hangup.recv() => reload(&mut server, path).await,
         }
     }
+    if !server.shutdown(SHUTDOWN_GRACE).await {
+        eprintln!("bascule: requests still in flight after {SHUTDOWN_GRACE:?}, exiting anyway");
+    }
+    Ok(())
 }
 
 /// Reloads the config file on SIGHUP; a bad config is reported and the

@@ -130,3 +130,6 @@ impl Error {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

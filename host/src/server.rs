@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigErrors};
@@ -26,8 +28,8 @@ pub struct Server {
     admin: Option<BoundListener>,
 }
 
-/// A listener that is accepting connections; dropping it stops accepting
-/// (connections already accepted run to completion).
+/// A listener that is accepting connections. Dropping it stops accepting;
+/// its open connections finish their in-flight requests and close.
 pub struct BoundListener {
     /// Its name.
     pub name: Arc<str>,
@@ -35,7 +37,8 @@ pub struct BoundListener {
     /// said port 0).
     pub address: SocketAddr,
     configured: SocketAddr,
-    task: JoinHandle<()>,
+    stop: watch::Sender<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 /// Why a proxy could not start or reload.
@@ -155,11 +158,13 @@ impl Server {
             Arc::clone(&self.connections),
         ));
         tracing::info!(listener = %listener.name, %address, "listening");
+        let (stop, stopped) = watch::channel(());
         Ok(BoundListener {
             name: Arc::clone(&listener.name),
             address,
             configured: listener.address,
-            task: tokio::spawn(l7::serve(socket, proxy)),
+            stop,
+            task: Some(tokio::spawn(l7::serve(socket, proxy, stopped))),
         })
     }
 
@@ -171,6 +176,23 @@ impl Server {
     /// The bound listeners, in config order.
     pub fn listeners(&self) -> &[BoundListener] {
         &self.listeners
+    }
+
+    /// Stops accepting on every listener and waits up to `grace` for
+    /// in-flight requests to finish. Returns whether they all did.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        let mut tasks = Vec::new();
+        for listener in self.listeners.iter_mut().chain(self.admin.iter_mut()) {
+            let _ = listener.stop.send(());
+            tasks.extend(listener.task.take());
+        }
+        tokio::time::timeout(grace, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await
+        .is_ok()
     }
 }
 
@@ -185,11 +207,13 @@ async fn bind_admin(
     };
     let socket = TcpListener::bind(address).await.map_err(bind_error)?;
     let bound = socket.local_addr().map_err(bind_error)?;
+    let (stop, stopped) = watch::channel(());
     Ok(BoundListener {
         name: "admin".into(),
         address: bound,
         configured: address,
-        task: tokio::spawn(crate::admin::serve(socket, metrics)),
+        stop,
+        task: Some(tokio::spawn(crate::admin::serve(socket, metrics, stopped))),
     })
 }
 
@@ -197,6 +221,8 @@ async fn bind_admin(
 
 impl Drop for BoundListener {
     fn drop(&mut self) {
-        self.task.abort();
+        // The accept task sees the signal, stops accepting and drains its
+        // connections on its own.
+        let _ = self.stop.send(());
     }
 }

@@ -208,3 +208,36 @@ async fn backend_that_never_answers_gives_504() {
     let reply = send(bascule.addr("web"), get("example.test", "/")).await;
     assert_eq!(reply.status, 504);
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
+    let slow = RecordingBackend::start_slow("slow", std::time::Duration::from_millis(800)).await;
+    let mut bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [slow.toml()],
+    ));
+    let web = bascule.addr("web");
+    let in_flight = tokio::spawn(send(web, get("example.test", "/")));
+    // Bounded wait until the backend holds the request.
+    for _ in 0..500 {
+        if !slow.seen().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(slow.seen().len(), 1, "request never reached the backend");
+
+    bascule.signal("TERM");
+    // New connections are refused while the in-flight request runs on.
+    assert!(
+        eventually_refused(web).await,
+        "listener still accepting after SIGTERM"
+    );
+    let reply = in_flight.await.unwrap();
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "slow"));
+    let status = tokio::task::spawn_blocking(move || bascule.wait_for_exit())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

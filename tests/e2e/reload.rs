@@ -41,7 +41,7 @@ async fn reload_applies_new_backends_plugins_and_listeners() {
     let printed = bascule.reload(&first);
     assert!(printed.contains("bascule: reloaded"), "{printed}");
     assert!(
-        tokio::net::TcpStream::connect(extra).await.is_err(),
+        eventually_refused(extra).await,
         "removed listener still accepts"
     );
     assert_eq!(bodies(&bascule, "web", 2).await, ["b1", "b2"]);

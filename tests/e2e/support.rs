@@ -46,6 +46,12 @@ pub struct RecordingBackend {
 
 impl RecordingBackend {
     pub async fn start(name: &str) -> RecordingBackend {
+        RecordingBackend::start_slow(name, Duration::ZERO).await
+    }
+
+    /// A backend that waits `delay` after receiving each request before it
+    /// answers.
+    pub async fn start_slow(name: &str, delay: Duration) -> RecordingBackend {
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -53,6 +59,7 @@ impl RecordingBackend {
         let task = tokio::spawn(serve(
             socket,
             name.to_owned(),
+            delay,
             Arc::clone(&seen),
             Arc::clone(&connections),
         ));
@@ -92,6 +99,7 @@ impl Drop for RecordingBackend {
 async fn serve(
     socket: TcpListener,
     name: String,
+    delay: Duration,
     seen: Arc<Mutex<Vec<Seen>>>,
     connections: Arc<AtomicUsize>,
 ) {
@@ -119,6 +127,7 @@ async fn serve(
                         headers: parts.headers,
                         body,
                     });
+                    tokio::time::sleep(delay).await;
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name))))
                 }
             });
@@ -154,6 +163,17 @@ impl Drop for SilentBackend {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Waits (bounded) until connecting to `address` is refused; whether it was.
+pub async fn eventually_refused(address: SocketAddr) -> bool {
+    for _ in 0..1000 {
+        if TcpStream::connect(address).await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
 }
 
 /// A loopback address nothing listens on: bound, then released.
@@ -228,15 +248,32 @@ impl Bascule {
         }
     }
 
+    /// Sends a signal (`"TERM"`, `"HUP"`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "bascule did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Rewrites the config file, sends SIGHUP, and returns what bascule
     /// printed up to and including its verdict line.
     pub fn reload(&mut self, config: &str) -> String {
         std::fs::write(&self.config_path, config).unwrap();
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -HUP failed");
+        self.signal("HUP");
         let mut printed = Vec::new();
         loop {
             let line = self
