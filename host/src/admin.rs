@@ -1,8 +1,12 @@
-//! The admin listener: `/metrics` in Prometheus text format and `/healthz`.
+//! The admin listener: `/metrics` in Prometheus text format, `/status` (the
+//! running plan as JSON) and `/healthz`.
+
+mod status;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -14,9 +18,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::plan::Plan;
+
 /// Serves admin requests on `listener` until `stop` fires.
 pub async fn serve(
     listener: TcpListener,
+    plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
     mut stop: watch::Receiver<()>,
 ) {
@@ -31,11 +38,12 @@ pub async fn serve(
             continue;
         };
         let metrics = Arc::clone(&metrics);
+        let plan = Arc::clone(&plan);
         let builder = builder.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let metrics = Arc::clone(&metrics);
-                async move { Ok::<_, Infallible>(respond(&request, metrics.as_ref().as_ref())) }
+                let response = respond(&request, &plan.load(), metrics.as_ref().as_ref());
+                async move { Ok::<_, Infallible>(response) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -46,6 +54,7 @@ pub async fn serve(
 
 fn respond(
     request: &Request<Incoming>,
+    plan: &Plan,
     metrics: Option<&PrometheusHandle>,
 ) -> Response<Full<Bytes>> {
     match (request.uri().path(), metrics) {
@@ -57,6 +66,11 @@ fn respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "metrics recorder unavailable\n".to_owned(),
+        ),
+        ("/status", _) => text(
+            StatusCode::OK,
+            "application/json",
+            format!("{:#}\n", status::render(plan)),
         ),
         ("/healthz", _) => text(StatusCode::OK, "text/plain", "ok\n".to_owned()),
         _ => text(

@@ -12,6 +12,7 @@ use crate::upstream::{Backend, BackendPool, BackendSet, PoolSettings, StatsRegis
 
 /// Everything the request path needs, immutable once built.
 pub struct Plan {
+    generation: u64,
     listeners: Vec<ListenerPlan>,
     pools: Vec<Arc<BackendPool>>,
 }
@@ -73,7 +74,17 @@ impl Plan {
                 ),
             })
             .collect();
-        Ok(Plan { listeners, pools })
+        Ok(Plan {
+            generation,
+            listeners,
+            pools,
+        })
+    }
+
+    /// Which config load this plan came from: 1 at start, then one more
+    /// per successful reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The listener named `name`.

@@ -88,7 +88,8 @@ impl Server {
             server.listeners.push(bound);
         }
         if let Some(admin) = config.admin {
-            server.admin = Some(bind_admin(admin.address, metrics).await?);
+            let plan = Arc::clone(&server.plan);
+            server.admin = Some(bind_admin(admin.address, plan, metrics).await?);
         }
         Ok(server)
     }
@@ -198,6 +199,7 @@ impl Server {
 
 async fn bind_admin(
     address: SocketAddr,
+    plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<BoundListener, StartError> {
     let bind_error = |source| StartError::Bind {
@@ -213,7 +215,9 @@ async fn bind_admin(
         address: bound,
         configured: address,
         stop,
-        task: Some(tokio::spawn(crate::admin::serve(socket, metrics, stopped))),
+        task: Some(tokio::spawn(crate::admin::serve(
+            socket, plan, metrics, stopped,
+        ))),
     })
 }
 

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod admin;
 mod balancing;
 mod config_errors;
 mod proxying;

@@ -30,6 +30,11 @@ impl RouteTable {
         RouteTable { routes }
     }
 
+    /// The routes in matching order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
     /// The pool for a request to `host` (lowercase, no port) and `path`.
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<BackendPool>> {
         self.routes

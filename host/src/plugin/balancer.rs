@@ -178,6 +178,10 @@ impl WasmBalancer {
 }
 
 impl BackendSelection for WasmBalancer {
+    fn name(&self) -> &str {
+        &self.compiled.name
+    }
+
     fn select(
         &self,
         backends: &Arc<BackendSet>,

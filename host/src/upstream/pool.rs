@@ -84,6 +84,11 @@ impl BackendPool {
         &self.name
     }
 
+    /// The balancer's name.
+    pub fn balancer_name(&self) -> &str {
+        self.balancer.name()
+    }
+
     /// Timeouts, attempts and failure policy.
     pub fn settings(&self) -> &PoolSettings {
         &self.settings
@@ -174,6 +179,10 @@ mod tests {
     struct FixedFailure;
 
     impl BackendSelection for Fixed {
+        fn name(&self) -> &str {
+            "fixed"
+        }
+
         fn select(
             &self,
             _: &Arc<BackendSet>,

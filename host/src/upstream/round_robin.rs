@@ -17,6 +17,10 @@ pub struct NativeRoundRobin {
 }
 
 impl BackendSelection for NativeRoundRobin {
+    fn name(&self) -> &str {
+        "native:round-robin"
+    }
+
     fn select(
         &self,
         backends: &Arc<BackendSet>,

@@ -9,6 +9,9 @@ use super::{BackendSet, RequestInfo};
 /// Implemented by the sandboxed plugin balancer and by native reference
 /// algorithms. Implementations are shared by all workers of a pool.
 pub trait BackendSelection: Send + Sync {
+    /// What chooses, for status pages and logs (`builtin:round-robin`).
+    fn name(&self) -> &str;
+
     /// Candidate indices into `backends`, best first.
     ///
     /// `request` is `&mut` only so that a sandboxed implementation can lend
