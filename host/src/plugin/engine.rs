@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, OptLevel};
+use wasmtime::{Cache, CacheConfig, Engine, OptLevel};
 
 use super::balancer::CompiledBalancer;
 use super::bindings::{Balancer, BalancerPre};
@@ -45,7 +45,10 @@ struct EpochTicker {
 // === impl PluginRuntime ===
 
 impl PluginRuntime {
-    /// Creates the engine and starts its epoch ticker.
+    /// Creates the engine and starts its epoch ticker. Compiled plugins are
+    /// cached on disk in wasmtime's cache directory (`~/.cache/wasmtime`),
+    /// keyed by content and compiler settings, so a restart or reload loads
+    /// machine code instead of compiling again.
     pub fn new() -> Result<Self, Error> {
         let mut config = wasmtime::Config::new();
         config
@@ -53,6 +56,13 @@ impl PluginRuntime {
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK)
             .cranelift_opt_level(OptLevel::Speed);
+        match Cache::new(CacheConfig::new()) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            // Compilation still works, just again at every start.
+            Err(error) => tracing::warn!(%error, "no compilation cache for plugins"),
+        }
         let engine = Engine::new(&config).map_err(|e| load_error("engine", &e))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("wasi", &e))?;
