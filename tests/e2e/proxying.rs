@@ -241,3 +241,66 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn large_request_bodies_stream_through_intact() {
+    let backend = RecordingBackend::start("b").await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend.toml()],
+    ));
+    let body: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let request = Request::post("/upload")
+        .header("host", "example.test")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    let reply = send(bascule.addr("web"), request).await;
+    assert_eq!(reply.status, 200);
+    assert!(backend.seen()[0].body == body, "body changed in transit");
+}
+
+#[tokio::test]
+async fn http2_requests_multiplex_on_one_client_connection() {
+    let backend = RecordingBackend::start("b").await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend.toml()],
+    ));
+    let address = bascule.addr("web");
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let requests = (0..20).map(|i| {
+        let mut sender = sender.clone();
+        let request = Request::get(format!("http://h2.test/{i}"))
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        tokio::spawn(async move { sender.send_request(request).await.unwrap().status() })
+    });
+    for request in requests.collect::<Vec<_>>() {
+        let status = tokio::time::timeout(WAIT, request).await.unwrap().unwrap();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(backend.seen().len(), 20);
+}
+
+#[tokio::test]
+async fn backend_addresses_may_be_host_names() {
+    let backend = RecordingBackend::start("named").await;
+    let by_name = format!(
+        "{{ name = \"named\", address = \"localhost:{}\" }}",
+        backend.address.port()
+    );
+    let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", [by_name]));
+    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "named"));
+}
