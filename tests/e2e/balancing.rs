@@ -62,10 +62,7 @@ async fn user_plugin_from_a_path_changes_the_distribution() {
 async fn connect_failure_falls_through_to_the_next_candidate() {
     let live = RecordingBackend::start("live").await;
     let dead = closed_port().await;
-    let backends = [
-        format!("{{ name = \"dead\", address = \"{dead}\" }}"),
-        live.toml(),
-    ];
+    let backends = [backend_toml("dead", dead), live.toml()];
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", backends));
     for _ in 0..4 {
         let reply = send(bascule.addr("web"), get("example.test", "/")).await;

@@ -129,7 +129,7 @@ async fn unreachable_backends_give_502() {
     let backends = dead
         .iter()
         .enumerate()
-        .map(|(i, a)| format!("{{ name = \"dead{i}\", address = \"{a}\" }}"));
+        .map(|(i, address)| backend_toml(&format!("dead{i}"), address));
     let bascule = Bascule::start(&single_pool_config(
         "builtin:round-robin",
         "connect-timeout = \"500ms\"",
@@ -196,10 +196,7 @@ async fn backend_connections_are_kept_alive_and_reused() {
 #[tokio::test]
 async fn backend_that_never_answers_gives_504() {
     let silent = SilentBackend::start().await;
-    let backends = [format!(
-        "{{ name = \"silent\", address = \"{}\" }}",
-        silent.address
-    )];
+    let backends = [backend_toml("silent", silent.address)];
     let bascule = Bascule::start(&single_pool_config(
         "builtin:round-robin",
         "response-timeout = \"300ms\"",
@@ -296,10 +293,7 @@ async fn http2_requests_multiplex_on_one_client_connection() {
 #[tokio::test]
 async fn backend_addresses_may_be_host_names() {
     let backend = RecordingBackend::start("named").await;
-    let by_name = format!(
-        "{{ name = \"named\", address = \"localhost:{}\" }}",
-        backend.address.port()
-    );
+    let by_name = backend_toml("named", format!("localhost:{}", backend.address.port()));
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", [by_name]));
     let reply = send(bascule.addr("web"), get("example.test", "/")).await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "named"));

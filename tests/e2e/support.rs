@@ -83,11 +83,13 @@ impl RecordingBackend {
 
     /// A TOML inline table for this backend.
     pub fn toml(&self) -> String {
-        format!(
-            "{{ name = \"{}\", address = \"{}\" }}",
-            self.name, self.address
-        )
+        backend_toml(&self.name, self.address)
     }
+}
+
+/// A TOML inline table for a backend named `name` at `address`.
+pub fn backend_toml(name: &str, address: impl std::fmt::Display) -> String {
+    format!("{{ name = \"{name}\", address = \"{address}\" }}")
 }
 
 impl Drop for RecordingBackend {
