@@ -13,7 +13,7 @@ use super::connections::{SendError, UpstreamConnections};
 use super::headers;
 use super::response::{self, ProxyBody};
 use crate::plan::Plan;
-use crate::upstream::{BackendPool, PoolError, Protocol, RequestInfo};
+use crate::upstream::{BackendPool, Protocol, RequestInfo};
 
 /// Serves the requests of one listener against the current plan.
 pub struct Proxy {
@@ -82,7 +82,7 @@ impl Proxy {
         };
         let choice = match pool.choose(&mut info) {
             Ok(choice) => choice,
-            Err(error @ (PoolError::NoUsableBackend { .. } | PoolError::BalancerFailed { .. })) => {
+            Err(error) => {
                 tracing::warn!(error = %crate::error_chain(&error), "no backend for request");
                 return response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available");
             }
