@@ -9,6 +9,7 @@
 
 mod balancer;
 mod bindings;
+mod breaker;
 mod engine;
 mod limits;
 mod source;

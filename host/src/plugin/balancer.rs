@@ -1,14 +1,14 @@
 //! A balancer plugin as a [`BackendSelection`]: long-lived instances, each
 //! used by one caller at a time, every call bounded by the sandbox.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::{Engine, Store, Trap};
 
 use super::Error;
 use super::bindings::{Balancer, BalancerPre, balance};
+use super::breaker::Breaker;
 use super::engine::EPOCH_TICK;
 use super::state::PluginState;
 use crate::config::SandboxConfig;
@@ -22,13 +22,6 @@ const MAX_IDLE_INSTANCES: usize = 64;
 /// 65,537 entries, a ring of 160 virtual nodes per backend): they get a
 /// budget of their own, far above a `select`'s.
 const SETUP_BUDGET: Duration = Duration::from_secs(1);
-
-/// After this many instance-poisoning failures in a row the plugin is
-/// suspended and requests go straight to the fallback.
-const FAILURES_BEFORE_SUSPENSION: u32 = 5;
-/// First suspension; doubles with each further failure, up to the max.
-const FIRST_SUSPENSION: Duration = Duration::from_millis(100);
-const MAX_SUSPENSION: Duration = Duration::from_secs(5);
 
 /// A compiled balancer component, linked and ready to instantiate.
 pub struct CompiledBalancer {
@@ -51,16 +44,6 @@ struct BalancerInstance {
     store: Store<PluginState>,
     bindings: Balancer,
     generation: Option<u64>,
-}
-
-/// Counts consecutive poisoning failures and suspends the plugin with
-/// exponential backoff, so that a plugin that always loops does not cost
-/// every request its full time budget.
-#[derive(Debug)]
-struct Breaker {
-    epoch: Instant,
-    consecutive_failures: AtomicU32,
-    suspended_until_ms: AtomicU64,
 }
 
 // === impl CompiledBalancer ===
@@ -294,51 +277,5 @@ fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugin: &str) ->
             plugin,
             reason: format!("{error:#}"),
         },
-    }
-}
-
-// === impl Breaker ===
-
-impl Breaker {
-    fn new() -> Self {
-        Breaker {
-            epoch: Instant::now(),
-            consecutive_failures: AtomicU32::new(0),
-            suspended_until_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn is_open(&self) -> bool {
-        // Zero means never suspended: the common case reads no clock.
-        match self.suspended_until_ms.load(Ordering::Relaxed) {
-            0 => false,
-            until => self.now_ms() < until,
-        }
-    }
-
-    fn record_success(&self) {
-        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-        }
-    }
-
-    fn record_failure(&self, plugin: &str) {
-        let failures = self
-            .consecutive_failures
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        if let Some(excess) = failures.checked_sub(FAILURES_BEFORE_SUSPENSION) {
-            let factor = 1u32.checked_shl(excess.min(16)).unwrap_or(u32::MAX);
-            let suspension = FIRST_SUSPENSION.saturating_mul(factor).min(MAX_SUSPENSION);
-            let until = self
-                .now_ms()
-                .saturating_add(u64::try_from(suspension.as_millis()).unwrap_or(u64::MAX));
-            self.suspended_until_ms.store(until, Ordering::Relaxed);
-            tracing::warn!(plugin, failures, suspension = ?suspension, "plugin suspended after repeated failures");
-        }
     }
 }
