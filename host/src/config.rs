@@ -89,8 +89,8 @@ pub enum HostPattern {
 pub struct PoolConfig {
     /// Unique name.
     pub name: String,
-    /// The balancer plugin.
-    pub balancer: PluginRef,
+    /// The balancer.
+    pub balancer: BalancerRef,
     /// Where `balancer` was written, for load errors.
     pub balancer_location: FieldLocation,
     /// `balancer-options` as a JSON object, handed to the plugin's `configure`.
@@ -121,6 +121,16 @@ pub struct BackendConfig {
     pub weight: u32,
     /// Labels passed to plugins, sorted by key.
     pub metadata: Vec<(String, String)>,
+}
+
+/// What balances a pool: a plugin (the normal case), or a native reference
+/// implementation that exists so benchmarks can price the plugin call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BalancerRef {
+    /// A WebAssembly plugin.
+    Plugin(PluginRef),
+    /// `native:round-robin`: [`crate::upstream::NativeRoundRobin`].
+    NativeRoundRobin,
 }
 
 /// A balancer plugin: embedded or loaded from a file.
@@ -233,6 +243,17 @@ impl std::fmt::Display for HostPattern {
         match self {
             HostPattern::Exact(name) => f.write_str(name),
             HostPattern::Wildcard(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
+// === impl BalancerRef ===
+
+impl std::fmt::Display for BalancerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BalancerRef::Plugin(plugin) => plugin.fmt(f),
+            BalancerRef::NativeRoundRobin => f.write_str("native:round-robin"),
         }
     }
 }

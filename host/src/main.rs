@@ -24,6 +24,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli.command, cli.workers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bascule: {error:#}");
@@ -68,8 +71,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn run(command: Command, workers: Option<u16>) -> Result<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(usize::from(workers));
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigErrors, FieldLocation, PoolConfig};
+use crate::config::{BalancerRef, Config, ConfigErrors, FieldLocation, PoolConfig};
 use crate::l7::{Route, RouteTable};
 use crate::plugin::{self, PluginRuntime, WasmBalancer};
-use crate::upstream::{Backend, BackendPool, BackendSet, PoolSettings, StatsRegistry};
+use crate::upstream::{
+    Backend, BackendPool, BackendSelection, BackendSet, NativeRoundRobin, PoolSettings,
+    StatsRegistry,
+};
 
 /// Everything the request path needs, immutable once built.
 pub struct Plan {
@@ -124,19 +127,25 @@ fn build_pool(
             })
             .collect(),
     });
-    let compiled = plugins
-        .compile_balancer(&pool.balancer)
-        .map_err(|e| (pool.balancer_location.clone(), e))?;
-    let balancer = WasmBalancer::new(
-        compiled,
-        pool.balancer_options.clone(),
-        config.sandbox,
-        &backends,
-    )
-    .map_err(|e| match e {
-        plugin::Error::Rejected { .. } => (pool.balancer_options_location.clone(), e),
-        other => (pool.balancer_location.clone(), other),
-    })?;
+    let balancer: Box<dyn BackendSelection> = match &pool.balancer {
+        BalancerRef::NativeRoundRobin => Box::new(NativeRoundRobin::default()),
+        BalancerRef::Plugin(plugin) => {
+            let compiled = plugins
+                .compile_balancer(plugin)
+                .map_err(|e| (pool.balancer_location.clone(), e))?;
+            let balancer = WasmBalancer::new(
+                compiled,
+                pool.balancer_options.clone(),
+                config.sandbox,
+                &backends,
+            )
+            .map_err(|e| match e {
+                plugin::Error::Rejected { .. } => (pool.balancer_options_location.clone(), e),
+                other => (pool.balancer_location.clone(), other),
+            })?;
+            Box::new(balancer)
+        }
+    };
     let settings = PoolSettings {
         on_balancer_failure: pool.on_plugin_failure,
         max_attempts: pool.max_attempts,
@@ -146,7 +155,7 @@ fn build_pool(
     Ok(BackendPool::new(
         pool.name.as_str(),
         backends,
-        Box::new(balancer),
+        balancer,
         settings,
     ))
 }

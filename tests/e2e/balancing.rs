@@ -70,3 +70,23 @@ async fn connect_failure_falls_through_to_the_next_candidate() {
     }
     assert_eq!(live.seen().len(), 4);
 }
+
+#[tokio::test]
+async fn native_reference_balancer_is_selectable_for_benchmarks() {
+    let backends = three_backends().await;
+    let config = single_pool_config(
+        "native:round-robin",
+        "",
+        backends.iter().map(RecordingBackend::toml),
+    );
+    let bascule = Bascule::start(&config);
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        order.push(
+            send(bascule.addr("web"), get("example.test", "/"))
+                .await
+                .body,
+        );
+    }
+    assert_eq!(order, ["b1", "b2", "b3", "b1", "b2", "b3"]);
+}

@@ -54,7 +54,7 @@ fn valid_config_becomes_domain_types() {
     let web = config.pool("web").unwrap();
     assert_eq!(
         web.balancer,
-        PluginRef::File("/etc/bascule/plugins/pick.wasm".into())
+        BalancerRef::Plugin(PluginRef::File("/etc/bascule/plugins/pick.wasm".into()))
     );
     assert_eq!(web.balancer_options, r#"{"seed":7}"#);
     assert_eq!(web.on_plugin_failure, PluginFailurePolicy::FailClosed);

@@ -204,7 +204,7 @@ impl Validator<'_> {
         let field = |key: &str| format!("pools.{}.{key}", name.get_ref());
         let pool_name = self.name(format!("pools.{}", name.get_ref()), name);
         let balancer_location = FieldLocation::new(field("balancer"), raw.balancer.span());
-        let balancer = self.plugin_ref(field("balancer"), &raw.balancer);
+        let balancer = self.balancer_ref(field("balancer"), &raw.balancer);
         let (balancer_options, balancer_options_location) = match &raw.balancer_options {
             Some(options) => (
                 serde_json::to_string(options.get_ref()).unwrap_or_else(|_| "{}".to_owned()),
@@ -409,6 +409,21 @@ impl Validator<'_> {
         } else {
             HostPattern::Exact(name.to_owned())
         })
+    }
+
+    fn balancer_ref(&mut self, field: String, raw: &Spanned<String>) -> Option<BalancerRef> {
+        let text = raw.get_ref();
+        if let Some(name) = text.strip_prefix("native:") {
+            return match name {
+                "round-robin" => Some(BalancerRef::NativeRoundRobin),
+                _ => self.fail(
+                    field,
+                    raw.span(),
+                    format!("no native balancer `{name}` (native balancers: round-robin)"),
+                ),
+            };
+        }
+        self.plugin_ref(field, raw).map(BalancerRef::Plugin)
     }
 
     fn plugin_ref(&mut self, field: String, raw: &Spanned<String>) -> Option<PluginRef> {
