@@ -116,6 +116,25 @@ class Process:
         self.log.close()
 
 
+def nginx_conf(workdir, name, http_body):
+    """An NGINX config: one worker in the foreground, files under `workdir`."""
+    temp = "\n".join(f"    {kind}_temp_path {workdir}/{name}-{kind};"
+                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""
+worker_processes 1;
+daemon off;
+pid {workdir}/{name}.pid;
+error_log stderr error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+{temp}
+{http_body}
+}}
+"""
+
+
 # --- the backend -------------------------------------------------------------
 
 def start_backend(workdir):
@@ -124,27 +143,12 @@ def start_backend(workdir):
     docroot.mkdir()
     (docroot / "4k").write_bytes(bytes(range(256)) * 16)
     conf = workdir / "backend.conf"
-    conf.write_text(f"""
-worker_processes 1;
-daemon off;
-pid {workdir}/backend.pid;
-error_log stderr error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {workdir}/backend-body;
-    proxy_temp_path {workdir}/backend-proxy;
-    fastcgi_temp_path {workdir}/backend-fastcgi;
-    uwsgi_temp_path {workdir}/backend-uwsgi;
-    scgi_temp_path {workdir}/backend-scgi;
+    conf.write_text(nginx_conf(workdir, "backend", f"""
     server {{
         listen 127.0.0.1:{port} reuseport;
         root {docroot};
         location = /small {{ default_type text/plain; return 200 "ok\\n"; }}
-    }}
-}}
-""")
+    }}"""))
     process = Process("backend", ["nginx", "-c", str(conf), "-p", str(workdir)], LOAD_CORE, workdir)
     wait_for_port(port)
     return process, port
@@ -173,20 +177,7 @@ backends = [{{ address = "127.0.0.1:{backend_port}" }}]
 
 def nginx_proxy(workdir, port, backend_port, _binary):
     conf = workdir / "nginx-proxy.conf"
-    conf.write_text(f"""
-worker_processes 1;
-daemon off;
-pid {workdir}/nginx-proxy.pid;
-error_log stderr error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {workdir}/proxy-body;
-    proxy_temp_path {workdir}/proxy-proxy;
-    fastcgi_temp_path {workdir}/proxy-fastcgi;
-    uwsgi_temp_path {workdir}/proxy-uwsgi;
-    scgi_temp_path {workdir}/proxy-scgi;
+    conf.write_text(nginx_conf(workdir, "nginx-proxy", f"""
     upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 128; }}
     server {{
         listen 127.0.0.1:{port};
@@ -195,9 +186,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
-    }}
-}}
-""")
+    }}"""))
     return ["nginx", "-c", str(conf), "-p", str(workdir)], {}
 
 
