@@ -21,7 +21,7 @@ async fn round_robin_visits_backends_in_exact_order() {
     let bascule = Bascule::start(&config);
     let mut order = Vec::new();
     for _ in 0..9 {
-        let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+        let reply = bascule.get_root().await;
         assert_eq!(reply.status, 200);
         order.push(reply.body);
     }
@@ -50,7 +50,7 @@ async fn user_plugin_from_a_path_changes_the_distribution() {
     );
     let bascule = Bascule::start(&config);
     for _ in 0..6 {
-        let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+        let reply = bascule.get_root().await;
         assert_eq!(reply.body, "b3");
     }
     assert_eq!(backends[0].seen().len(), 0);
@@ -65,7 +65,7 @@ async fn connect_failure_falls_through_to_the_next_candidate() {
     let backends = [backend_toml("dead", dead), live.toml()];
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", backends));
     for _ in 0..4 {
-        let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+        let reply = bascule.get_root().await;
         assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "live"));
     }
     assert_eq!(live.seen().len(), 4);

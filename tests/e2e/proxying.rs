@@ -135,14 +135,14 @@ async fn unreachable_backends_give_502() {
         "connect-timeout = \"500ms\"",
         backends,
     ));
-    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    let reply = bascule.get_root().await;
     assert_eq!(reply.status, 502);
 }
 
 #[tokio::test]
 async fn empty_pool_gives_503() {
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", []));
-    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    let reply = bascule.get_root().await;
     assert_eq!(reply.status, 503);
 }
 
@@ -182,7 +182,7 @@ async fn backend_connections_are_kept_alive_and_reused() {
         [backend.toml()],
     ));
     for _ in 0..5 {
-        let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+        let reply = bascule.get_root().await;
         assert_eq!(reply.status, 200);
     }
     assert_eq!(backend.seen().len(), 5);
@@ -202,7 +202,7 @@ async fn backend_that_never_answers_gives_504() {
         "response-timeout = \"300ms\"",
         backends,
     ));
-    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    let reply = bascule.get_root().await;
     assert_eq!(reply.status, 504);
 }
 
@@ -295,6 +295,6 @@ async fn backend_addresses_may_be_host_names() {
     let backend = RecordingBackend::start("named").await;
     let by_name = backend_toml("named", format!("localhost:{}", backend.address.port()));
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", [by_name]));
-    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    let reply = bascule.get_root().await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "named"));
 }

@@ -37,7 +37,7 @@ fn misbehaving(
 async fn bodies(bascule: &Bascule, n: usize) -> Vec<String> {
     let mut bodies = Vec::new();
     for _ in 0..n {
-        let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+        let reply = bascule.get_root().await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         bodies.push(reply.body);
     }
@@ -133,7 +133,7 @@ async fn fail_closed_pool_answers_503_when_its_plugin_fails() {
         "5ms",
         &backends,
     ));
-    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    let reply = bascule.get_root().await;
     assert_eq!(reply.status, 503);
     assert!(backends.iter().all(|b| b.seen().is_empty()));
     assert_eq!(

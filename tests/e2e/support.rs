@@ -308,6 +308,12 @@ impl Bascule {
             .map_or(0.0, |value| value.parse().unwrap())
     }
 
+    /// `GET /` with `Host: example.test` to listener `web`, on a fresh
+    /// connection.
+    pub async fn get_root(&self) -> Reply {
+        send(self.addr("web"), get("example.test", "/")).await
+    }
+
     /// The address of listener `name`.
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.listeners[name]
