@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -164,13 +165,8 @@ fn upstream_request(
     host: Option<&str>,
 ) -> Request<Incoming> {
     let authority = request.uri().authority().cloned();
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    if let Ok(uri) = path_and_query.parse::<Uri>() {
-        *request.uri_mut() = uri;
+    if authority.is_some() || request.uri().scheme().is_some() {
+        *request.uri_mut() = origin_form(request.uri());
     }
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
@@ -182,6 +178,17 @@ fn upstream_request(
     }
     headers::add_forwarded(headers, client.ip(), "http", host);
     request
+}
+
+/// `http://host/p?q` → `/p?q`, reusing the path's bytes.
+fn origin_form(uri: &Uri) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 // === impl RequestCounters ===
