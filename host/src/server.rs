@@ -1,6 +1,7 @@
 //! Running a proxy from a config: build the plan, bind the listeners,
 //! serve; reload a new config without dropping traffic.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,29 +145,17 @@ impl Server {
     }
 
     async fn bind(&self, listener: &ListenerPlan) -> Result<BoundListener, StartError> {
-        let bind_error = |source| StartError::Bind {
-            name: listener.name.to_string(),
-            address: listener.address,
-            source,
-        };
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .map_err(bind_error)?;
-        let address = socket.local_addr().map_err(bind_error)?;
         let proxy = Arc::new(Proxy::new(
             Arc::clone(&listener.name),
             Arc::clone(&self.plan),
             Arc::clone(&self.connections),
         ));
-        tracing::info!(listener = %listener.name, %address, "listening");
-        let (stop, stopped) = watch::channel(());
-        Ok(BoundListener {
-            name: Arc::clone(&listener.name),
-            address,
-            configured: listener.address,
-            stop,
-            task: Some(tokio::spawn(l7::serve(socket, proxy, stopped))),
-        })
+        BoundListener::start(
+            Arc::clone(&listener.name),
+            listener.address,
+            move |socket, stopped| l7::serve(socket, proxy, stopped),
+        )
+        .await
     }
 
     /// The admin listener, when configured.
@@ -202,26 +191,44 @@ async fn bind_admin(
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<BoundListener, StartError> {
-    let bind_error = |source| StartError::Bind {
-        name: "admin".to_owned(),
-        address,
-        source,
-    };
-    let socket = TcpListener::bind(address).await.map_err(bind_error)?;
-    let bound = socket.local_addr().map_err(bind_error)?;
-    let (stop, stopped) = watch::channel(());
-    Ok(BoundListener {
-        name: "admin".into(),
-        address: bound,
-        configured: address,
-        stop,
-        task: Some(tokio::spawn(crate::admin::serve(
-            socket, plan, metrics, stopped,
-        ))),
+    BoundListener::start("admin".into(), address, move |socket, stopped| {
+        crate::admin::serve(socket, plan, metrics, stopped)
     })
+    .await
 }
 
 // === impl BoundListener ===
+
+impl BoundListener {
+    /// Binds `configured` and spawns `serve` on the socket; `serve` must
+    /// return once its stop signal fires.
+    async fn start<Serve, Served>(
+        name: Arc<str>,
+        configured: SocketAddr,
+        serve: Serve,
+    ) -> Result<BoundListener, StartError>
+    where
+        Serve: FnOnce(TcpListener, watch::Receiver<()>) -> Served,
+        Served: Future<Output = ()> + Send + 'static,
+    {
+        let bind_error = |source| StartError::Bind {
+            name: name.to_string(),
+            address: configured,
+            source,
+        };
+        let socket = TcpListener::bind(configured).await.map_err(bind_error)?;
+        let address = socket.local_addr().map_err(bind_error)?;
+        tracing::info!(listener = %name, %address, "listening");
+        let (stop, stopped) = watch::channel(());
+        Ok(BoundListener {
+            name,
+            address,
+            configured,
+            stop,
+            task: Some(tokio::spawn(serve(socket, stopped))),
+        })
+    }
+}
 
 impl Drop for BoundListener {
     fn drop(&mut self) {

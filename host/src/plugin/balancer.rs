@@ -88,11 +88,6 @@ impl WasmBalancer {
         Ok(balancer)
     }
 
-    /// The plugin's name.
-    pub fn plugin_name(&self) -> &str {
-        &self.compiled.name
-    }
-
     fn instantiate(&self) -> Result<BalancerInstance, Error> {
         let plugin = &self.compiled.name;
         let state = PluginState::new(Arc::clone(plugin), self.sandbox.memory_limit_bytes);
@@ -162,7 +157,7 @@ impl WasmBalancer {
 
 impl BackendSelection for WasmBalancer {
     fn name(&self) -> &str {
-        &self.compiled.name
+        self.compiled.name()
     }
 
     fn select(
