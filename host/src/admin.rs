@@ -3,7 +3,6 @@
 
 mod status;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -11,9 +10,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,31 +21,11 @@ pub async fn serve(
     listener: TcpListener,
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
-    mut stop: watch::Receiver<()>,
+    stop: watch::Receiver<()>,
 ) {
-    let metrics = Arc::new(metrics);
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        let plan = Arc::clone(&plan);
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&request, &plan.load(), metrics.as_ref().as_ref());
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let respond =
+        move |request: Request<Incoming>| respond(&request, &plan.load(), metrics.as_ref());
+    crate::l7::serve_local(listener, respond, stop).await;
 }
 
 fn respond(

@@ -2,20 +2,17 @@
 //! them with the round-robin plugin, so that Bascule can be tried with no
 //! setup at all.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
 use crate::config::{Config, ConfigSource};
+use crate::l7::serve_local;
 use crate::server::{Server, StartError};
 
 /// How many demo backends to start.
@@ -27,7 +24,8 @@ pub struct Demo {
     pub server: Server,
     /// The backends' addresses.
     pub backends: Vec<SocketAddr>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Dropping these stops the backends.
+    _stop_backends: Vec<watch::Sender<()>>,
 }
 
 /// Why the demo could not start.
@@ -50,16 +48,20 @@ impl Demo {
     /// Starts the backends and a proxy listening on `listen`.
     pub async fn start(listen: SocketAddr) -> Result<Demo, DemoError> {
         let mut backends = Vec::new();
-        let mut tasks = Vec::new();
+        let mut stops = Vec::new();
         for n in 1..=DEMO_BACKENDS {
             let socket = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(DemoError::Backend)?;
             backends.push(socket.local_addr().map_err(DemoError::Backend)?);
-            tasks.push(tokio::spawn(serve_backend(
+            let (stop, stopped) = watch::channel(());
+            let name = format!("demo-backend-{n}");
+            tokio::spawn(serve_local(
                 socket,
-                format!("demo-backend-{n}"),
-            )));
+                move |request| answer(&name, &request),
+                stopped,
+            ));
+            stops.push(stop);
         }
         let config = Config::parse(ConfigSource::new("<demo>", demo_config(listen, &backends)))
             .map_err(DemoError::Config)?;
@@ -67,16 +69,8 @@ impl Demo {
         Ok(Demo {
             server,
             backends,
-            tasks,
+            _stop_backends: stops,
         })
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 
@@ -96,30 +90,15 @@ fn demo_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
     text
 }
 
-/// A backend that answers every request with its own name.
-async fn serve_backend(socket: TcpListener, name: String) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let Ok((stream, _)) = socket.accept().await else {
-            continue;
-        };
-        let name = name.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let body = format!(
-                    "hello from {name}: {} {}\n",
-                    request.method(),
-                    request.uri()
-                );
-                let response = Response::builder()
-                    .header("x-backend", name.as_str())
-                    .body(Full::new(Bytes::from(body)));
-                async move { Ok::<_, Infallible>(response.unwrap_or_default()) }
-            });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+/// A demo backend's answer: its own name and what it was asked.
+fn answer(name: &str, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = format!(
+        "hello from {name}: {} {}\n",
+        request.method(),
+        request.uri()
+    );
+    Response::builder()
+        .header("x-backend", name)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 
 mod connections;
 mod headers;
+mod local;
 mod proxy;
 mod response;
 mod route;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use connections::UpstreamConnections;
+pub use local::{next_connection, serve_local};
 pub use proxy::Proxy;
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable};
@@ -36,20 +38,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut stop: watch::Receiver<()>) {
     let builder = Arc::new(client_connection_builder());
     let connections = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
-        };
-        let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some((stream, client)) = next_connection(&listener, &mut stop).await {
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
         let service = service_fn(move |request| {

@@ -1,0 +1,64 @@
+//! Accepting connections, and serving responses the process writes itself
+//! (the admin endpoints, the demo backends) rather than proxies.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The next accepted connection, or `None` once `stop` fires (or its sender
+/// is dropped). Accept errors (EMFILE and friends) are logged and retried
+/// after a short pause instead of spinning.
+pub async fn next_connection(
+    listener: &TcpListener,
+    stop: &mut watch::Receiver<()>,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return None,
+        };
+        match accepted {
+            Ok(accepted) => return Some(accepted),
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Answers every request on `listener` with `respond` until `stop` fires.
+pub async fn serve_local<Respond>(
+    listener: TcpListener,
+    respond: Respond,
+    mut stop: watch::Receiver<()>,
+) where
+    Respond: Fn(Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let respond = Arc::new(respond);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    while let Some((stream, _)) = next_connection(&listener, &mut stop).await {
+        let respond = Arc::clone(&respond);
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
