@@ -2,10 +2,27 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::Request;
+use crate::{Protocol, Request};
 
 /// Candidate backend indices, best first.
 pub type Candidates = Vec<u32>;
+
+/// How many candidates [`with_successors`] ranks: the choice and two
+/// fallbacks, enough to ride over a dead backend without making a call cost
+/// O(backends).
+pub const FALLBACKS: u32 = 2;
+
+/// `first` followed by the next [`FALLBACKS`] indices in list order,
+/// wrapping, never more than `len`: the candidate list of algorithms whose
+/// fallback order does not matter.
+pub fn with_successors(first: u32, len: u32) -> Candidates {
+    if len == 0 {
+        return Vec::new();
+    }
+    (0..(FALLBACKS + 1).min(len))
+        .map(|offset| (first % len + offset) % len)
+        .collect()
+}
 
 /// A load-balancing algorithm that lives inside a plugin instance.
 ///
@@ -30,10 +47,31 @@ pub struct Backend {
     pub id: String,
     /// `host:port` the host connects to.
     pub address: String,
-    /// Relative weight, at least 1.
+    /// Relative weight as configured, at least 1.
     pub weight: u32,
+    /// Slow-start progress in thousandths (1..=1000); 1000 unless the
+    /// backend recently joined or recovered. See [`Backend::effective_weight`].
+    pub ramp_permille: u32,
+    /// Opaque token naming the backend to clients, for affinity cookies.
+    pub token: String,
     /// Operator-supplied labels, sorted by key.
     pub metadata: Vec<(String, String)>,
+}
+
+/// The cookie a balancer asks the host to set so that the client comes back
+/// to the backend that served it. See [`Request::pin_with_cookie`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffinityCookie {
+    /// Cookie name (letters, digits, `-`, `_`).
+    pub name: String,
+    /// `Max-Age` in seconds; `None` for a session cookie.
+    pub max_age_seconds: Option<u32>,
+    /// `Path`, starting with `/`.
+    pub path: String,
+    /// `Secure` attribute.
+    pub secure: bool,
+    /// `HttpOnly` attribute.
+    pub http_only: bool,
 }
 
 /// An error reported to the host; it is logged with the plugin's name.
@@ -42,10 +80,35 @@ pub struct Error {
     message: String,
 }
 
-/// The pool's balancer options, a JSON object.
+/// The pool's balancer options, a JSON object, and what the pool serves.
 #[derive(Debug, Clone)]
 pub struct Options {
     raw: String,
+    protocols: Vec<Protocol>,
+}
+
+// === impl Backend ===
+
+impl Backend {
+    /// A backend with weight 1, fully ramped, with `id` as its address and
+    /// token: for tests and examples.
+    pub fn named(id: impl Into<String>) -> Self {
+        let id = id.into();
+        Backend {
+            address: id.clone(),
+            token: id.clone(),
+            id,
+            weight: 1,
+            ramp_permille: 1000,
+            metadata: Vec::new(),
+        }
+    }
+
+    /// The weight to balance by: the configured weight scaled by slow-start
+    /// progress, in thousandths of a configured unit (never 0).
+    pub fn effective_weight(&self) -> u64 {
+        (u64::from(self.weight) * u64::from(self.ramp_permille.clamp(1, 1000))).max(1)
+    }
 }
 
 // === impl Error ===
@@ -75,9 +138,25 @@ impl std::error::Error for Error {}
 // === impl Options ===
 
 impl Options {
-    /// Wraps the JSON text the host passed to `configure`.
+    /// Wraps the JSON text the host passed to `configure`, for a pool
+    /// served over HTTP only.
     pub fn from_json(raw: impl Into<String>) -> Self {
-        Options { raw: raw.into() }
+        Options::for_protocols(raw, vec![Protocol::Http])
+    }
+
+    /// Wraps the JSON text and the protocols of the listeners that send to
+    /// the pool.
+    pub fn for_protocols(raw: impl Into<String>, protocols: Vec<Protocol>) -> Self {
+        Options {
+            raw: raw.into(),
+            protocols,
+        }
+    }
+
+    /// Whether a TCP listener sends to this pool: then only the client
+    /// address and SNI exist, no HTTP fields.
+    pub fn serves_tcp(&self) -> bool {
+        self.protocols.contains(&Protocol::Tcp)
     }
 
     /// The raw JSON text.

@@ -2,9 +2,9 @@
 //! component's exports. Used through [`export_balancer!`](crate::export_balancer).
 
 use crate::bindings::exports::bascule::plugin::balance;
-use crate::{Backend, Error};
+use crate::{Backend, Error, Options, Protocol};
 
-pub use balance::{Backend as WitBackend, PluginError};
+pub use balance::{Backend as WitBackend, PluginError, Protocol as WitProtocol};
 
 /// Converts the WIT backend record into the SDK's type.
 pub fn backend_from_wit(backend: WitBackend) -> Backend {
@@ -12,8 +12,22 @@ pub fn backend_from_wit(backend: WitBackend) -> Backend {
         id: backend.id,
         address: backend.address,
         weight: backend.weight,
+        ramp_permille: backend.ramp_permille,
+        token: backend.token,
         metadata: backend.metadata,
     }
+}
+
+/// Builds the options `configure` hands to the balancer.
+pub fn options_from_wit(options: String, protocols: Vec<WitProtocol>) -> Options {
+    let protocols = protocols
+        .into_iter()
+        .map(|protocol| match protocol {
+            WitProtocol::Http => Protocol::Http,
+            WitProtocol::Tcp => Protocol::Tcp,
+        })
+        .collect();
+    Options::for_protocols(options, protocols)
 }
 
 /// Converts an SDK error into the WIT error record.
@@ -35,10 +49,12 @@ pub fn not_configured() -> PluginError {
 ///
 /// Invoke it once, at the crate root of a `cdylib` built for
 /// `wasm32-wasip2`. The instance's state lives in a thread-local: a
-/// component instance is single-threaded.
+/// component instance is single-threaded. Compiled natively (unit tests,
+/// benchmarks) the macro expands to nothing.
 #[macro_export]
 macro_rules! export_balancer {
     ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
             use $crate::bindings::exports::bascule::plugin::balance::Guest;
@@ -54,8 +70,9 @@ macro_rules! export_balancer {
             impl Guest for Export {
                 fn configure(
                     options: ::std::string::String,
+                    protocols: ::std::vec::Vec<__glue::WitProtocol>,
                 ) -> ::std::result::Result<(), __glue::PluginError> {
-                    let options = $crate::Options::from_json(options);
+                    let options = __glue::options_from_wit(options, protocols);
                     let balancer = <$ty as $crate::Balancer>::configure(&options)
                         .map_err(__glue::error_to_wit)?;
                     STATE.with_borrow_mut(|state| *state = ::std::option::Option::Some(balancer));

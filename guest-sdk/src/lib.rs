@@ -46,10 +46,13 @@
 #![warn(missing_docs)]
 
 mod balancer;
+mod duration;
 #[doc(hidden)]
 pub mod export;
+pub mod key;
 mod log;
 mod request;
+pub mod ring;
 mod stats;
 
 /// Raw bindings generated from the `bascule:plugin` WIT package.
@@ -67,7 +70,13 @@ pub mod bindings {
     });
 }
 
-pub use balancer::{Backend, Balancer, Candidates, Error, Options};
+pub use balancer::{
+    AffinityCookie, Backend, Balancer, Candidates, Error, Options, with_successors,
+};
+pub use duration::DurationOption;
+pub use key::{KeySource, hash_key, hash_key_seeded};
 pub use log::{debug, error, info, warn};
+#[cfg(not(target_arch = "wasm32"))]
+pub use request::RequestFixture;
 pub use request::{Protocol, Request};
 pub use stats::{BackendStats, Health};

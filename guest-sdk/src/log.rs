@@ -1,6 +1,22 @@
-//! Logging into the host's log; lines carry the plugin's name.
+//! Logging into the host's log; lines carry the plugin's name. Compiled
+//! natively (unit tests), lines go to standard error.
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::bascule::plugin::log::{Level, write};
+
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug)]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn write(level: Level, message: &str) {
+    eprintln!("{level:?}: {message}");
+}
 
 /// Logs at debug level.
 pub fn debug(message: &str) {

@@ -1,11 +1,11 @@
-//! Live per-backend statistics kept by the host.
-
-use crate::bindings::bascule::plugin::backend_stats as host;
+//! Live per-backend statistics kept by the host, read through
+//! [`Request::backend_stats`](crate::Request::backend_stats).
 
 /// The host's view of a backend's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Health {
     /// Passing health checks, or not checked.
+    #[default]
     Healthy,
     /// Passing with reduced capacity.
     Degraded,
@@ -16,7 +16,7 @@ pub enum Health {
 }
 
 /// A snapshot of one backend's live counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BackendStats {
     /// Requests or connections in flight.
     pub active: u32,
@@ -28,21 +28,33 @@ pub struct BackendStats {
     pub health: Health,
 }
 
+// === impl Health ===
+
+impl Health {
+    /// Whether the host sends new work to a backend in this state.
+    pub fn accepts_new_work(self) -> bool {
+        matches!(self, Health::Healthy | Health::Degraded)
+    }
+}
+
 // === impl BackendStats ===
 
+#[cfg(target_arch = "wasm32")]
 impl BackendStats {
-    /// Reads the stats of backend `index` (one host call).
-    pub fn of(index: u32) -> Option<Self> {
-        host::stats(index).map(|s| BackendStats {
-            active: s.active,
-            ewma_latency_us: s.ewma_latency_us,
-            recent_failures: s.recent_failures,
-            health: match s.health {
-                host::Health::Healthy => Health::Healthy,
-                host::Health::Degraded => Health::Degraded,
-                host::Health::Unhealthy => Health::Unhealthy,
-                host::Health::Draining => Health::Draining,
+    pub(crate) fn from_wit(
+        stats: crate::bindings::bascule::plugin::backend_stats::BackendSnapshot,
+    ) -> Self {
+        use crate::bindings::bascule::plugin::backend_stats::Health as Wit;
+        BackendStats {
+            active: stats.active,
+            ewma_latency_us: stats.ewma_latency_us,
+            recent_failures: stats.recent_failures,
+            health: match stats.health {
+                Wit::Healthy => Health::Healthy,
+                Wit::Degraded => Health::Degraded,
+                Wit::Unhealthy => Health::Unhealthy,
+                Wit::Draining => Health::Draining,
             },
-        })
+        }
     }
 }

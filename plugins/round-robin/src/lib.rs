@@ -59,7 +59,7 @@ impl Balancer for RoundRobin {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(RoundRobin);
 
 #[cfg(test)]

@@ -86,5 +86,4 @@ impl Balancer for Misbehaving {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 bascule_guest_sdk::export_balancer!(Misbehaving);

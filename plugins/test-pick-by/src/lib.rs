@@ -127,7 +127,6 @@ impl Balancer for PickBy {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 bascule_guest_sdk::export_balancer!(PickBy);
 
 #[cfg(test)]

@@ -26,5 +26,4 @@ impl Balancer for PickLast {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 bascule_guest_sdk::export_balancer!(PickLast);

@@ -1,0 +1,288 @@
+//! `builtin:sticky-cookie`: client affinity by cookie, as HAProxy's
+//! `cookie ... insert` and NGINX Plus's `sticky cookie`.
+//!
+//! A request without a valid affinity cookie is balanced by the inner
+//! algorithm, and the host sets the cookie on the response, valued with the
+//! opaque token of the backend that actually served it (never its address
+//! or name). A request whose cookie names a backend that is still in the
+//! pool and healthy goes there; otherwise it is re-balanced and the cookie
+//! is replaced, so a client moves once and stays.
+//!
+//! Options:
+//! - `cookie`: the cookie name (default `"bascule_affinity"`);
+//! - `ttl`: the cookie's lifetime, e.g. `"1h"` (default: a session cookie);
+//! - `path` (default `"/"`), `secure` (default false), `http-only`
+//!   (default true): cookie attributes;
+//! - `inner`: `round-robin` (default), `weighted-round-robin`,
+//!   `least-connections` or `random`.
+//!
+//! TCP pools are rejected: a TCP connection carries no cookies.
+
+use std::collections::HashMap;
+
+use bascule_guest_sdk::{
+    AffinityCookie, Backend, Balancer, Candidates, DurationOption, Error, Options, Request,
+    with_successors,
+};
+use least_connections::LeastConnections;
+use random::Random;
+use round_robin::RoundRobin;
+use serde::Deserialize;
+use weighted_round_robin::WeightedRoundRobin;
+
+const DEFAULT_COOKIE: &str = "bascule_affinity";
+
+/// Cookie affinity over an inner algorithm.
+#[derive(Debug)]
+pub struct StickyCookie {
+    cookie: AffinityCookie,
+    inner: Inner,
+    by_token: HashMap<String, u32>,
+}
+
+/// The algorithm for clients without a usable cookie.
+#[derive(Debug)]
+enum Inner {
+    RoundRobin(RoundRobin),
+    WeightedRoundRobin(WeightedRoundRobin),
+    LeastConnections(LeastConnections),
+    Random(Random),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Settings {
+    #[serde(default = "default_cookie")]
+    cookie: String,
+    ttl: Option<DurationOption>,
+    #[serde(default = "default_path")]
+    path: String,
+    #[serde(default)]
+    secure: bool,
+    #[serde(default = "default_true")]
+    http_only: bool,
+    #[serde(default = "default_inner")]
+    inner: String,
+}
+
+fn default_cookie() -> String {
+    DEFAULT_COOKIE.to_owned()
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_inner() -> String {
+    "round-robin".to_owned()
+}
+
+// === impl StickyCookie ===
+
+impl StickyCookie {
+    fn from_settings(settings: Settings) -> Result<Self, Error> {
+        let valid_name = !settings.cookie.is_empty()
+            && settings
+                .cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(Error::new(format!(
+                "`cookie` must be letters, digits, `-` or `_`, got `{}`",
+                settings.cookie
+            )));
+        }
+        if !settings.path.starts_with('/')
+            || settings
+                .path
+                .bytes()
+                .any(|b| b == b';' || b.is_ascii_control())
+        {
+            return Err(Error::new(format!(
+                "`path` must start with `/` and hold no `;`, got `{}`",
+                settings.path
+            )));
+        }
+        let max_age_seconds = match settings.ttl {
+            None => None,
+            Some(ttl) => Some(
+                u32::try_from(ttl.get().as_secs())
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| Error::new("`ttl` must be from 1s to about 136 years"))?,
+            ),
+        };
+        let inner = match settings.inner.as_str() {
+            "round-robin" => Inner::RoundRobin(RoundRobin::default()),
+            "weighted-round-robin" => Inner::WeightedRoundRobin(WeightedRoundRobin::default()),
+            "least-connections" => Inner::LeastConnections(LeastConnections::default()),
+            "random" => Inner::Random(Random::new(None)),
+            other => {
+                return Err(Error::new(format!(
+                    "unknown `inner` algorithm `{other}` (round-robin, weighted-round-robin, \
+                     least-connections or random)"
+                )));
+            }
+        };
+        Ok(StickyCookie {
+            cookie: AffinityCookie {
+                name: settings.cookie,
+                max_age_seconds,
+                path: settings.path,
+                secure: settings.secure,
+                http_only: settings.http_only,
+            },
+            inner,
+            by_token: HashMap::new(),
+        })
+    }
+
+    /// The backend a cookie value names, if it is still in the pool.
+    pub fn backend_for(&self, token: &str) -> Option<u32> {
+        self.by_token.get(token).copied()
+    }
+}
+
+impl Balancer for StickyCookie {
+    fn configure(options: &Options) -> Result<Self, Error> {
+        if options.serves_tcp() {
+            return Err(Error::new(
+                "sticky-cookie needs HTTP, but a TCP listener sends to this pool; use ip-hash",
+            ));
+        }
+        StickyCookie::from_settings(options.parse()?)
+    }
+
+    fn set_backends(&mut self, generation: u64, backends: Vec<Backend>) {
+        self.by_token = (0u32..)
+            .zip(&backends)
+            .map(|(index, backend)| (backend.token.clone(), index))
+            .collect();
+        match &mut self.inner {
+            Inner::RoundRobin(rr) => rr.set_backends(generation, backends),
+            Inner::WeightedRoundRobin(wrr) => wrr.set_backends(generation, backends),
+            Inner::LeastConnections(lc) => lc.set_backends(generation, backends),
+            Inner::Random(random) => random.set_backends(generation, backends),
+        }
+    }
+
+    fn select(&mut self, request: &Request) -> Result<Candidates, Error> {
+        let pinned = request
+            .cookie(&self.cookie.name)
+            .and_then(|token| self.backend_for(&token))
+            .filter(|&index| {
+                request
+                    .backend_stats(index)
+                    .is_some_and(|stats| stats.health.accepts_new_work())
+            });
+        if let Some(index) = pinned {
+            let len = u32::try_from(self.by_token.len()).unwrap_or(u32::MAX);
+            return Ok(with_successors(index, len));
+        }
+        let candidates = match &mut self.inner {
+            Inner::RoundRobin(rr) => rr.select(request),
+            Inner::WeightedRoundRobin(wrr) => wrr.select(request),
+            Inner::LeastConnections(lc) => lc.select(request),
+            Inner::Random(random) => random.select(request),
+        }?;
+        request.pin_with_cookie(&self.cookie);
+        Ok(candidates)
+    }
+}
+
+#[cfg(feature = "export")]
+bascule_guest_sdk::export_balancer!(StickyCookie);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bascule_guest_sdk::{BackendStats, Health, Protocol, RequestFixture};
+
+    fn backends(ids: &[&str]) -> Vec<Backend> {
+        ids.iter()
+            .map(|id| Backend {
+                token: format!("t-{id}"),
+                ..Backend::named(*id)
+            })
+            .collect()
+    }
+
+    fn sticky(ids: &[&str]) -> StickyCookie {
+        let mut sticky = StickyCookie::configure(&Options::from_json(r#"{"ttl": "1h"}"#)).unwrap();
+        sticky.set_backends(1, backends(ids));
+        sticky
+    }
+
+    fn request(cookie: Option<&str>, backends: usize) -> Request {
+        Request::fixture(RequestFixture {
+            cookies: cookie
+                .map(|v| vec![(DEFAULT_COOKIE.to_owned(), v.to_owned())])
+                .unwrap_or_default(),
+            stats: vec![BackendStats::default(); backends],
+            ..RequestFixture::default()
+        })
+    }
+
+    #[test]
+    fn first_request_is_balanced_and_pinned() {
+        let mut balancer = sticky(&["a", "b", "c"]);
+        let request = request(None, 3);
+        assert_eq!(balancer.select(&request).unwrap()[0], 0);
+        let cookie = request.pinned_cookie().unwrap();
+        assert_eq!(
+            (
+                cookie.name.as_str(),
+                cookie.max_age_seconds,
+                cookie.http_only
+            ),
+            (DEFAULT_COOKIE, Some(3600), true)
+        );
+    }
+
+    #[test]
+    fn a_valid_cookie_is_honoured_without_re_pinning() {
+        let mut balancer = sticky(&["a", "b", "c"]);
+        for _ in 0..100 {
+            let request = request(Some("t-b"), 3);
+            assert_eq!(balancer.select(&request).unwrap()[0], 1);
+            assert_eq!(request.pinned_cookie(), None);
+        }
+    }
+
+    #[test]
+    fn unknown_or_unhealthy_backend_is_re_balanced_and_re_pinned() {
+        let mut balancer = sticky(&["a", "c"]);
+        let stale = request(Some("t-b"), 2);
+        balancer.select(&stale).unwrap();
+        assert!(stale.pinned_cookie().is_some());
+        let down = Request::fixture(RequestFixture {
+            cookies: vec![(DEFAULT_COOKIE.to_owned(), "t-c".to_owned())],
+            stats: vec![
+                BackendStats::default(),
+                BackendStats {
+                    health: Health::Unhealthy,
+                    ..BackendStats::default()
+                },
+            ],
+            ..RequestFixture::default()
+        });
+        assert_ne!(balancer.select(&down).unwrap()[0], 1);
+        assert!(down.pinned_cookie().is_some());
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad = |json: &str| StickyCookie::configure(&Options::from_json(json)).is_err();
+        assert!(bad(r#"{"cookie": "a b"}"#));
+        assert!(bad(r#"{"path": "x"}"#));
+        assert!(bad(r#"{"inner": "maglev"}"#));
+        assert!(bad(r#"{"ttl": "0s"}"#));
+        assert!(!bad(r#"{"inner": "least-connections", "secure": true}"#));
+        let tcp = Options::for_protocols("{}", vec![Protocol::Tcp]);
+        assert!(StickyCookie::configure(&tcp).is_err());
+    }
+}
