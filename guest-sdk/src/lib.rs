@@ -45,6 +45,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod algorithms;
 mod balancer;
 mod duration;
 #[doc(hidden)]

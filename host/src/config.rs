@@ -106,6 +106,9 @@ pub struct PoolConfig {
     /// How long a backend may take to start answering once the request is
     /// sent; past it the client gets 504.
     pub response_timeout: Duration,
+    /// Window over which a backend that joins on reload or recovers ramps
+    /// from a trickle to its full weight; `None` disables slow start.
+    pub slow_start: Option<Duration>,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
 }

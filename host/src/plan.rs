@@ -9,7 +9,7 @@ use crate::config::{BalancerRef, Config, ConfigErrors, FieldLocation, PoolConfig
 use crate::l7::{Route, RouteTable};
 use crate::plugin::{self, PluginRuntime, WasmBalancer};
 use crate::upstream::{
-    Backend, BackendPool, BackendSelection, BackendSet, NativeRoundRobin, PoolSettings,
+    Backend, BackendPool, BackendSelection, BackendSet, NativeRoundRobin, PoolSettings, Protocol,
     StatsRegistry,
 };
 
@@ -113,20 +113,35 @@ fn build_pool(
     stats: &StatsRegistry,
     generation: u64,
 ) -> Result<BackendPool, (FieldLocation, plugin::Error)> {
-    let backends = Arc::new(BackendSet {
-        generation,
-        backends: pool
+    let backends = pool
+        .backends
+        .iter()
+        .map(|backend| {
+            let (stats, joined) = stats.get_or_create(&pool.name, &backend.id);
+            // Backends present at start-up take full load at once, as in
+            // HAProxy; those a reload adds ramp up.
+            if joined && generation > 1 && pool.slow_start.is_some() {
+                stats.start_ramp();
+            }
+            Backend::new(
+                backend.id.clone(),
+                backend.address.clone(),
+                backend.weight,
+                backend.metadata.clone(),
+                stats,
+            )
+        })
+        .collect();
+    let mut backends = BackendSet::new(backends);
+    if let Some(window) = pool.slow_start {
+        let ramps: Vec<u32> = backends
             .backends
             .iter()
-            .map(|backend| Backend {
-                id: backend.id.clone(),
-                address: backend.address.clone(),
-                weight: backend.weight,
-                metadata: backend.metadata.clone(),
-                stats: stats.get(&pool.name, &backend.id),
-            })
-            .collect(),
-    });
+            .map(|b| b.stats.ramp_permille(window))
+            .collect();
+        backends = backends.with_ramps(&ramps).unwrap_or(backends);
+    }
+    let backends = Arc::new(backends);
     let balancer: Box<dyn BackendSelection> = match &pool.balancer {
         BalancerRef::NativeRoundRobin => Box::new(NativeRoundRobin::default()),
         BalancerRef::Plugin(plugin) => {
@@ -136,6 +151,7 @@ fn build_pool(
             let balancer = WasmBalancer::new(
                 compiled,
                 pool.balancer_options.clone(),
+                vec![Protocol::Http],
                 config.sandbox,
                 &backends,
             )
@@ -151,6 +167,7 @@ fn build_pool(
         max_attempts: pool.max_attempts,
         connect_timeout: pool.connect_timeout,
         response_timeout: pool.response_timeout,
+        slow_start: pool.slow_start,
     };
     Ok(BackendPool::new(
         pool.name.as_str(),

@@ -76,6 +76,8 @@ pub struct RawPool {
     #[serde(default)]
     pub response_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    pub slow_start: Option<Spanned<String>>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 

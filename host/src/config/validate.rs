@@ -249,6 +249,17 @@ impl Validator<'_> {
                 Duration::from_secs(3600),
             ),
         };
+        let slow_start = match &raw.slow_start {
+            None => Some(None),
+            Some(text) => self
+                .duration(
+                    field("slow-start"),
+                    text,
+                    Duration::from_millis(100),
+                    Duration::from_secs(3600),
+                )
+                .map(Some),
+        };
         let backends = self.backends(name.get_ref(), &raw.backends);
         Some(PoolConfig {
             name: pool_name?,
@@ -260,6 +271,7 @@ impl Validator<'_> {
             max_attempts: max_attempts?,
             connect_timeout: connect_timeout?,
             response_timeout: response_timeout?,
+            slow_start: slow_start?,
             backends: backends?,
         })
     }

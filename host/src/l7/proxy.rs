@@ -14,7 +14,7 @@ use super::connections::{SendError, UpstreamConnections};
 use super::headers;
 use super::response::{self, ProxyBody};
 use crate::plan::Plan;
-use crate::upstream::{BackendPool, Protocol, RequestInfo};
+use crate::upstream::{BackendPool, Choice, Protocol, RequestInfo};
 
 /// Serves the requests of one listener against the current plan.
 pub struct Proxy {
@@ -92,15 +92,16 @@ impl Proxy {
             return response::local(StatusCode::INTERNAL_SERVER_ERROR, "request head lost");
         };
         let request = upstream_request(Request::from_parts(parts, body), client, host.as_deref());
-        self.forward(&pool, choice.backends(), request).await
+        self.forward(&pool, &choice, request).await
     }
 
-    async fn forward<'a>(
+    async fn forward(
         &self,
         pool: &BackendPool,
-        candidates: impl Iterator<Item = &'a crate::upstream::Backend>,
+        choice: &Choice,
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
+        let candidates = choice.backends();
         let mut request = Some(request);
         for backend in candidates {
             let Some(unsent) = request.take() else { break };
@@ -134,7 +135,15 @@ impl Proxy {
             match sent {
                 Ok(response) => {
                     backend.stats.record_success(started.elapsed());
-                    return client_response(response.map(Either::Left));
+                    let mut response = client_response(response.map(Either::Left));
+                    if let Some(cookie) =
+                        choice.affinity().and_then(|c| c.set_cookie(&backend.token))
+                    {
+                        response
+                            .headers_mut()
+                            .append(http::header::SET_COOKIE, cookie);
+                    }
+                    return response;
                 }
                 Err(SendError {
                     error,

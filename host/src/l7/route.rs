@@ -65,11 +65,9 @@ mod tests {
             max_attempts: 1,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            slow_start: None,
         };
-        let backends = Arc::new(BackendSet {
-            generation: 0,
-            backends: Vec::new(),
-        });
+        let backends = Arc::new(BackendSet::new(Vec::new()));
         Arc::new(BackendPool::new(
             name,
             backends,

@@ -7,12 +7,14 @@ use std::time::Duration;
 use wasmtime::{Engine, Store, Trap};
 
 use super::Error;
-use super::bindings::{Balancer, BalancerPre, balance};
+use super::bindings::{Balancer, BalancerPre, balance, types};
 use super::breaker::Breaker;
 use super::engine::EPOCH_TICK;
 use super::state::PluginState;
 use crate::config::SandboxConfig;
-use crate::upstream::{BackendSelection, BackendSet, RequestInfo, SelectionError};
+use crate::upstream::{
+    BackendSelection, BackendSet, Protocol, RequestInfo, Selection, SelectionError,
+};
 
 /// Idle instances kept per pool; beyond this, returned instances are
 /// dropped. Enough for every worker thread to have one with room to spare.
@@ -34,6 +36,7 @@ pub struct CompiledBalancer {
 pub struct WasmBalancer {
     compiled: Arc<CompiledBalancer>,
     options: String,
+    protocols: Vec<types::Protocol>,
     sandbox: SandboxConfig,
     idle: Mutex<Vec<BalancerInstance>>,
     breaker: Breaker,
@@ -66,18 +69,21 @@ impl CompiledBalancer {
 // === impl WasmBalancer ===
 
 impl WasmBalancer {
-    /// Configures `compiled` for a pool. One instance is created, configured
-    /// and given `backends` now, so that a plugin that rejects its options
-    /// or traps on setup fails the config load, not a request.
+    /// Configures `compiled` for a pool served over `protocols`. One
+    /// instance is created, configured and given `backends` now, so that a
+    /// plugin that rejects its options or traps on setup fails the config
+    /// load, not a request.
     pub fn new(
         compiled: Arc<CompiledBalancer>,
         options: String,
+        protocols: Vec<Protocol>,
         sandbox: SandboxConfig,
         backends: &Arc<BackendSet>,
     ) -> Result<Self, Error> {
         let balancer = WasmBalancer {
             compiled,
             options,
+            protocols: protocols.into_iter().map(Into::into).collect(),
             sandbox,
             idle: Mutex::new(Vec::new()),
             breaker: Breaker::new(),
@@ -101,7 +107,7 @@ impl WasmBalancer {
             .map_err(|e| classify(e, &store, plugin))?;
         let configured = bindings
             .bascule_plugin_balance()
-            .call_configure(&mut store, &self.options)
+            .call_configure(&mut store, &self.options, &self.protocols)
             .map_err(|e| classify(e, &store, plugin))?;
         configured.map_err(|e| Error::Rejected {
             plugin: plugin.to_string(),
@@ -139,7 +145,7 @@ impl WasmBalancer {
         &self,
         backends: &Arc<BackendSet>,
         request: &mut RequestInfo,
-    ) -> Result<Vec<u32>, Error> {
+    ) -> Result<Selection, Error> {
         let mut instance = self.check_out()?;
         let result = instance.select(
             backends,
@@ -164,7 +170,7 @@ impl BackendSelection for WasmBalancer {
         &self,
         backends: &Arc<BackendSet>,
         request: &mut RequestInfo,
-    ) -> Result<Vec<u32>, SelectionError> {
+    ) -> Result<Selection, SelectionError> {
         let result = if self.breaker.is_open() {
             Err(Error::Suspended {
                 plugin: self.compiled.name.to_string(),
@@ -215,7 +221,7 @@ impl BalancerInstance {
         request: &mut RequestInfo,
         plugin: &str,
         budget: Duration,
-    ) -> Result<Vec<u32>, Error> {
+    ) -> Result<Selection, Error> {
         self.learn(backends, plugin)?;
         self.store.data_mut().request = Some(RequestInfo {
             protocol: request.protocol,
@@ -230,7 +236,9 @@ impl BalancerInstance {
             .bascule_plugin_balance()
             .call_select(&mut self.store);
         // Hand the request head back before anything else can fail.
-        request.http = self.store.data_mut().request.take().and_then(|r| r.http);
+        let state = self.store.data_mut();
+        request.http = state.request.take().and_then(|r| r.http);
+        let affinity = state.affinity.take();
         let ranked = result
             .map_err(|e| classify(e, &self.store, plugin))?
             .map_err(|e| Error::Guest {
@@ -247,7 +255,17 @@ impl BalancerInstance {
                 reason: format!("index {bad} is out of range for {len} backends"),
             });
         }
-        Ok(ranked)
+        let affinity = affinity
+            .transpose()
+            .map_err(|e| Error::InvalidOutput {
+                plugin: plugin.to_owned(),
+                reason: e.to_string(),
+            })?
+            .filter(|_| request.protocol == Protocol::Http);
+        Ok(Selection {
+            candidates: ranked,
+            affinity,
+        })
     }
 }
 

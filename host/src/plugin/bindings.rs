@@ -6,7 +6,7 @@ wasmtime::component::bindgen!({
     world: "balancer",
 });
 
-pub use self::bascule::plugin::{backend_stats, log, request_context, types};
+pub use self::bascule::plugin::{affinity, backend_stats, log, request_context, types};
 pub use self::exports::bascule::plugin::balance;
 
 use crate::upstream::{self, Health};
@@ -19,6 +19,8 @@ impl From<&upstream::Backend> for balance::Backend {
             id: backend.id.clone(),
             address: backend.address.clone(),
             weight: backend.weight,
+            ramp_permille: backend.ramp_permille,
+            token: backend.token.clone(),
             metadata: backend.metadata.clone(),
         }
     }

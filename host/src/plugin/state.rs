@@ -5,9 +5,9 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{backend_stats, log, request_context, types};
+use super::bindings::{affinity, backend_stats, log, request_context, types};
 use super::limits::MemoryCap;
-use crate::upstream::{BackendSet, Protocol, RequestInfo};
+use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestInfo};
 
 /// Log lines from plugins are cut to this many bytes so that a chatty
 /// plugin cannot flood the host's log with one call.
@@ -23,6 +23,8 @@ pub struct PluginState {
     pub(super) request: Option<RequestInfo>,
     /// The backends the instance last learned, for the stats import.
     pub(super) backends: Option<Arc<BackendSet>>,
+    /// The affinity cookie asked for during the current `select`.
+    pub(super) affinity: Option<Result<AffinityCookie, AffinityCookieError>>,
 }
 
 // === impl PluginState ===
@@ -38,6 +40,7 @@ impl PluginState {
             memory: MemoryCap::new(memory_limit_bytes),
             request: None,
             backends: None,
+            affinity: None,
         }
     }
 
@@ -130,6 +133,31 @@ impl backend_stats::Host for PluginState {
         let backends = self.backends.as_ref()?;
         let backend = backends.get(usize::try_from(index).ok()?)?;
         Some(backend.stats.snapshot().into())
+    }
+
+    fn all_stats(&mut self) -> Vec<backend_stats::BackendSnapshot> {
+        self.backends.as_ref().map_or_else(Vec::new, |backends| {
+            backends
+                .backends
+                .iter()
+                .map(|backend| backend.stats.snapshot().into())
+                .collect()
+        })
+    }
+}
+
+impl affinity::Host for PluginState {
+    fn pin_with_cookie(&mut self, cookie: affinity::AffinityCookie) {
+        if self.request.is_none() {
+            return;
+        }
+        self.affinity = Some(AffinityCookie::new(
+            cookie.name,
+            cookie.max_age_seconds,
+            cookie.path,
+            cookie.secure,
+            cookie.http_only,
+        ));
     }
 }
 

@@ -9,19 +9,20 @@ use crate::upstream::{
     Backend, BackendSelection, BackendSet, NativeRoundRobin, Protocol, RequestInfo,
 };
 
-fn backend_set(size: usize, generation: u64) -> Arc<BackendSet> {
-    Arc::new(BackendSet {
-        generation,
-        backends: (0..size)
-            .map(|i| Backend {
-                id: format!("b{i}"),
-                address: format!("127.0.0.1:{}", 10_000 + i),
-                weight: 1,
-                metadata: Vec::new(),
-                stats: Arc::default(),
+fn backend_set(size: usize) -> Arc<BackendSet> {
+    Arc::new(BackendSet::new(
+        (0..size)
+            .map(|i| {
+                Backend::new(
+                    format!("b{i}"),
+                    format!("127.0.0.1:{}", 10_000 + i),
+                    1,
+                    Vec::new(),
+                    Arc::default(),
+                )
             })
             .collect(),
-    })
+    ))
 }
 
 fn request() -> RequestInfo {
@@ -38,14 +39,21 @@ fn builtin(runtime: &PluginRuntime, name: &str, set: &Arc<BackendSet>) -> WasmBa
     let compiled = runtime
         .compile_balancer(&PluginRef::Builtin(name.to_owned()))
         .unwrap();
-    WasmBalancer::new(compiled, "{}".to_owned(), SandboxConfig::default(), set).unwrap()
+    WasmBalancer::new(
+        compiled,
+        "{}".to_owned(),
+        vec![Protocol::Http],
+        SandboxConfig::default(),
+        set,
+    )
+    .unwrap()
 }
 
 #[test]
 fn round_robin_plugin_matches_the_native_reference() {
     let runtime = PluginRuntime::new().unwrap();
     for size in [1, 2, 3, 7, 16, 100] {
-        let set = backend_set(size, 1);
+        let set = backend_set(size);
         let wasm = builtin(&runtime, "round-robin", &set);
         let native = NativeRoundRobin::default();
         let mut request = request();
@@ -62,16 +70,16 @@ fn round_robin_plugin_matches_the_native_reference() {
 #[test]
 fn round_robin_plugin_learns_a_new_backend_list() {
     let runtime = PluginRuntime::new().unwrap();
-    let large = backend_set(10, 1);
+    let large = backend_set(10);
     let wasm = builtin(&runtime, "round-robin", &large);
     let mut request = request();
     for _ in 0..8 {
         wasm.select(&large, &mut request).unwrap();
     }
     // Shrinking keeps every index in range and the rotation going.
-    let small = backend_set(3, 2);
+    let small = backend_set(3);
     let firsts: Vec<u32> = (0..4)
-        .map(|_| wasm.select(&small, &mut request).unwrap()[0])
+        .map(|_| wasm.select(&small, &mut request).unwrap().candidates[0])
         .collect();
     assert_eq!(firsts, [2, 0, 1, 2]);
 }

@@ -1,8 +1,12 @@
 //! A backend and the versioned set of them a pool balances over.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::BackendStats;
+
+/// Full slow-start progress: the backend takes its whole weight.
+pub const FULL_RAMP: u32 = 1000;
 
 /// One backend server of a pool.
 #[derive(Debug)]
@@ -11,8 +15,12 @@ pub struct Backend {
     pub id: String,
     /// `host:port` to connect to.
     pub address: String,
-    /// Relative weight, at least 1.
+    /// Relative weight as configured, at least 1.
     pub weight: u32,
+    /// Slow-start progress in thousandths, 1 to [`FULL_RAMP`].
+    pub ramp_permille: u32,
+    /// Opaque token naming the backend to clients (affinity cookies).
+    pub token: String,
     /// Operator labels, sorted by key.
     pub metadata: Vec<(String, String)>,
     /// Live counters, shared by every worker and kept across reloads.
@@ -25,15 +33,67 @@ pub struct Backend {
 /// balancer instance that it must learn the list again.
 #[derive(Debug)]
 pub struct BackendSet {
-    /// Grows with every change of membership, weights or metadata.
+    /// Unique per list in this process: a new list (reload, slow-start
+    /// step) always has a higher generation than every list before it.
     pub generation: u64,
     /// The backends, in config order.
     pub backends: Vec<Backend>,
 }
 
+// === impl Backend ===
+
+impl Backend {
+    /// A fully ramped backend; its token derives from `id`.
+    pub fn new(
+        id: String,
+        address: String,
+        weight: u32,
+        metadata: Vec<(String, String)>,
+        stats: Arc<BackendStats>,
+    ) -> Self {
+        Backend {
+            token: token_for(&id),
+            id,
+            address,
+            weight,
+            ramp_permille: FULL_RAMP,
+            metadata,
+            stats,
+        }
+    }
+
+    /// The same backend at another slow-start progress.
+    fn with_ramp(&self, ramp_permille: u32) -> Self {
+        Backend {
+            id: self.id.clone(),
+            address: self.address.clone(),
+            weight: self.weight,
+            ramp_permille,
+            token: self.token.clone(),
+            metadata: self.metadata.clone(),
+            stats: Arc::clone(&self.stats),
+        }
+    }
+}
+
+/// A backend's affinity token: 16 hex digits of the XXH3 hash of its id.
+/// It hides address and name, and every Bascule process computes the same
+/// token, so a cookie keeps working behind several proxies and restarts.
+pub fn token_for(id: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(id.as_bytes()))
+}
+
 // === impl BackendSet ===
 
 impl BackendSet {
+    /// A set with a fresh generation.
+    pub fn new(backends: Vec<Backend>) -> Self {
+        BackendSet {
+            generation: next_generation(),
+            backends,
+        }
+    }
+
     /// Number of backends.
     pub fn len(&self) -> usize {
         self.backends.len()
@@ -47,5 +107,61 @@ impl BackendSet {
     /// The backend at `index`.
     pub fn get(&self, index: usize) -> Option<&Backend> {
         self.backends.get(index)
+    }
+
+    /// The same backends with new slow-start progress, as a new generation;
+    /// `None` when nothing changed.
+    pub fn with_ramps(&self, ramps: &[u32]) -> Option<BackendSet> {
+        let unchanged = self
+            .backends
+            .iter()
+            .zip(ramps)
+            .all(|(backend, &ramp)| backend.ramp_permille == ramp);
+        if unchanged {
+            return None;
+        }
+        Some(BackendSet::new(
+            self.backends
+                .iter()
+                .zip(ramps)
+                .map(|(backend, &ramp)| backend.with_ramp(ramp))
+                .collect(),
+        ))
+    }
+}
+
+fn next_generation() -> u64 {
+    static GENERATION: AtomicU64 = AtomicU64::new(1);
+    GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stable_and_hide_the_id() {
+        assert_eq!(token_for("web-1"), token_for("web-1"));
+        assert_ne!(token_for("web-1"), token_for("web-2"));
+        assert_eq!(token_for("10.0.0.1:80").len(), 16);
+        assert!(!token_for("10.0.0.1:80").contains("10.0"));
+    }
+
+    #[test]
+    fn new_ramps_make_a_new_generation() {
+        let set = BackendSet::new(vec![Backend::new(
+            "a".into(),
+            "127.0.0.1:1".into(),
+            2,
+            Vec::new(),
+            Arc::default(),
+        )]);
+        assert!(set.with_ramps(&[FULL_RAMP]).is_none());
+        let ramped = set.with_ramps(&[250]).unwrap();
+        assert!(ramped.generation > set.generation);
+        assert_eq!(
+            (ramped.backends[0].ramp_permille, ramped.backends[0].weight),
+            (250, 2)
+        );
     }
 }

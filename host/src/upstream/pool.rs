@@ -2,11 +2,16 @@
 //! host-side checks applied to every choice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::{Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestInfo, SelectionError};
+use super::stats::clock_millis;
+use super::{
+    AffinityCookie, Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestInfo,
+    Selection, SelectionError,
+};
 use crate::config::PluginFailurePolicy;
 
 /// A named group of backends and how to choose among them.
@@ -16,6 +21,8 @@ pub struct BackendPool {
     balancer: Box<dyn BackendSelection>,
     fallback: NativeRoundRobin,
     settings: PoolSettings,
+    /// With slow start: when (clock milliseconds) to recompute ramps next.
+    next_ramp_step: AtomicU64,
 }
 
 /// The backends to try for one request, in order: validated, de-duplicated,
@@ -24,6 +31,7 @@ pub struct BackendPool {
 pub struct Choice {
     backends: Arc<BackendSet>,
     candidates: Vec<usize>,
+    affinity: Option<AffinityCookie>,
 }
 
 /// Why a pool could not offer a backend.
@@ -58,6 +66,8 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// Budget from sending the request to receiving the response head.
     pub response_timeout: Duration,
+    /// Window over which a joining or recovering backend's weight ramps up.
+    pub slow_start: Option<Duration>,
 }
 
 // === impl BackendPool ===
@@ -76,6 +86,7 @@ impl BackendPool {
             balancer,
             fallback: NativeRoundRobin::default(),
             settings,
+            next_ramp_step: AtomicU64::new(0),
         }
     }
 
@@ -102,8 +113,11 @@ impl BackendPool {
     /// Asks the balancer, applies the failure policy, and keeps only
     /// candidates that are in range, distinct and accepting new work.
     pub fn choose(&self, request: &mut RequestInfo) -> Result<Choice, PoolError> {
+        if let Some(window) = self.settings.slow_start {
+            self.step_ramps(window);
+        }
         let backends = self.backends.load_full();
-        let ranked = match self.balancer.select(&backends, request) {
+        let selection = match self.balancer.select(&backends, request) {
             Ok(ranked) => ranked,
             Err(error) => {
                 tracing::warn!(pool = %self.name, error = %crate::error_chain(&error), "balancer failed");
@@ -120,6 +134,10 @@ impl BackendPool {
                 }
             }
         };
+        let Selection {
+            candidates: ranked,
+            affinity,
+        } = selection;
         let candidates = self.usable(&backends, ranked);
         if candidates.is_empty() {
             return Err(PoolError::NoUsableBackend {
@@ -129,7 +147,41 @@ impl BackendPool {
         Ok(Choice {
             backends,
             candidates,
+            affinity,
         })
+    }
+
+    /// Publishes the backends with fresh slow-start progress, at most once
+    /// per twentieth of the window: a ramp climbs in steps of about 5%,
+    /// each a new generation the balancer learns on its next call.
+    fn step_ramps(&self, window: Duration) {
+        let now = clock_millis();
+        let due = self.next_ramp_step.load(Ordering::Relaxed);
+        let step = u64::try_from(window.as_millis() / 20)
+            .unwrap_or(u64::MAX)
+            .max(50);
+        let claimed = now >= due
+            && self
+                .next_ramp_step
+                .compare_exchange(
+                    due,
+                    now.saturating_add(step),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if !claimed {
+            return;
+        }
+        let current = self.backends.load();
+        let ramps: Vec<u32> = current
+            .backends
+            .iter()
+            .map(|backend| backend.stats.ramp_permille(window))
+            .collect();
+        if let Some(next) = current.with_ramps(&ramps) {
+            self.backends.store(Arc::new(next));
+        }
     }
 
     fn usable(&self, backends: &BackendSet, ranked: Vec<u32>) -> Vec<usize> {
@@ -164,6 +216,11 @@ impl Choice {
             .iter()
             .filter_map(|&index| self.backends.get(index))
     }
+
+    /// The cookie the balancer wants set, naming the backend that serves.
+    pub fn affinity(&self) -> Option<&AffinityCookie> {
+        self.affinity.as_ref()
+    }
 }
 
 #[cfg(test)]
@@ -187,9 +244,10 @@ mod tests {
             &self,
             _: &Arc<BackendSet>,
             _: &mut RequestInfo,
-        ) -> Result<Vec<u32>, SelectionError> {
+        ) -> Result<Selection, SelectionError> {
             self.0
                 .clone()
+                .map(Selection::from)
                 .ok_or_else(|| SelectionError::new(FixedFailure))
         }
     }
@@ -200,12 +258,14 @@ mod tests {
         max_attempts: u32,
     ) -> BackendPool {
         let backends = (0..4)
-            .map(|i| Backend {
-                id: format!("b{i}"),
-                address: format!("127.0.0.1:{}", 9000 + i),
-                weight: 1,
-                metadata: Vec::new(),
-                stats: Arc::new(BackendStats::default()),
+            .map(|i| {
+                Backend::new(
+                    format!("b{i}"),
+                    format!("127.0.0.1:{}", 9000 + i),
+                    1,
+                    Vec::new(),
+                    Arc::new(BackendStats::default()),
+                )
             })
             .collect();
         let settings = PoolSettings {
@@ -213,13 +273,11 @@ mod tests {
             max_attempts,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            slow_start: Some(Duration::from_secs(3600)),
         };
         BackendPool::new(
             "p",
-            Arc::new(BackendSet {
-                generation: 1,
-                backends,
-            }),
+            Arc::new(BackendSet::new(backends)),
             Box::new(Fixed(ranking)),
             settings,
         )
@@ -259,6 +317,19 @@ mod tests {
         backends.backends[0].stats.set_health(Health::Draining);
         backends.backends[2].stats.set_health(Health::Unhealthy);
         assert_eq!(ids(&pool.choose(&mut request()).unwrap()), ["b1"]);
+    }
+
+    #[test]
+    fn slow_start_publishes_ramped_weights() {
+        let pool = pool(Some(vec![0]), PluginFailurePolicy::RoundRobin, 1);
+        let before = pool.backends();
+        before.backends[1].stats.start_ramp();
+        pool.choose(&mut request()).unwrap();
+        let after = pool.backends();
+        assert!(after.generation > before.generation);
+        let ramps: Vec<u32> = after.backends.iter().map(|b| b.ramp_permille).collect();
+        assert_eq!(ramps[0], crate::upstream::FULL_RAMP);
+        assert!(ramps[1] < 10, "{ramps:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{BackendSelection, BackendSet, RequestInfo, SelectionError};
+use super::{BackendSelection, BackendSet, RequestInfo, Selection, SelectionError};
 
 /// How many candidates are ranked per call: the chosen backend and two
 /// fallbacks, as the round-robin plugin does.
@@ -25,14 +25,15 @@ impl BackendSelection for NativeRoundRobin {
         &self,
         backends: &Arc<BackendSet>,
         _request: &mut RequestInfo,
-    ) -> Result<Vec<u32>, SelectionError> {
+    ) -> Result<Selection, SelectionError> {
         let len = u32::try_from(backends.len()).unwrap_or(u32::MAX);
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok(Selection::default());
         }
         let first = self.next.fetch_add(1, Ordering::Relaxed) % len;
         Ok((0..CANDIDATES.min(len))
             .map(|offset| (first + offset) % len)
-            .collect())
+            .collect::<Vec<_>>()
+            .into())
     }
 }

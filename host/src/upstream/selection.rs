@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{BackendSet, RequestInfo};
+use super::{AffinityCookie, BackendSet, RequestInfo};
 
 /// Chooses backends for a request or connection.
 ///
@@ -12,7 +12,8 @@ pub trait BackendSelection: Send + Sync {
     /// What chooses, for status pages and logs (`builtin:round-robin`).
     fn name(&self) -> &str;
 
-    /// Candidate indices into `backends`, best first.
+    /// Candidate indices into `backends`, best first, and any affinity the
+    /// response should carry.
     ///
     /// `request` is `&mut` only so that a sandboxed implementation can lend
     /// the request head to its sandbox without copying it; implementations
@@ -21,7 +22,16 @@ pub trait BackendSelection: Send + Sync {
         &self,
         backends: &Arc<BackendSet>,
         request: &mut RequestInfo,
-    ) -> Result<Vec<u32>, SelectionError>;
+    ) -> Result<Selection, SelectionError>;
+}
+
+/// What a balancer decided for one request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Backend indices, best first.
+    pub candidates: Vec<u32>,
+    /// A cookie to set on the response, naming the backend that serves.
+    pub affinity: Option<AffinityCookie>,
 }
 
 /// A balancer failed to choose. The pool falls back to its failure policy.
@@ -30,6 +40,17 @@ pub trait BackendSelection: Send + Sync {
 pub struct SelectionError {
     #[source]
     cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+// === impl Selection ===
+
+impl From<Vec<u32>> for Selection {
+    fn from(candidates: Vec<u32>) -> Self {
+        Selection {
+            candidates,
+            affinity: None,
+        }
+    }
 }
 
 // === impl SelectionError ===

@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::backend::FULL_RAMP;
 
 /// The weight of a new latency sample in the moving average (1/8, as TCP's
 /// smoothed RTT): one slow response moves the average, a few dominate it.
@@ -31,6 +33,9 @@ pub struct BackendStats {
     ewma_latency_us: AtomicU64,
     consecutive_failures: AtomicU32,
     health: AtomicU8,
+    /// When slow start began (joined or recovered), in milliseconds since
+    /// the process's stats clock started, plus one; 0 when fully ramped.
+    ramp_since: AtomicU64,
 }
 
 /// A copy of the counters at one instant.
@@ -110,9 +115,40 @@ impl BackendStats {
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sets the health.
+    /// Sets the health. A backend that starts taking work again after
+    /// failing or draining begins its slow start.
     pub fn set_health(&self, health: Health) {
-        self.health.store(health as u8, Ordering::Relaxed);
+        let old = Health::from_u8(self.health.swap(health as u8, Ordering::Relaxed));
+        if !old.accepts_new_work() && health.accepts_new_work() {
+            self.start_ramp();
+        }
+    }
+
+    /// Begins slow start now: the backend just joined or recovered.
+    pub fn start_ramp(&self) {
+        self.ramp_since
+            .store(clock_millis().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Slow-start progress over `window`, in thousandths (1 to 1000).
+    pub fn ramp_permille(&self, window: Duration) -> u32 {
+        let since = self.ramp_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return FULL_RAMP;
+        }
+        let elapsed = clock_millis().saturating_add(1).saturating_sub(since);
+        let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        if elapsed >= window {
+            // Done: later reads skip the arithmetic. A racing restart wins.
+            let _ =
+                self.ramp_since
+                    .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed);
+            return FULL_RAMP;
+        }
+        let permille = elapsed.saturating_mul(u64::from(FULL_RAMP)) / window;
+        u32::try_from(permille)
+            .unwrap_or(FULL_RAMP)
+            .clamp(1, FULL_RAMP - 1)
     }
 
     /// Current health.
@@ -131,6 +167,13 @@ impl BackendStats {
     }
 }
 
+/// Milliseconds since the first call: the clock slow start is measured on.
+pub(super) fn clock_millis() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 // === impl ActiveRequest ===
 
 impl Drop for ActiveRequest {
@@ -144,14 +187,25 @@ impl Drop for ActiveRequest {
 impl StatsRegistry {
     /// The stats of `backend` in `pool`, created on first use.
     pub fn get(&self, pool: &str, backend: &str) -> Arc<BackendStats> {
+        self.get_or_create(pool, backend).0
+    }
+
+    /// The stats of `backend` in `pool`, and whether they were created by
+    /// this call (the backend is new to the pool).
+    pub fn get_or_create(&self, pool: &str, backend: &str) -> (Arc<BackendStats>, bool) {
         let mut map = self
             .by_backend
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            map.entry((pool.to_owned(), backend.to_owned()))
-                .or_default(),
-        )
+        let key = (pool.to_owned(), backend.to_owned());
+        match map.get(&key) {
+            Some(stats) => (Arc::clone(stats), false),
+            None => {
+                let stats = Arc::new(BackendStats::default());
+                map.insert(key, Arc::clone(&stats));
+                (stats, true)
+            }
+        }
     }
 }
 
@@ -192,11 +246,35 @@ mod tests {
     }
 
     #[test]
+    fn ramp_climbs_and_recovery_restarts_it() {
+        let stats = BackendStats::default();
+        assert_eq!(stats.ramp_permille(Duration::from_secs(60)), FULL_RAMP);
+        stats.start_ramp();
+        let early = stats.ramp_permille(Duration::from_secs(3600));
+        assert!((1..10).contains(&early), "{early}");
+        assert_eq!(
+            stats.ramp_permille(Duration::ZERO),
+            FULL_RAMP,
+            "a window that passed"
+        );
+        assert_eq!(
+            stats.ramp_permille(Duration::from_secs(3600)),
+            FULL_RAMP,
+            "finished ramps stay finished"
+        );
+        stats.set_health(Health::Unhealthy);
+        stats.set_health(Health::Healthy);
+        assert!(stats.ramp_permille(Duration::from_secs(3600)) < 10);
+    }
+
+    #[test]
     fn registry_keeps_stats_per_backend() {
         let registry = StatsRegistry::default();
         let a = registry.get("web", "a");
         a.record_failure();
         assert_eq!(registry.get("web", "a").snapshot().consecutive_failures, 1);
         assert_eq!(registry.get("api", "a").snapshot().consecutive_failures, 0);
+        assert!(!registry.get_or_create("web", "a").1);
+        assert!(registry.get_or_create("web", "b").1);
     }
 }

@@ -115,7 +115,6 @@ impl Balancer for BoundedLoadHash {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(BoundedLoadHash);
 
 #[cfg(test)]

@@ -83,7 +83,6 @@ impl Balancer for ConsistentHash {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(ConsistentHash);
 
 #[cfg(test)]

@@ -64,7 +64,6 @@ impl Balancer for IpHash {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(IpHash);
 
 #[cfg(test)]

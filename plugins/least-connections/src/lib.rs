@@ -7,65 +7,24 @@
 //! backend. The active counts are the host's, shared by every worker and
 //! read in one host call.
 
-use bascule_guest_sdk::{Backend, BackendStats, Balancer, Candidates, Error, Options, Request};
+use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request, algorithms};
 
-/// How many candidates a pick ranks.
-const RANKED: usize = 3;
-
-/// Least outstanding work per unit of weight.
+/// The plugin: [`algorithms::LeastLoaded`] behind the [`Balancer`] interface.
 #[derive(Debug, Default, Clone)]
-pub struct LeastConnections {
-    weights: Vec<u64>,
-    turn: usize,
-}
+pub struct LeastConnections(algorithms::LeastLoaded);
 
-// === impl LeastConnections ===
+impl std::ops::Deref for LeastConnections {
+    type Target = algorithms::LeastLoaded;
 
-impl LeastConnections {
-    /// Learns the backends' effective weights.
-    pub fn update(&mut self, backends: &[Backend]) {
-        self.weights = backends.iter().map(Backend::effective_weight).collect();
-    }
-
-    /// The least loaded backends that take new work, best first, given
-    /// every backend's stats by index.
-    pub fn pick(&mut self, stats: &[BackendStats]) -> Candidates {
-        let len = self.weights.len().min(stats.len());
-        if len == 0 {
-            return Vec::new();
-        }
-        let start = self.turn % len;
-        self.turn = self.turn.wrapping_add(1);
-        let mut ranked: Vec<(u32, u64, u64)> = Vec::with_capacity(RANKED + 1);
-        for index in (start..len).chain(0..start) {
-            let (Some(stat), Some(&weight)) = (stats.get(index), self.weights.get(index)) else {
-                continue;
-            };
-            if !stat.health.accepts_new_work() {
-                continue;
-            }
-            let entry = (
-                u32::try_from(index).unwrap_or(u32::MAX),
-                u64::from(stat.active),
-                weight,
-            );
-            // Strictly less loaded moves ahead; equals keep scan order.
-            let position = ranked
-                .iter()
-                .position(|&(_, active, w)| lighter(entry.1, entry.2, active, w))
-                .unwrap_or(ranked.len());
-            if position < RANKED {
-                ranked.insert(position, entry);
-                ranked.truncate(RANKED);
-            }
-        }
-        ranked.into_iter().map(|(index, _, _)| index).collect()
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-/// Whether `a_active / a_weight < b_active / b_weight`, without division.
-pub fn lighter(a_active: u64, a_weight: u64, b_active: u64, b_weight: u64) -> bool {
-    u128::from(a_active) * u128::from(b_weight) < u128::from(b_active) * u128::from(a_weight)
+impl std::ops::DerefMut for LeastConnections {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Balancer for LeastConnections {
@@ -83,13 +42,12 @@ impl Balancer for LeastConnections {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(LeastConnections);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bascule_guest_sdk::Health;
+    use bascule_guest_sdk::{BackendStats, Health};
 
     fn pool(weights: &[u32]) -> LeastConnections {
         let mut lc = LeastConnections::default();

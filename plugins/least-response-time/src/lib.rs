@@ -180,7 +180,6 @@ impl Balancer for LeastResponseTime {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(LeastResponseTime);
 
 #[cfg(test)]

@@ -156,7 +156,6 @@ impl Balancer for Maglev {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(Maglev);
 
 #[cfg(test)]

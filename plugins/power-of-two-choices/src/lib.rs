@@ -6,7 +6,9 @@
 //!
 //! Option `seed` (integer) makes the draws repeatable.
 
-use bascule_guest_sdk::{Backend, BackendStats, Balancer, Candidates, Error, Options, Request};
+use bascule_guest_sdk::{
+    Backend, BackendStats, Balancer, Candidates, Error, Options, Request, algorithms,
+};
 use serde::Deserialize;
 
 /// Power of two random choices.
@@ -74,15 +76,9 @@ impl PowerOfTwoChoices {
         let (down_a, active_a, weight_a) = score(a, stats_a);
         let (down_b, active_b, weight_b) = score(b, stats_b);
         let b_wins = (down_a && !down_b)
-            || (down_a == down_b
-                && least_connections_order(active_b, weight_b, active_a, weight_a));
+            || (down_a == down_b && algorithms::lighter(active_b, weight_b, active_a, weight_a));
         if b_wins { vec![b, a] } else { vec![a, b] }
     }
-}
-
-/// `a` carries strictly less load per unit of weight than `b`.
-fn least_connections_order(a_active: u64, a_weight: u64, b_active: u64, b_weight: u64) -> bool {
-    u128::from(a_active) * u128::from(b_weight) < u128::from(b_active) * u128::from(a_weight)
 }
 
 impl Balancer for PowerOfTwoChoices {
@@ -104,7 +100,6 @@ impl Balancer for PowerOfTwoChoices {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(PowerOfTwoChoices);
 
 #[cfg(test)]

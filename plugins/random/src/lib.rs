@@ -62,7 +62,6 @@ impl Balancer for Random {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(Random);
 
 #[cfg(test)]

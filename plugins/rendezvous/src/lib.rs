@@ -107,7 +107,6 @@ impl Balancer for Rendezvous {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(Rendezvous);
 
 #[cfg(test)]

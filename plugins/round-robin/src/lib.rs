@@ -6,41 +6,23 @@
 //! backend, `select` ranks the next few in rotation order so that the host
 //! has somewhere to go when the first refuses the connection.
 
-use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request};
+use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request, algorithms};
 
-/// How many candidates `select` ranks: the chosen backend plus fallbacks.
-/// A few are enough to ride over a dead backend; listing every backend would
-/// make each call cost O(backends).
-pub const CANDIDATES: u32 = 3;
-
-/// Round-robin position over a backend list of known length.
+/// The plugin: [`algorithms::RoundRobin`] behind the [`Balancer`] interface.
 #[derive(Debug, Default, Clone)]
-pub struct RoundRobin {
-    next: u32,
-    len: u32,
+pub struct RoundRobin(algorithms::RoundRobin);
+
+impl std::ops::Deref for RoundRobin {
+    type Target = algorithms::RoundRobin;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-// === impl RoundRobin ===
-
-impl RoundRobin {
-    /// Sets the number of backends. The position is kept (modulo the new
-    /// length) so that a membership change does not restart the rotation.
-    pub fn resize(&mut self, len: u32) {
-        self.len = len;
-        self.next = if len == 0 { 0 } else { self.next % len };
-    }
-
-    /// The next backend in turn followed by its successors: at most
-    /// [`CANDIDATES`] distinct indices, empty when there are no backends.
-    pub fn pick(&mut self) -> Candidates {
-        if self.len == 0 {
-            return Vec::new();
-        }
-        let first = self.next;
-        self.next = (first + 1) % self.len;
-        (0..CANDIDATES.min(self.len))
-            .map(|offset| (first + offset) % self.len)
-            .collect()
+impl std::ops::DerefMut for RoundRobin {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -59,7 +41,6 @@ impl Balancer for RoundRobin {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(RoundRobin);
 
 #[cfg(test)]

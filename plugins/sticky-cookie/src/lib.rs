@@ -20,15 +20,12 @@
 
 use std::collections::HashMap;
 
+use bascule_guest_sdk::algorithms::{LeastLoaded, RoundRobin, SmoothWeightedRoundRobin};
 use bascule_guest_sdk::{
     AffinityCookie, Backend, Balancer, Candidates, DurationOption, Error, Options, Request,
     with_successors,
 };
-use least_connections::LeastConnections;
-use random::Random;
-use round_robin::RoundRobin;
 use serde::Deserialize;
-use weighted_round_robin::WeightedRoundRobin;
 
 const DEFAULT_COOKIE: &str = "bascule_affinity";
 
@@ -38,15 +35,16 @@ pub struct StickyCookie {
     cookie: AffinityCookie,
     inner: Inner,
     by_token: HashMap<String, u32>,
+    len: u32,
 }
 
 /// The algorithm for clients without a usable cookie.
 #[derive(Debug)]
 enum Inner {
     RoundRobin(RoundRobin),
-    WeightedRoundRobin(WeightedRoundRobin),
-    LeastConnections(LeastConnections),
-    Random(Random),
+    WeightedRoundRobin(SmoothWeightedRoundRobin),
+    LeastConnections(LeastLoaded),
+    Random(fastrand::Rng),
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,9 +116,11 @@ impl StickyCookie {
         };
         let inner = match settings.inner.as_str() {
             "round-robin" => Inner::RoundRobin(RoundRobin::default()),
-            "weighted-round-robin" => Inner::WeightedRoundRobin(WeightedRoundRobin::default()),
-            "least-connections" => Inner::LeastConnections(LeastConnections::default()),
-            "random" => Inner::Random(Random::new(None)),
+            "weighted-round-robin" => {
+                Inner::WeightedRoundRobin(SmoothWeightedRoundRobin::default())
+            }
+            "least-connections" => Inner::LeastConnections(LeastLoaded::default()),
+            "random" => Inner::Random(fastrand::Rng::new()),
             other => {
                 return Err(Error::new(format!(
                     "unknown `inner` algorithm `{other}` (round-robin, weighted-round-robin, \
@@ -138,6 +138,7 @@ impl StickyCookie {
             },
             inner,
             by_token: HashMap::new(),
+            len: 0,
         })
     }
 
@@ -157,16 +158,17 @@ impl Balancer for StickyCookie {
         StickyCookie::from_settings(options.parse()?)
     }
 
-    fn set_backends(&mut self, generation: u64, backends: Vec<Backend>) {
+    fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {
         self.by_token = (0u32..)
             .zip(&backends)
             .map(|(index, backend)| (backend.token.clone(), index))
             .collect();
+        self.len = u32::try_from(backends.len()).unwrap_or(u32::MAX);
         match &mut self.inner {
-            Inner::RoundRobin(rr) => rr.set_backends(generation, backends),
-            Inner::WeightedRoundRobin(wrr) => wrr.set_backends(generation, backends),
-            Inner::LeastConnections(lc) => lc.set_backends(generation, backends),
-            Inner::Random(random) => random.set_backends(generation, backends),
+            Inner::RoundRobin(rr) => rr.resize(self.len),
+            Inner::WeightedRoundRobin(wrr) => wrr.update(&backends),
+            Inner::LeastConnections(lc) => lc.update(&backends),
+            Inner::Random(_) => {}
         }
     }
 
@@ -179,22 +181,22 @@ impl Balancer for StickyCookie {
                     .backend_stats(index)
                     .is_some_and(|stats| stats.health.accepts_new_work())
             });
+        let len = self.len;
         if let Some(index) = pinned {
-            let len = u32::try_from(self.by_token.len()).unwrap_or(u32::MAX);
             return Ok(with_successors(index, len));
         }
         let candidates = match &mut self.inner {
-            Inner::RoundRobin(rr) => rr.select(request),
-            Inner::WeightedRoundRobin(wrr) => wrr.select(request),
-            Inner::LeastConnections(lc) => lc.select(request),
-            Inner::Random(random) => random.select(request),
-        }?;
+            Inner::RoundRobin(rr) => rr.pick(),
+            Inner::WeightedRoundRobin(wrr) => wrr.pick(),
+            Inner::LeastConnections(lc) => lc.pick(&request.all_backend_stats()),
+            Inner::Random(_) if len == 0 => Vec::new(),
+            Inner::Random(rng) => with_successors(rng.u32(..len), len),
+        };
         request.pin_with_cookie(&self.cookie);
         Ok(candidates)
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(StickyCookie);
 
 #[cfg(test)]
@@ -270,7 +272,8 @@ mod tests {
             ],
             ..RequestFixture::default()
         });
-        assert_ne!(balancer.select(&down).unwrap()[0], 1);
+        // Re-balanced over the pool (the host skips the unhealthy one).
+        assert!(balancer.select(&down).unwrap().contains(&0));
         assert!(down.pinned_cookie().is_some());
     }
 

@@ -72,7 +72,6 @@ impl Balancer for WeightedRandom {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(WeightedRandom);
 
 #[cfg(test)]

@@ -13,76 +13,24 @@
 //! ramping backend gets its growing share without bursts. Scores survive a
 //! new backend list for backends that stay.
 
-use std::collections::HashMap;
+use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request, algorithms};
 
-use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request, with_successors};
-
-/// Smooth weighted round robin over the current backends.
+/// The plugin: [`algorithms::SmoothWeightedRoundRobin`] behind the [`Balancer`] interface.
 #[derive(Debug, Default, Clone)]
-pub struct WeightedRoundRobin {
-    entries: Vec<Entry>,
-    total: i128,
-}
+pub struct WeightedRoundRobin(algorithms::SmoothWeightedRoundRobin);
 
-#[derive(Debug, Clone)]
-struct Entry {
-    id: String,
-    weight: i128,
-    score: i128,
-}
+impl std::ops::Deref for WeightedRoundRobin {
+    type Target = algorithms::SmoothWeightedRoundRobin;
 
-// === impl WeightedRoundRobin ===
-
-impl WeightedRoundRobin {
-    /// Learns a backend list, keeping the scores of backends that stay.
-    pub fn update(&mut self, backends: &[Backend]) {
-        let mut kept: HashMap<String, i128> = self
-            .entries
-            .drain(..)
-            .map(|entry| (entry.id, entry.score))
-            .collect();
-        let total: i128 = backends
-            .iter()
-            .map(|b| i128::from(b.effective_weight()))
-            .sum();
-        self.entries = (0u64..)
-            .zip(backends)
-            .map(|(position, backend)| Entry {
-                score: kept
-                    .remove(&backend.id)
-                    .unwrap_or_else(|| golden_phase(position, total)),
-                weight: i128::from(backend.effective_weight()),
-                id: backend.id.clone(),
-            })
-            .collect();
-        self.total = total;
-    }
-
-    /// The next backend, then its successors in list order as fallbacks.
-    pub fn pick(&mut self) -> Candidates {
-        let mut best: Option<(usize, i128)> = None;
-        for (index, entry) in self.entries.iter_mut().enumerate() {
-            entry.score += entry.weight;
-            if best.is_none_or(|(_, score)| entry.score > score) {
-                best = Some((index, entry.score));
-            }
-        }
-        let Some((winner, _)) = best else {
-            return Vec::new();
-        };
-        if let Some(entry) = self.entries.get_mut(winner) {
-            entry.score -= self.total;
-        }
-        let len = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        with_successors(u32::try_from(winner).unwrap_or(0), len)
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-/// A starting score in `[0, total)` spread by the golden ratio, so that no
-/// two backends start in phase.
-fn golden_phase(position: u64, total: i128) -> i128 {
-    let fraction = position.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32; // frac(i·φ) in 1/2^32
-    (i128::from(fraction) * total) >> 32
+impl std::ops::DerefMut for WeightedRoundRobin {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Balancer for WeightedRoundRobin {
@@ -100,7 +48,6 @@ impl Balancer for WeightedRoundRobin {
     }
 }
 
-#[cfg(feature = "export")]
 bascule_guest_sdk::export_balancer!(WeightedRoundRobin);
 
 #[cfg(test)]
