@@ -11,6 +11,7 @@
 )]
 
 mod admin;
+mod algorithms;
 mod balancing;
 mod config_errors;
 mod proxying;

@@ -40,6 +40,7 @@ fn render_pool(pool: &BackendPool) -> Value {
                 "id": backend.id,
                 "address": backend.address,
                 "weight": backend.weight,
+                "ramp-permille": backend.ramp_permille,
                 "health": match stats.health {
                     Health::Healthy => "healthy",
                     Health::Degraded => "degraded",
