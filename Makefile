@@ -17,7 +17,7 @@ test: wasm-target lint plugin-test
 
 ## Micro-benchmarks of plugin calls (criterion); results in target/criterion.
 bench: wasm-target
-	cargo bench -p bascule --bench select
+	cargo bench -p bascule --bench balancers
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
