@@ -131,3 +131,16 @@ fn host_patterns_match_as_documented() {
     assert!(!wildcard.matches("aexample.com"));
     assert!(HostPattern::Exact("example.com".into()).matches("example.com"));
 }
+
+#[test]
+fn slow_start_is_a_bounded_duration() {
+    let ok = VALID.replace("[pools.web]", "[pools.web]\nslow-start = \"30s\"");
+    let config = parse(&ok).unwrap();
+    let web = config.pools.iter().find(|p| p.name == "web").unwrap();
+    assert_eq!(web.slow_start, Some(Duration::from_secs(30)));
+    assert!(config.pools.iter().any(|p| p.slow_start.is_none()));
+
+    let errors = parse(&VALID.replace("[pools.web]", "[pools.web]\nslow-start = \"5ms\"")).unwrap_err();
+    assert_eq!(errors.0[0].field, "pools.web.slow-start", "{errors}");
+    assert!(errors.0[0].message.contains("out of range"), "{errors}");
+}
