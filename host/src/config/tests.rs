@@ -140,7 +140,8 @@ fn slow_start_is_a_bounded_duration() {
     assert_eq!(web.slow_start, Some(Duration::from_secs(30)));
     assert!(config.pools.iter().any(|p| p.slow_start.is_none()));
 
-    let errors = parse(&VALID.replace("[pools.web]", "[pools.web]\nslow-start = \"5ms\"")).unwrap_err();
+    let errors =
+        parse(&VALID.replace("[pools.web]", "[pools.web]\nslow-start = \"5ms\"")).unwrap_err();
     assert_eq!(errors.0[0].field, "pools.web.slow-start", "{errors}");
     assert!(errors.0[0].message.contains("out of range"), "{errors}");
 }
