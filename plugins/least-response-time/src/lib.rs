@@ -12,6 +12,7 @@
 //!
 //! Option `decay`: a duration such as `"10s"`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bascule_guest_sdk::{
@@ -66,18 +67,18 @@ impl LeastResponseTime {
 
     /// Learns a backend list, keeping the estimates of backends that stay.
     pub fn update(&mut self, backends: &[Backend]) {
-        let mut old = std::mem::take(&mut self.estimates);
+        let mut old: HashMap<String, Estimate> = std::mem::take(&mut self.estimates)
+            .into_iter()
+            .map(|estimate| (estimate.id.clone(), estimate))
+            .collect();
         self.estimates = backends
             .iter()
-            .map(
-                |backend| match old.iter().position(|e| e.id == backend.id) {
-                    Some(at) => old.swap_remove(at),
-                    None => Estimate {
-                        id: backend.id.clone(),
-                        ..Estimate::default()
-                    },
-                },
-            )
+            .map(|backend| {
+                old.remove(&backend.id).unwrap_or_else(|| Estimate {
+                    id: backend.id.clone(),
+                    ..Estimate::default()
+                })
+            })
             .collect();
     }
 
