@@ -14,7 +14,25 @@
 //! assert!(owner.is_some());
 //! ```
 
-use crate::Backend;
+use crate::{Backend, Error};
+
+/// Virtual nodes per unit of weight unless configured: Ketama's choice.
+pub const DEFAULT_VNODES: u32 = 160;
+
+/// The most virtual nodes per unit of weight an option may ask for.
+pub const MAX_VNODES: u32 = 4096;
+
+/// Validates a `vnodes` option, defaulting to [`DEFAULT_VNODES`].
+pub fn vnodes_option(vnodes: Option<u32>) -> Result<u32, Error> {
+    let vnodes = vnodes.unwrap_or(DEFAULT_VNODES);
+    if (1..=MAX_VNODES).contains(&vnodes) {
+        Ok(vnodes)
+    } else {
+        Err(Error::new(format!(
+            "`vnodes` must be 1 to {MAX_VNODES}, got {vnodes}"
+        )))
+    }
+}
 
 /// Sorted ring points, each naming a backend index.
 #[derive(Debug, Clone, Default)]

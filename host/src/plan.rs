@@ -133,13 +133,8 @@ fn build_pool(
         })
         .collect();
     let mut backends = BackendSet::new(backends);
-    if let Some(window) = pool.slow_start {
-        let ramps: Vec<u32> = backends
-            .backends
-            .iter()
-            .map(|b| b.stats.ramp_permille(window))
-            .collect();
-        backends = backends.with_ramps(&ramps).unwrap_or(backends);
+    if let Some(ramped) = pool.slow_start.and_then(|window| backends.ramped(window)) {
+        backends = ramped;
     }
     let backends = Arc::new(backends);
     let balancer: Box<dyn BackendSelection> = match &pool.balancer {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::BackendStats;
 
@@ -109,9 +110,20 @@ impl BackendSet {
         self.backends.get(index)
     }
 
-    /// The same backends with new slow-start progress, as a new generation;
-    /// `None` when nothing changed.
-    pub fn with_ramps(&self, ramps: &[u32]) -> Option<BackendSet> {
+    /// The same backends with their slow-start progress over `window` as
+    /// it is now, as a new generation; `None` when nothing changed.
+    pub fn ramped(&self, window: Duration) -> Option<BackendSet> {
+        let ramps: Vec<u32> = self
+            .backends
+            .iter()
+            .map(|backend| backend.stats.ramp_permille(window))
+            .collect();
+        self.with_ramps(&ramps)
+    }
+
+    /// The same backends with the given slow-start progress, as a new
+    /// generation; `None` when nothing changed.
+    fn with_ramps(&self, ramps: &[u32]) -> Option<BackendSet> {
         let unchanged = self
             .backends
             .iter()

@@ -173,13 +173,7 @@ impl BackendPool {
         if !claimed {
             return;
         }
-        let current = self.backends.load();
-        let ramps: Vec<u32> = current
-            .backends
-            .iter()
-            .map(|backend| backend.stats.ramp_permille(window))
-            .collect();
-        if let Some(next) = current.with_ramps(&ramps) {
+        if let Some(next) = self.backends.load().ramped(window) {
             self.backends.store(Arc::new(next));
         }
     }

@@ -9,14 +9,12 @@
 //! Options: `key` and `vnodes` as for `builtin:consistent-hash`, and `c`
 //! (the balance factor, default 1.25, at least 1).
 
-use bascule_guest_sdk::ring::HashRing;
+use bascule_guest_sdk::ring::{HashRing, vnodes_option};
 use bascule_guest_sdk::{
     Backend, BackendStats, Balancer, Candidates, Error, KeySource, Options, Request, hash_key,
 };
 use serde::Deserialize;
 
-const DEFAULT_VNODES: u32 = 160;
-const MAX_VNODES: u32 = 4096;
 const DEFAULT_FACTOR: f64 = 1.25;
 const RANKED: usize = 3;
 
@@ -90,12 +88,7 @@ impl Balancer for BoundedLoadHash {
     fn configure(options: &Options) -> Result<Self, Error> {
         let settings: Settings = options.parse()?;
         settings.key.check_supported(options)?;
-        let vnodes = settings.vnodes.unwrap_or(DEFAULT_VNODES);
-        if !(1..=MAX_VNODES).contains(&vnodes) {
-            return Err(Error::new(format!(
-                "`vnodes` must be 1 to {MAX_VNODES}, got {vnodes}"
-            )));
-        }
+        let vnodes = vnodes_option(settings.vnodes)?;
         let factor = settings.c.unwrap_or(DEFAULT_FACTOR);
         if !(factor >= 1.0 && factor.is_finite()) {
             return Err(Error::new(format!(
@@ -120,6 +113,7 @@ bascule_guest_sdk::export_balancer!(BoundedLoadHash);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bascule_guest_sdk::ring::DEFAULT_VNODES;
 
     fn balancer(count: usize, factor: f64) -> BoundedLoadHash {
         let mut hash = BoundedLoadHash::new(KeySource::ClientIp, DEFAULT_VNODES, factor);

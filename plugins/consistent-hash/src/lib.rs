@@ -7,15 +7,12 @@
 //! Options: `key` (default `"client-ip"`; see the SDK's `KeySource`),
 //! `vnodes` (default 160, 1 to 4096). TCP pools accept only `client-ip`.
 
-use bascule_guest_sdk::ring::HashRing;
+use bascule_guest_sdk::ring::{HashRing, vnodes_option};
 use bascule_guest_sdk::{
     Backend, Balancer, Candidates, Error, KeySource, Options, Request, hash_key,
 };
 use serde::Deserialize;
 
-/// Virtual nodes per unit of weight unless configured: Ketama's choice.
-pub const DEFAULT_VNODES: u32 = 160;
-const MAX_VNODES: u32 = 4096;
 const RANKED: usize = 3;
 
 /// Ring lookup of a request key.
@@ -65,12 +62,7 @@ impl Balancer for ConsistentHash {
     fn configure(options: &Options) -> Result<Self, Error> {
         let settings: Settings = options.parse()?;
         settings.key.check_supported(options)?;
-        let vnodes = settings.vnodes.unwrap_or(DEFAULT_VNODES);
-        if !(1..=MAX_VNODES).contains(&vnodes) {
-            return Err(Error::new(format!(
-                "`vnodes` must be 1 to {MAX_VNODES}, got {vnodes}"
-            )));
-        }
+        let vnodes = vnodes_option(settings.vnodes)?;
         Ok(ConsistentHash::new(settings.key, vnodes))
     }
 
@@ -89,6 +81,7 @@ bascule_guest_sdk::export_balancer!(ConsistentHash);
 mod tests {
     use super::*;
     use bascule_guest_sdk::Protocol;
+    use bascule_guest_sdk::ring::DEFAULT_VNODES;
 
     fn named(count: usize) -> Vec<Backend> {
         (0..count)

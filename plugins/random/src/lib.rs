@@ -14,12 +14,10 @@ pub struct Random {
     len: u32,
 }
 
-/// `balancer-options` of `builtin:random` and `builtin:weighted-random`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Settings {
-    /// Fixed seed for a repeatable sequence.
-    pub seed: Option<u64>,
+struct Settings {
+    seed: Option<u64>,
 }
 
 // === impl Random ===
