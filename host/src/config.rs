@@ -18,6 +18,16 @@
 //! [pools.api]
 //! balancer = "builtin:round-robin"
 //! backends = [{ address = "127.0.0.1:9001" }, { address = "127.0.0.1:9002" }]
+//!
+//! # L4: TLS passed through untouched, routed by the ClientHello's SNI.
+//! [[listeners]]
+//! name = "tls"
+//! address = "127.0.0.1:8443"
+//! mode = "tcp"
+//!
+//!   [[listeners.routes]]
+//!   sni = "*.example.com"
+//!   pool = "api"
 //! ```
 
 mod error;
@@ -26,6 +36,8 @@ mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
@@ -59,17 +71,44 @@ pub struct ListenerConfig {
     pub name: String,
     /// Address to bind; port 0 picks a free port.
     pub address: SocketAddr,
+    /// HTTP (L7) or TCP (L4).
+    pub mode: ListenerMode,
     /// Routes in config order; the first that matches wins.
     pub routes: Vec<RouteConfig>,
 }
 
-/// Which requests go to which pool.
+/// What a listener speaks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerMode {
+    /// `mode = "http"` (the default): the HTTP/1.1 and HTTP/2 reverse proxy.
+    Http,
+    /// `mode = "tcp"`: connections forwarded byte for byte.
+    Tcp(TcpListenerConfig),
+}
+
+/// Settings of a `mode = "tcp"` listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpListenerConfig {
+    /// A connection with no bytes moving either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Forward with `splice(2)` through a pipe on Linux instead of copying
+    /// through userspace.
+    pub zero_copy: bool,
+    /// Sources allowed, and required, to open with a PROXY protocol header
+    /// (v1 or v2); a header from anywhere else closes the connection.
+    pub accept_proxy_protocol_from: Vec<IpNet>,
+}
+
+/// Which requests or connections go to which pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
-    /// Host to match; `None` matches any.
+    /// HTTP: host to match; `None` matches any.
     pub host: Option<HostPattern>,
-    /// Path prefix to match, starting with `/`.
+    /// HTTP: path prefix to match, starting with `/`.
     pub path_prefix: String,
+    /// TCP: TLS server name (SNI) to match; `None` matches any connection,
+    /// with or without a ClientHello.
+    pub sni: Option<HostPattern>,
     /// Name of the pool, known to exist.
     pub pool: String,
 }
@@ -109,6 +148,12 @@ pub struct PoolConfig {
     /// Window over which a backend that joins on reload or recovers ramps
     /// from a trickle to its full weight; `None` disables slow start.
     pub slow_start: Option<Duration>,
+    /// PROXY protocol header sent to backends at the start of each TCP
+    /// connection; `None` sends none.
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
+    /// How long TCP connections to a backend that left the config or turned
+    /// unhealthy may go on before they are closed.
+    pub drain_timeout: Duration,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
 }
@@ -124,6 +169,15 @@ pub struct BackendConfig {
     pub weight: u32,
     /// Labels passed to plugins, sorted by key.
     pub metadata: Vec<(String, String)>,
+}
+
+/// Which PROXY protocol header to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// The human-readable line (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// The binary header, with TLVs.
+    V2,
 }
 
 /// What balances a pool: a plugin (the normal case), or a native reference
@@ -196,6 +250,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// NGINX's `proxy_read_timeout` default: generous for slow endpoints, yet a
 /// hung backend does not hold a client forever.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// NGINX's `proxy_timeout` for streams: a silent TCP connection is closed
+/// after ten minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Long enough for requests and transfers in progress to finish, short
+/// enough that a removed backend is free within minutes.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 // === impl Config ===
 
@@ -217,6 +277,16 @@ impl Config {
     /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
         self.pools.iter().find(|pool| pool.name == name)
+    }
+
+    /// The listeners with a route to the pool named `pool`.
+    pub fn listeners_using<'a>(
+        &'a self,
+        pool: &'a str,
+    ) -> impl Iterator<Item = &'a ListenerConfig> + 'a {
+        self.listeners
+            .iter()
+            .filter(move |listener| listener.routes.iter().any(|route| route.pool == pool))
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Data flows one way: [`config`] (TOML → validated types) → [`plan`]
 //! (compiled routes, pools, plugin instances) → the request path ([`l7`],
-//! [`upstream`]). The request path never parses config or compiles WASM.
+//! [`l4`], [`upstream`]). The request path never parses config or compiles WASM.
 //! Everything that names wasmtime lives in [`plugin`].
 
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod l4;
 pub mod l7;
 pub mod metrics;
 pub mod plan;

@@ -5,11 +5,25 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Requests answered, by listener and status class (`2xx`, `5xx`, ...).
 pub const HTTP_REQUESTS: &str = "bascule_http_requests_total";
-/// Failed connection attempts to backends, by pool.
+/// TCP connections accepted, by listener.
+pub const TCP_CONNECTIONS_OPENED: &str = "bascule_tcp_connections_opened_total";
+/// TCP connections open now, by listener.
+pub const TCP_CONNECTIONS_ACTIVE: &str = "bascule_tcp_connections_active";
+/// TCP connections closed, by listener and reason (`done`, `idle-timeout`,
+/// `drained`, `connect-failed`, `untrusted-proxy-header`, ...).
+pub const TCP_CONNECTIONS_CLOSED: &str = "bascule_tcp_connections_closed_total";
+/// Bytes forwarded, by listener and direction (`client-to-backend`,
+/// `backend-to-client`).
+pub const TCP_BYTES: &str = "bascule_tcp_bytes_total";
+/// How long TCP connections lasted, by listener.
+pub const TCP_CONNECTION_DURATION: &str = "bascule_tcp_connection_duration_seconds";
+/// Malformed PROXY headers from trusted sources, by listener and kind.
+pub const PROXY_PROTOCOL_ERRORS: &str = "bascule_proxy_protocol_errors_total";
+/// Failed connection attempts to backends, by pool and backend.
 pub const UPSTREAM_CONNECT_FAILURES: &str = "bascule_upstream_connect_failures_total";
 /// Plugin calls that failed, by plugin and kind (`timeout`, `memory`, `trap`,
 /// `invalid-output`, `guest-error`, `suspended`).
@@ -17,13 +31,23 @@ pub const PLUGIN_FAILURES: &str = "bascule_plugin_failures_total";
 /// Plugin instances created (at load, on demand, and to replace a failed one).
 pub const PLUGIN_INSTANCES_CREATED: &str = "bascule_plugin_instances_created_total";
 
+/// Counts a failed connection attempt to `backend` of `pool`.
+pub fn connect_failed(pool: &str, backend: &str) {
+    metrics::counter!(
+        UPSTREAM_CONNECT_FAILURES,
+        "pool" => pool.to_owned(),
+        "backend" => backend.to_owned(),
+    )
+    .increment(1);
+}
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns its
 /// handle; `None` when another recorder was installed first.
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+        .get_or_init(|| match builder().install_recorder() {
             Ok(handle) => {
                 describe();
                 Some(handle)
@@ -36,7 +60,39 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Connection durations are rendered as a histogram (not a summary) so
+/// they can be aggregated across instances.
+fn builder() -> PrometheusBuilder {
+    const DURATION_BUCKETS: [f64; 12] = [
+        0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0,
+    ];
+    let builder = PrometheusBuilder::new();
+    match builder.set_buckets_for_metric(
+        Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
+        &DURATION_BUCKETS,
+    ) {
+        Ok(builder) => builder,
+        Err(error) => {
+            tracing::warn!(%error, "histogram buckets not set");
+            PrometheusBuilder::new()
+        }
+    }
+}
+
 fn describe() {
+    metrics::describe_counter!(TCP_CONNECTIONS_OPENED, "TCP connections accepted");
+    metrics::describe_gauge!(TCP_CONNECTIONS_ACTIVE, "TCP connections open");
+    metrics::describe_counter!(TCP_CONNECTIONS_CLOSED, "TCP connections closed, by reason");
+    metrics::describe_counter!(TCP_BYTES, "bytes forwarded by the TCP proxy");
+    metrics::describe_histogram!(
+        TCP_CONNECTION_DURATION,
+        metrics::Unit::Seconds,
+        "TCP connection lifetimes"
+    );
+    metrics::describe_counter!(
+        PROXY_PROTOCOL_ERRORS,
+        "malformed PROXY headers from trusted sources"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
     metrics::describe_counter!(
         UPSTREAM_CONNECT_FAILURES,

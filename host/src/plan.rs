@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{BalancerRef, Config, ConfigErrors, FieldLocation, PoolConfig};
+use crate::config::{
+    BalancerRef, Config, ConfigErrors, FieldLocation, ListenerConfig, ListenerMode, PoolConfig,
+};
+use crate::l4::{TcpListenerPlan, TcpRoute};
 use crate::l7::{Route, RouteTable};
 use crate::plugin::{self, PluginRuntime, WasmBalancer};
 use crate::upstream::{
@@ -26,8 +29,16 @@ pub struct ListenerPlan {
     pub name: Arc<str>,
     /// Where it binds.
     pub address: SocketAddr,
-    /// Its routes.
-    pub routes: RouteTable,
+    /// Its routes, HTTP or TCP.
+    pub routes: ListenerRoutes,
+}
+
+/// What a listener serves.
+pub enum ListenerRoutes {
+    /// The HTTP reverse proxy's route table.
+    Http(RouteTable),
+    /// The TCP proxy's SNI routes and connection settings.
+    Tcp(Arc<TcpListenerPlan>),
 }
 
 // === impl Plan ===
@@ -58,24 +69,7 @@ impl Plan {
         let listeners = config
             .listeners
             .iter()
-            .map(|listener| ListenerPlan {
-                name: listener.name.as_str().into(),
-                address: listener.address,
-                routes: RouteTable::new(
-                    listener
-                        .routes
-                        .iter()
-                        .filter_map(|route| {
-                            let pool = pools.iter().find(|p| **p.name() == *route.pool)?;
-                            Some(Route {
-                                host: route.host.clone(),
-                                path_prefix: route.path_prefix.clone(),
-                                pool: Arc::clone(pool),
-                            })
-                        })
-                        .collect(),
-                ),
-            })
+            .map(|listener| listener_plan(listener, &pools))
             .collect();
         Ok(Plan {
             generation,
@@ -104,6 +98,90 @@ impl Plan {
     pub fn pools(&self) -> &[Arc<BackendPool>] {
         &self.pools
     }
+
+    /// Whether the pool named `pool` has a backend with id `backend`.
+    pub fn has_backend(&self, pool: &str, backend: &str) -> bool {
+        self.pools
+            .iter()
+            .find(|p| &**p.name() == pool)
+            .is_some_and(|p| p.backends().backends.iter().any(|b| b.id == backend))
+    }
+}
+
+// === impl ListenerRoutes ===
+
+impl ListenerRoutes {
+    /// The HTTP route table, for an HTTP listener.
+    pub fn http(&self) -> Option<&RouteTable> {
+        match self {
+            ListenerRoutes::Http(table) => Some(table),
+            ListenerRoutes::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP plan, for a TCP listener.
+    pub fn tcp(&self) -> Option<&Arc<TcpListenerPlan>> {
+        match self {
+            ListenerRoutes::Tcp(plan) => Some(plan),
+            ListenerRoutes::Http(_) => None,
+        }
+    }
+}
+
+fn listener_plan(listener: &ListenerConfig, pools: &[Arc<BackendPool>]) -> ListenerPlan {
+    // Validation made sure every route names a pool.
+    let pool_of = |name: &str| pools.iter().find(|p| **p.name() == *name).cloned();
+    let routes = match &listener.mode {
+        ListenerMode::Http => ListenerRoutes::Http(RouteTable::new(
+            listener
+                .routes
+                .iter()
+                .filter_map(|route| {
+                    Some(Route {
+                        host: route.host.clone(),
+                        path_prefix: route.path_prefix.clone(),
+                        pool: pool_of(&route.pool)?,
+                    })
+                })
+                .collect(),
+        )),
+        ListenerMode::Tcp(tcp) => ListenerRoutes::Tcp(Arc::new(TcpListenerPlan {
+            routes: listener
+                .routes
+                .iter()
+                .filter_map(|route| {
+                    Some(TcpRoute {
+                        sni: route.sni.clone(),
+                        pool: pool_of(&route.pool)?,
+                    })
+                })
+                .collect(),
+            idle_timeout: tcp.idle_timeout,
+            zero_copy: tcp.zero_copy,
+            accept_proxy_protocol_from: tcp.accept_proxy_protocol_from.clone(),
+        })),
+    };
+    ListenerPlan {
+        name: listener.name.as_str().into(),
+        address: listener.address,
+        routes,
+    }
+}
+
+/// What the pool's balancer will place: HTTP requests, TCP connections or
+/// both, depending on the listeners that route to it.
+fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
+    let mut protocols = Vec::new();
+    for listener in config.listeners_using(&pool.name) {
+        let protocol = match listener.mode {
+            ListenerMode::Http => Protocol::Http,
+            ListenerMode::Tcp(_) => Protocol::Tcp,
+        };
+        if !protocols.contains(&protocol) {
+            protocols.push(protocol);
+        }
+    }
+    protocols
 }
 
 fn build_pool(
@@ -146,7 +224,7 @@ fn build_pool(
             let balancer = WasmBalancer::new(
                 compiled,
                 pool.balancer_options.clone(),
-                vec![Protocol::Http],
+                protocols_of(config, pool),
                 config.sandbox,
                 &backends,
             )
@@ -163,6 +241,8 @@ fn build_pool(
         connect_timeout: pool.connect_timeout,
         response_timeout: pool.response_timeout,
         slow_start: pool.slow_start,
+        proxy_protocol: pool.proxy_protocol,
+        drain_timeout: pool.drain_timeout,
     };
     Ok(BackendPool::new(
         pool.name.as_str(),

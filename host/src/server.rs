@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigErrors};
+use crate::l4;
 use crate::l7::{self, Proxy, UpstreamConnections};
-use crate::plan::{ListenerPlan, Plan};
+use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
 use crate::plugin::{self, PluginRuntime};
 use crate::upstream::StatsRegistry;
 
@@ -38,6 +39,9 @@ pub struct BoundListener {
     /// said port 0).
     pub address: SocketAddr,
     configured: SocketAddr,
+    /// Whether it serves TCP (else HTTP): a mode change needs a new socket
+    /// task even at the same address.
+    tcp: bool,
     stop: watch::Sender<()>,
     task: Option<JoinHandle<()>>,
 }
@@ -113,9 +117,10 @@ impl Server {
         // (listener, newly bound) in the new plan's order.
         let mut next: Vec<(BoundListener, bool)> = Vec::new();
         for listener in plan.listeners() {
-            let kept = previous
-                .iter()
-                .position(|b| b.name == listener.name && b.configured == listener.address);
+            let tcp = matches!(listener.routes, ListenerRoutes::Tcp(_));
+            let kept = previous.iter().position(|b| {
+                b.name == listener.name && b.configured == listener.address && b.tcp == tcp
+            });
             if let Some(index) = kept {
                 next.push((previous.swap_remove(index), false));
                 continue;
@@ -130,6 +135,9 @@ impl Server {
                 }
             }
         }
+        // Connections to backends the new config dropped start draining.
+        self.stats
+            .retire_all_but(|pool, backend| plan.has_backend(pool, backend));
         self.plan.store(Arc::new(plan));
         self.generation = generation;
         let added: Vec<bool> = next.iter().map(|(_, new)| *new).collect();
@@ -145,16 +153,26 @@ impl Server {
     }
 
     async fn bind(&self, listener: &ListenerPlan) -> Result<BoundListener, StartError> {
+        let name = Arc::clone(&listener.name);
+        let tcp = matches!(listener.routes, ListenerRoutes::Tcp(_));
+        if tcp {
+            let plan = Arc::clone(&self.plan);
+            return BoundListener::start(
+                name.clone(),
+                listener.address,
+                tcp,
+                move |socket, stopped| l4::serve(socket, name, plan, stopped),
+            )
+            .await;
+        }
         let proxy = Arc::new(Proxy::new(
-            Arc::clone(&listener.name),
+            Arc::clone(&name),
             Arc::clone(&self.plan),
             Arc::clone(&self.connections),
         ));
-        BoundListener::start(
-            Arc::clone(&listener.name),
-            listener.address,
-            move |socket, stopped| l7::serve(socket, proxy, stopped),
-        )
+        BoundListener::start(name, listener.address, tcp, move |socket, stopped| {
+            l7::serve(socket, proxy, stopped)
+        })
         .await
     }
 
@@ -191,7 +209,7 @@ async fn bind_admin(
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<BoundListener, StartError> {
-    BoundListener::start("admin".into(), address, move |socket, stopped| {
+    BoundListener::start("admin".into(), address, false, move |socket, stopped| {
         crate::admin::serve(socket, plan, metrics, stopped)
     })
     .await
@@ -205,6 +223,7 @@ impl BoundListener {
     async fn start<Serve, Served>(
         name: Arc<str>,
         configured: SocketAddr,
+        tcp: bool,
         serve: Serve,
     ) -> Result<BoundListener, StartError>
     where
@@ -224,6 +243,7 @@ impl BoundListener {
             name,
             address,
             configured,
+            tcp,
             stop,
             task: Some(tokio::spawn(serve(socket, stopped))),
         })

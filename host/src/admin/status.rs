@@ -4,23 +4,52 @@
 use serde_json::{Value, json};
 
 use crate::config::PluginFailurePolicy;
-use crate::plan::Plan;
+use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
 use crate::upstream::{BackendPool, Health};
 
 /// The plan as a JSON document.
 pub fn render(plan: &Plan) -> Value {
     json!({
         "generation": plan.generation(),
-        "listeners": plan.listeners().iter().map(|listener| json!({
-            "name": &*listener.name,
-            "address": listener.address.to_string(),
-            "routes": listener.routes.routes().iter().map(|route| json!({
-                "host": route.host.as_ref().map(ToString::to_string),
-                "path-prefix": route.path_prefix,
-                "pool": &**route.pool.name(),
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "listeners": plan.listeners().iter().map(render_listener).collect::<Vec<_>>(),
         "pools": plan.pools().iter().map(|pool| render_pool(pool)).collect::<Vec<_>>(),
+    })
+}
+
+fn render_listener(listener: &ListenerPlan) -> Value {
+    let (mode, routes) = match &listener.routes {
+        ListenerRoutes::Http(table) => (
+            "http",
+            table
+                .routes()
+                .iter()
+                .map(|route| {
+                    json!({
+                        "host": route.host.as_ref().map(ToString::to_string),
+                        "path-prefix": route.path_prefix,
+                        "pool": &**route.pool.name(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ListenerRoutes::Tcp(tcp) => (
+            "tcp",
+            tcp.routes
+                .iter()
+                .map(|route| {
+                    json!({
+                        "sni": route.sni.as_ref().map(ToString::to_string),
+                        "pool": &**route.pool.name(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+    };
+    json!({
+        "name": &*listener.name,
+        "address": listener.address.to_string(),
+        "mode": mode,
+        "routes": routes,
     })
 }
 

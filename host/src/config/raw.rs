@@ -44,9 +44,15 @@ pub struct RawListener {
     pub name: Spanned<String>,
     pub address: Spanned<String>,
     #[serde(default)]
-    pub protocol: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub zero_copy: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub accept_proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[listeners.routes]]`
@@ -57,6 +63,8 @@ pub struct RawRoute {
     pub host: Option<Spanned<String>>,
     #[serde(default)]
     pub path_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sni: Option<Spanned<String>>,
     pub pool: Spanned<String>,
 }
 
@@ -77,6 +85,10 @@ pub struct RawPool {
     pub response_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub slow_start: Option<Spanned<String>>,
+    #[serde(default)]
+    pub proxy_protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    pub drain_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
 }

@@ -29,6 +29,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
         .collect();
     let pool_names: HashSet<&str> = raw.pools.keys().map(String::as_str).collect();
     let listeners = validator.listeners(&raw.listeners, &pool_names);
+    validator.proxy_protocol_only_for_tcp(&raw, &pools, &listeners);
     let sandbox = validator.sandbox(raw.sandbox.as_ref());
     let admin = raw.admin.as_ref().and_then(|admin| {
         let address = validator.socket_addr("admin.address".to_owned(), &admin.address)?;
@@ -121,18 +122,7 @@ impl Validator<'_> {
                     format!("another listener already binds {address}"),
                 );
             }
-            if let Some(protocol) = &listener.protocol
-                && protocol.get_ref() != "http"
-            {
-                self.fail::<()>(
-                    field("protocol"),
-                    protocol.span(),
-                    format!(
-                        "unsupported protocol `{}`, expected `http`",
-                        protocol.get_ref()
-                    ),
-                );
-            }
+            let mode = self.listener_mode(i, listener);
             if listener.routes.is_empty() {
                 self.fail::<()>(
                     field("name"),
@@ -140,18 +130,20 @@ impl Validator<'_> {
                     "a listener needs at least one route",
                 );
             }
+            let tcp = matches!(mode, Some(ListenerMode::Tcp(_)));
             let routes: Vec<RouteConfig> = listener
                 .routes
                 .iter()
                 .enumerate()
                 .filter_map(|(j, route)| {
-                    self.route(format!("listeners[{i}].routes[{j}]"), route, pools)
+                    self.route(format!("listeners[{i}].routes[{j}]"), route, pools, tcp)
                 })
                 .collect();
-            if let (Some(name), Some(address)) = (name, address) {
+            if let (Some(name), Some(address), Some(mode)) = (name, address, mode) {
                 listeners.push(ListenerConfig {
                     name,
                     address,
+                    mode,
                     routes,
                 });
             }
@@ -159,12 +151,152 @@ impl Validator<'_> {
         listeners
     }
 
+    /// `mode` and, for TCP, the listener's TCP settings; HTTP listeners
+    /// reject TCP-only keys.
+    fn listener_mode(&mut self, i: usize, raw: &RawListener) -> Option<ListenerMode> {
+        let field = |name: &str| format!("listeners[{i}].{name}");
+        let tcp = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+            None | Some(("http", _)) => false,
+            Some(("tcp", _)) => true,
+            Some((other, span)) => {
+                return self.fail(
+                    field("mode"),
+                    span,
+                    format!("unknown mode `{other}`, expected `http` or `tcp`"),
+                );
+            }
+        };
+        if !tcp {
+            let tcp_only = [
+                ("idle-timeout", raw.idle_timeout.as_ref().map(Spanned::span)),
+                ("zero-copy", raw.zero_copy.as_ref().map(Spanned::span)),
+                (
+                    "accept-proxy-protocol-from",
+                    raw.accept_proxy_protocol_from.as_ref().map(Spanned::span),
+                ),
+            ];
+            let mut ok = true;
+            for (key, span) in tcp_only {
+                if let Some(span) = span {
+                    ok = false;
+                    self.fail::<()>(
+                        field(key),
+                        span,
+                        "only `mode = \"tcp\"` listeners take this key",
+                    );
+                }
+            }
+            return ok.then_some(ListenerMode::Http);
+        }
+        let idle_timeout = match &raw.idle_timeout {
+            None => Some(DEFAULT_IDLE_TIMEOUT),
+            Some(text) => self.duration(
+                field("idle-timeout"),
+                text,
+                Duration::from_millis(10),
+                Duration::from_secs(7 * 24 * 3600),
+            ),
+        };
+        let mut networks = Some(Vec::new());
+        for (j, network) in raw
+            .accept_proxy_protocol_from
+            .iter()
+            .flat_map(|list| list.get_ref())
+            .enumerate()
+        {
+            let parsed = self.network(field(&format!("accept-proxy-protocol-from[{j}]")), network);
+            match (&mut networks, parsed) {
+                (Some(list), Some(net)) => list.push(net),
+                _ => networks = None,
+            }
+        }
+        Some(ListenerMode::Tcp(TcpListenerConfig {
+            idle_timeout: idle_timeout?,
+            zero_copy: raw.zero_copy.as_ref().is_none_or(|z| *z.get_ref()),
+            accept_proxy_protocol_from: networks?,
+        }))
+    }
+
+    /// `10.0.0.0/8`, `::1/128`, or a bare address (a single host).
+    fn network(&mut self, field: String, raw: &Spanned<String>) -> Option<IpNet> {
+        let text = raw.get_ref();
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => Some(net.trunc()),
+            Err(_) => self.fail(
+                field,
+                raw.span(),
+                format!(
+                    "invalid network `{text}`, expected an address or CIDR such as `10.0.0.0/8`"
+                ),
+            ),
+        }
+    }
+
+    /// The PROXY header is written once per TCP connection; the HTTP proxy
+    /// shares backend connections between clients, so it cannot send one.
+    fn proxy_protocol_only_for_tcp(
+        &mut self,
+        raw: &RawConfig,
+        pools: &[PoolConfig],
+        listeners: &[ListenerConfig],
+    ) {
+        for pool in pools.iter().filter(|p| p.proxy_protocol.is_some()) {
+            let http_user = listeners.iter().find(|l| {
+                l.mode == ListenerMode::Http && l.routes.iter().any(|r| r.pool == pool.name)
+            });
+            let span = raw
+                .pools
+                .get(&pool.name)
+                .and_then(|p| p.proxy_protocol.as_ref())
+                .map(Spanned::span);
+            if let (Some(listener), Some(span)) = (http_user, span) {
+                self.fail::<()>(
+                    format!("pools.{}.proxy-protocol", pool.name),
+                    span,
+                    format!(
+                        "PROXY protocol is sent on TCP connections only, but HTTP listener `{}` routes to this pool",
+                        listener.name
+                    ),
+                );
+            }
+        }
+    }
+
     fn route(
         &mut self,
         field: String,
         raw: &RawRoute,
         pools: &HashSet<&str>,
+        tcp: bool,
     ) -> Option<RouteConfig> {
+        if tcp {
+            let http_only = [
+                ("host", raw.host.as_ref().map(Spanned::span)),
+                ("path-prefix", raw.path_prefix.as_ref().map(Spanned::span)),
+            ];
+            for (key, span) in http_only {
+                if let Some(span) = span {
+                    return self.fail(
+                        format!("{field}.{key}"),
+                        span,
+                        "tcp listeners route by `sni`, not by HTTP host or path",
+                    );
+                }
+            }
+        } else if let Some(sni) = &raw.sni {
+            return self.fail(
+                format!("{field}.sni"),
+                sni.span(),
+                "only `mode = \"tcp\"` listeners route by `sni`; HTTP routes match `host`",
+            );
+        }
+        let sni = match &raw.sni {
+            Some(sni) => Some(self.host_pattern(format!("{field}.sni"), sni)?),
+            None => None,
+        };
         let host = match &raw.host {
             Some(host) => Some(self.host_pattern(format!("{field}.host"), host)?),
             None => None,
@@ -196,6 +328,7 @@ impl Validator<'_> {
         Some(RouteConfig {
             host,
             path_prefix,
+            sni,
             pool: raw.pool.get_ref().clone(),
         })
     }
@@ -260,6 +393,27 @@ impl Validator<'_> {
                 )
                 .map(Some),
         };
+        let proxy_protocol = match &raw.proxy_protocol {
+            None => Some(None),
+            Some(version) => match version.get_ref().as_str() {
+                "v1" => Some(Some(ProxyProtocolVersion::V1)),
+                "v2" => Some(Some(ProxyProtocolVersion::V2)),
+                other => self.fail(
+                    field("proxy-protocol"),
+                    version.span(),
+                    format!("unknown PROXY protocol version `{other}`, expected `v1` or `v2`"),
+                ),
+            },
+        };
+        let drain_timeout = match &raw.drain_timeout {
+            None => Some(DEFAULT_DRAIN_TIMEOUT),
+            Some(text) => self.duration(
+                field("drain-timeout"),
+                text,
+                Duration::ZERO,
+                Duration::from_secs(24 * 3600),
+            ),
+        };
         let backends = self.backends(name.get_ref(), &raw.backends);
         Some(PoolConfig {
             name: pool_name?,
@@ -272,6 +426,8 @@ impl Validator<'_> {
             connect_timeout: connect_timeout?,
             response_timeout: response_timeout?,
             slow_start: slow_start?,
+            proxy_protocol: proxy_protocol?,
+            drain_timeout: drain_timeout?,
             backends: backends?,
         })
     }

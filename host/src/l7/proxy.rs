@@ -75,7 +75,7 @@ impl Proxy {
             let plan = self.plan.load();
             let path = info.http.as_ref().map_or("/", |p| p.uri.path());
             plan.listener(&self.listener)
-                .and_then(|listener| listener.routes.find(host.as_deref(), path))
+                .and_then(|listener| listener.routes.http()?.find(host.as_deref(), path))
                 .cloned()
         };
         let Some(pool) = pool else {
@@ -113,8 +113,7 @@ impl Proxy {
                 Ok(connection) => connection,
                 Err(error) => {
                     backend.stats.record_failure();
-                    metrics::counter!(crate::metrics::UPSTREAM_CONNECT_FAILURES, "pool" => pool.name().to_string())
-                        .increment(1);
+                    crate::metrics::connect_failed(pool.name(), &backend.id);
                     tracing::warn!(pool = %pool.name(), error = %crate::error_chain(&error), "trying next backend");
                     request = Some(unsent);
                     continue;

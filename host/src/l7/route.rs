@@ -66,6 +66,8 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             slow_start: None,
+            proxy_protocol: None,
+            drain_timeout: Duration::from_secs(1),
         };
         let backends = Arc::new(BackendSet::new(Vec::new()));
         Arc::new(BackendPool::new(

@@ -12,7 +12,7 @@ use super::{
     AffinityCookie, Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestInfo,
     Selection, SelectionError,
 };
-use crate::config::PluginFailurePolicy;
+use crate::config::{PluginFailurePolicy, ProxyProtocolVersion};
 
 /// A named group of backends and how to choose among them.
 pub struct BackendPool {
@@ -68,6 +68,10 @@ pub struct PoolSettings {
     pub response_timeout: Duration,
     /// Window over which a joining or recovering backend's weight ramps up.
     pub slow_start: Option<Duration>,
+    /// PROXY header written to backends on TCP connections.
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
+    /// How long TCP connections to a leaving backend may go on.
+    pub drain_timeout: Duration,
 }
 
 // === impl BackendPool ===
@@ -268,6 +272,8 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             slow_start: Some(Duration::from_secs(3600)),
+            proxy_protocol: None,
+            drain_timeout: Duration::from_secs(1),
         };
         BackendPool::new(
             "p",

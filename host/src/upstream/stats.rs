@@ -2,9 +2,11 @@
 //! balancers. Lock-free: every field is an atomic.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use super::backend::FULL_RAMP;
 
@@ -36,6 +38,11 @@ pub struct BackendStats {
     /// When slow start began (joined or recovered), in milliseconds since
     /// the process's stats clock started, plus one; 0 when fully ramped.
     ramp_since: AtomicU64,
+    /// Whether a reload removed the backend from its pool.
+    retired: AtomicBool,
+    /// True while the backend takes no new work (retired, failing or
+    /// draining): its open TCP connections count down their drain timeout.
+    leaving: watch::Sender<bool>,
 }
 
 /// A copy of the counters at one instant.
@@ -122,6 +129,29 @@ impl BackendStats {
         if !old.accepts_new_work() && health.accepts_new_work() {
             self.start_ramp();
         }
+        self.update_leaving();
+    }
+
+    /// Marks the backend removed from (`true`) or back in (`false`) its
+    /// pool's config.
+    pub fn set_retired(&self, retired: bool) {
+        self.retired.store(retired, Ordering::Relaxed);
+        self.update_leaving();
+    }
+
+    /// Watches whether the backend is leaving: removed from the config or
+    /// no longer taking new work. Long-lived connections drain on it.
+    pub fn leaving(&self) -> watch::Receiver<bool> {
+        self.leaving.subscribe()
+    }
+
+    fn update_leaving(&self) {
+        let leaving = self.retired.load(Ordering::Relaxed) || !self.health().accepts_new_work();
+        self.leaving.send_if_modified(|current| {
+            let changed = *current != leaving;
+            *current = leaving;
+            changed
+        });
     }
 
     /// Begins slow start now: the backend just joined or recovered.
@@ -207,6 +237,18 @@ impl StatsRegistry {
             }
         }
     }
+
+    /// After a reload: every backend `in_config` says is in the new config
+    /// (by pool and id) is current again, every other one is retired.
+    pub fn retire_all_but(&self, in_config: impl Fn(&str, &str) -> bool) {
+        let map = self
+            .by_backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((pool, backend), stats) in map.iter() {
+            stats.set_retired(!in_config(pool, backend));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +308,22 @@ mod tests {
         stats.set_health(Health::Unhealthy);
         stats.set_health(Health::Healthy);
         assert!(stats.ramp_permille(Duration::from_secs(3600)) < 10);
+    }
+
+    #[test]
+    fn leaving_follows_retirement_and_health() {
+        let registry = StatsRegistry::default();
+        let (a, b) = (registry.get("web", "a"), registry.get("web", "b"));
+        let (leaving_a, leaving_b) = (a.leaving(), b.leaving());
+        registry.retire_all_but(|pool, id| pool == "web" && id == "a");
+        assert!(!*leaving_a.borrow());
+        assert!(*leaving_b.borrow());
+        registry.retire_all_but(|_, _| true);
+        assert!(!*leaving_b.borrow());
+        a.set_health(Health::Unhealthy);
+        assert!(*leaving_a.borrow());
+        a.set_health(Health::Degraded);
+        assert!(!*leaving_a.borrow());
     }
 
     #[test]

@@ -1,0 +1,297 @@
+//! One TCP connection from accept to close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::client_hello::{ClientHelloReader, HelloProgress};
+use super::forward::{self, BridgeEnd, BridgeOptions};
+use super::listener::TcpListenerPlan;
+use super::metrics::{CloseReason, TcpMetrics};
+use super::proxy_protocol::{self, Origin, ProxyHeader, TLV_AUTHORITY, Tlv};
+use crate::config::ProxyProtocolVersion;
+use crate::plan::Plan;
+use crate::upstream::{Backend, BackendPool, Choice, Protocol, RequestInfo};
+
+/// How long a client may take to send what must be read before a backend
+/// is chosen (PROXY header, ClientHello). NGINX's `preread_timeout` is 30 s;
+/// a real client sends both in its first packet.
+const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connection needs from its listener.
+pub struct Context {
+    /// The listener's name.
+    pub listener: Arc<str>,
+    /// The plan current when the connection was accepted.
+    pub plan: Arc<Plan>,
+    /// The listener's metrics.
+    pub metrics: Arc<TcpMetrics>,
+}
+
+/// What was learnt before choosing a backend.
+struct Preamble {
+    /// The original connection, for the PROXY header sent to the backend.
+    origin: Origin,
+    /// The client as balancers see it: the PROXY header's source when a
+    /// trusted balancer sent one.
+    client: SocketAddr,
+    /// The ClientHello's server name, lowercase.
+    sni: Option<String>,
+    /// Bytes read from the client that belong to the backend.
+    payload: Vec<u8>,
+}
+
+/// Serves one accepted connection and records how it ended.
+pub async fn serve_connection(client: TcpStream, peer: SocketAddr, context: Context) {
+    let started = Instant::now();
+    context.metrics.opened();
+    let _ = client.set_nodelay(true);
+    let listener = context
+        .plan
+        .listener(&context.listener)
+        .and_then(|listener| listener.routes.tcp())
+        .cloned();
+    let reason = match listener {
+        Some(listener) => serve(&client, peer, listener, &context).await,
+        None => CloseReason::NoRoute,
+    };
+    tracing::debug!(%peer, ?reason, "tcp connection closed");
+    context
+        .metrics
+        .closed(reason, started.elapsed().as_secs_f64());
+}
+
+async fn serve(
+    client: &TcpStream,
+    peer: SocketAddr,
+    listener: Arc<TcpListenerPlan>,
+    context: &Context,
+) -> CloseReason {
+    let peer = canonical(peer);
+    let local = client.local_addr().map_or(peer, canonical);
+    let read = tokio::time::timeout(
+        PREAMBLE_TIMEOUT,
+        read_preamble(client, peer, local, &listener, context),
+    );
+    let preamble = match read.await {
+        Ok(Ok(preamble)) => preamble,
+        Ok(Err(reason)) => return reason,
+        Err(_) => return CloseReason::PreambleTimeout,
+    };
+    let Some(pool) = listener.route(preamble.sni.as_deref()).cloned() else {
+        return CloseReason::NoRoute;
+    };
+    let mut request = RequestInfo {
+        protocol: Protocol::Tcp,
+        listener: Arc::clone(&context.listener),
+        client: preamble.client,
+        sni: preamble.sni.as_deref().map(Arc::from),
+        http: None,
+    };
+    let choice = match pool.choose(&mut request) {
+        Ok(choice) => choice,
+        Err(error) => {
+            tracing::warn!(error = %crate::error_chain(&error), "no backend for connection");
+            return CloseReason::NoBackend;
+        }
+    };
+    let Some((upstream, backend)) = connect(&pool, &choice).await else {
+        return CloseReason::ConnectFailed;
+    };
+    let _active = backend.stats.start();
+    let opening = opening_bytes(pool.settings().proxy_protocol, &preamble);
+    if let Err(error) = forward::write_all(&upstream, &opening).await {
+        tracing::debug!(%error, "backend closed before the first bytes");
+        return CloseReason::Error;
+    }
+    let options = BridgeOptions {
+        idle_timeout: listener.idle_timeout,
+        zero_copy: listener.zero_copy,
+        reject_proxy_header: listener.accepts_proxy_protocol()
+            && !listener.trusts(peer.ip())
+            && !listener.routes_by_sni(),
+    };
+    let drained = drained(backend.stats.leaving(), pool.settings().drain_timeout);
+    match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
+        BridgeEnd::Closed => CloseReason::Done,
+        BridgeEnd::Idle => CloseReason::Idle,
+        BridgeEnd::Stopped => CloseReason::Drained,
+        BridgeEnd::ProxyHeader => CloseReason::UntrustedProxyHeader,
+        BridgeEnd::Failed(error) => {
+            tracing::debug!(%error, "tcp connection failed");
+            CloseReason::Error
+        }
+    }
+}
+
+/// Reads the PROXY header (trusted sources) and the ClientHello (SNI
+/// routing), whichever the listener needs; reads nothing otherwise.
+async fn read_preamble(
+    client: &TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listener: &TcpListenerPlan,
+    context: &Context,
+) -> Result<Preamble, CloseReason> {
+    let mut preamble = Preamble {
+        origin: Origin::Known {
+            source: peer,
+            destination: local,
+        },
+        client: peer,
+        sni: None,
+        payload: Vec::new(),
+    };
+    let mut buffer = Vec::new();
+    let mut header_length = 0;
+    let trusted = listener.trusts(peer.ip());
+    if trusted {
+        let (header, length) = loop {
+            match proxy_protocol::parse(&buffer) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {
+                    if read_more(client, &mut buffer).await? == 0 {
+                        return Err(CloseReason::BadProxyHeader);
+                    }
+                }
+                Err(error) => {
+                    metrics::counter!(
+                        crate::metrics::PROXY_PROTOCOL_ERRORS,
+                        "listener" => context.listener.to_string(),
+                        "kind" => error.kind(),
+                    )
+                    .increment(1);
+                    tracing::info!(%peer, %error, "bad PROXY header from a trusted source");
+                    return Err(CloseReason::BadProxyHeader);
+                }
+            }
+        };
+        header_length = length;
+        match header.origin {
+            Origin::Known { source, .. } => {
+                preamble.origin = header.origin;
+                preamble.client = canonical(source);
+            }
+            Origin::Unknown => preamble.origin = Origin::Unknown,
+            // A downstream balancer's own connection: the real endpoints.
+            Origin::Local => {}
+        }
+    }
+    if listener.routes_by_sni() {
+        let mut hello = ClientHelloReader::new();
+        loop {
+            let received = buffer.get(header_length..).unwrap_or_default();
+            if !trusted
+                && listener.accepts_proxy_protocol()
+                && proxy_protocol::signature(received) == proxy_protocol::Signature::Present
+            {
+                return Err(CloseReason::UntrustedProxyHeader);
+            }
+            match hello.advance(received) {
+                HelloProgress::Complete(name) => {
+                    preamble.sni = name.map(|n| n.to_ascii_lowercase());
+                    break;
+                }
+                HelloProgress::NotTls => break,
+                HelloProgress::NeedMore => {
+                    if read_more(client, &mut buffer).await? == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    buffer.drain(..header_length.min(buffer.len()));
+    preamble.payload = buffer;
+    Ok(preamble)
+}
+
+/// Appends what the client sent next; 0 at end of stream.
+async fn read_more(client: &TcpStream, buffer: &mut Vec<u8>) -> Result<usize, CloseReason> {
+    buffer.reserve(4096);
+    loop {
+        client.readable().await.map_err(|_| CloseReason::Error)?;
+        match client.try_read_buf(buffer) {
+            Ok(read) => return Ok(read),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(CloseReason::Error),
+        }
+    }
+}
+
+/// Tries the candidates in order within the pool's connect timeout each.
+async fn connect<'c>(pool: &BackendPool, choice: &'c Choice) -> Option<(TcpStream, &'c Backend)> {
+    for backend in choice.backends() {
+        let started = Instant::now();
+        let attempt = tokio::time::timeout(
+            pool.settings().connect_timeout,
+            TcpStream::connect(backend.address.as_str()),
+        );
+        let error = match attempt.await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                // For a TCP backend, connecting is the exchange whose
+                // latency balancers compare.
+                backend.stats.record_success(started.elapsed());
+                return Some((stream, backend));
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        backend.stats.record_failure();
+        crate::metrics::connect_failed(pool.name(), &backend.id);
+        tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "connect failed, trying next backend");
+    }
+    None
+}
+
+/// The PROXY header the pool sends, if any, then what the client already
+/// sent: one write, so a backend sees both in its first segment.
+fn opening_bytes(version: Option<ProxyProtocolVersion>, preamble: &Preamble) -> Vec<u8> {
+    let mut header = ProxyHeader::new(preamble.origin);
+    let mut bytes = match version {
+        None => Vec::new(),
+        Some(ProxyProtocolVersion::V1) => header.encode_v1(),
+        Some(ProxyProtocolVersion::V2) => {
+            if let Some(sni) = &preamble.sni {
+                header.tlvs.push(Tlv {
+                    kind: TLV_AUTHORITY,
+                    value: sni.as_bytes().to_vec(),
+                });
+            }
+            header.encode_v2()
+        }
+    };
+    bytes.extend_from_slice(&preamble.payload);
+    bytes
+}
+
+/// Completes `grace` after the backend starts leaving (removed by a reload,
+/// unhealthy or draining), unless it comes back first.
+async fn drained(mut leaving: watch::Receiver<bool>, grace: Duration) {
+    loop {
+        let left = leaving.wait_for(|leaving| *leaving).await.is_ok();
+        if !left {
+            // The stats are gone, so is any reason to drain.
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(grace) => return,
+            back = async { leaving.wait_for(|leaving| !*leaving).await.is_ok() } => {
+                if !back {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`;
+/// balancers, trust checks and PROXY headers want `a.b.c.d`.
+fn canonical(address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(address.ip().to_canonical(), address.port())
+}

@@ -1,0 +1,296 @@
+//! Moving bytes both ways between a client and a backend until both are
+//! done: half-close aware, with an idle timeout and an outside stop (drain).
+//!
+//! Each direction starts by copying through a small userspace buffer. When a
+//! read fills that buffer, the stream is a bulk transfer, and on Linux (with
+//! zero copy enabled) the direction switches to `splice(2)` through a pipe,
+//! so the payload never enters userspace. Short request/response exchanges
+//! never pay for the pipe's setup; bulk ones stop paying for copies.
+
+use std::future::Future;
+use std::io;
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::proxy_protocol::{self, Signature};
+
+/// Bytes per userspace copy: HAProxy's default buffer size.
+const COPY_BUFFER: usize = 16 * 1024;
+
+/// How a connection ended.
+#[derive(Debug)]
+pub enum BridgeEnd {
+    /// Both sides finished sending.
+    Closed,
+    /// Nothing moved either way for the idle timeout.
+    Idle,
+    /// The stop future fired (the backend drained).
+    Stopped,
+    /// The client opened with a PROXY header it was not trusted to send.
+    ProxyHeader,
+    /// A socket failed (reset, broken pipe).
+    Failed(io::Error),
+}
+
+/// Options of one bridge.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeOptions {
+    /// Close after this long without a byte either way.
+    pub idle_timeout: Duration,
+    /// Switch bulk transfers to `splice(2)` (Linux only; elsewhere ignored).
+    pub zero_copy: bool,
+    /// End the connection if the client's first bytes are a PROXY header
+    /// (the listener accepts them, but not from this client).
+    pub reject_proxy_header: bool,
+}
+
+/// Counts bytes per direction as they move.
+pub trait ByteMeter: Sync {
+    /// `count` bytes went from client to backend.
+    fn client_to_backend(&self, count: u64);
+    /// `count` bytes went from backend to client.
+    fn backend_to_client(&self, count: u64);
+}
+
+/// The last time a byte moved, shared by both directions.
+struct Activity {
+    start: Instant,
+    last_millis: AtomicU64,
+}
+
+/// Forwards between `client` and `backend` until both directions have seen
+/// end-of-stream (each end-of-stream is passed on as a write shutdown, so a
+/// client that half-closes still receives the whole response), a socket
+/// fails, the connection idles out, or `stop` completes.
+pub async fn bridge(
+    client: &TcpStream,
+    backend: &TcpStream,
+    options: BridgeOptions,
+    meter: &dyn ByteMeter,
+    stop: impl Future<Output = ()>,
+) -> BridgeEnd {
+    let activity = Activity::new();
+    let upstream = pump(
+        client,
+        backend,
+        options.zero_copy,
+        options.reject_proxy_header,
+        &activity,
+        |n| meter.client_to_backend(n),
+    );
+    let downstream = pump(backend, client, options.zero_copy, false, &activity, |n| {
+        meter.backend_to_client(n)
+    });
+    tokio::select! {
+        done = async { tokio::try_join!(upstream, downstream) } => match done {
+            Ok(_) => BridgeEnd::Closed,
+            Err(PumpError::Io(error)) => BridgeEnd::Failed(error),
+            Err(PumpError::ProxyHeader) => BridgeEnd::ProxyHeader,
+        },
+        () = activity.idle_for(options.idle_timeout) => BridgeEnd::Idle,
+        () = stop => BridgeEnd::Stopped,
+    }
+}
+
+/// Why one direction stopped early.
+enum PumpError {
+    Io(io::Error),
+    ProxyHeader,
+}
+
+/// One direction, until end-of-stream (passed on) or an error. With
+/// `refuse_proxy_header`, the first bytes are held until they show whether
+/// a PROXY header opens them, and one ends the connection.
+async fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    zero_copy: bool,
+    refuse_proxy_header: bool,
+    activity: &Activity,
+    count: impl Fn(u64),
+) -> Result<(), PumpError> {
+    let mut buffer = vec![0; COPY_BUFFER];
+    let mut filled = 0;
+    if refuse_proxy_header {
+        filled = read_past_signature(from, &mut buffer).await?;
+    }
+    loop {
+        if filled == 0 {
+            filled = read_some(from, &mut buffer).await?;
+            if filled == 0 {
+                return Ok(shutdown_write(to)?);
+            }
+        }
+        write_all(to, buffer.get(..filled).unwrap_or_default()).await?;
+        activity.touch();
+        count(filled as u64);
+        let bulk = filled == buffer.len();
+        filled = 0;
+        if zero_copy && bulk && splice::AVAILABLE {
+            drop(buffer);
+            return Ok(splice::pump(from, to, activity, count).await?);
+        }
+    }
+}
+
+/// Reads until the bytes show whether they open with a PROXY header; an
+/// opening header is refused. Returns how much of `buffer` holds payload.
+async fn read_past_signature(from: &TcpStream, buffer: &mut [u8]) -> Result<usize, PumpError> {
+    let mut filled = 0;
+    loop {
+        let read = read_some(from, buffer.get_mut(filled..).unwrap_or_default()).await?;
+        filled += read;
+        match proxy_protocol::signature(buffer.get(..filled).unwrap_or_default()) {
+            Signature::Present => return Err(PumpError::ProxyHeader),
+            Signature::Undecided if read > 0 => {}
+            Signature::Absent | Signature::Undecided => return Ok(filled),
+        }
+    }
+}
+
+async fn read_some(from: &TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
+    loop {
+        from.readable().await?;
+        match from.try_read(buffer) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
+    }
+}
+
+/// Writes all of `bytes` to `to`.
+pub async fn write_all(to: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        to.writable().await?;
+        match to.try_write(bytes) {
+            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Passes end-of-stream on. A peer that already went away is not an error:
+/// the other direction reports it.
+fn shutdown_write(to: &TcpStream) -> io::Result<()> {
+    match socket2::SockRef::from(to).shutdown(Shutdown::Write) {
+        Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
+        result => result,
+    }
+}
+
+impl From<io::Error> for PumpError {
+    fn from(error: io::Error) -> Self {
+        PumpError::Io(error)
+    }
+}
+
+// === impl Activity ===
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_millis: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_millis.store(now, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing moved for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let last = self.last_millis.load(Ordering::Relaxed);
+            let deadline = self.start + Duration::from_millis(last) + timeout;
+            tokio::time::sleep_until(deadline).await;
+            if self.last_millis.load(Ordering::Relaxed) == last {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod splice {
+    //! `splice(2)`: socket → pipe → socket, all in the kernel.
+
+    use std::io;
+
+    use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
+    use tokio::io::Interest;
+    use tokio::net::TcpStream;
+
+    use super::{Activity, shutdown_write};
+
+    pub const AVAILABLE: bool = true;
+
+    /// A pipe's default capacity; asking for more moves nothing extra.
+    const CHUNK: usize = 64 * 1024;
+
+    pub async fn pump(
+        from: &TcpStream,
+        to: &TcpStream,
+        activity: &Activity,
+        count: impl Fn(u64),
+    ) -> io::Result<()> {
+        let (pipe_out, pipe_in) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+        loop {
+            // The pipe is empty here, so "would block" can only mean the
+            // socket has nothing to read.
+            let filled = loop {
+                from.readable().await?;
+                match from.try_io(Interest::READABLE, || {
+                    Ok(splice(from, None, &pipe_in, None, CHUNK, flags)?)
+                }) {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    result => break result?,
+                }
+            };
+            if filled == 0 {
+                return shutdown_write(to);
+            }
+            let mut left = filled;
+            while left > 0 {
+                to.writable().await?;
+                match to.try_io(Interest::WRITABLE, || {
+                    Ok(splice(&pipe_out, None, to, None, left, flags)?)
+                }) {
+                    Ok(moved) => left = left.saturating_sub(moved),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+            activity.touch();
+            count(filled as u64);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod splice {
+    use std::io;
+
+    use tokio::net::TcpStream;
+
+    use super::Activity;
+
+    pub const AVAILABLE: bool = false;
+
+    pub async fn pump(
+        _: &TcpStream,
+        _: &TcpStream,
+        _: &Activity,
+        _: impl Fn(u64),
+    ) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}

@@ -1,0 +1,108 @@
+//! Per-listener TCP metrics, registered once per listener so that the
+//! connection path only increments handles.
+
+use metrics::{Counter, Gauge, Histogram};
+
+use super::forward::ByteMeter;
+use crate::metrics as names;
+
+/// The metrics of one TCP listener.
+pub struct TcpMetrics {
+    listener: String,
+    opened: Counter,
+    active: Gauge,
+    client_to_backend: Counter,
+    backend_to_client: Counter,
+    duration: Histogram,
+}
+
+/// Why a connection closed: the `reason` label of
+/// `bascule_tcp_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides finished.
+    Done,
+    /// No byte moved for the idle timeout.
+    Idle,
+    /// Its backend left and the drain timeout passed.
+    Drained,
+    /// A socket error mid-stream.
+    Error,
+    /// The client sent nothing usable before the preamble timeout.
+    PreambleTimeout,
+    /// A malformed PROXY header from a trusted source.
+    BadProxyHeader,
+    /// A PROXY header from an untrusted source.
+    UntrustedProxyHeader,
+    /// No route matched (no SNI, or an unknown one, and no default route).
+    NoRoute,
+    /// The pool offered no backend.
+    NoBackend,
+    /// Every candidate refused or timed out.
+    ConnectFailed,
+}
+
+// === impl TcpMetrics ===
+
+impl TcpMetrics {
+    /// Registers the metrics of `listener`.
+    pub fn new(listener: &str) -> Self {
+        let name = || listener.to_owned();
+        let bytes = |direction: &'static str| metrics::counter!(names::TCP_BYTES, "listener" => name(), "direction" => direction);
+        TcpMetrics {
+            listener: name(),
+            opened: metrics::counter!(names::TCP_CONNECTIONS_OPENED, "listener" => name()),
+            active: metrics::gauge!(names::TCP_CONNECTIONS_ACTIVE, "listener" => name()),
+            client_to_backend: bytes("client-to-backend"),
+            backend_to_client: bytes("backend-to-client"),
+            duration: metrics::histogram!(names::TCP_CONNECTION_DURATION, "listener" => name()),
+        }
+    }
+
+    /// A connection was accepted.
+    pub fn opened(&self) {
+        self.opened.increment(1);
+        self.active.increment(1.0);
+    }
+
+    /// A connection closed after `seconds`.
+    pub fn closed(&self, reason: CloseReason, seconds: f64) {
+        self.active.decrement(1.0);
+        self.duration.record(seconds);
+        metrics::counter!(
+            names::TCP_CONNECTIONS_CLOSED,
+            "listener" => self.listener.clone(),
+            "reason" => reason.label(),
+        )
+        .increment(1);
+    }
+}
+
+impl ByteMeter for TcpMetrics {
+    fn client_to_backend(&self, count: u64) {
+        self.client_to_backend.increment(count);
+    }
+
+    fn backend_to_client(&self, count: u64) {
+        self.backend_to_client.increment(count);
+    }
+}
+
+// === impl CloseReason ===
+
+impl CloseReason {
+    fn label(self) -> &'static str {
+        match self {
+            CloseReason::Done => "done",
+            CloseReason::Idle => "idle-timeout",
+            CloseReason::Drained => "drained",
+            CloseReason::Error => "error",
+            CloseReason::PreambleTimeout => "preamble-timeout",
+            CloseReason::BadProxyHeader => "bad-proxy-header",
+            CloseReason::UntrustedProxyHeader => "untrusted-proxy-header",
+            CloseReason::NoRoute => "no-route",
+            CloseReason::NoBackend => "no-backend",
+            CloseReason::ConnectFailed => "connect-failed",
+        }
+    }
+}
