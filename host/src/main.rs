@@ -148,8 +148,10 @@ async fn reload(server: &mut Server, path: &std::path::Path) {
 fn announce<'a>(listeners: impl Iterator<Item = &'a BoundListener>) {
     for listener in listeners {
         println!(
-            "bascule: listener {} serving http://{}",
-            listener.name, listener.address
+            "bascule: listener {} serving {}://{}",
+            listener.name,
+            listener.scheme(),
+            listener.address
         );
     }
 }

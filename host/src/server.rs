@@ -250,6 +250,13 @@ impl BoundListener {
     }
 }
 
+impl BoundListener {
+    /// `tcp` or `http`: what the listener serves, for announcements.
+    pub fn scheme(&self) -> &'static str {
+        if self.tcp { "tcp" } else { "http" }
+    }
+}
+
 impl Drop for BoundListener {
     fn drop(&mut self) {
         // The accept task sees the signal, stops accepting and drains its

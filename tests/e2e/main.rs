@@ -19,3 +19,7 @@ mod reload;
 mod request_context;
 mod sandbox;
 mod support;
+mod tcp;
+mod tcp_backends;
+mod tcp_proxy_protocol;
+mod tcp_sni;

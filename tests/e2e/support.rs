@@ -235,11 +235,13 @@ impl Bascule {
         bascule
     }
 
-    /// Records "bascule: listener NAME serving http://ADDR" and
+    /// Records "bascule: listener NAME serving http://ADDR" (or tcp://) and
     /// "bascule: admin serving http://ADDR" lines.
     fn note_listener(&mut self, line: &str) {
         let announced = match line.strip_prefix("bascule: listener ") {
-            Some(rest) => rest.split_once(" serving http://"),
+            Some(rest) => rest
+                .split_once(" serving http://")
+                .or_else(|| rest.split_once(" serving tcp://")),
             None => line
                 .strip_prefix("bascule: admin serving http://")
                 .map(|a| ("admin", a)),

@@ -18,9 +18,11 @@ use crate::plan::Plan;
 use crate::upstream::{Backend, BackendPool, Choice, Protocol, RequestInfo};
 
 /// How long a client may take to send what must be read before a backend
-/// is chosen (PROXY header, ClientHello). NGINX's `preread_timeout` is 30 s;
-/// a real client sends both in its first packet.
-const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// is chosen (PROXY header, ClientHello); a real client sends both in its
+/// first packet. A PROXY header still missing then closes the connection;
+/// a ClientHello still missing routes it as one without SNI (HAProxy's
+/// `inspect-delay`), so server-speaks-first protocols reach the default.
+const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a connection needs from its listener.
 pub struct Context {
@@ -73,14 +75,10 @@ async fn serve(
 ) -> CloseReason {
     let peer = canonical(peer);
     let local = client.local_addr().map_or(peer, canonical);
-    let read = tokio::time::timeout(
-        PREAMBLE_TIMEOUT,
-        read_preamble(client, peer, local, &listener, context),
-    );
-    let preamble = match read.await {
-        Ok(Ok(preamble)) => preamble,
-        Ok(Err(reason)) => return reason,
-        Err(_) => return CloseReason::PreambleTimeout,
+    let deadline = Instant::now() + PREAMBLE_TIMEOUT;
+    let preamble = match read_preamble(client, peer, local, &listener, context, deadline).await {
+        Ok(preamble) => preamble,
+        Err(reason) => return reason,
     };
     let Some(pool) = listener.route(preamble.sni.as_deref()).cloned() else {
         return CloseReason::NoRoute;
@@ -136,6 +134,7 @@ async fn read_preamble(
     local: SocketAddr,
     listener: &TcpListenerPlan,
     context: &Context,
+    deadline: Instant,
 ) -> Result<Preamble, CloseReason> {
     let mut preamble = Preamble {
         origin: Origin::Known {
@@ -154,8 +153,11 @@ async fn read_preamble(
             match proxy_protocol::parse(&buffer) {
                 Ok(Some(parsed)) => break parsed,
                 Ok(None) => {
-                    if read_more(client, &mut buffer).await? == 0 {
-                        return Err(CloseReason::BadProxyHeader);
+                    let read = tokio::time::timeout_at(deadline, read_more(client, &mut buffer));
+                    match read.await {
+                        Err(_) => return Err(CloseReason::PreambleTimeout),
+                        Ok(read) if read? == 0 => return Err(CloseReason::BadProxyHeader),
+                        Ok(_) => {}
                     }
                 }
                 Err(error) => {
@@ -198,8 +200,10 @@ async fn read_preamble(
                 }
                 HelloProgress::NotTls => break,
                 HelloProgress::NeedMore => {
-                    if read_more(client, &mut buffer).await? == 0 {
-                        break;
+                    let read = tokio::time::timeout_at(deadline, read_more(client, &mut buffer));
+                    match read.await {
+                        Ok(read) if read? > 0 => {}
+                        _ => break,
                     }
                 }
             }
