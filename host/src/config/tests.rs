@@ -145,3 +145,107 @@ fn slow_start_is_a_bounded_duration() {
     assert_eq!(errors.0[0].field, "pools.web.slow-start", "{errors}");
     assert!(errors.0[0].message.contains("out of range"), "{errors}");
 }
+
+const TCP: &str = r#"
+[[listeners]]
+name = "tls"
+address = "127.0.0.1:0"
+mode = "tcp"
+idle-timeout = "90s"
+zero-copy = false
+accept-proxy-protocol-from = ["10.0.0.0/8", "::1", "192.168.1.77/24"]
+
+  [[listeners.routes]]
+  sni = "*.Example.com"
+  pool = "tls"
+
+  [[listeners.routes]]
+  pool = "tls"
+
+[pools.tls]
+balancer = "builtin:round-robin"
+proxy-protocol = "v2"
+drain-timeout = "0s"
+backends = [{ address = "127.0.0.1:9443" }]
+"#;
+
+#[test]
+fn tcp_listeners_and_pools() {
+    let config = parse(TCP).unwrap();
+    let listener = &config.listeners[0];
+    let ListenerMode::Tcp(tcp) = &listener.mode else {
+        panic!("not tcp: {:?}", listener.mode);
+    };
+    assert_eq!(tcp.idle_timeout, Duration::from_secs(90));
+    assert!(!tcp.zero_copy);
+    let networks: Vec<String> = tcp
+        .accept_proxy_protocol_from
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // Host bits are dropped: `192.168.1.77/24` means the /24.
+    assert_eq!(networks, ["10.0.0.0/8", "::1/128", "192.168.1.0/24"]);
+    assert_eq!(
+        listener.routes[0].sni,
+        Some(HostPattern::Wildcard(".example.com".into()))
+    );
+    assert_eq!(listener.routes[1].sni, None);
+    let pool = config.pool("tls").unwrap();
+    assert_eq!(pool.proxy_protocol, Some(ProxyProtocolVersion::V2));
+    assert_eq!(pool.drain_timeout, Duration::ZERO);
+    assert_eq!(
+        config.listeners_using("tls").count(),
+        1,
+        "the listener routes to the pool"
+    );
+    // HTTP listeners keep their defaults.
+    let http = parse(VALID).unwrap();
+    assert_eq!(http.listeners[0].mode, ListenerMode::Http);
+    assert_eq!(
+        http.pool("api").unwrap().drain_timeout,
+        DEFAULT_DRAIN_TIMEOUT
+    );
+}
+
+#[test]
+fn tcp_and_http_keys_do_not_mix() {
+    let fields = |text: &str| -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    };
+    assert_eq!(
+        fields(&TCP.replace("mode = \"tcp\"\n", "")),
+        [
+            "listeners[0].idle-timeout",
+            "listeners[0].zero-copy",
+            "listeners[0].accept-proxy-protocol-from",
+            "listeners[0].routes[0].sni",
+        ]
+    );
+    assert_eq!(
+        fields(&VALID.replace("[pools.api]", "[pools.api]\nproxy-protocol = \"v1\"")),
+        ["pools.api.proxy-protocol"]
+    );
+    assert_eq!(
+        fields(&TCP.replace("sni = \"*.Example.com\"", "host = \"example.com\"")),
+        ["listeners[0].routes[0].host"]
+    );
+    assert_eq!(
+        fields(
+            &TCP.replace("\"::1\"", "\"::1/200\"")
+                .replace("\"v2\"", "\"v3\"")
+        ),
+        [
+            "pools.tls.proxy-protocol",
+            "listeners[0].accept-proxy-protocol-from[1]"
+        ]
+    );
+    assert_eq!(
+        fields(&TCP.replace("mode = \"tcp\"", "mode = \"udp\"")),
+        ["listeners[0].mode"]
+    );
+}

@@ -130,7 +130,13 @@ impl Validator<'_> {
                     "a listener needs at least one route",
                 );
             }
-            let tcp = matches!(mode, Some(ListenerMode::Tcp(_)));
+            // From the raw key: a TCP listener with a bad setting still has
+            // its routes checked as TCP routes; an unknown mode, as neither.
+            let tcp = match listener.mode.as_ref().map(|m| m.get_ref().as_str()) {
+                None | Some("http") => Some(false),
+                Some("tcp") => Some(true),
+                Some(_) => None,
+            };
             let routes: Vec<RouteConfig> = listener
                 .routes
                 .iter()
@@ -270,9 +276,9 @@ impl Validator<'_> {
         field: String,
         raw: &RawRoute,
         pools: &HashSet<&str>,
-        tcp: bool,
+        tcp: Option<bool>,
     ) -> Option<RouteConfig> {
-        if tcp {
+        if tcp == Some(true) {
             let http_only = [
                 ("host", raw.host.as_ref().map(Spanned::span)),
                 ("path-prefix", raw.path_prefix.as_ref().map(Spanned::span)),
@@ -286,7 +292,7 @@ impl Validator<'_> {
                     );
                 }
             }
-        } else if let Some(sni) = &raw.sni {
+        } else if let (Some(false), Some(sni)) = (tcp, &raw.sni) {
             return self.fail(
                 format!("{field}.sni"),
                 sni.span(),

@@ -412,5 +412,30 @@ impl ProxyHeaderError {
     }
 }
 
+/// The fuzz target's property, shared with the unit tests: parsing never
+/// panics, and whatever parses re-encodes (in the same version) to a header
+/// that parses to the same origin and TLVs.
+#[cfg(any(test, fuzzing))]
+pub fn check_round_trip(bytes: &[u8]) {
+    let Ok(Some((header, length))) = parse(bytes) else {
+        return;
+    };
+    assert!(length <= bytes.len());
+    let again = if bytes.starts_with(V1_PREFIX) {
+        header.encode_v1()
+    } else {
+        header.encode_v2()
+    };
+    let reparsed = parse(&again);
+    let Ok(Some((reparsed, relength))) = reparsed else {
+        unreachable!("{header:?} re-encoded to {again:?}, which parses as {reparsed:?}");
+    };
+    assert_eq!(relength, again.len());
+    assert_eq!(reparsed.origin, header.origin);
+    if header.origin != Origin::Local {
+        assert_eq!(reparsed.tlvs, header.tlvs);
+    }
+}
+
 #[cfg(test)]
 mod tests;
