@@ -242,3 +242,83 @@ async fn no_usable_backend_closes_the_connection() {
     .await;
     assert_eq!(failed, 1.0);
 }
+
+/// The request context a plugin reads for a TCP connection: protocol,
+/// listener, the client address a trusted PROXY header carried, and the
+/// ClientHello's server name (the `test-pick-by` plugin picks the backend
+/// named after the field it reads).
+#[tokio::test]
+async fn plugins_read_the_connection_context() {
+    let plugin = test_plugin("test-pick-by").display().to_string();
+    let decoy = EchoBackend::start("decoy").await;
+    let cases = [
+        ("protocol", "tcp", "", ""),
+        ("listener", "ctx", "", ""),
+        (
+            "client-ip",
+            "203.0.113.9",
+            "accept-proxy-protocol-from = [\"127.0.0.1\"]",
+            "",
+        ),
+        (
+            "client-port",
+            "4000",
+            "accept-proxy-protocol-from = [\"127.0.0.1\"]",
+            "",
+        ),
+        ("sni", "ctx.test", "", "sni = \"ctx.test\""),
+    ];
+    let mut targets = Vec::new();
+    let mut config = String::new();
+    for (i, (field, expected, listener_extra, route_extra)) in cases.iter().enumerate() {
+        let target = EchoBackend::start(expected).await;
+        let name = if *field == "listener" {
+            "ctx".to_owned()
+        } else {
+            format!("l{i}")
+        };
+        config.push_str(&format!(
+            "[[listeners]]\nname = \"{name}\"\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\n{listener_extra}\n\
+             \n  [[listeners.routes]]\n  {route_extra}\n  pool = \"p{i}\"\n\n\
+             [pools.p{i}]\nbalancer = \"{plugin}\"\nbalancer-options = {{ field = \"{field}\" }}\nbackends = [{}, {}]\n\n",
+            decoy.toml(),
+            target.toml()
+        ));
+        targets.push(target);
+    }
+    let bascule = Bascule::start(&config);
+    let hello = crate::tcp_proxy_protocol::client_hello("ctx.test");
+    for (i, (field, expected, listener_extra, _)) in cases.iter().enumerate() {
+        let name = if *field == "listener" {
+            "ctx".to_owned()
+        } else {
+            format!("l{i}")
+        };
+        let mut stream = TcpStream::connect(bascule.addr(&name)).await.unwrap();
+        if !listener_extra.is_empty() {
+            stream
+                .write_all(b"PROXY TCP4 203.0.113.9 198.51.100.1 4000 443\r\n")
+                .await
+                .unwrap();
+        }
+        if *field == "sni" {
+            stream.write_all(&hello).await.unwrap();
+        }
+        assert_eq!(read_line(&mut stream).await, *expected, "field {field}");
+    }
+}
+
+#[test]
+fn http_only_balancer_options_fail_a_tcp_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tcp_config(
+        "",
+        "balancer-options = { key = \"header:x-user\" }",
+        &[backend_toml("b", "127.0.0.1:9")],
+    )
+    .replace("builtin:round-robin", "builtin:consistent-hash");
+    let (ok, stderr) = check(dir.path(), "tcp.toml", &config);
+    assert!(!ok);
+    assert!(stderr.contains("pools.main.balancer-options"), "{stderr}");
+    assert!(stderr.contains("header"), "{stderr}");
+}

@@ -107,7 +107,7 @@ async fn headers_sent_to_backends_follow_the_spec_layout() {
 }
 
 /// A real ClientHello for `name`, as rustls would send it.
-fn client_hello(name: &str) -> Vec<u8> {
+pub fn client_hello(name: &str) -> Vec<u8> {
     let config = rustls::ClientConfig::builder_with_provider(ring())
         .with_safe_default_protocol_versions()
         .unwrap()

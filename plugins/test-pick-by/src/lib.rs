@@ -3,7 +3,7 @@
 //! tests can check every import end to end.
 //!
 //! Option `field`: `method`, `host`, `path`, `query`, `client-ip`,
-//! `listener`, `protocol`, `header:<name>` or `cookie:<name>`. Characters a
+//! `client-port`, `sni`, `listener`, `protocol`, `header:<name>` or `cookie:<name>`. Characters a
 //! backend name cannot hold (anything but letters, digits, `-`, `_`, `.`)
 //! are read as `_`, so path `/a/b` picks backend `_a_b`. No backend of that
 //! name: no candidate (the host answers 503).
@@ -24,6 +24,10 @@ pub enum Field {
     Query,
     /// Client IP address.
     ClientIp,
+    /// Client port.
+    ClientPort,
+    /// TLS server name.
+    Sni,
     /// Listener name.
     Listener,
     /// `http` or `tcp`.
@@ -58,6 +62,8 @@ impl Field {
             "path" => Field::Path,
             "query" => Field::Query,
             "client-ip" => Field::ClientIp,
+            "client-port" => Field::ClientPort,
+            "sni" => Field::Sni,
             "listener" => Field::Listener,
             "protocol" => Field::Protocol,
             other => match other.split_once(':') {
@@ -75,6 +81,8 @@ impl Field {
             Field::Path => Some(request.path()),
             Field::Query => request.query(),
             Field::ClientIp => Some(request.client_ip()),
+            Field::ClientPort => Some(request.client_port().to_string()),
+            Field::Sni => request.sni(),
             Field::Listener => Some(request.listener()),
             Field::Protocol => Some(match request.protocol() {
                 Protocol::Http => "http".to_owned(),
