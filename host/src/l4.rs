@@ -39,12 +39,19 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     while let Some((stream, client)) = next_connection(&socket, &mut stop).await {
         while connections.try_join_next().is_some() {}
+        // The routes current now serve this connection to its end.
+        let routes = plan
+            .load()
+            .listener(&name)
+            .and_then(|listener| listener.routes.tcp())
+            .cloned();
         let context = connection::Context {
             listener: Arc::clone(&name),
-            plan: plan.load_full(),
             metrics: Arc::clone(&metrics),
         };
-        connections.spawn(connection::serve_connection(stream, client, context));
+        connections.spawn(connection::serve_connection(
+            stream, client, routes, context,
+        ));
     }
     drop(socket);
     while connections.join_next().await.is_some() {}

@@ -14,7 +14,6 @@ use super::listener::TcpListenerPlan;
 use super::metrics::{CloseReason, TcpMetrics};
 use super::proxy_protocol::{self, Origin, ProxyHeader, TLV_AUTHORITY, Tlv};
 use crate::config::ProxyProtocolVersion;
-use crate::plan::Plan;
 use crate::upstream::{Backend, BackendPool, Choice, Protocol, RequestInfo};
 
 /// How long a client may take to send what must be read before a backend
@@ -28,8 +27,6 @@ const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Context {
     /// The listener's name.
     pub listener: Arc<str>,
-    /// The plan current when the connection was accepted.
-    pub plan: Arc<Plan>,
     /// The listener's metrics.
     pub metrics: Arc<TcpMetrics>,
 }
@@ -47,16 +44,18 @@ struct Preamble {
     payload: Vec<u8>,
 }
 
-/// Serves one accepted connection and records how it ended.
-pub async fn serve_connection(client: TcpStream, peer: SocketAddr, context: Context) {
+/// Serves one accepted connection with the listener's routes as they were
+/// at accept time (`None`: a reload just removed the listener), and records
+/// how it ended.
+pub async fn serve_connection(
+    client: TcpStream,
+    peer: SocketAddr,
+    listener: Option<Arc<TcpListenerPlan>>,
+    context: Context,
+) {
     let started = Instant::now();
     context.metrics.opened();
     let _ = client.set_nodelay(true);
-    let listener = context
-        .plan
-        .listener(&context.listener)
-        .and_then(|listener| listener.routes.tcp())
-        .cloned();
     let reason = match listener {
         Some(listener) => serve(&client, peer, listener, &context).await,
         None => CloseReason::NoRoute,
@@ -101,11 +100,7 @@ async fn serve(
         return CloseReason::ConnectFailed;
     };
     let _active = backend.stats.start();
-    let opening = opening_bytes(pool.settings().proxy_protocol, &preamble);
-    if let Err(error) = forward::write_all(&upstream, &opening).await {
-        tracing::debug!(%error, "backend closed before the first bytes");
-        return CloseReason::Error;
-    }
+    let settings = *pool.settings();
     let options = BridgeOptions {
         idle_timeout: listener.idle_timeout,
         zero_copy: listener.zero_copy,
@@ -113,7 +108,15 @@ async fn serve(
             && !listener.trusts(peer.ip())
             && !listener.routes_by_sni(),
     };
-    let drained = drained(backend.stats.leaving(), pool.settings().drain_timeout);
+    // A connection may outlive many reloads: it keeps its backend, not the
+    // routes and pools (with their plugin instances) it was chosen from.
+    drop((pool, listener));
+    let opening = opening_bytes(settings.proxy_protocol, &preamble);
+    if let Err(error) = forward::write_all(&upstream, &opening).await {
+        tracing::debug!(%error, "backend closed before the first bytes");
+        return CloseReason::Error;
+    }
+    let drained = drained(backend.stats.leaving(), settings.drain_timeout);
     match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
         BridgeEnd::Closed => CloseReason::Done,
         BridgeEnd::Idle => CloseReason::Idle,

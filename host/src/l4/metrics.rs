@@ -8,8 +8,9 @@ use crate::metrics as names;
 
 /// The metrics of one TCP listener.
 pub struct TcpMetrics {
-    listener: String,
     opened: Counter,
+    /// `bascule_tcp_connections_closed_total`, one per [`CloseReason`].
+    closed: [Counter; CloseReason::ALL.len()],
     active: Gauge,
     client_to_backend: Counter,
     backend_to_client: Counter,
@@ -50,7 +51,13 @@ impl TcpMetrics {
         let name = || listener.to_owned();
         let bytes = |direction: &'static str| metrics::counter!(names::TCP_BYTES, "listener" => name(), "direction" => direction);
         TcpMetrics {
-            listener: name(),
+            closed: CloseReason::ALL.map(|reason| {
+                metrics::counter!(
+                    names::TCP_CONNECTIONS_CLOSED,
+                    "listener" => name(),
+                    "reason" => reason.label(),
+                )
+            }),
             opened: metrics::counter!(names::TCP_CONNECTIONS_OPENED, "listener" => name()),
             active: metrics::gauge!(names::TCP_CONNECTIONS_ACTIVE, "listener" => name()),
             client_to_backend: bytes("client-to-backend"),
@@ -69,12 +76,9 @@ impl TcpMetrics {
     pub fn closed(&self, reason: CloseReason, seconds: f64) {
         self.active.decrement(1.0);
         self.duration.record(seconds);
-        metrics::counter!(
-            names::TCP_CONNECTIONS_CLOSED,
-            "listener" => self.listener.clone(),
-            "reason" => reason.label(),
-        )
-        .increment(1);
+        if let Some(counter) = self.closed.get(reason as usize) {
+            counter.increment(1);
+        }
     }
 }
 
@@ -91,6 +95,20 @@ impl ByteMeter for TcpMetrics {
 // === impl CloseReason ===
 
 impl CloseReason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    const ALL: [CloseReason; 10] = [
+        CloseReason::Done,
+        CloseReason::Idle,
+        CloseReason::Drained,
+        CloseReason::Error,
+        CloseReason::PreambleTimeout,
+        CloseReason::BadProxyHeader,
+        CloseReason::UntrustedProxyHeader,
+        CloseReason::NoRoute,
+        CloseReason::NoBackend,
+        CloseReason::ConnectFailed,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             CloseReason::Done => "done",
@@ -103,6 +121,18 @@ impl CloseReason {
             CloseReason::NoRoute => "no-route",
             CloseReason::NoBackend => "no-backend",
             CloseReason::ConnectFailed => "connect-failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_indexes_its_own_counter() {
+        for (index, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, index, "{reason:?}");
         }
     }
 }
