@@ -1,6 +1,7 @@
 //! `bascule demo`: three demo backends on loopback and a proxy in front of
-//! them with the round-robin plugin, so that Bascule can be tried with no
-//! setup at all.
+//! them, so that Bascule can be tried with no setup at all: an HTTP listener
+//! balanced by the round-robin plugin, and a TCP listener (a free port next
+//! to it) balanced by least-connections.
 
 use std::net::SocketAddr;
 
@@ -74,18 +75,26 @@ impl Demo {
     }
 }
 
-/// The demo's config: one listener, one round-robin pool.
+/// The demo's config: an HTTP listener with a round-robin pool, and a TCP
+/// listener on a free port with a least-connections pool, over the same
+/// backends.
 fn demo_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
+    let tcp = SocketAddr::new(listen.ip(), 0);
     let mut text = format!(
         "[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n  \
          [[listeners.routes]]\n  pool = \"demo\"\n\n\
-         [pools.demo]\nbalancer = \"builtin:round-robin\"\n"
+         [[listeners]]\nname = \"demo-tcp\"\naddress = \"{tcp}\"\nmode = \"tcp\"\n\n  \
+         [[listeners.routes]]\n  pool = \"demo-tcp\"\n\n\
+         [pools.demo]\nbalancer = \"builtin:round-robin\"\n\n\
+         [pools.demo-tcp]\nbalancer = \"builtin:least-connections\"\n"
     );
-    for (n, address) in backends.iter().enumerate() {
-        text.push_str(&format!(
-            "\n[[pools.demo.backends]]\nname = \"demo-backend-{}\"\naddress = \"{address}\"\n",
-            n + 1
-        ));
+    for pool in ["demo", "demo-tcp"] {
+        for (n, address) in backends.iter().enumerate() {
+            text.push_str(&format!(
+                "\n[[pools.{pool}.backends]]\nname = \"demo-backend-{}\"\naddress = \"{address}\"\n",
+                n + 1
+            ));
+        }
     }
     text
 }

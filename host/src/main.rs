@@ -158,20 +158,29 @@ fn announce<'a>(listeners: impl Iterator<Item = &'a BoundListener>) {
 
 async fn demo(listen: SocketAddr) -> Result<()> {
     let demo = Demo::start(listen).await?;
-    let address = demo
-        .server
-        .listeners()
-        .first()
-        .map(|l| l.address)
-        .context("the demo has no listener")?;
+    let [http, tcp] = demo.server.listeners() else {
+        anyhow::bail!("the demo should have an HTTP and a TCP listener");
+    };
     for (n, backend) in demo.backends.iter().enumerate() {
         println!("demo backend demo-backend-{} on http://{backend}", n + 1);
     }
+    let count = demo.backends.len();
     println!(
-        "bascule demo proxy on http://{address} (round robin over {} backends)",
-        demo.backends.len()
+        "bascule demo proxy on http://{} (HTTP, round robin over {count} backends)",
+        http.address
     );
-    println!("try:  for i in 1 2 3 4; do curl -s http://{address}/; done");
+    println!(
+        "bascule demo proxy on tcp://{} (TCP, least connections over the same {count})",
+        tcp.address
+    );
+    println!(
+        "try:  for i in 1 2 3 4; do curl -s http://{}/; done",
+        http.address
+    );
+    println!(
+        "      curl -s http://{}/   # the same backends through the L4 proxy",
+        tcp.address
+    );
     println!("Ctrl-C stops everything.");
     shutdown_signal().await
 }

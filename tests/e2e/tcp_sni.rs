@@ -121,6 +121,15 @@ async fn server_names_pick_the_pool_and_tls_passes_through() {
     assert_eq!(no_route, 1.0);
     // A wildcard does not match its bare suffix.
     assert!(tls_read(strict, "beta.test", &roots).await.is_err());
+
+    // `/status` shows the listener as TCP with its SNI routes.
+    let status = send(bascule.addr("admin"), get("admin", "/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    let listener = &status["listeners"][0];
+    assert_eq!(listener["name"], "strict");
+    assert_eq!(listener["mode"], "tcp");
+    assert_eq!(listener["routes"][1]["sni"], "*.beta.test");
+    assert_eq!(listener["routes"][1]["pool"], "beta");
 }
 
 #[tokio::test]

@@ -33,8 +33,10 @@ pub struct Context {
 
 /// What was learnt before choosing a backend.
 struct Preamble {
-    /// The original connection, for the PROXY header sent to the backend.
-    origin: Origin,
+    /// The original connection, for the PROXY header sent to the backend,
+    /// when a trusted PROXY header said so; `None`: this connection's own
+    /// endpoints (looked up only if a header is sent).
+    origin: Option<Origin>,
     /// The client as balancers see it: the PROXY header's source when a
     /// trusted balancer sent one.
     client: SocketAddr,
@@ -73,9 +75,8 @@ async fn serve(
     context: &Context,
 ) -> CloseReason {
     let peer = canonical(peer);
-    let local = client.local_addr().map_or(peer, canonical);
     let deadline = Instant::now() + PREAMBLE_TIMEOUT;
-    let preamble = match read_preamble(client, peer, local, &listener, context, deadline).await {
+    let preamble = match read_preamble(client, peer, &listener, context, deadline).await {
         Ok(preamble) => preamble,
         Err(reason) => return reason,
     };
@@ -111,7 +112,10 @@ async fn serve(
     // A connection may outlive many reloads: it keeps its backend, not the
     // routes and pools (with their plugin instances) it was chosen from.
     drop((pool, listener));
-    let opening = opening_bytes(settings.proxy_protocol, &preamble);
+    let opening = opening_bytes(settings.proxy_protocol, preamble, || Origin::Known {
+        source: peer,
+        destination: client.local_addr().map_or(peer, canonical),
+    });
     if let Err(error) = forward::write_all(&upstream, &opening).await {
         tracing::debug!(%error, "backend closed before the first bytes");
         return CloseReason::Error;
@@ -134,16 +138,12 @@ async fn serve(
 async fn read_preamble(
     client: &TcpStream,
     peer: SocketAddr,
-    local: SocketAddr,
     listener: &TcpListenerPlan,
     context: &Context,
     deadline: Instant,
 ) -> Result<Preamble, CloseReason> {
     let mut preamble = Preamble {
-        origin: Origin::Known {
-            source: peer,
-            destination: local,
-        },
+        origin: None,
         client: peer,
         sni: None,
         payload: Vec::new(),
@@ -178,10 +178,10 @@ async fn read_preamble(
         header_length = length;
         match header.origin {
             Origin::Known { source, .. } => {
-                preamble.origin = header.origin;
+                preamble.origin = Some(header.origin);
                 preamble.client = canonical(source);
             }
-            Origin::Unknown => preamble.origin = Origin::Unknown,
+            Origin::Unknown => preamble.origin = Some(Origin::Unknown),
             // A downstream balancer's own connection: the real endpoints.
             Origin::Local => {}
         }
@@ -258,12 +258,18 @@ async fn connect<'c>(pool: &BackendPool, choice: &'c Choice) -> Option<(TcpStrea
 
 /// The PROXY header the pool sends, if any, then what the client already
 /// sent: one write, so a backend sees both in its first segment.
-fn opening_bytes(version: Option<ProxyProtocolVersion>, preamble: &Preamble) -> Vec<u8> {
-    let mut header = ProxyHeader::new(preamble.origin);
+fn opening_bytes(
+    version: Option<ProxyProtocolVersion>,
+    preamble: Preamble,
+    own_endpoints: impl FnOnce() -> Origin,
+) -> Vec<u8> {
+    let Some(version) = version else {
+        return preamble.payload;
+    };
+    let mut header = ProxyHeader::new(preamble.origin.unwrap_or_else(own_endpoints));
     let mut bytes = match version {
-        None => Vec::new(),
-        Some(ProxyProtocolVersion::V1) => header.encode_v1(),
-        Some(ProxyProtocolVersion::V2) => {
+        ProxyProtocolVersion::V1 => header.encode_v1(),
+        ProxyProtocolVersion::V2 => {
             if let Some(sni) = &preamble.sni {
                 header.tlvs.push(Tlv {
                     kind: TLV_AUTHORITY,
