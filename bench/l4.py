@@ -18,9 +18,7 @@ Needs: haproxy, nginx with its stream module (Debian: libnginx-mod-stream),
 iperf3, wrk, taskset, and a release build of bascule (built here).
 """
 
-import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import (LOAD_CORE, PROXY_CORE, ROOT, Process, build_bascule, free_port, median,
-                 start_backend, to_ms, wait_for_port)
+from run import (LOAD_CORE, PROXY_CORE, Process, arguments, build_bascule, free_port, median,
+                 require, start_backend, to_ms, wait_for_port)
 
 SHORT_CONNECTIONS = 64
 NGINX_STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
@@ -194,17 +192,8 @@ def table(results, direct, seconds, rounds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results-l4.md")
-    args = parser.parse_args()
-    if args.quick:
-        args.rounds, args.seconds = 1, 3
-    for tool in ("nginx", "haproxy", "iperf3", "wrk", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"bench: `{tool}` not found; see the header of {__file__}")
+    args = arguments(__doc__, "results-l4.md")
+    require(("nginx", "haproxy", "iperf3", "wrk", "taskset"), __file__)
     if not NGINX_STREAM_MODULE.exists():
         sys.exit("bench: NGINX's stream module is missing (apt install libnginx-mod-stream)")
     binary = build_bascule()

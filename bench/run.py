@@ -388,20 +388,31 @@ def build_bascule():
     return target / "release" / "bascule"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc, output):
+    """The options every bench script takes: rounds, seconds, --quick, --output."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / output)
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 1, 3
-    for tool in ("nginx", "haproxy", "envoy", "wrk", "taskset"):
+    return args
+
+
+def require(tools, script):
+    """Exits with a hint unless every tool is installed and there are two cores."""
+    for tool in tools:
         if shutil.which(tool) is None:
-            sys.exit(f"bench: `{tool}` not found; see the header of {__file__}")
+            sys.exit(f"bench: `{tool}` not found; see the header of {script}")
     if (os.cpu_count() or 1) < 2:
         sys.exit("bench: needs two cores (load generator and proxy are pinned apart)")
+
+
+def main():
+    args = arguments(__doc__, "results.md")
+    require(("nginx", "haproxy", "envoy", "wrk", "taskset"), __file__)
     binary = build_bascule()
 
     with tempfile.TemporaryDirectory(prefix="bascule-bench-") as tmp:
