@@ -132,6 +132,15 @@ async fn server_names_pick_the_pool_and_tls_passes_through() {
     assert_eq!(listener["routes"][1]["pool"], "beta");
 }
 
+async fn client_bytes(bascule: &Bascule) -> f64 {
+    bascule
+        .metric(
+            "bascule_tcp_bytes_total",
+            &["listener=\"with-default\"", "client-to-backend"],
+        )
+        .await
+}
+
 #[tokio::test]
 async fn unknown_missing_or_unparsable_names_go_to_the_default_route() {
     let alpha_cert = TestCertificate::new(&["alpha.test"]);
@@ -149,6 +158,7 @@ async fn unknown_missing_or_unparsable_names_go_to_the_default_route() {
         "alpha\n"
     );
     // Not TLS at all: the default pool gets the bytes as they came.
+    let before = client_bytes(&bascule).await;
     let mut stream = TcpStream::connect(with_default).await.unwrap();
     stream.write_all(b"plain text\n").await.unwrap();
     assert_eq!(read_line(&mut stream).await, "fallback");
@@ -160,4 +170,8 @@ async fn unknown_missing_or_unparsable_names_go_to_the_default_route() {
     stream.shutdown().await.unwrap();
     let echoed = read_to_end(&mut stream).await;
     assert_eq!(echoed, b"fallback\n\x16\x03\x01\x00");
+    // Bytes read before choosing a backend count as forwarded too: the
+    // plain-text line and the four bytes of the cut-short hello.
+    let forwarded = client_bytes(&bascule).await - before;
+    assert_eq!(forwarded, ("plain text\n".len() + 4) as f64);
 }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::client_hello::{ClientHelloReader, HelloProgress};
+use super::forward::ByteMeter as _;
 use super::forward::{self, BridgeEnd, BridgeOptions};
 use super::listener::TcpListenerPlan;
 use super::metrics::{CloseReason, TcpMetrics};
@@ -112,6 +113,7 @@ async fn serve(
     // A connection may outlive many reloads: it keeps its backend, not the
     // routes and pools (with their plugin instances) it was chosen from.
     drop((pool, listener));
+    let early_payload = preamble.payload.len() as u64;
     let opening = opening_bytes(settings.proxy_protocol, preamble, || Origin::Known {
         source: peer,
         destination: client.local_addr().map_or(peer, canonical),
@@ -120,6 +122,7 @@ async fn serve(
         tracing::debug!(%error, "backend closed before the first bytes");
         return CloseReason::Error;
     }
+    context.metrics.client_to_backend(early_payload);
     let drained = drained(backend.stats.leaving(), settings.drain_timeout);
     match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
         BridgeEnd::Closed => CloseReason::Done,
