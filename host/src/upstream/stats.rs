@@ -239,15 +239,19 @@ impl StatsRegistry {
     }
 
     /// After a reload: every backend `in_config` says is in the new config
-    /// (by pool and id) is current again, every other one is retired.
+    /// (by pool and id) is current again, every other one is retired. The
+    /// stats of retired backends nothing refers to any more (no plan, no
+    /// open connection) are forgotten, so removed backends do not pile up.
     pub fn retire_all_but(&self, in_config: impl Fn(&str, &str) -> bool) {
-        let map = self
+        let mut map = self
             .by_backend
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for ((pool, backend), stats) in map.iter() {
-            stats.set_retired(!in_config(pool, backend));
-        }
+        map.retain(|(pool, backend), stats| {
+            let current = in_config(pool, backend);
+            stats.set_retired(!current);
+            current || Arc::strong_count(stats) > 1
+        });
     }
 }
 
@@ -324,6 +328,19 @@ mod tests {
         assert!(*leaving_a.borrow());
         a.set_health(Health::Degraded);
         assert!(!*leaving_a.borrow());
+    }
+
+    #[test]
+    fn retired_stats_are_forgotten_once_unused() {
+        let registry = StatsRegistry::default();
+        let held = registry.get("web", "held");
+        drop(registry.get("web", "dropped"));
+        registry.retire_all_but(|_, _| false);
+        // Still referenced (an open connection): kept, and retired.
+        assert!(!registry.get_or_create("web", "held").1);
+        assert!(*held.leaving().borrow());
+        // Referenced by nothing: forgotten; coming back, it is new.
+        assert!(registry.get_or_create("web", "dropped").1);
     }
 
     #[test]
