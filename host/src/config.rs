@@ -286,7 +286,7 @@ impl Config {
     ) -> impl Iterator<Item = &'a ListenerConfig> + 'a {
         self.listeners
             .iter()
-            .filter(move |listener| listener.routes.iter().any(|route| route.pool == pool))
+            .filter(move |listener| listener.routes_to(pool))
     }
 }
 
@@ -299,9 +299,28 @@ impl Default for SandboxConfig {
     }
 }
 
+// === impl ListenerConfig ===
+
+impl ListenerConfig {
+    /// Whether a route of this listener sends to the pool named `pool`.
+    pub fn routes_to(&self, pool: &str) -> bool {
+        self.routes.iter().any(|route| route.pool == pool)
+    }
+}
+
 // === impl HostPattern ===
 
 impl HostPattern {
+    /// Whether a route's optional pattern accepts a request's optional
+    /// name: no pattern accepts anything, a pattern needs a name it matches.
+    pub fn accepts(pattern: Option<&HostPattern>, name: Option<&str>) -> bool {
+        match (pattern, name) {
+            (None, _) => true,
+            (Some(pattern), Some(name)) => pattern.matches(name),
+            (Some(_), None) => false,
+        }
+    }
+
     /// Whether `host` (lowercase, without port) matches.
     pub fn matches(&self, host: &str) -> bool {
         match self {

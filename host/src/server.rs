@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigErrors};
 use crate::l4;
 use crate::l7::{self, Proxy, UpstreamConnections};
-use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
+use crate::plan::{ListenerPlan, Plan};
 use crate::plugin::{self, PluginRuntime};
 use crate::upstream::StatsRegistry;
 
@@ -117,7 +117,7 @@ impl Server {
         // (listener, newly bound) in the new plan's order.
         let mut next: Vec<(BoundListener, bool)> = Vec::new();
         for listener in plan.listeners() {
-            let tcp = matches!(listener.routes, ListenerRoutes::Tcp(_));
+            let tcp = listener.routes.tcp().is_some();
             let kept = previous.iter().position(|b| {
                 b.name == listener.name && b.configured == listener.address && b.tcp == tcp
             });
@@ -154,7 +154,7 @@ impl Server {
 
     async fn bind(&self, listener: &ListenerPlan) -> Result<BoundListener, StartError> {
         let name = Arc::clone(&listener.name);
-        let tcp = matches!(listener.routes, ListenerRoutes::Tcp(_));
+        let tcp = listener.routes.tcp().is_some();
         if tcp {
             let plan = Arc::clone(&self.plan);
             return BoundListener::start(

@@ -69,6 +69,16 @@ fn deserialize<T: serde::de::DeserializeOwned>(source: &ConfigSource) -> Result<
     })
 }
 
+/// `mode` as written: `Some(true)` for `tcp`, `Some(false)` for `http` or
+/// no key, `None` for anything else.
+fn declares_tcp(raw: &RawListener) -> Option<bool> {
+    match raw.mode.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("http") => Some(false),
+        Some("tcp") => Some(true),
+        Some(_) => None,
+    }
+}
+
 struct Validator<'a> {
     source: &'a ConfigSource,
     errors: Vec<ConfigError>,
@@ -132,11 +142,7 @@ impl Validator<'_> {
             }
             // From the raw key: a TCP listener with a bad setting still has
             // its routes checked as TCP routes; an unknown mode, as neither.
-            let tcp = match listener.mode.as_ref().map(|m| m.get_ref().as_str()) {
-                None | Some("http") => Some(false),
-                Some("tcp") => Some(true),
-                Some(_) => None,
-            };
+            let tcp = declares_tcp(listener);
             let routes: Vec<RouteConfig> = listener
                 .routes
                 .iter()
@@ -161,10 +167,10 @@ impl Validator<'_> {
     /// reject TCP-only keys.
     fn listener_mode(&mut self, i: usize, raw: &RawListener) -> Option<ListenerMode> {
         let field = |name: &str| format!("listeners[{i}].{name}");
-        let tcp = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-            None | Some(("http", _)) => false,
-            Some(("tcp", _)) => true,
-            Some((other, span)) => {
+        let tcp = match (declares_tcp(raw), &raw.mode) {
+            (Some(tcp), _) => tcp,
+            (None, mode) => {
+                let (other, span) = mode.as_ref().map(|m| (m.get_ref().as_str(), m.span()))?;
                 return self.fail(
                     field("mode"),
                     span,
@@ -250,9 +256,9 @@ impl Validator<'_> {
         listeners: &[ListenerConfig],
     ) {
         for pool in pools.iter().filter(|p| p.proxy_protocol.is_some()) {
-            let http_user = listeners.iter().find(|l| {
-                l.mode == ListenerMode::Http && l.routes.iter().any(|r| r.pool == pool.name)
-            });
+            let http_user = listeners
+                .iter()
+                .find(|l| l.mode == ListenerMode::Http && l.routes_to(&pool.name));
             let span = raw
                 .pools
                 .get(&pool.name)

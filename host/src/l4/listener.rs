@@ -59,11 +59,7 @@ impl TcpListenerPlan {
     pub fn route(&self, sni: Option<&str>) -> Option<&Arc<BackendPool>> {
         self.routes
             .iter()
-            .find(|route| match (&route.sni, sni) {
-                (None, _) => true,
-                (Some(pattern), Some(name)) => pattern.matches(name),
-                (Some(_), None) => false,
-            })
+            .find(|route| HostPattern::accepts(route.sni.as_ref(), sni))
             .map(|route| &route.pool)
     }
 }

@@ -40,12 +40,8 @@ impl RouteTable {
         self.routes
             .iter()
             .find(|route| {
-                let host_matches = match (&route.host, host) {
-                    (None, _) => true,
-                    (Some(pattern), Some(host)) => pattern.matches(host),
-                    (Some(_), None) => false,
-                };
-                host_matches && path.starts_with(&route.path_prefix)
+                HostPattern::accepts(route.host.as_ref(), host)
+                    && path.starts_with(&route.path_prefix)
             })
             .map(|route| &route.pool)
     }
