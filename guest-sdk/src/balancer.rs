@@ -104,6 +104,14 @@ impl Backend {
         }
     }
 
+    /// `count` backends named `backend-0`, `backend-1`, ... (see
+    /// [`Backend::named`]): for tests and examples.
+    pub fn numbered(count: usize) -> Vec<Backend> {
+        (0..count)
+            .map(|i| Backend::named(format!("backend-{i}")))
+            .collect()
+    }
+
     /// The weight to balance by: the configured weight scaled by slow-start
     /// progress, in thousandths of a configured unit (never 0).
     pub fn effective_weight(&self) -> u64 {

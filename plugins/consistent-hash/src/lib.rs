@@ -83,12 +83,6 @@ mod tests {
     use bascule_guest_sdk::Protocol;
     use bascule_guest_sdk::ring::DEFAULT_VNODES;
 
-    fn named(count: usize) -> Vec<Backend> {
-        (0..count)
-            .map(|i| Backend::named(format!("backend-{i}")))
-            .collect()
-    }
-
     fn ring(backends: &[Backend]) -> ConsistentHash {
         let mut hash = ConsistentHash::new(KeySource::ClientIp, DEFAULT_VNODES);
         hash.update(backends);
@@ -101,7 +95,7 @@ mod tests {
 
     #[test]
     fn removing_a_backend_moves_only_its_keys() {
-        let all = named(10);
+        let all = Backend::numbered(10);
         let mut fewer = all.clone();
         fewer.remove(3);
         let (before, after) = (ring(&all), ring(&fewer));
@@ -117,7 +111,7 @@ mod tests {
 
     #[test]
     fn load_within_ten_percent_of_the_mean() {
-        let backends = named(10);
+        let backends = Backend::numbered(10);
         let hash = ring(&backends);
         let mut counts = [0u32; 10];
         for i in 0..100_000 {

@@ -162,12 +162,6 @@ bascule_guest_sdk::export_balancer!(Maglev);
 mod tests {
     use super::*;
 
-    fn named(count: usize) -> Vec<Backend> {
-        (0..count)
-            .map(|i| Backend::named(format!("backend-{i}")))
-            .collect()
-    }
-
     fn table(backends: &[Backend]) -> Maglev {
         let mut maglev = Maglev::new(KeySource::ClientIp, DEFAULT_TABLE_SIZE);
         maglev.update(backends);
@@ -176,7 +170,7 @@ mod tests {
 
     #[test]
     fn slots_are_shared_to_within_one() {
-        let maglev = table(&named(10));
+        let maglev = table(&Backend::numbered(10));
         let mut counts = [0u32; 10];
         maglev.table.iter().for_each(|&b| counts[b as usize] += 1);
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
@@ -187,7 +181,7 @@ mod tests {
     fn load_within_two_percent_of_the_mean() {
         // A million keys: with 100,000 the sampling noise alone is ±1% (one
         // standard deviation), which would hide what the table does.
-        let maglev = table(&named(10));
+        let maglev = table(&Backend::numbered(10));
         let mut counts = [0u32; 10];
         for i in 0..1_000_000 {
             counts[maglev.pick(&format!("key-{i}"))[0] as usize] += 1;
@@ -203,7 +197,7 @@ mod tests {
         // The paper (figure 9) measures under 2% of slots changing owner
         // for a 65,537-slot table when a backend fails; here: keys that
         // were not on the removed backend.
-        let all = named(10);
+        let all = Backend::numbered(10);
         let mut fewer = all.clone();
         fewer.remove(3);
         let (before, after) = (table(&all), table(&fewer));
@@ -225,7 +219,7 @@ mod tests {
 
     #[test]
     fn weights_claim_proportional_slots() {
-        let mut backends = named(2);
+        let mut backends = Backend::numbered(2);
         backends[1].weight = 3;
         let maglev = table(&backends);
         let heavy = maglev.table.iter().filter(|&&b| b == 1).count();

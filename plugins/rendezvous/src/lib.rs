@@ -113,12 +113,6 @@ bascule_guest_sdk::export_balancer!(Rendezvous);
 mod tests {
     use super::*;
 
-    fn named(count: usize) -> Vec<Backend> {
-        (0..count)
-            .map(|i| Backend::named(format!("backend-{i}")))
-            .collect()
-    }
-
     fn chooser(backends: &[Backend]) -> Rendezvous {
         let mut hrw = Rendezvous::new(KeySource::ClientIp);
         hrw.update(backends);
@@ -127,7 +121,7 @@ mod tests {
 
     #[test]
     fn removing_a_backend_moves_only_its_keys() {
-        let all = named(10);
+        let all = Backend::numbered(10);
         let mut fewer = all.clone();
         fewer.remove(6);
         let (before, after) = (chooser(&all), chooser(&fewer));
@@ -141,7 +135,7 @@ mod tests {
 
     #[test]
     fn load_within_ten_percent_of_the_mean() {
-        let hrw = chooser(&named(10));
+        let hrw = chooser(&Backend::numbered(10));
         let mut counts = [0u32; 10];
         for i in 0..100_000 {
             counts[hrw.pick(&format!("key-{i}"))[0] as usize] += 1;
@@ -154,7 +148,7 @@ mod tests {
 
     #[test]
     fn weights_set_the_share_and_fallbacks_are_distinct() {
-        let mut backends = named(3);
+        let mut backends = Backend::numbered(3);
         backends[2].weight = 2;
         let hrw = chooser(&backends);
         let mut counts = [0u32; 3];
