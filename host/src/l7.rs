@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use connections::UpstreamConnections;
+pub use headers::ClientAddress;
 pub use local::{next_connection, serve_local};
 pub use proxy::Proxy;
 pub use response::ProxyBody;
@@ -38,12 +39,14 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut stop: watch::Receiver<()>) {
     let builder = Arc::new(client_connection_builder());
     let connections = GracefulShutdown::new();
-    while let Some((stream, client)) = next_connection(&listener, &mut stop).await {
+    while let Some((stream, peer)) = next_connection(&listener, &mut stop).await {
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
+        let client = Arc::new(ClientAddress::new(peer));
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(request, client).await) }
+            let client = Arc::clone(&client);
+            async move { Ok::<_, Infallible>(proxy.handle(request, &client).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -51,7 +54,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut stop: watch::Re
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%client, %error, "client connection ended with an error");
+                tracing::debug!(client = %peer, %error, "client connection ended with an error");
             }
         });
     }

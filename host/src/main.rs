@@ -72,19 +72,29 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, workers: Option<u16>) -> Result<()> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(usize::from(workers));
-    }
-    let runtime = builder
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime(workers).context("starting the async runtime")?;
     match command {
         Command::Check { config } => check(&config),
         Command::Run { config } => runtime.block_on(serve(&config)),
         Command::Demo { listen } => runtime.block_on(demo(listen)),
     }
+}
+
+/// The async runtime for `workers` threads (default: one per core). One
+/// worker gets a current-thread runtime: no work-stealing queues and no
+/// cross-thread wakeups, ~15% more requests per core than a one-thread
+/// multi-thread runtime (BENCHMARKS.md), as linkerd2-proxy does on one core.
+fn runtime(workers: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(workers.max(1)));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 fn check(path: &std::path::Path) -> Result<()> {

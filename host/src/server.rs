@@ -22,8 +22,8 @@ use crate::upstream::StatsRegistry;
 /// A running proxy. Dropping it stops every listener.
 pub struct Server {
     plan: Arc<ArcSwap<Plan>>,
-    plugins: PluginRuntime,
-    stats: StatsRegistry,
+    plugins: Arc<PluginRuntime>,
+    stats: Arc<StatsRegistry>,
     connections: Arc<UpstreamConnections>,
     generation: u64,
     listeners: Vec<BoundListener>,
@@ -66,17 +66,21 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Building the new plan was cut short (its thread panicked or the
+    /// runtime is shutting down).
+    #[error("building the new config was interrupted")]
+    Interrupted,
 }
 
 // === impl Server ===
 
 impl Server {
     /// Compiles `config`, binds every listener and starts serving. Must be
-    /// called inside a multi-threaded tokio runtime.
+    /// called inside a tokio runtime (either flavour).
     pub async fn start(config: &Config) -> Result<Server, StartError> {
         let metrics = crate::metrics::install();
-        let plugins = PluginRuntime::new().map_err(StartError::Runtime)?;
-        let stats = StatsRegistry::default();
+        let plugins = Arc::new(PluginRuntime::new().map_err(StartError::Runtime)?);
+        let stats = Arc::new(StatsRegistry::default());
         let plan = Plan::build(config, &plugins, &stats, 1)?;
         let mut server = Server {
             plan: Arc::new(ArcSwap::from_pointee(plan)),
@@ -110,9 +114,15 @@ impl Server {
     /// listeners. The admin listener is not rebound.
     pub async fn reload(&mut self, config: &Config) -> Result<Vec<&BoundListener>, StartError> {
         let generation = self.generation.saturating_add(1);
-        let plan = tokio::task::block_in_place(|| {
-            Plan::build(config, &self.plugins, &self.stats, generation)
-        })?;
+        // Compiling plugins may take a while: off the runtime's threads, so
+        // that a single-threaded runtime keeps serving meanwhile.
+        let (plugins, stats) = (Arc::clone(&self.plugins), Arc::clone(&self.stats));
+        let compile = config.clone();
+        let plan = tokio::task::spawn_blocking(move || {
+            Plan::build(&compile, &plugins, &stats, generation)
+        })
+        .await
+        .map_err(|_| StartError::Interrupted)??;
         let mut previous = std::mem::take(&mut self.listeners);
         // (listener, newly bound) in the new plan's order.
         let mut next: Vec<(BoundListener, bool)> = Vec::new();

@@ -15,11 +15,22 @@ async fn bodies(bascule: &Bascule, listener: &str, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn reload_applies_new_backends_plugins_and_listeners() {
+    reload_applies_everything(&[]).await;
+}
+
+/// One worker runs a current-thread runtime: the new plan (a plugin to
+/// compile) is built off that thread and the reload completes the same way.
+#[tokio::test]
+async fn reload_applies_everything_on_a_single_worker() {
+    reload_applies_everything(&["--workers", "1"]).await;
+}
+
+async fn reload_applies_everything(options: &[&str]) {
     let b1 = RecordingBackend::start("b1").await;
     let b2 = RecordingBackend::start("b2").await;
     let b3 = RecordingBackend::start("b3").await;
     let first = single_pool_config("builtin:round-robin", "", [b1.toml(), b2.toml()]);
-    let mut bascule = Bascule::start(&first);
+    let mut bascule = Bascule::start_with(&first, options);
     let web = bascule.addr("web");
     assert_eq!(bodies(&bascule, "web", 2).await, ["b1", "b2"]);
 

@@ -197,10 +197,16 @@ impl Bascule {
     /// Writes `config` to a file, runs `bascule run -c FILE`, and waits
     /// until every listener reports its address.
     pub fn start(config: &str) -> Bascule {
+        Bascule::start_with(config, &[])
+    }
+
+    /// [`Bascule::start`] with extra global options (`--workers 1`).
+    pub fn start_with(config: &str, options: &[&str]) -> Bascule {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bascule.toml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
+            .args(options)
             .args(["run", "-c"])
             .arg(&path)
             .env("RUST_LOG", "error")

@@ -120,6 +120,10 @@ impl UpstreamConnections {
             if idle.since.elapsed() > IDLE_TIMEOUT || idle.sender.is_closed() {
                 continue;
             }
+            // Usually ready at once: skip arming a timer for it.
+            if idle.sender.is_ready() {
+                return Ok(self.connection(idle.sender, address));
+            }
             if let Ok(Ok(())) = tokio::time::timeout(READY_TIMEOUT, idle.sender.ready()).await {
                 return Ok(self.connection(idle.sender, address));
             }

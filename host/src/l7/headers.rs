@@ -1,7 +1,7 @@
 //! Header rewriting between client and backend: hop-by-hop removal and
 //! the `X-Forwarded-*` family.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -40,10 +40,37 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok()),
+            .map(str::trim)
+            // The usual values name no header of their own (and
+            // `keep-alive` is already listed): skip parsing them.
+            .filter(|name| {
+                !name.eq_ignore_ascii_case("keep-alive") && !name.eq_ignore_ascii_case("close")
+            })
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
     );
     for name in doomed {
         headers.remove(name);
+    }
+}
+
+/// A client connection's address, with its `X-Forwarded-For` entry
+/// rendered once per connection instead of once per request.
+#[derive(Debug)]
+pub struct ClientAddress {
+    /// The peer address of the connection.
+    pub socket: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl ClientAddress {
+    /// The address of a newly accepted client connection.
+    pub fn new(socket: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::try_from(socket.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ClientAddress {
+            socket,
+            forwarded_for,
+        }
     }
 }
 
@@ -52,18 +79,22 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// `X-Forwarded-Proto` and, when known, `X-Forwarded-Host`.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &ClientAddress,
     proto: &'static str,
     host: Option<&str>,
 ) {
-    let client = client.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client}"),
-        _ => client,
+    let earlier = headers
+        .get(&X_FORWARDED_FOR)
+        .map(HeaderValue::as_bytes)
+        .filter(|earlier| !earlier.trim_ascii().is_empty());
+    let forwarded_for = match earlier {
+        Some(earlier) => {
+            HeaderValue::from_bytes(&[earlier, b", ", client.forwarded_for.as_bytes()].concat())
+                .unwrap_or_else(|_| client.forwarded_for.clone())
+        }
+        None => client.forwarded_for.clone(),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
+    headers.insert(X_FORWARDED_FOR, forwarded_for);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match host.and_then(|h| HeaderValue::from_str(h).ok()) {
         Some(host) => headers.insert(X_FORWARDED_HOST, host),
@@ -91,14 +122,11 @@ mod tests {
     #[test]
     fn forwarded_for_appends_client() {
         let mut headers = HeaderMap::new();
-        add_forwarded(
-            &mut headers,
-            "10.1.1.1".parse().unwrap(),
-            "http",
-            Some("a.test"),
-        );
+        let first = ClientAddress::new("10.1.1.1:4000".parse().unwrap());
+        add_forwarded(&mut headers, &first, "http", Some("a.test"));
         assert_eq!(headers["x-forwarded-for"], "10.1.1.1");
-        add_forwarded(&mut headers, "::1".parse().unwrap(), "http", None);
+        let second = ClientAddress::new("[::1]:4000".parse().unwrap());
+        add_forwarded(&mut headers, &second, "http", None);
         assert_eq!(headers["x-forwarded-for"], "10.1.1.1, ::1");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert!(headers.get("x-forwarded-host").is_none());

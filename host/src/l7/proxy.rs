@@ -1,6 +1,5 @@
 //! The request path: route, choose a backend, forward, stream back.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -11,7 +10,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::connections::{SendError, UpstreamConnections};
-use super::headers;
+use super::headers::{self, ClientAddress};
 use super::response::{self, ProxyBody};
 use crate::plan::Plan;
 use crate::upstream::{BackendPool, Choice, Protocol, RequestInfo};
@@ -50,7 +49,7 @@ impl Proxy {
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        client: SocketAddr,
+        client: &ClientAddress,
     ) -> Response<ProxyBody> {
         let response = self.route_and_forward(request, client).await;
         self.requests.count(response.status());
@@ -60,13 +59,13 @@ impl Proxy {
     async fn route_and_forward(
         &self,
         request: Request<Incoming>,
-        client: SocketAddr,
+        client: &ClientAddress,
     ) -> Response<ProxyBody> {
         let (parts, body) = request.into_parts();
         let mut info = RequestInfo {
             protocol: Protocol::Http,
             listener: Arc::clone(&self.listener),
-            client,
+            client: client.socket,
             sni: None,
             http: Some(parts),
         };
@@ -169,7 +168,7 @@ impl Proxy {
 /// `Host` header, no hop-by-hop headers, `X-Forwarded-*` set.
 fn upstream_request(
     mut request: Request<Incoming>,
-    client: SocketAddr,
+    client: &ClientAddress,
     host: Option<&str>,
 ) -> Request<Incoming> {
     let authority = request.uri().authority().cloned();
@@ -184,7 +183,7 @@ fn upstream_request(
     {
         headers.insert(http::header::HOST, value);
     }
-    headers::add_forwarded(headers, client.ip(), "http", host);
+    headers::add_forwarded(headers, client, "http", host);
     request
 }
 
