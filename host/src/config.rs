@@ -51,6 +51,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Pools sorted by name.
     pub pools: Vec<PoolConfig>,
+    /// Header filters, by name order.
+    pub filters: Vec<FilterConfig>,
     /// Limits for every plugin call.
     pub sandbox: SandboxConfig,
     /// Where `/metrics` is served, when configured.
@@ -111,6 +113,24 @@ pub struct RouteConfig {
     pub sni: Option<HostPattern>,
     /// Name of the pool, known to exist.
     pub pool: String,
+    /// HTTP: names of the header filters, known to exist, in the order
+    /// they see the request (responses see them in reverse).
+    pub filters: Vec<String>,
+}
+
+/// A named header filter plugin with its options, listed by routes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterConfig {
+    /// Unique name.
+    pub name: String,
+    /// The plugin.
+    pub plugin: PluginRef,
+    /// Where `plugin` was written, for load errors.
+    pub plugin_location: FieldLocation,
+    /// `options` as a JSON object, handed to the plugin's `configure`.
+    pub options: String,
+    /// Where `options` was written (or the filter, when absent).
+    pub options_location: FieldLocation,
 }
 
 /// A host to match: exact (`api.example.com`) or a wildcard for subdomains

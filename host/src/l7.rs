@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use connections::UpstreamConnections;
-pub use headers::ClientAddress;
+pub use headers::{ClientAddress, is_proxy_owned};
 pub use local::{next_connection, serve_local};
 pub use proxy::Proxy;
 pub use response::ProxyBody;

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{
-    BalancerRef, Config, ConfigErrors, FieldLocation, ListenerConfig, ListenerMode, PoolConfig,
+    BalancerRef, Config, ConfigErrors, FieldLocation, FilterConfig, ListenerConfig, ListenerMode,
+    PoolConfig,
 };
 use crate::l4::{TcpListenerPlan, TcpRoute};
 use crate::l7::{Route, RouteTable};
-use crate::plugin::{self, PluginRuntime, WasmBalancer};
+use crate::plugin::{self, PluginRuntime, WasmBalancer, WasmFilter};
 use crate::upstream::{
     Backend, BackendPool, BackendSelection, BackendSet, NativeRoundRobin, PoolSettings, Protocol,
     StatsRegistry,
@@ -63,13 +64,22 @@ impl Plan {
                 }
             }
         }
+        let mut filters = Vec::new();
+        for filter in &config.filters {
+            match build_filter(config, filter, plugins) {
+                Ok(built) => filters.push((filter.name.as_str(), Arc::new(built))),
+                Err((location, error)) => {
+                    errors.push(config.source.error(&location, crate::error_chain(&error)))
+                }
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         let listeners = config
             .listeners
             .iter()
-            .map(|listener| listener_plan(listener, &pools))
+            .map(|listener| listener_plan(listener, &pools, &filters))
             .collect();
         Ok(Plan {
             generation,
@@ -128,9 +138,20 @@ impl ListenerRoutes {
     }
 }
 
-fn listener_plan(listener: &ListenerConfig, pools: &[Arc<BackendPool>]) -> ListenerPlan {
-    // Validation made sure every route names a pool.
+fn listener_plan(
+    listener: &ListenerConfig,
+    pools: &[Arc<BackendPool>],
+    filters: &[(&str, Arc<WasmFilter>)],
+) -> ListenerPlan {
+    // Validation made sure every route names a pool and declared filters.
     let pool_of = |name: &str| pools.iter().find(|p| **p.name() == *name).cloned();
+    let filters_of = |names: &[String]| -> Vec<Arc<WasmFilter>> {
+        names
+            .iter()
+            .filter_map(|name| filters.iter().find(|(n, _)| n == name))
+            .map(|(_, filter)| Arc::clone(filter))
+            .collect()
+    };
     let routes = match &listener.mode {
         ListenerMode::Http => ListenerRoutes::Http(RouteTable::new(
             listener
@@ -141,6 +162,7 @@ fn listener_plan(listener: &ListenerConfig, pools: &[Arc<BackendPool>]) -> Liste
                         host: route.host.clone(),
                         path_prefix: route.path_prefix.clone(),
                         pool: pool_of(&route.pool)?,
+                        filters: filters_of(&route.filters).into(),
                     })
                 })
                 .collect(),
@@ -182,6 +204,20 @@ fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
         }
     }
     protocols
+}
+
+fn build_filter(
+    config: &Config,
+    filter: &FilterConfig,
+    plugins: &PluginRuntime,
+) -> Result<WasmFilter, (FieldLocation, plugin::Error)> {
+    let compiled = plugins
+        .compile_filter(&filter.plugin)
+        .map_err(|e| (filter.plugin_location.clone(), e))?;
+    WasmFilter::new(compiled, filter.options.clone(), config.sandbox).map_err(|e| match e {
+        plugin::Error::Rejected { .. } => (filter.options_location.clone(), e),
+        other => (filter.plugin_location.clone(), other),
+    })
 }
 
 fn build_pool(

@@ -11,6 +11,8 @@ mod balancer;
 mod bindings;
 mod breaker;
 mod engine;
+mod filter;
+mod instances;
 mod limits;
 mod source;
 mod state;
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 
 pub use balancer::{CompiledBalancer, WasmBalancer};
 pub use engine::PluginRuntime;
+pub use filter::{CompiledFilter, FilterVerdict, LocalResponse, WasmFilter};
 pub use source::builtin_names;
 
 /// Why a plugin could not be loaded or did not answer.

@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub pools: BTreeMap<String, RawPool>,
     #[serde(default)]
+    pub filters: BTreeMap<String, RawFilter>,
+    #[serde(default)]
     pub sandbox: Option<RawSandbox>,
     #[serde(default)]
     pub admin: Option<RawAdmin>,
@@ -29,12 +31,15 @@ pub struct RawAdmin {
     pub address: Spanned<String>,
 }
 
-/// Only the pool names, with their spans: read in a second pass because
-/// `serde_path_to_error` cannot name a field under a non-string map key.
+/// Only the pool and filter names, with their spans: read in a second pass
+/// because `serde_path_to_error` cannot name a field under a non-string map
+/// key.
 #[derive(Debug, Deserialize)]
-pub struct RawPoolNames {
+pub struct RawTableNames {
     #[serde(default)]
     pub pools: BTreeMap<Spanned<String>, serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub filters: BTreeMap<Spanned<String>, serde::de::IgnoredAny>,
 }
 
 /// `[[listeners]]`
@@ -66,6 +71,17 @@ pub struct RawRoute {
     #[serde(default)]
     pub sni: Option<Spanned<String>>,
     pub pool: Spanned<String>,
+    #[serde(default)]
+    pub filters: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[filters.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFilter {
+    pub plugin: Spanned<String>,
+    #[serde(default)]
+    pub options: Option<Spanned<toml::Table>>,
 }
 
 /// `[pools.NAME]`

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawBackend, RawConfig, RawListener, RawPool, RawPoolNames, RawRoute, RawSandbox};
+use super::raw::{
+    RawBackend, RawConfig, RawFilter, RawListener, RawPool, RawRoute, RawSandbox, RawTableNames,
+};
 use super::*;
 
 /// Parses and validates `source`.
 pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
     let raw: RawConfig = deserialize(&source)?;
     // The first pass succeeded, so this one cannot fail on shape.
-    let pool_names: RawPoolNames = deserialize(&source)?;
+    let names: RawTableNames = deserialize(&source)?;
     let mut validator = Validator {
         source: &source,
         errors: Vec::new(),
@@ -23,12 +25,23 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
         .pools
         .iter()
         .filter_map(|(name, pool)| {
-            let spanned = pool_names.pools.keys().find(|k| k.get_ref() == name)?;
+            let spanned = names.pools.keys().find(|k| k.get_ref() == name)?;
             validator.pool(spanned, pool)
         })
         .collect();
-    let pool_names: HashSet<&str> = raw.pools.keys().map(String::as_str).collect();
-    let listeners = validator.listeners(&raw.listeners, &pool_names);
+    let filters: Vec<FilterConfig> = raw
+        .filters
+        .iter()
+        .filter_map(|(name, filter)| {
+            let spanned = names.filters.keys().find(|k| k.get_ref() == name)?;
+            validator.filter(spanned, filter)
+        })
+        .collect();
+    let known = Known {
+        pools: raw.pools.keys().map(String::as_str).collect(),
+        filters: raw.filters.keys().map(String::as_str).collect(),
+    };
+    let listeners = validator.listeners(&raw.listeners, &known);
     validator.proxy_protocol_only_for_tcp(&raw, &pools, &listeners);
     let sandbox = validator.sandbox(raw.sandbox.as_ref());
     let admin = raw.admin.as_ref().and_then(|admin| {
@@ -40,6 +53,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
             source,
             listeners,
             pools,
+            filters,
             sandbox,
             admin,
         })
@@ -50,6 +64,28 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
 
 /// TOML syntax and shape (types, unknown or missing keys). Serde stops at
 /// the first such error, so this reports one.
+/// A plugin's options table as the JSON its `configure` receives (`{}`
+/// when absent), and where it was written (the owning table when absent).
+fn plugin_options(
+    field: String,
+    raw: Option<&Spanned<toml::Table>>,
+    owner: &Spanned<String>,
+) -> (String, FieldLocation) {
+    match raw {
+        Some(options) => (
+            serde_json::to_string(options.get_ref()).unwrap_or_else(|_| "{}".to_owned()),
+            FieldLocation::new(field, options.span()),
+        ),
+        None => ("{}".to_owned(), FieldLocation::new(field, owner.span())),
+    }
+}
+
+/// The names routes may refer to.
+struct Known<'a> {
+    pools: HashSet<&'a str>,
+    filters: HashSet<&'a str>,
+}
+
 fn deserialize<T: serde::de::DeserializeOwned>(source: &ConfigSource) -> Result<T, ConfigErrors> {
     let to_error = |field: String, error: toml::de::Error| {
         let location = FieldLocation {
@@ -98,7 +134,7 @@ impl Validator<'_> {
         None
     }
 
-    fn listeners(&mut self, raw: &[RawListener], pools: &HashSet<&str>) -> Vec<ListenerConfig> {
+    fn listeners(&mut self, raw: &[RawListener], known: &Known<'_>) -> Vec<ListenerConfig> {
         if raw.is_empty() {
             let location = FieldLocation::unspanned("listeners");
             self.errors.push(
@@ -148,7 +184,7 @@ impl Validator<'_> {
                 .iter()
                 .enumerate()
                 .filter_map(|(j, route)| {
-                    self.route(format!("listeners[{i}].routes[{j}]"), route, pools, tcp)
+                    self.route(format!("listeners[{i}].routes[{j}]"), route, known, tcp)
                 })
                 .collect();
             if let (Some(name), Some(address), Some(mode)) = (name, address, mode) {
@@ -281,7 +317,7 @@ impl Validator<'_> {
         &mut self,
         field: String,
         raw: &RawRoute,
-        pools: &HashSet<&str>,
+        known: &Known<'_>,
         tcp: Option<bool>,
     ) -> Option<RouteConfig> {
         if tcp == Some(true) {
@@ -297,6 +333,13 @@ impl Validator<'_> {
                         "tcp listeners route by `sni`, not by HTTP host or path",
                     );
                 }
+            }
+            if let Some(filters) = &raw.filters {
+                return self.fail(
+                    format!("{field}.filters"),
+                    filters.span(),
+                    "header filters apply to HTTP routes; tcp listeners forward bytes untouched",
+                );
             }
         } else if let (Some(false), Some(sni)) = (tcp, &raw.sni) {
             return self.fail(
@@ -324,24 +367,59 @@ impl Validator<'_> {
             Some(prefix) => prefix.get_ref().clone(),
             None => "/".to_owned(),
         };
-        if !pools.contains(raw.pool.get_ref().as_str()) {
-            let mut known: Vec<&str> = pools.iter().copied().collect();
-            known.sort_unstable();
-            return self.fail(
-                format!("{field}.pool"),
-                raw.pool.span(),
-                format!(
-                    "no pool named `{}` (pools: {})",
-                    raw.pool.get_ref(),
-                    known.join(", ")
-                ),
-            );
+        self.known(format!("{field}.pool"), &raw.pool, "pool", &known.pools)?;
+        let mut filters = Vec::new();
+        for (k, filter) in raw.filters.iter().flat_map(|f| f.get_ref()).enumerate() {
+            let field = format!("{field}.filters[{k}]");
+            self.known(field, filter, "filter", &known.filters)?;
+            filters.push(filter.get_ref().clone());
         }
         Some(RouteConfig {
             host,
             path_prefix,
             sni,
             pool: raw.pool.get_ref().clone(),
+            filters,
+        })
+    }
+
+    /// Checks that `raw` names a declared pool or filter (`kind`).
+    fn known(
+        &mut self,
+        field: String,
+        raw: &Spanned<String>,
+        kind: &str,
+        declared: &HashSet<&str>,
+    ) -> Option<()> {
+        if declared.contains(raw.get_ref().as_str()) {
+            return Some(());
+        }
+        let mut names: Vec<&str> = declared.iter().copied().collect();
+        names.sort_unstable();
+        let names = if names.is_empty() {
+            "none declared".to_owned()
+        } else {
+            names.join(", ")
+        };
+        self.fail(
+            field,
+            raw.span(),
+            format!("no {kind} named `{}` ({kind}s: {names})", raw.get_ref()),
+        )
+    }
+
+    fn filter(&mut self, name: &Spanned<String>, raw: &RawFilter) -> Option<FilterConfig> {
+        let field = |key: &str| format!("filters.{}.{key}", name.get_ref());
+        let filter_name = self.name(format!("filters.{}", name.get_ref()), name);
+        let plugin = self.plugin_ref(field("plugin"), &raw.plugin);
+        let (options, options_location) =
+            plugin_options(field("options"), raw.options.as_ref(), name);
+        Some(FilterConfig {
+            name: filter_name?,
+            plugin_location: FieldLocation::new(field("plugin"), raw.plugin.span()),
+            plugin: plugin?,
+            options,
+            options_location,
         })
     }
 
@@ -350,16 +428,11 @@ impl Validator<'_> {
         let pool_name = self.name(format!("pools.{}", name.get_ref()), name);
         let balancer_location = FieldLocation::new(field("balancer"), raw.balancer.span());
         let balancer = self.balancer_ref(field("balancer"), &raw.balancer);
-        let (balancer_options, balancer_options_location) = match &raw.balancer_options {
-            Some(options) => (
-                serde_json::to_string(options.get_ref()).unwrap_or_else(|_| "{}".to_owned()),
-                FieldLocation::new(field("balancer-options"), options.span()),
-            ),
-            None => (
-                "{}".to_owned(),
-                FieldLocation::new(field("balancer-options"), name.span()),
-            ),
-        };
+        let (balancer_options, balancer_options_location) = plugin_options(
+            field("balancer-options"),
+            raw.balancer_options.as_ref(),
+            name,
+        );
         let on_plugin_failure = match &raw.on_plugin_failure {
             None => Some(PluginFailurePolicy::RoundRobin),
             Some(policy) => match policy.get_ref().as_str() {

@@ -18,6 +18,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// Whether `name` frames the message or belongs to one connection, so that
+/// only the proxy may set it: plugins may read these headers, not change
+/// them.
+pub fn is_proxy_owned(name: &HeaderName) -> bool {
+    name == header::CONTENT_LENGTH || HOP_BY_HOP.contains(name)
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");

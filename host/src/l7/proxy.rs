@@ -13,6 +13,7 @@ use super::connections::{SendError, UpstreamConnections};
 use super::headers::{self, ClientAddress};
 use super::response::{self, ProxyBody};
 use crate::plan::Plan;
+use crate::plugin::{FilterVerdict, WasmFilter};
 use crate::upstream::{BackendPool, Choice, Protocol, RequestInfo};
 
 /// Serves the requests of one listener against the current plan.
@@ -70,16 +71,24 @@ impl Proxy {
             http: Some(parts),
         };
         let host = info.host();
-        let pool = {
+        let route = {
             let plan = self.plan.load();
             let path = info.http.as_ref().map_or("/", |p| p.uri.path());
             plan.listener(&self.listener)
                 .and_then(|listener| listener.routes.http()?.find(host.as_deref(), path))
-                .cloned()
+                .map(|route| (Arc::clone(&route.pool), Arc::clone(&route.filters)))
         };
-        let Some(pool) = pool else {
+        let Some((pool, filters)) = route else {
             return response::local(StatusCode::NOT_FOUND, "no route matches this request");
         };
+        if let Some(parts) = info.http.as_mut() {
+            upstream_head(parts, client, host.as_deref());
+        }
+        if let Err(answer) = filter_request(&filters, &mut info) {
+            return answer;
+        }
+        // Response filters ask about the request as it was sent.
+        let sent = (!filters.is_empty()).then(|| info.clone());
         let choice = match pool.choose(&mut info) {
             Ok(choice) => choice,
             Err(error) => {
@@ -90,8 +99,17 @@ impl Proxy {
         let Some(parts) = info.http.take() else {
             return response::local(StatusCode::INTERNAL_SERVER_ERROR, "request head lost");
         };
-        let request = upstream_request(Request::from_parts(parts, body), client, host.as_deref());
-        self.forward(&pool, &choice, request).await
+        let response = match self
+            .forward(&pool, &choice, Request::from_parts(parts, body))
+            .await
+        {
+            Ok(response) => response,
+            Err(local) => return local,
+        };
+        match sent {
+            Some(mut sent) => filter_response(&filters, &mut sent, response),
+            None => response,
+        }
     }
 
     async fn forward(
@@ -99,7 +117,7 @@ impl Proxy {
         pool: &BackendPool,
         choice: &Choice,
         request: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let candidates = choice.backends();
         let mut request = Some(request);
         for backend in candidates {
@@ -125,10 +143,10 @@ impl Proxy {
             let Ok(sent) = sent else {
                 backend.stats.record_failure();
                 tracing::warn!(backend = %backend.address, ?timeout, "backend did not answer in time");
-                return response::local(
+                return Err(response::local(
                     StatusCode::GATEWAY_TIMEOUT,
                     "backend did not answer in time",
-                );
+                ));
             };
             match sent {
                 Ok(response) => {
@@ -141,7 +159,7 @@ impl Proxy {
                             .headers_mut()
                             .append(http::header::SET_COOKIE, cookie);
                     }
-                    return response;
+                    return Ok(response);
                 }
                 Err(SendError {
                     error,
@@ -156,27 +174,26 @@ impl Proxy {
                 }) => {
                     backend.stats.record_failure();
                     tracing::warn!(backend = %backend.address, %error, "backend failed mid-request");
-                    return response::local(StatusCode::BAD_GATEWAY, "backend failed");
+                    return Err(response::local(StatusCode::BAD_GATEWAY, "backend failed"));
                 }
             }
         }
-        response::local(StatusCode::BAD_GATEWAY, "no backend could be reached")
+        Err(response::local(
+            StatusCode::BAD_GATEWAY,
+            "no backend could be reached",
+        ))
     }
 }
 
-/// The request as the backend should see it: origin-form URI, HTTP/1.1, a
-/// `Host` header, no hop-by-hop headers, `X-Forwarded-*` set.
-fn upstream_request(
-    mut request: Request<Incoming>,
-    client: &ClientAddress,
-    host: Option<&str>,
-) -> Request<Incoming> {
-    let authority = request.uri().authority().cloned();
-    if authority.is_some() || request.uri().scheme().is_some() {
-        *request.uri_mut() = origin_form(request.uri());
+/// The request head as the backend should see it: origin-form URI,
+/// HTTP/1.1, a `Host` header, no hop-by-hop headers, `X-Forwarded-*` set.
+fn upstream_head(head: &mut http::request::Parts, client: &ClientAddress, host: Option<&str>) {
+    let authority = head.uri.authority().cloned();
+    if authority.is_some() || head.uri.scheme().is_some() {
+        head.uri = origin_form(&head.uri);
     }
-    *request.version_mut() = Version::HTTP_11;
-    let headers = request.headers_mut();
+    head.version = Version::HTTP_11;
+    let headers = &mut head.headers;
     headers::remove_hop_by_hop(headers);
     if !headers.contains_key(http::header::HOST)
         && let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
@@ -184,7 +201,45 @@ fn upstream_request(
         headers.insert(http::header::HOST, value);
     }
     headers::add_forwarded(headers, client, "http", host);
-    request
+}
+
+/// Runs the route's filters over the request in order; `Err` is the answer
+/// to send instead (a filter's own, or 500 when one failed).
+fn filter_request(
+    filters: &[Arc<WasmFilter>],
+    request: &mut RequestInfo,
+) -> Result<(), Response<ProxyBody>> {
+    for filter in filters {
+        match filter.on_request(request) {
+            Ok(FilterVerdict::Forward) => {}
+            Ok(FilterVerdict::Respond(answer)) => return Err(response::from_filter(answer)),
+            Err(error) => {
+                tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "request filter failed");
+                return Err(response::local(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "request filter failed",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the route's filters over a backend's response in reverse order; a
+/// failing filter turns it into a 500 (the backend's body is dropped).
+fn filter_response(
+    filters: &[Arc<WasmFilter>],
+    request: &mut RequestInfo,
+    mut response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    let status = response.status();
+    for filter in filters.iter().rev() {
+        if let Err(error) = filter.on_response(request, status, response.headers_mut()) {
+            tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "response filter failed");
+            return response::local(StatusCode::INTERNAL_SERVER_ERROR, "response filter failed");
+        }
+    }
+    response
 }
 
 /// `http://host/p?q` → `/p?q`, reusing the path's bytes.

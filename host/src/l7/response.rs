@@ -5,6 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 
 use super::connections::UpstreamBody;
+use crate::plugin::LocalResponse;
 
 /// A backend's body streamed through, or a short local one.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -19,5 +20,20 @@ pub fn local(status: StatusCode, message: &str) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// The answer a header filter asked for, `text/plain` unless it said
+/// otherwise.
+pub fn from_filter(answer: LocalResponse) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(answer.body))));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    if !response.headers().contains_key(header::CONTENT_TYPE) {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
     response
 }

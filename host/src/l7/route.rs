@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::HostPattern;
+use crate::plugin::WasmFilter;
 use crate::upstream::BackendPool;
 
 /// One route: a match and the pool it sends to.
@@ -13,6 +14,8 @@ pub struct Route {
     pub path_prefix: String,
     /// Where matching requests go.
     pub pool: Arc<BackendPool>,
+    /// Header filters, in the order they see requests.
+    pub filters: Arc<[Arc<WasmFilter>]>,
 }
 
 /// A listener's routes, tried in config order; the first match wins (as in
@@ -36,14 +39,10 @@ impl RouteTable {
     }
 
     /// The pool for a request to `host` (lowercase, no port) and `path`.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<BackendPool>> {
-        self.routes
-            .iter()
-            .find(|route| {
-                HostPattern::accepts(route.host.as_ref(), host)
-                    && path.starts_with(&route.path_prefix)
-            })
-            .map(|route| &route.pool)
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| {
+            HostPattern::accepts(route.host.as_ref(), host) && path.starts_with(&route.path_prefix)
+        })
     }
 }
 
@@ -80,22 +79,27 @@ mod tests {
                 host: Some(HostPattern::Exact("api.test".into())),
                 path_prefix: "/".into(),
                 pool: pool("api"),
+                filters: Arc::new([]),
             },
             Route {
                 host: Some(HostPattern::Wildcard(".cdn.test".into())),
                 path_prefix: "/static".into(),
                 pool: pool("cdn"),
+                filters: Arc::new([]),
             },
             Route {
                 host: None,
                 path_prefix: "/admin".into(),
                 pool: pool("admin"),
+                filters: Arc::new([]),
             },
         ])
     }
 
     fn found(table: &RouteTable, host: Option<&str>, path: &str) -> Option<String> {
-        table.find(host, path).map(|pool| pool.name().to_string())
+        table
+            .find(host, path)
+            .map(|route| route.pool.name().to_string())
     }
 
     #[test]

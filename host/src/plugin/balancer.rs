@@ -1,24 +1,19 @@
 //! A balancer plugin as a [`BackendSelection`]: long-lived instances, each
 //! used by one caller at a time, every call bounded by the sandbox.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store};
 
 use super::Error;
 use super::bindings::{Balancer, BalancerPre, balance, types};
-use super::breaker::Breaker;
-use super::engine::EPOCH_TICK;
+use super::instances::{Instances, classify, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
     BackendSelection, BackendSet, Protocol, RequestInfo, Selection, SelectionError,
 };
-
-/// Idle instances kept per pool; beyond this, returned instances are
-/// dropped. Enough for every worker thread to have one with room to spare.
-const MAX_IDLE_INSTANCES: usize = 64;
 
 /// `configure` and `set-backends` may build tables (a Maglev table of
 /// 65,537 entries, a ring of 160 virtual nodes per backend): they get a
@@ -38,8 +33,7 @@ pub struct WasmBalancer {
     options: String,
     protocols: Vec<types::Protocol>,
     sandbox: SandboxConfig,
-    idle: Mutex<Vec<BalancerInstance>>,
-    breaker: Breaker,
+    instances: Instances<BalancerInstance>,
 }
 
 /// One instance and the backend generation it has learned.
@@ -81,16 +75,15 @@ impl WasmBalancer {
         backends: &Arc<BackendSet>,
     ) -> Result<Self, Error> {
         let balancer = WasmBalancer {
+            instances: Instances::new(Arc::clone(&compiled.name)),
             compiled,
             options,
             protocols: protocols.into_iter().map(Into::into).collect(),
             sandbox,
-            idle: Mutex::new(Vec::new()),
-            breaker: Breaker::new(),
         };
         let mut instance = balancer.instantiate()?;
         instance.learn(backends, &balancer.compiled.name)?;
-        balancer.check_in(instance);
+        balancer.instances.check_in(instance);
         Ok(balancer)
     }
 
@@ -121,44 +114,6 @@ impl WasmBalancer {
             generation: None,
         })
     }
-
-    fn check_out(&self) -> Result<BalancerInstance, Error> {
-        let reused = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match reused {
-            Some(instance) => Ok(instance),
-            None => self.instantiate(),
-        }
-    }
-
-    fn check_in(&self, instance: BalancerInstance) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE_INSTANCES {
-            idle.push(instance);
-        }
-    }
-
-    fn try_select(
-        &self,
-        backends: &Arc<BackendSet>,
-        request: &mut RequestInfo,
-    ) -> Result<Selection, Error> {
-        let mut instance = self.check_out()?;
-        let result = instance.select(
-            backends,
-            request,
-            &self.compiled.name,
-            self.sandbox.call_timeout,
-        );
-        match &result {
-            Err(error) if error.poisons_instance() => {}
-            _ => self.check_in(instance),
-        }
-        result
-    }
 }
 
 impl BackendSelection for WasmBalancer {
@@ -171,28 +126,13 @@ impl BackendSelection for WasmBalancer {
         backends: &Arc<BackendSet>,
         request: &mut RequestInfo,
     ) -> Result<Selection, SelectionError> {
-        let result = if self.breaker.is_open() {
-            Err(Error::Suspended {
-                plugin: self.compiled.name.to_string(),
-            })
-        } else {
-            self.try_select(backends, request)
-        };
-        match &result {
-            Ok(_) => self.breaker.record_success(),
-            Err(error) => {
-                metrics::counter!(
-                    crate::metrics::PLUGIN_FAILURES,
-                    "plugin" => self.compiled.name.to_string(),
-                    "kind" => error.kind(),
-                )
-                .increment(1);
-                if error.poisons_instance() {
-                    self.breaker.record_failure(&self.compiled.name);
-                }
-            }
-        }
-        result.map_err(SelectionError::new)
+        let budget = self.sandbox.call_timeout;
+        self.instances
+            .call(
+                || self.instantiate(),
+                |instance| instance.select(backends, request, &self.compiled.name, budget),
+            )
+            .map_err(SelectionError::new)
     }
 }
 
@@ -223,13 +163,7 @@ impl BalancerInstance {
         budget: Duration,
     ) -> Result<Selection, Error> {
         self.learn(backends, plugin)?;
-        self.store.data_mut().request = Some(RequestInfo {
-            protocol: request.protocol,
-            listener: Arc::clone(&request.listener),
-            client: request.client,
-            sni: request.sni.clone(),
-            http: request.http.take(),
-        });
+        self.store.data_mut().lend(request);
         self.store.set_epoch_deadline(ticks(budget));
         let result = self
             .bindings
@@ -237,7 +171,7 @@ impl BalancerInstance {
             .call_select(&mut self.store);
         // Hand the request head back before anything else can fail.
         let state = self.store.data_mut();
-        request.http = state.request.take().and_then(|r| r.http);
+        state.give_back(request);
         let affinity = state.affinity.take();
         let ranked = result
             .map_err(|e| classify(e, &self.store, plugin))?
@@ -266,29 +200,5 @@ impl BalancerInstance {
             candidates: ranked,
             affinity,
         })
-    }
-}
-
-/// Epoch ticks for a budget: rounded up, plus one because the next tick
-/// may come at once.
-fn ticks(budget: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_micros().max(1);
-    u64::try_from(budget.as_micros().div_ceil(tick))
-        .unwrap_or(u64::MAX)
-        .saturating_add(1)
-}
-
-/// Turns a wasmtime error into the failure it reports.
-fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugin: &str) -> Error {
-    let plugin = plugin.to_owned();
-    if store.data().memory.exceeded() {
-        return Error::MemoryLimit { plugin };
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Error::Timeout { plugin },
-        _ => Error::Trap {
-            plugin,
-            reason: format!("{error:#}"),
-        },
     }
 }

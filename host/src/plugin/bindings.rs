@@ -6,8 +6,25 @@ wasmtime::component::bindgen!({
     world: "balancer",
 });
 
+/// The `header-filter` world, sharing the balancer world's interfaces.
+mod header_filter {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "header-filter",
+        with: {
+            "bascule:plugin/types": super::bascule::plugin::types,
+            "bascule:plugin/request-context": super::bascule::plugin::request_context,
+            "bascule:plugin/log": super::bascule::plugin::log,
+        },
+    });
+
+    pub use self::bascule::plugin::headers;
+    pub use self::exports::bascule::plugin::filter;
+}
+
 pub use self::bascule::plugin::{affinity, backend_stats, log, request_context, types};
 pub use self::exports::bascule::plugin::balance;
+pub use header_filter::{HeaderFilter, HeaderFilterPre, filter, headers};
 
 use crate::upstream::{self, Health};
 

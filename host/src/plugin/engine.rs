@@ -10,7 +10,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, OptLevel};
 
 use super::balancer::CompiledBalancer;
-use super::bindings::{Balancer, BalancerPre};
+use super::bindings::{Balancer, BalancerPre, HeaderFilterPre, headers};
+use super::filter::CompiledFilter;
 use super::state::PluginState;
 use super::{Error, source};
 use crate::config::PluginRef;
@@ -32,7 +33,7 @@ const MAX_CACHED_COMPONENTS: usize = 64;
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
-    compiled: Mutex<HashMap<Vec<u8>, Arc<CompiledBalancer>>>,
+    compiled: Mutex<HashMap<Vec<u8>, Component>>,
     _ticker: EpochTicker,
 }
 
@@ -66,7 +67,11 @@ impl PluginRuntime {
         let engine = Engine::new(&config).map_err(|e| load_error("engine", &e))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("wasi", &e))?;
+        // One linker serves every world: a component instantiates with the
+        // imports it names, whatever else is defined.
         Balancer::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
+            .map_err(|e| load_error("host imports", &e))?;
+        headers::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
             .map_err(|e| load_error("host imports", &e))?;
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| Error::Load {
             plugin: "epoch ticker".to_owned(),
@@ -83,27 +88,53 @@ impl PluginRuntime {
     /// Compiles a balancer plugin and links it against the host imports.
     /// Identical bytes are compiled once per process.
     pub fn compile_balancer(&self, plugin: &PluginRef) -> Result<Arc<CompiledBalancer>, Error> {
-        let bytes = source::read(plugin)?;
-        if let Some(compiled) = self.cache().get(bytes.as_ref()) {
-            return Ok(Arc::clone(compiled));
-        }
-        let name = plugin.to_string();
-        let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, &e))?;
+        let (name, component) = self.component(plugin)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(BalancerPre::new)
             .map_err(|e| load_error(&name, &e))?;
-        let compiled = Arc::new(CompiledBalancer::new(name, self.engine.clone(), pre));
+        Ok(Arc::new(CompiledBalancer::new(
+            name,
+            self.engine.clone(),
+            pre,
+        )))
+    }
+
+    /// Compiles (or finds already compiled) a header filter plugin and
+    /// links it against the host's imports.
+    pub fn compile_filter(&self, plugin: &PluginRef) -> Result<Arc<CompiledFilter>, Error> {
+        let (name, component) = self.component(plugin)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(HeaderFilterPre::new)
+            .map_err(|e| load_error(&name, &e))?;
+        Ok(Arc::new(CompiledFilter::new(
+            name,
+            self.engine.clone(),
+            pre,
+        )))
+    }
+
+    /// The plugin's name and compiled component, from the in-memory cache
+    /// when the same bytes were compiled before.
+    fn component(&self, plugin: &PluginRef) -> Result<(String, Component), Error> {
+        let name = plugin.to_string();
+        let bytes = source::read(plugin)?;
+        if let Some(component) = self.cache().get(bytes.as_ref()) {
+            return Ok((name, component.clone()));
+        }
+        let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, &e))?;
         let mut cache = self.cache();
         if cache.len() >= MAX_CACHED_COMPONENTS {
             cache.clear();
         }
-        cache.insert(bytes.into_owned(), Arc::clone(&compiled));
-        Ok(compiled)
+        cache.insert(bytes.into_owned(), component.clone());
+        Ok((name, component))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<CompiledBalancer>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Component>> {
         self.compiled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{affinity, backend_stats, log, request_context, types};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::bindings::{affinity, backend_stats, headers, log, request_context, types};
 use super::limits::MemoryCap;
 use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestInfo};
 
@@ -25,6 +27,9 @@ pub struct PluginState {
     pub(super) backends: Option<Arc<BackendSet>>,
     /// The affinity cookie asked for during the current `select`.
     pub(super) affinity: Option<Result<AffinityCookie, AffinityCookieError>>,
+    /// The response headers lent for one `on-response` call; outside it,
+    /// the `headers` import acts on the lent request's headers.
+    pub(super) response_headers: Option<HeaderMap>,
 }
 
 // === impl PluginState ===
@@ -41,11 +46,51 @@ impl PluginState {
             request: None,
             backends: None,
             affinity: None,
+            response_headers: None,
         }
+    }
+
+    /// Lends `request` (its HTTP head moved, not copied) for one call.
+    pub(super) fn lend(&mut self, request: &mut RequestInfo) {
+        self.request = Some(RequestInfo {
+            protocol: request.protocol,
+            listener: Arc::clone(&request.listener),
+            client: request.client,
+            sni: request.sni.clone(),
+            http: request.http.take(),
+        });
+    }
+
+    /// Hands the lent HTTP head back to `request`, with any changes made.
+    pub(super) fn give_back(&mut self, request: &mut RequestInfo) {
+        request.http = self.request.take().and_then(|lent| lent.http);
     }
 
     fn http(&self) -> Option<&http::request::Parts> {
         self.request.as_ref()?.http.as_ref()
+    }
+
+    /// The headers the `headers` import acts on.
+    fn message_headers(&mut self) -> Option<&mut HeaderMap> {
+        match &mut self.response_headers {
+            Some(headers) => Some(headers),
+            None => Some(&mut self.request.as_mut()?.http.as_mut()?.headers),
+        }
+    }
+
+    /// The headers for a change to `name`, or why it may not be changed.
+    fn editable(&mut self, name: &str) -> Result<(HeaderName, &mut HeaderMap), types::PluginError> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| plugin_error(format!("invalid header name `{name}`")))?;
+        if crate::l7::is_proxy_owned(&name) {
+            return Err(plugin_error(format!(
+                "header `{name}` belongs to the proxy and cannot be changed"
+            )));
+        }
+        let headers = self
+            .message_headers()
+            .ok_or_else(|| plugin_error("no message is being filtered".to_owned()))?;
+        Ok((name, headers))
     }
 }
 
@@ -126,6 +171,62 @@ impl request_context::Host for PluginState {
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value.to_owned())
     }
+}
+
+impl headers::Host for PluginState {
+    fn get(&mut self, name: String) -> Option<String> {
+        let value = self.message_headers()?.get(name.as_str())?;
+        value.to_str().ok().map(str::to_owned)
+    }
+
+    fn get_all(&mut self, name: String) -> Vec<String> {
+        self.message_headers().map_or_else(Vec::new, |headers| {
+            headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+
+    fn names(&mut self) -> Vec<String> {
+        self.message_headers().map_or_else(Vec::new, |headers| {
+            headers
+                .keys()
+                .map(|name| name.as_str().to_owned())
+                .collect()
+        })
+    }
+
+    fn set(&mut self, name: String, value: String) -> Result<(), types::PluginError> {
+        let value = header_value(&name, value)?;
+        let (name, headers) = self.editable(&name)?;
+        headers.insert(name, value);
+        Ok(())
+    }
+
+    fn append(&mut self, name: String, value: String) -> Result<(), types::PluginError> {
+        let value = header_value(&name, value)?;
+        let (name, headers) = self.editable(&name)?;
+        headers.append(name, value);
+        Ok(())
+    }
+
+    fn remove(&mut self, name: String) -> Result<(), types::PluginError> {
+        let (name, headers) = self.editable(&name)?;
+        headers.remove(name);
+        Ok(())
+    }
+}
+
+fn header_value(name: &str, value: String) -> Result<HeaderValue, types::PluginError> {
+    HeaderValue::try_from(value)
+        .map_err(|_| plugin_error(format!("invalid value for header `{name}`")))
+}
+
+fn plugin_error(message: String) -> types::PluginError {
+    types::PluginError { message }
 }
 
 impl backend_stats::Host for PluginState {

@@ -17,7 +17,7 @@ pub enum Protocol {
 /// The HTTP head is owned here rather than borrowed so that a sandboxed
 /// balancer can be lent it for the duration of one call without copying
 /// headers; it is handed back unchanged.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestInfo {
     /// HTTP or TCP.
     pub protocol: Protocol,

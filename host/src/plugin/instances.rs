@@ -1,0 +1,126 @@
+//! What every kind of plugin shares: long-lived instances, each used by one
+//! caller at a time, and one guarded call through them: the sandbox's time
+//! budget, failure classification, metrics, instance replacement and the
+//! suspension breaker.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use wasmtime::{Store, Trap};
+
+use super::Error;
+use super::breaker::Breaker;
+use super::engine::EPOCH_TICK;
+use super::state::PluginState;
+
+/// Idle instances kept per plugin use; more are created under load and
+/// dropped when returned to a full pool.
+const MAX_IDLE_INSTANCES: usize = 64;
+
+/// Instances of one plugin use (a pool's balancer, a route's filter).
+pub(super) struct Instances<I> {
+    plugin: Arc<str>,
+    idle: Mutex<Vec<I>>,
+    breaker: Breaker,
+}
+
+// === impl Instances ===
+
+impl<I> Instances<I> {
+    pub(super) fn new(plugin: Arc<str>) -> Self {
+        Instances {
+            plugin,
+            idle: Mutex::new(Vec::new()),
+            breaker: Breaker::new(),
+        }
+    }
+
+    /// The plugin's name, as the config spells it.
+    pub(super) fn plugin(&self) -> &Arc<str> {
+        &self.plugin
+    }
+
+    /// Runs `call` on an idle instance, or on one made by `create`. An
+    /// instance the call poisoned (trap, timeout, memory, invalid output)
+    /// is dropped, not returned; failures are counted and feed the breaker,
+    /// which refuses calls for a while after repeated poisoning failures.
+    pub(super) fn call<T>(
+        &self,
+        create: impl FnOnce() -> Result<I, Error>,
+        call: impl FnOnce(&mut I) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = if self.breaker.is_open() {
+            Err(Error::Suspended {
+                plugin: self.plugin.to_string(),
+            })
+        } else {
+            self.check_out(create).and_then(|mut instance| {
+                let result = call(&mut instance);
+                match &result {
+                    Err(error) if error.poisons_instance() => {}
+                    _ => self.check_in(instance),
+                }
+                result
+            })
+        };
+        match &result {
+            Ok(_) => self.breaker.record_success(),
+            Err(error) => {
+                metrics::counter!(
+                    crate::metrics::PLUGIN_FAILURES,
+                    "plugin" => self.plugin.to_string(),
+                    "kind" => error.kind(),
+                )
+                .increment(1);
+                if error.poisons_instance() {
+                    self.breaker.record_failure(&self.plugin);
+                }
+            }
+        }
+        result
+    }
+
+    fn check_out(&self, create: impl FnOnce() -> Result<I, Error>) -> Result<I, Error> {
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match reused {
+            Some(instance) => Ok(instance),
+            None => create(),
+        }
+    }
+
+    /// Keeps `instance` for later calls, unless enough are idle already.
+    pub(super) fn check_in(&self, instance: I) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_INSTANCES {
+            idle.push(instance);
+        }
+    }
+}
+
+/// Epoch ticks for a wall-clock budget, rounded up, plus one because the
+/// current tick may be about to end.
+pub(super) fn ticks(budget: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_micros().max(1);
+    u64::try_from(budget.as_micros().div_ceil(tick))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// Names what stopped a call: the memory cap, the time budget, or a trap.
+pub(super) fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugin: &str) -> Error {
+    let plugin = plugin.to_owned();
+    if store.data().memory.exceeded() {
+        return Error::MemoryLimit { plugin };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Error::Timeout { plugin },
+        _ => Error::Trap {
+            plugin,
+            reason: format!("{error:#}"),
+        },
+    }
+}
