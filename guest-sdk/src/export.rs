@@ -1,8 +1,11 @@
-//! The glue between a [`Balancer`](crate::Balancer) type and the
-//! component's exports. Used through [`export_balancer!`](crate::export_balancer).
+//! The glue between a [`Balancer`](crate::Balancer) or
+//! [`HeaderFilter`](crate::HeaderFilter) type and the component's exports.
+//! Used through [`export_balancer!`](crate::export_balancer) and
+//! [`export_header_filter!`](crate::export_header_filter).
 
 use crate::bindings::exports::bascule::plugin::balance;
-use crate::{Backend, Error, Options, Protocol};
+use crate::filter_bindings::exports::bascule::plugin::filter;
+use crate::{Backend, Error, LocalResponse, Options, Protocol, Verdict};
 
 pub use balance::{Backend as WitBackend, PluginError, Protocol as WitProtocol};
 
@@ -40,7 +43,23 @@ pub fn error_to_wit(error: Error) -> PluginError {
 /// The error `select` and `set-backends` report when `configure` never ran.
 pub fn not_configured() -> PluginError {
     PluginError {
-        message: "balancer used before configure".to_owned(),
+        message: "plugin used before configure".to_owned(),
+    }
+}
+
+/// Converts a filter's verdict into the WIT variant.
+pub fn verdict_to_wit(verdict: Verdict) -> filter::Verdict {
+    match verdict {
+        Verdict::Forward => filter::Verdict::Forward,
+        Verdict::Respond(LocalResponse {
+            status,
+            headers,
+            body,
+        }) => filter::Verdict::Respond(filter::LocalResponse {
+            status,
+            headers,
+            body,
+        }),
     }
 }
 
@@ -102,6 +121,77 @@ macro_rules! export_balancer {
             }
 
     $crate::bindings::export_balancer_world!(Export with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Exports a [`HeaderFilter`](crate::HeaderFilter) implementation as the
+/// component's `bascule:plugin/filter` interface.
+///
+/// Invoke it once, at the crate root of a `cdylib` built for
+/// `wasm32-wasip2`. The filter lives in a thread-local: a component
+/// instance is single-threaded. Compiled natively it expands to nothing.
+#[macro_export]
+macro_rules! export_header_filter {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            use $crate::export as __glue;
+            use $crate::filter_bindings::exports::bascule::plugin::filter::{
+                Guest, PluginError, Verdict,
+            };
+
+            ::std::thread_local! {
+                static STATE: ::std::cell::RefCell<::std::option::Option<$ty>> =
+                    const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            }
+
+            struct Export;
+
+            impl Guest for Export {
+                fn configure(
+                    options: ::std::string::String,
+                ) -> ::std::result::Result<(), PluginError> {
+                    let options = $crate::Options::from_json(options);
+                    let filter = <$ty as $crate::HeaderFilter>::configure(&options)
+                        .map_err(__glue::error_to_wit)?;
+                    STATE.with_borrow_mut(|state| *state = ::std::option::Option::Some(filter));
+                    ::std::result::Result::Ok(())
+                }
+
+                fn on_request() -> ::std::result::Result<Verdict, PluginError> {
+                    STATE.with_borrow_mut(|state| match state.as_mut() {
+                        ::std::option::Option::Some(filter) => $crate::HeaderFilter::on_request(
+                            filter,
+                            &$crate::Request::current(),
+                            &mut $crate::Headers::current(),
+                        )
+                        .map(__glue::verdict_to_wit)
+                        .map_err(__glue::error_to_wit),
+                        ::std::option::Option::None => {
+                            ::std::result::Result::Err(__glue::not_configured())
+                        }
+                    })
+                }
+
+                fn on_response(status: u16) -> ::std::result::Result<(), PluginError> {
+                    STATE.with_borrow_mut(|state| match state.as_mut() {
+                        ::std::option::Option::Some(filter) => $crate::HeaderFilter::on_response(
+                            filter,
+                            status,
+                            &$crate::Request::current(),
+                            &mut $crate::Headers::current(),
+                        )
+                        .map_err(__glue::error_to_wit),
+                        ::std::option::Option::None => {
+                            ::std::result::Result::Err(__glue::not_configured())
+                        }
+                    })
+                }
+            }
+
+            $crate::filter_bindings::export_header_filter_world!(Export with_types_in $crate::filter_bindings);
         };
     };
 }

@@ -50,6 +50,7 @@ mod balancer;
 mod duration;
 #[doc(hidden)]
 pub mod export;
+pub mod filter;
 pub mod key;
 mod log;
 mod request;
@@ -71,10 +72,29 @@ pub mod bindings {
     });
 }
 
+/// Raw bindings of the `header-filter` world, sharing the balancer world's
+/// `types`, `request-context` and `log`.
+#[allow(unsafe_code, missing_docs, clippy::all)]
+pub mod filter_bindings {
+    wit_bindgen::generate!({
+        world: "header-filter",
+        path: "../wit",
+        default_bindings_module: "bascule_guest_sdk::filter_bindings",
+        pub_export_macro: true,
+        export_macro_name: "export_header_filter_world",
+        with: {
+            "bascule:plugin/types@0.2.0": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/request-context@0.2.0": crate::bindings::bascule::plugin::request_context,
+            "bascule:plugin/log@0.2.0": crate::bindings::bascule::plugin::log,
+        },
+    });
+}
+
 pub use balancer::{
     AffinityCookie, Backend, Balancer, Candidates, Error, Options, with_successors,
 };
 pub use duration::DurationOption;
+pub use filter::{HeaderFilter, Headers, LocalResponse, Verdict};
 pub use key::{KeySource, hash_key, hash_key_seeded};
 pub use log::{debug, error, info, warn};
 #[cfg(not(target_arch = "wasm32"))]

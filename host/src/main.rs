@@ -102,10 +102,11 @@ fn check(path: &std::path::Path) -> Result<()> {
     let plugins = PluginRuntime::new()?;
     Plan::build(&config, &plugins, &StatsRegistry::default(), 1)?;
     println!(
-        "{}: ok ({} listeners, {} pools)",
+        "{}: ok ({} listeners, {} pools, {} filters)",
         path.display(),
         config.listeners.len(),
-        config.pools.len()
+        config.pools.len(),
+        config.filters.len()
     );
     Ok(())
 }

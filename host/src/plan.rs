@@ -214,7 +214,13 @@ fn build_filter(
     let compiled = plugins
         .compile_filter(&filter.plugin)
         .map_err(|e| (filter.plugin_location.clone(), e))?;
-    WasmFilter::new(compiled, filter.options.clone(), config.sandbox).map_err(|e| match e {
+    WasmFilter::new(
+        &filter.name,
+        compiled,
+        filter.options.clone(),
+        config.sandbox,
+    )
+    .map_err(|e| match e {
         plugin::Error::Rejected { .. } => (filter.options_location.clone(), e),
         other => (filter.plugin_location.clone(), other),
     })

@@ -130,7 +130,12 @@ async fn serve(
                         body,
                     });
                     tokio::time::sleep(delay).await;
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name))))
+                    // Names itself in a header too, for filters to act on.
+                    let mut response = Response::new(Full::new(Bytes::from(name.clone())));
+                    if let Ok(value) = http::HeaderValue::from_str(&name) {
+                        response.headers_mut().insert("x-backend", value);
+                    }
+                    Ok::<_, Infallible>(response)
                 }
             });
             let _ = auto::Builder::new(TokioExecutor::new())

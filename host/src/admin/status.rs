@@ -28,6 +28,10 @@ fn render_listener(listener: &ListenerPlan) -> Value {
                         "host": route.host.as_ref().map(ToString::to_string),
                         "path-prefix": route.path_prefix,
                         "pool": &**route.pool.name(),
+                        "filters": route.filters.iter().map(|f| json!({
+                            "name": f.name(),
+                            "plugin": f.plugin(),
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect::<Vec<_>>(),

@@ -84,7 +84,7 @@ impl Proxy {
         if let Some(parts) = info.http.as_mut() {
             upstream_head(parts, client, host.as_deref());
         }
-        if let Err(answer) = filter_request(&filters, &mut info) {
+        if let Some(answer) = filter_request(&filters, &mut info) {
             return answer;
         }
         // Response filters ask about the request as it was sent.
@@ -203,26 +203,27 @@ fn upstream_head(head: &mut http::request::Parts, client: &ClientAddress, host: 
     headers::add_forwarded(headers, client, "http", host);
 }
 
-/// Runs the route's filters over the request in order; `Err` is the answer
-/// to send instead (a filter's own, or 500 when one failed).
+/// Runs the route's filters over the request in order. Returns the answer
+/// to send instead of forwarding, if any: a filter's own, or 500 when one
+/// failed.
 fn filter_request(
     filters: &[Arc<WasmFilter>],
     request: &mut RequestInfo,
-) -> Result<(), Response<ProxyBody>> {
+) -> Option<Response<ProxyBody>> {
     for filter in filters {
         match filter.on_request(request) {
             Ok(FilterVerdict::Forward) => {}
-            Ok(FilterVerdict::Respond(answer)) => return Err(response::from_filter(answer)),
+            Ok(FilterVerdict::Respond(answer)) => return Some(response::from_filter(answer)),
             Err(error) => {
                 tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "request filter failed");
-                return Err(response::local(
+                return Some(response::local(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "request filter failed",
                 ));
             }
         }
     }
-    Ok(())
+    None
 }
 
 /// Runs the route's filters over a backend's response in reverse order; a

@@ -58,6 +58,12 @@ impl CompiledBalancer {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Where the compiled code lives: equal ranges mean one compilation.
+    #[cfg(test)]
+    pub(super) fn code(&self) -> std::ops::Range<*const u8> {
+        self.pre.instance_pre().component().image_range()
+    }
 }
 
 // === impl WasmBalancer ===

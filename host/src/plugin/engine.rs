@@ -93,7 +93,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .and_then(BalancerPre::new)
-            .map_err(|e| load_error(&name, &e))?;
+            .map_err(|e| load_error(&name, &e.context("it is not a balancer")))?;
         Ok(Arc::new(CompiledBalancer::new(
             name,
             self.engine.clone(),
@@ -109,7 +109,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .and_then(HeaderFilterPre::new)
-            .map_err(|e| load_error(&name, &e))?;
+            .map_err(|e| load_error(&name, &e.context("it is not a header filter")))?;
         Ok(Arc::new(CompiledFilter::new(
             name,
             self.engine.clone(),

@@ -30,6 +30,8 @@ pub struct CompiledFilter {
 
 /// A header filter with its options, shared by the routes that list it.
 pub struct WasmFilter {
+    /// The `[filters.NAME]` it was configured from.
+    name: Arc<str>,
     compiled: Arc<CompiledFilter>,
     options: String,
     sandbox: SandboxConfig,
@@ -79,11 +81,13 @@ impl WasmFilter {
     /// Configures `compiled` with `options` (JSON). One instance is created
     /// and configured now, so that rejected options fail the config load.
     pub fn new(
+        name: &str,
         compiled: Arc<CompiledFilter>,
         options: String,
         sandbox: SandboxConfig,
     ) -> Result<Self, Error> {
         let filter = WasmFilter {
+            name: name.into(),
             instances: Instances::new(Arc::clone(&compiled.name)),
             compiled,
             options,
@@ -94,8 +98,13 @@ impl WasmFilter {
         Ok(filter)
     }
 
-    /// The plugin's name, as the config spells it.
+    /// The filter's name in the config.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin's name, as the config spells it.
+    pub fn plugin(&self) -> &str {
         &self.compiled.name
     }
 

@@ -90,5 +90,9 @@ fn same_plugin_bytes_compile_once() {
     let round_robin = PluginRef::Builtin("round-robin".to_owned());
     let first = runtime.compile_balancer(&round_robin).unwrap();
     let second = runtime.compile_balancer(&round_robin).unwrap();
-    assert!(Arc::ptr_eq(&first, &second));
+    assert_eq!(first.code(), second.code());
+    let other = runtime
+        .compile_balancer(&PluginRef::Builtin("maglev".to_owned()))
+        .unwrap();
+    assert_ne!(first.code(), other.code());
 }
