@@ -156,9 +156,21 @@ def start_backend(workdir):
 
 # --- the proxies -------------------------------------------------------------
 
-def bascule(balancer):
+def bascule(balancer, header_filter=False):
+    """Bascule with `balancer`; with `header_filter`, the route also runs the
+    built-in `headers` filter on both directions (the edits an edge proxy
+    typically makes: the client's address in, a security header out)."""
+    route_filters = '  filters = ["edge"]\n' if header_filter else ""
+    filter_table = """
+[filters.edge]
+plugin = "builtin:headers"
+options.request = { set = { "x-real-ip" = "{client-ip}" } }
+options.response = { set = { "x-frame-options" = "DENY" }, remove = ["server"] }
+""" if header_filter else ""
+    label = balancer.replace(":", "-") + ("-filtered" if header_filter else "")
+
     def start(workdir, port, backend_port, binary):
-        conf = workdir / f"bascule-{balancer.replace(':', '-')}.toml"
+        conf = workdir / f"bascule-{label}.toml"
         conf.write_text(f"""
 [[listeners]]
 name = "bench"
@@ -166,11 +178,11 @@ address = "127.0.0.1:{port}"
 
   [[listeners.routes]]
   pool = "backend"
-
+{route_filters}
 [pools.backend]
 balancer = "{balancer}"
 backends = [{{ address = "127.0.0.1:{backend_port}" }}]
-""")
+{filter_table}""")
         return [str(binary), "--workers", "1", "run", "-c", str(conf)], {"RUST_LOG": "error"}
     return start
 
@@ -251,6 +263,7 @@ static_resources:
 
 PROXIES = {
     "bascule (wasm round robin)": bascule("builtin:round-robin"),
+    "bascule (wasm round robin + header filter)": bascule("builtin:round-robin", True),
     "bascule (native round robin)": bascule("native:round-robin"),
     "nginx": nginx_proxy,
     "haproxy": haproxy,
@@ -352,6 +365,7 @@ def table(results, direct, seconds, rounds):
         )
     wasm = median(results["bascule (wasm round robin)"], "small", "rps")
     native = median(results["bascule (native round robin)"], "small", "rps")
+    filtered = median(results["bascule (wasm round robin + header filter)"], "small", "rps")
     best_peer = max(median(results[p], "small", "rps") for p in ("nginx", "haproxy"))
     envoy_rps = median(results["envoy"], "small", "rps")
     lines += [
@@ -359,6 +373,8 @@ def table(results, direct, seconds, rounds):
         f"- Bascule (wasm) / best of NGINX and HAProxy, small req/s: {wasm / best_peer:.2f}×",
         f"- Bascule (wasm) / Envoy, small req/s: {wasm / envoy_rps:.2f}×",
         f"- wasm balancer / native reference balancer, small req/s: {wasm / native:.3f}×",
+        f"- wasm balancer + header filter / wasm balancer alone, small req/s: "
+        f"{filtered / wasm:.3f}×",
     ]
     return "\n".join(lines)
 
