@@ -426,6 +426,46 @@ def require(tools, script):
         sys.exit("bench: needs two cores (load generator and proxy are pinned apart)")
 
 
+def builtins():
+    """(balancers, filters) embedded in the binary: the non-test crates of
+    plugins/, the way host/build.rs finds them."""
+    balancers, filters = [], []
+    for manifest in sorted((ROOT / "plugins").glob("*/Cargo.toml")):
+        name = manifest.parent.name
+        if name.startswith("test-"):
+            continue
+        source = (manifest.parent / "src" / "lib.rs").read_text()
+        (filters if "export_header_filter!" in source else balancers).append(name)
+    return balancers, filters
+
+
+def idle_rss_with_every_builtin(workdir, backend_port, binary):
+    """Idle RSS of Bascule with every built-in plugin instantiated: one pool
+    per built-in balancer, every built-in filter on a route."""
+    balancers, filters = builtins()
+    port = free_port()
+    lines = [f'[[listeners]]\nname = "all"\naddress = "127.0.0.1:{port}"\n']
+    for name in balancers:
+        lines.append(f'  [[listeners.routes]]\n  path-prefix = "/{name}/"\n  pool = "{name}"\n')
+    listed = ", ".join(f'"{name}"' for name in filters)
+    lines.append(f'  [[listeners.routes]]\n  pool = "{balancers[0]}"\n  filters = [{listed}]\n')
+    for name in balancers:
+        lines.append(f'[pools.{name}]\nbalancer = "builtin:{name}"\n'
+                     f'backends = [{{ address = "127.0.0.1:{backend_port}" }}]\n')
+    for name in filters:
+        lines.append(f'[filters.{name}]\nplugin = "builtin:{name}"\n')
+    conf = workdir / "bascule-all-builtins.toml"
+    conf.write_text("\n".join(lines))
+    process = Process("bascule-all", [str(binary), "--workers", "1", "run", "-c", str(conf)],
+                      PROXY_CORE, workdir, {"RUST_LOG": "error"})
+    try:
+        wait_for_port(port)
+        time.sleep(1.0)
+        return len(balancers) + len(filters), process.memory_kib("VmRSS") / 1024
+    finally:
+        process.stop()
+
+
 def main():
     args = arguments(__doc__, "results.md")
     require(("nginx", "haproxy", "envoy", "wrk", "taskset"), __file__)
@@ -438,6 +478,7 @@ def main():
         backend, backend_port = start_backend(workdir)
         try:
             direct, results = [], {name: [] for name in PROXIES}
+            loaded, all_rss = idle_rss_with_every_builtin(workdir, backend_port, binary)
             for round_number in range(1, args.rounds + 1):
                 print(f"round {round_number}/{args.rounds}", file=sys.stderr)
                 direct.append(measure_direct(backend_port, args.seconds))
@@ -448,7 +489,10 @@ def main():
         finally:
             backend.stop()
 
-    report = "\n\n".join([table(results, direct, args.seconds, args.rounds), versions(binary)])
+    every_builtin = (f"Bascule idle RSS with all {loaded} built-in plugins instantiated "
+                     f"(one pool per balancer, every filter on a route): {all_rss:.1f} MiB")
+    report = "\n\n".join([table(results, direct, args.seconds, args.rounds), every_builtin,
+                           versions(binary)])
     args.output.write_text(report + "\n")
     print(report)
 

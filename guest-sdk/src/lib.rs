@@ -32,6 +32,10 @@
 //! bascule_guest_sdk::export_balancer!(FirstAvailable);
 //! ```
 //!
+//! Header filters, the other kind of plugin, rewrite request and response
+//! headers or answer requests themselves: implement [`HeaderFilter`] and
+//! export it with [`export_header_filter!`] (see the [`filter`] module).
+//!
 //! What the host guarantees, and what it checks:
 //! - `configure` runs once per instance, before anything else.
 //! - `set_backends` runs again only when the pool's backends change.

@@ -75,18 +75,22 @@ impl Demo {
     }
 }
 
-/// The demo's config: an HTTP listener with a round-robin pool, and a TCP
-/// listener on a free port with a least-connections pool, over the same
-/// backends.
+/// The demo's config: an HTTP listener with a round-robin pool and the
+/// built-in headers filter (it names the client and the filter in response
+/// headers), and a TCP listener on a free port with a least-connections
+/// pool, over the same backends.
 fn demo_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
     let tcp = SocketAddr::new(listen.ip(), 0);
     let mut text = format!(
         "[[listeners]]\nname = \"demo\"\naddress = \"{listen}\"\n\n  \
-         [[listeners.routes]]\n  pool = \"demo\"\n\n\
+         [[listeners.routes]]\n  pool = \"demo\"\n  filters = [\"demo-headers\"]\n\n\
          [[listeners]]\nname = \"demo-tcp\"\naddress = \"{tcp}\"\nmode = \"tcp\"\n\n  \
          [[listeners.routes]]\n  pool = \"demo-tcp\"\n\n\
          [pools.demo]\nbalancer = \"builtin:round-robin\"\n\n\
-         [pools.demo-tcp]\nbalancer = \"builtin:least-connections\"\n"
+         [pools.demo-tcp]\nbalancer = \"builtin:least-connections\"\n\n\
+         [filters.demo-headers]\nplugin = \"builtin:headers\"\n\
+         options.response = {{ set = {{ \"x-bascule-filter\" = \"builtin:headers\", \
+         \"x-client\" = \"{{client-ip}}:{{client-port}}\" }} }}\n"
     );
     for pool in ["demo", "demo-tcp"] {
         for (n, address) in backends.iter().enumerate() {

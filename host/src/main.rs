@@ -189,6 +189,10 @@ async fn demo(listen: SocketAddr) -> Result<()> {
         http.address
     );
     println!(
+        "      curl -si http://{}/ | grep x-   # headers added by the header filter",
+        http.address
+    );
+    println!(
         "      curl -s http://{}/   # the same backends through the L4 proxy",
         tcp.address
     );

@@ -1,5 +1,6 @@
 //! Everything that names wasmtime: the engine, compiled plugins, sandbox
-//! limits, and the balancer implementation on top of them.
+//! limits, and the two kinds of plugin on top of them: balancers
+//! ([`WasmBalancer`]) and header filters ([`WasmFilter`]).
 //!
 //! Plugins are compiled when a plan is built, never on the request path.
 //! Each call runs under an epoch deadline and a memory cap; a call that

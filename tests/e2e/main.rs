@@ -14,6 +14,7 @@ mod admin;
 mod algorithms;
 mod balancing;
 mod config_errors;
+mod demo;
 mod filters;
 mod proxying;
 mod reload;
