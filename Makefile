@@ -8,8 +8,10 @@ LISTEN ?= 127.0.0.1:8080
 .PHONY: demo test bench wasm-target lint unit-test e2e-test plugin-test
 
 ## Build everything and run the demo: three backends behind a round-robin proxy.
+## The dev profile (dependencies optimized, see Cargo.toml) builds far faster
+## than the fat-LTO release profile and is the build `make test` reuses.
 demo: wasm-target
-	cargo run --release -p bascule -- demo --listen $(LISTEN)
+	cargo run -p bascule -- demo --listen $(LISTEN)
 
 ## The whole test suite: formatting, lints, unit, plugin and end-to-end tests.
 test: wasm-target lint plugin-test

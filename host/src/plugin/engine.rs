@@ -33,7 +33,7 @@ const MAX_CACHED_COMPONENTS: usize = 64;
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
-    compiled: Mutex<HashMap<Vec<u8>, Component>>,
+    compiled: Mutex<HashMap<ContentKey, Component>>,
     _ticker: EpochTicker,
 }
 
@@ -122,7 +122,8 @@ impl PluginRuntime {
     fn component(&self, plugin: &PluginRef) -> Result<(String, Component), Error> {
         let name = plugin.to_string();
         let bytes = source::read(plugin)?;
-        if let Some(component) = self.cache().get(bytes.as_ref()) {
+        let key = ContentKey::of(&bytes);
+        if let Some(component) = self.cache().get(&key) {
             return Ok((name, component.clone()));
         }
         let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, &e))?;
@@ -130,14 +131,32 @@ impl PluginRuntime {
         if cache.len() >= MAX_CACHED_COMPONENTS {
             cache.clear();
         }
-        cache.insert(bytes.into_owned(), component.clone());
+        cache.insert(key, component.clone());
         Ok((name, component))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Component>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ContentKey, Component>> {
         self.compiled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A component's bytes by length and 128-bit hash: keeping the bytes
+/// themselves as the key would hold a copy of every plugin (hundreds of KiB
+/// each) for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ContentKey {
+    len: usize,
+    hash: u128,
+}
+
+impl ContentKey {
+    fn of(bytes: &[u8]) -> Self {
+        ContentKey {
+            len: bytes.len(),
+            hash: xxhash_rust::xxh3::xxh3_128(bytes),
+        }
     }
 }
 
