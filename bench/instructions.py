@@ -11,6 +11,7 @@ kernel's share of the work (about half, see BENCHMARKS.md) is not counted.
 
     python3 bench/instructions.py            # prints instructions per request
     python3 bench/instructions.py --top 25   # and the functions that grew most
+    python3 bench/instructions.py --header-filter   # with the headers filter
 
 Needs: valgrind, nginx (Debian packages), a release build (built here).
 """
@@ -42,9 +43,10 @@ def requests(port, count):
     connection.close()
 
 
-def callgrind(binary, workdir, backend_port, count, out):
+def callgrind(binary, workdir, backend_port, count, out, header_filter):
     port = run.free_port()
-    argv, env = run.bascule("builtin:round-robin")(workdir, port, backend_port, binary)
+    start = run.bascule("builtin:round-robin", header_filter)
+    argv, env = start(workdir, port, backend_port, binary)
     process = run.Process(
         "callgrind",
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
@@ -74,6 +76,8 @@ def by_function(out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--top", type=int, default=0, help="show the N functions whose own (exclusive) cost per request is highest")
+    parser.add_argument("--header-filter", action="store_true",
+                        help="route through the built-in headers filter too (as bench/run.py's filter row)")
     args = parser.parse_args()
     binary = run.build_bascule()
     with tempfile.TemporaryDirectory(prefix="bascule-callgrind-") as tmp:
@@ -82,8 +86,10 @@ def main():
         backend, backend_port = run.start_backend(workdir)
         try:
             base_out, full_out = workdir / "base.out", workdir / "full.out"
-            base = callgrind(binary, workdir, backend_port, BASE_REQUESTS, base_out)
-            full = callgrind(binary, workdir, backend_port, BASE_REQUESTS + EXTRA_REQUESTS, full_out)
+            base = callgrind(binary, workdir, backend_port, BASE_REQUESTS, base_out,
+                             args.header_filter)
+            full = callgrind(binary, workdir, backend_port, BASE_REQUESTS + EXTRA_REQUESTS,
+                             full_out, args.header_filter)
             print(f"instructions per proxied request: {(full - base) / EXTRA_REQUESTS:,.0f}")
             if args.top:
                 before, after = by_function(base_out), by_function(full_out)

@@ -2,29 +2,16 @@
 //! its three backends through the HTTP listener (with its header filter)
 //! and the TCP listener.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::support::*;
 
 #[tokio::test]
 async fn demo_serves_its_backends_through_both_listeners() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
-        .args(["demo", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bascule"));
+    command.args(["demo", "--listen", "127.0.0.1:0"]);
+    let (mut child, lines) = spawn_with_lines(&mut command);
     let (mut http, mut tcp): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
     while http.is_none() || tcp.is_none() {
         let line = lines

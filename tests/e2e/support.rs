@@ -198,6 +198,29 @@ pub struct Bascule {
     _dir: tempfile::TempDir,
 }
 
+/// Starts `command` (quiet logs) with its stdout read line by line on a
+/// thread; the lines arrive on the returned channel.
+pub fn spawn_with_lines(
+    command: &mut Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
 impl Bascule {
     /// Writes `config` to a file, runs `bascule run -c FILE`, and waits
     /// until every listener reports its address.
@@ -210,24 +233,9 @@ impl Bascule {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bascule.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
-            .args(options)
-            .args(["run", "-c"])
-            .arg(&path)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bascule"));
+        command.args(options).args(["run", "-c"]).arg(&path);
+        let (child, lines) = spawn_with_lines(&mut command);
         let mut bascule = Bascule {
             child,
             listeners: HashMap::new(),

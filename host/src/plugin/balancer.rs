@@ -8,17 +8,12 @@ use wasmtime::{Engine, Store};
 
 use super::Error;
 use super::bindings::{Balancer, BalancerPre, balance, types};
-use super::instances::{Instances, classify, ticks};
+use super::instances::{Instances, SETUP_BUDGET, classify, new_store, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
     BackendSelection, BackendSet, Protocol, RequestInfo, Selection, SelectionError,
 };
-
-/// `configure` and `set-backends` may build tables (a Maglev table of
-/// 65,537 entries, a ring of 160 virtual nodes per backend): they get a
-/// budget of their own, far above a `select`'s.
-const SETUP_BUDGET: Duration = Duration::from_secs(1);
 
 /// A compiled balancer component, linked and ready to instantiate.
 pub struct CompiledBalancer {
@@ -95,10 +90,11 @@ impl WasmBalancer {
 
     fn instantiate(&self) -> Result<BalancerInstance, Error> {
         let plugin = &self.compiled.name;
-        let state = PluginState::new(Arc::clone(plugin), self.sandbox.memory_limit_bytes);
-        let mut store = Store::new(&self.compiled.engine, state);
-        store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(ticks(SETUP_BUDGET));
+        let mut store = new_store(
+            &self.compiled.engine,
+            plugin,
+            self.sandbox.memory_limit_bytes,
+        );
         let bindings = self
             .compiled
             .pre

@@ -10,13 +10,10 @@ use wasmtime::{Engine, Store};
 
 use super::Error;
 use super::bindings::{HeaderFilter, HeaderFilterPre, filter};
-use super::instances::{Instances, classify, ticks};
+use super::instances::{Instances, classify, new_store, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::RequestInfo;
-
-/// `configure` gets the same generous budget as a balancer's setup.
-const SETUP_BUDGET: Duration = Duration::from_secs(1);
 
 /// Largest local response body a filter may produce.
 const MAX_LOCAL_BODY: usize = 64 * 1024;
@@ -137,10 +134,11 @@ impl WasmFilter {
 
     fn instantiate(&self) -> Result<FilterInstance, Error> {
         let plugin = &self.compiled.name;
-        let state = PluginState::new(Arc::clone(plugin), self.sandbox.memory_limit_bytes);
-        let mut store = Store::new(&self.compiled.engine, state);
-        store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(ticks(SETUP_BUDGET));
+        let mut store = new_store(
+            &self.compiled.engine,
+            plugin,
+            self.sandbox.memory_limit_bytes,
+        );
         let bindings = self
             .compiled
             .pre

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 
 use super::Error;
 use super::breaker::Breaker;
@@ -99,6 +99,25 @@ impl<I> Instances<I> {
             idle.push(instance);
         }
     }
+}
+
+/// Instantiation, `configure` and a balancer's `set-backends` may build
+/// tables (a Maglev table of 65,537 entries, a ring of 160 virtual nodes
+/// per backend): they get a budget of their own, far above a call's.
+pub(super) const SETUP_BUDGET: Duration = Duration::from_secs(1);
+
+/// A fresh store for one instance of `plugin`: its memory cap installed
+/// and the setup budget as its deadline.
+pub(super) fn new_store(
+    engine: &Engine,
+    plugin: &Arc<str>,
+    memory_limit_bytes: usize,
+) -> Store<PluginState> {
+    let state = PluginState::new(Arc::clone(plugin), memory_limit_bytes);
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    store.set_epoch_deadline(ticks(SETUP_BUDGET));
+    store
 }
 
 /// Epoch ticks for a wall-clock budget, rounded up, plus one because the

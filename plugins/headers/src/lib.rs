@@ -297,36 +297,22 @@ mod tests {
 
     #[test]
     fn bad_options_are_config_errors() {
-        let unknown_key = rules(r#"{"request": {"sett": {}}}"#).unwrap_err();
-        assert!(
-            unknown_key.message().contains("sett"),
-            "{}",
-            unknown_key.message()
-        );
-        let bad_name = rules(r#"{"response": {"set": {"bad name": "x"}}}"#).unwrap_err();
-        assert!(
-            bad_name.message().contains("bad name"),
-            "{}",
-            bad_name.message()
-        );
-        let unknown_field = rules(r#"{"request": {"set": {"x": "{nope}"}}}"#).unwrap_err();
-        assert!(
-            unknown_field.message().contains("nope"),
-            "{}",
-            unknown_field.message()
-        );
-        let unclosed = rules(r#"{"request": {"set": {"x": "{host"}}}"#).unwrap_err();
-        assert!(
-            unclosed.message().contains("unclosed"),
-            "{}",
-            unclosed.message()
-        );
-        let status = rules(r#"{"request": {"set": {"x": "{status}"}}}"#).unwrap_err();
-        assert!(
-            status.message().contains("responses"),
-            "{}",
-            status.message()
-        );
+        let cases = [
+            (r#"{"request": {"sett": {}}}"#, "sett"),
+            (r#"{"response": {"set": {"bad name": "x"}}}"#, "bad name"),
+            (r#"{"request": {"set": {"x": "{nope}"}}}"#, "nope"),
+            (r#"{"request": {"set": {"x": "{host"}}}"#, "unclosed"),
+            (r#"{"request": {"set": {"x": "a}b"}}}"#, "lone"),
+            (r#"{"request": {"set": {"x": "{status}"}}}"#, "responses"),
+        ];
+        for (options, expected) in cases {
+            let error = rules(options).unwrap_err();
+            assert!(
+                error.message().contains(expected),
+                "{options}: {}",
+                error.message()
+            );
+        }
         assert_eq!(rules("{}").unwrap(), HeaderRules::default());
     }
 }
