@@ -248,3 +248,33 @@ async fn filter_config_errors_name_the_field() {
         "{out}"
     );
 }
+
+/// A reload adds a filter (a `.wasm` file, compiled then) to a running
+/// route, then a reload that names a missing filter is refused and the
+/// filtered config keeps serving.
+#[tokio::test]
+async fn reload_hot_loads_a_filter_and_refuses_a_bad_one() {
+    let backend = RecordingBackend::start("b1").await;
+    let mut bascule = Bascule::start(&filtered(&[], "", &backend));
+    let reply = bascule.get_root().await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers.get("x-seen").is_none());
+
+    let with_filter = filtered(&["echo"], &test_filter("echo", "echo"), &backend);
+    let printed = bascule.reload(&with_filter);
+    assert!(printed.contains("bascule: reloaded"), "{printed}");
+    let reply = bascule.get_root().await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.headers["x-seen"]
+            .to_str()
+            .unwrap()
+            .starts_with("GET / ")
+    );
+
+    let printed = bascule.reload(&filtered(&["missing"], "", &backend));
+    assert!(printed.contains("no filter named `missing`"), "{printed}");
+    assert!(printed.contains("reload rejected"), "{printed}");
+    let reply = bascule.get_root().await;
+    assert!(reply.headers.get("x-seen").is_some());
+}
