@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import (LOAD_CORE, PROXY_CORE, Process, arguments, build_bascule, free_port, median,
-                 require, start_backend, to_ms, wait_for_port)
+from run import (LOAD_CORE, PROXY_CORE, Process, arguments, build_bascule, free_port,
+                 interleaved, median, require, start_backend, to_ms, wait_for_port)
 
 SHORT_CONNECTIONS = 64
 NGINX_STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
@@ -208,16 +208,14 @@ def main():
         backends = {"bulk-backend": iperf_port, "short-backend": http_port}
         try:
             wait_for_port(iperf_port)
-            direct, results = [], {name: [] for name in PROXIES}
-            for round_number in range(1, args.rounds + 1):
-                print(f"round {round_number}/{args.rounds}", file=sys.stderr)
+            def direct_path():
                 rate, p99 = short_connections(http_port, args.seconds)
-                direct.append({"gbps": iperf3(iperf_port, args.seconds),
-                               "conn_rate": rate, "conn_p99": p99})
-                for name, start in PROXIES.items():
-                    print(f"  {name}", file=sys.stderr)
-                    results[name].append(
-                        measure(name, start, workdir, backends, binary, args.seconds))
+                return {"gbps": iperf3(iperf_port, args.seconds),
+                        "conn_rate": rate, "conn_p99": p99}
+
+            direct, results = interleaved(
+                args.rounds, PROXIES, direct_path,
+                lambda name, start: measure(name, start, workdir, backends, binary, args.seconds))
         finally:
             iperf_server.stop()
             http_backend.stop()

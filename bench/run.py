@@ -417,6 +417,21 @@ def arguments(doc, output):
     return args
 
 
+def interleaved(rounds, proxies, direct, proxy):
+    """Runs `rounds` rounds, each measuring the path without a proxy
+    (`direct()`) and then every proxy once (`proxy(name, start)`), so that
+    the machine's drift spreads over all of them. Returns the direct results
+    and, per proxy name, its results in round order."""
+    directs, results = [], {name: [] for name in proxies}
+    for round_number in range(1, rounds + 1):
+        print(f"round {round_number}/{rounds}", file=sys.stderr)
+        directs.append(direct())
+        for name, start in proxies.items():
+            print(f"  {name}", file=sys.stderr)
+            results[name].append(proxy(name, start))
+    return directs, results
+
+
 def require(tools, script):
     """Exits with a hint unless every tool is installed and there are two cores."""
     for tool in tools:
@@ -477,15 +492,12 @@ def main():
         workdir.chmod(0o755)
         backend, backend_port = start_backend(workdir)
         try:
-            direct, results = [], {name: [] for name in PROXIES}
             loaded, all_rss = idle_rss_with_every_builtin(workdir, backend_port, binary)
-            for round_number in range(1, args.rounds + 1):
-                print(f"round {round_number}/{args.rounds}", file=sys.stderr)
-                direct.append(measure_direct(backend_port, args.seconds))
-                for name, start in PROXIES.items():
-                    print(f"  {name}", file=sys.stderr)
-                    results[name].append(
-                        measure_proxy(name, start, workdir, backend_port, binary, args.seconds))
+            direct, results = interleaved(
+                args.rounds, PROXIES,
+                lambda: measure_direct(backend_port, args.seconds),
+                lambda name, start: measure_proxy(name, start, workdir, backend_port, binary,
+                                                  args.seconds))
         finally:
             backend.stop()
 
