@@ -56,9 +56,9 @@ fn algorithm<B: Balancer>(c: &mut Criterion, name: &str, options: &str) {
     for size in POOL_SIZES {
         let set = backends(size);
         let balancer = wasm_balancer(name, options, &set);
-        let mut request = bench_request().info();
+        let request = bench_request().info();
         group.bench_with_input(BenchmarkId::new("wasm", size), &set, |b, set| {
-            b.iter(|| black_box(balancer.select(set, &mut request).unwrap()))
+            b.iter(|| black_box(balancer.select(set, &request).unwrap()))
         });
         let mut native = B::configure(&sdk::Options::from_json(options)).unwrap();
         native.set_backends(set.generation, native_backends(&set));
@@ -75,12 +75,12 @@ fn algorithm<B: Balancer>(c: &mut Criterion, name: &str, options: &str) {
     group.sample_size(10);
     let sets = [backends(1_000), backends(1_000)];
     let balancer = wasm_balancer(name, options, &sets[0]);
-    let mut request = bench_request().info();
+    let request = bench_request().info();
     let mut turn = 0usize;
     group.bench_function(BenchmarkId::new("wasm", 1_000), |b| {
         b.iter(|| {
             turn ^= 1;
-            black_box(balancer.select(&sets[turn], &mut request).unwrap())
+            black_box(balancer.select(&sets[turn], &request).unwrap())
         })
     });
     group.finish();

@@ -18,7 +18,7 @@ use crate::plan::Plan;
 
 /// Serves admin requests on `listener` until `stop` fires.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
     stop: watch::Receiver<()>,

@@ -42,6 +42,10 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
 
+use crate::host_pattern::HostPattern;
+use crate::l4::ProxyProtocolVersion;
+use crate::upstream::{BackendAddress, PluginFailurePolicy};
+
 /// A validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -133,16 +137,6 @@ pub struct FilterConfig {
     pub options_location: FieldLocation,
 }
 
-/// A host to match: exact (`api.example.com`) or a wildcard for subdomains
-/// (`*.example.com` matches `a.example.com`, not `example.com`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPattern {
-    /// Lowercase exact name.
-    Exact(String),
-    /// Lowercase suffix including the leading dot (`.example.com`).
-    Wildcard(String),
-}
-
 /// A named group of backends and how to choose among them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
@@ -183,21 +177,12 @@ pub struct PoolConfig {
 pub struct BackendConfig {
     /// Unique within the pool: the `name`, or the address when unnamed.
     pub id: String,
-    /// `host:port` to connect to.
-    pub address: String,
+    /// Where to connect: a socket address or a name the host resolves.
+    pub address: BackendAddress,
     /// Relative weight, at least 1.
     pub weight: u32,
     /// Labels passed to plugins, sorted by key.
     pub metadata: Vec<(String, String)>,
-}
-
-/// Which PROXY protocol header to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyProtocolVersion {
-    /// The human-readable line (`PROXY TCP4 ...\r\n`).
-    V1,
-    /// The binary header, with TLVs.
-    V2,
 }
 
 /// What balances a pool: a plugin (the normal case), or a native reference
@@ -218,17 +203,6 @@ pub enum PluginRef {
     /// A `.wasm` component; relative paths are resolved against the config
     /// file's directory.
     File(PathBuf),
-}
-
-/// How a request is served when its pool's plugin traps, times out, runs out
-/// of memory or returns nonsense.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginFailurePolicy {
-    /// A native round robin over the pool's backends (the default: a broken
-    /// plugin degrades balancing quality, not availability).
-    RoundRobin,
-    /// Answer 503.
-    FailClosed,
 }
 
 /// Limits enforced on every plugin call.
@@ -325,37 +299,6 @@ impl ListenerConfig {
     /// Whether a route of this listener sends to the pool named `pool`.
     pub fn routes_to(&self, pool: &str) -> bool {
         self.routes.iter().any(|route| route.pool == pool)
-    }
-}
-
-// === impl HostPattern ===
-
-impl HostPattern {
-    /// Whether a route's optional pattern accepts a request's optional
-    /// name: no pattern accepts anything, a pattern needs a name it matches.
-    pub fn accepts(pattern: Option<&HostPattern>, name: Option<&str>) -> bool {
-        match (pattern, name) {
-            (None, _) => true,
-            (Some(pattern), Some(name)) => pattern.matches(name),
-            (Some(_), None) => false,
-        }
-    }
-
-    /// Whether `host` (lowercase, without port) matches.
-    pub fn matches(&self, host: &str) -> bool {
-        match self {
-            HostPattern::Exact(name) => host == name,
-            HostPattern::Wildcard(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        }
-    }
-}
-
-impl std::fmt::Display for HostPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HostPattern::Exact(name) => f.write_str(name),
-            HostPattern::Wildcard(suffix) => write!(f, "*{suffix}"),
-        }
     }
 }
 

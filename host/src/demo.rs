@@ -58,7 +58,7 @@ impl Demo {
             let (stop, stopped) = watch::channel(());
             let name = format!("demo-backend-{n}");
             tokio::spawn(serve_local(
-                socket,
+                std::sync::Arc::new(socket),
                 move |request| answer(&name, &request),
                 stopped,
             ));

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use listener::{TcpListenerPlan, TcpRoute};
+pub use proxy_protocol::ProxyProtocolVersion;
 
 use crate::l7::next_connection;
 use crate::plan::Plan;
@@ -30,7 +31,7 @@ use crate::plan::Plan;
 /// `stop` fires; then waits for its open connections, which end on their
 /// own (their peers close, they idle out, or their backend drains).
 pub async fn serve(
-    socket: TcpListener,
+    socket: Arc<TcpListener>,
     name: Arc<str>,
     plan: Arc<ArcSwap<Plan>>,
     mut stop: watch::Receiver<()>,

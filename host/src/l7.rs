@@ -1,7 +1,12 @@
 //! The HTTP reverse proxy: HTTP/1.1 and HTTP/2 (prior knowledge) from
-//! clients, pooled HTTP/1.1 to backends.
+//! clients, pooled HTTP/1.1 to backends through [`crate::upstream`].
+//!
+//! [`Proxy`] runs the request path in named steps (route, prepare head,
+//! request filters, choose, attempts, response filters; see `proxy.rs`).
+//! Header filters are anything implementing [`HeaderFilter`].
 
-mod connections;
+mod attempt;
+mod filter;
 mod headers;
 mod local;
 mod proxy;
@@ -19,8 +24,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use connections::UpstreamConnections;
-pub use headers::{ClientAddress, is_proxy_owned};
+pub use attempt::{Attempt, AttemptCause, FailedAttempt};
+pub use filter::{FilterError, FilterVerdict, HeaderFilter, LocalResponse};
+pub use headers::ClientAddress;
 pub use local::{next_connection, serve_local};
 pub use proxy::Proxy;
 pub use response::ProxyBody;
@@ -36,7 +42,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// `stop` fires (or its sender is dropped). Then it stops accepting, asks
 /// every open connection to finish its in-flight request and close, and
 /// returns once all have. Connection errors are logged, never fatal.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut stop: watch::Receiver<()>) {
+pub async fn serve(listener: Arc<TcpListener>, proxy: Arc<Proxy>, mut stop: watch::Receiver<()>) {
     let builder = Arc::new(client_connection_builder());
     let connections = GracefulShutdown::new();
     while let Some((stream, peer)) = next_connection(&listener, &mut stop).await {

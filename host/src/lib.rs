@@ -11,12 +11,15 @@
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod header_rules;
+pub mod host_pattern;
 pub mod l4;
 pub mod l7;
 pub mod metrics;
 pub mod plan;
 pub mod plugin;
 pub mod server;
+pub mod supervisor;
 pub mod upstream;
 
 /// Formats an error with its chain of causes: `a: b: c`.

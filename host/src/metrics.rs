@@ -25,6 +25,15 @@ pub const TCP_CONNECTION_DURATION: &str = "bascule_tcp_connection_duration_secon
 pub const PROXY_PROTOCOL_ERRORS: &str = "bascule_proxy_protocol_errors_total";
 /// Failed connection attempts to backends, by pool and backend.
 pub const UPSTREAM_CONNECT_FAILURES: &str = "bascule_upstream_connect_failures_total";
+/// Idle upstream connections closed by the pool, by reason
+/// (`backend-closed`, `expired`, `not-ready`, `evicted`).
+pub const UPSTREAM_IDLE_CLOSED: &str = "bascule_upstream_idle_closed_total";
+/// Requests sent again on a new connection because a reused one was dead
+/// before the request was written, by pool.
+pub const UPSTREAM_RESENT: &str = "bascule_upstream_resent_requests_total";
+/// Backend generations pushed to idle plugin instances by the supervisor,
+/// by plugin.
+pub const PLUGIN_GENERATIONS_PUSHED: &str = "bascule_plugin_generations_pushed_total";
 /// Plugin calls that failed, by plugin and kind (`timeout`, `memory`, `trap`,
 /// `invalid-output`, `guest-error`, `suspended`).
 pub const PLUGIN_FAILURES: &str = "bascule_plugin_failures_total";
@@ -97,6 +106,18 @@ fn describe() {
     metrics::describe_counter!(
         UPSTREAM_CONNECT_FAILURES,
         "failed connection attempts to backends"
+    );
+    metrics::describe_counter!(
+        UPSTREAM_IDLE_CLOSED,
+        "idle upstream connections closed, by reason"
+    );
+    metrics::describe_counter!(
+        UPSTREAM_RESENT,
+        "requests re-sent after a reused connection was dead"
+    );
+    metrics::describe_counter!(
+        PLUGIN_GENERATIONS_PUSHED,
+        "backend lists pushed to idle plugin instances"
     );
     metrics::describe_counter!(PLUGIN_FAILURES, "plugin calls that failed");
     metrics::describe_counter!(PLUGIN_INSTANCES_CREATED, "plugin instances created");

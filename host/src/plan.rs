@@ -10,11 +10,11 @@ use crate::config::{
     PoolConfig,
 };
 use crate::l4::{TcpListenerPlan, TcpRoute};
-use crate::l7::{Route, RouteTable};
+use crate::l7::{HeaderFilter, Route, RouteTable};
 use crate::plugin::{self, PluginRuntime, WasmBalancer, WasmFilter};
 use crate::upstream::{
-    Backend, BackendPool, BackendSelection, BackendSet, NativeRoundRobin, PoolSettings, Protocol,
-    StatsRegistry,
+    Backend, BackendPool, BackendSelection, BackendSet, Endpoints, NativeRoundRobin, PoolSettings,
+    Protocol, StatsRegistry,
 };
 
 /// Everything the request path needs, immutable once built.
@@ -67,7 +67,10 @@ impl Plan {
         let mut filters = Vec::new();
         for filter in &config.filters {
             match build_filter(config, filter, plugins) {
-                Ok(built) => filters.push((filter.name.as_str(), Arc::new(built))),
+                Ok(built) => {
+                    let built: Arc<dyn HeaderFilter> = Arc::new(built);
+                    filters.push((filter.name.as_str(), built));
+                }
                 Err((location, error)) => {
                     errors.push(config.source.error(&location, crate::error_chain(&error)))
                 }
@@ -141,11 +144,11 @@ impl ListenerRoutes {
 fn listener_plan(
     listener: &ListenerConfig,
     pools: &[Arc<BackendPool>],
-    filters: &[(&str, Arc<WasmFilter>)],
+    filters: &[(&str, Arc<dyn HeaderFilter>)],
 ) -> ListenerPlan {
     // Validation made sure every route names a pool and declared filters.
     let pool_of = |name: &str| pools.iter().find(|p| **p.name() == *name).cloned();
-    let filters_of = |names: &[String]| -> Vec<Arc<WasmFilter>> {
+    let filters_of = |names: &[String]| -> Vec<Arc<dyn HeaderFilter>> {
         names
             .iter()
             .filter_map(|name| filters.iter().find(|(n, _)| n == name))
@@ -243,9 +246,11 @@ fn build_pool(
             if joined && generation > 1 && pool.slow_start.is_some() {
                 stats.start_ramp();
             }
+            // Resolved here, off the request path; the supervisor
+            // re-resolves names on a schedule.
             Backend::new(
                 backend.id.clone(),
-                backend.address.clone(),
+                Arc::new(Endpoints::resolve_blocking(backend.address.clone())),
                 backend.weight,
                 backend.metadata.clone(),
                 stats,

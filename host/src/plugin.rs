@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub use balancer::{CompiledBalancer, WasmBalancer};
 pub use engine::PluginRuntime;
-pub use filter::{CompiledFilter, FilterVerdict, LocalResponse, WasmFilter};
+pub use filter::{CompiledFilter, WasmFilter};
 pub use source::builtin_names;
 
 /// Why a plugin could not be loaded or did not answer.
@@ -46,12 +46,13 @@ pub enum Error {
         known: String,
     },
     /// The bytes are not a component implementing the expected world.
-    #[error("plugin {plugin} cannot be loaded: {reason}")]
+    #[error("plugin {plugin} cannot be loaded")]
     Load {
         /// The plugin.
         plugin: String,
-        /// Compiler or linker message.
-        reason: String,
+        /// The compiler's or linker's error.
+        #[source]
+        source: Cause,
     },
     /// The plugin rejected its options.
     #[error("plugin {plugin} rejected its options: {message}")]
@@ -74,12 +75,13 @@ pub enum Error {
         plugin: String,
     },
     /// The guest trapped.
-    #[error("plugin {plugin} trapped: {reason}")]
+    #[error("plugin {plugin} trapped")]
     Trap {
         /// The plugin.
         plugin: String,
-        /// The trap.
-        reason: String,
+        /// The trap, with wasmtime's backtrace.
+        #[source]
+        source: Cause,
     },
     /// The guest returned something the host will not use.
     #[error("plugin {plugin} returned invalid output: {reason}")]
@@ -104,6 +106,10 @@ pub enum Error {
         message: String,
     },
 }
+
+/// The underlying error of a load failure or trap. wasmtime's own error
+/// type does not leave this module; its chain of causes does.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 // === impl Error ===
 

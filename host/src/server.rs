@@ -14,17 +14,19 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigErrors};
 use crate::l4;
-use crate::l7::{self, Proxy, UpstreamConnections};
+use crate::l7::{self, Proxy};
 use crate::plan::{ListenerPlan, Plan};
 use crate::plugin::{self, PluginRuntime};
-use crate::upstream::StatsRegistry;
+use crate::supervisor::Supervisor;
+use crate::upstream::{ConnectionPool, StatsRegistry};
 
 /// A running proxy. Dropping it stops every listener.
 pub struct Server {
     plan: Arc<ArcSwap<Plan>>,
     plugins: Arc<PluginRuntime>,
     stats: Arc<StatsRegistry>,
-    connections: Arc<UpstreamConnections>,
+    connections: Arc<ConnectionPool>,
+    supervisor: Supervisor,
     generation: u64,
     listeners: Vec<BoundListener>,
     admin: Option<BoundListener>,
@@ -39,9 +41,12 @@ pub struct BoundListener {
     /// said port 0).
     pub address: SocketAddr,
     configured: SocketAddr,
-    /// Whether it serves TCP (else HTTP): a mode change needs a new socket
-    /// task even at the same address.
+    /// Whether it serves TCP (else HTTP): a mode change needs a new accept
+    /// task, on the same socket.
     tcp: bool,
+    /// The socket, shared with the accept task so that a reload that
+    /// renames the listener or changes its mode takes it over.
+    socket: Arc<TcpListener>,
     stop: watch::Sender<()>,
     task: Option<JoinHandle<()>>,
 }
@@ -82,11 +87,15 @@ impl Server {
         let plugins = Arc::new(PluginRuntime::new().map_err(StartError::Runtime)?);
         let stats = Arc::new(StatsRegistry::default());
         let plan = Plan::build(config, &plugins, &stats, 1)?;
+        let connections = Arc::new(ConnectionPool::default());
+        let mut supervisor = Supervisor::start(Arc::clone(&connections));
+        supervisor.watch(&plan);
         let mut server = Server {
             plan: Arc::new(ArcSwap::from_pointee(plan)),
             plugins,
             stats,
-            connections: Arc::new(UpstreamConnections::default()),
+            connections,
+            supervisor,
             generation: 1,
             listeners: Vec::new(),
             admin: None,
@@ -108,8 +117,11 @@ impl Server {
     /// The new plan is built (plugins compiled and configured) and new
     /// listeners are bound before anything changes; on any error the
     /// running config keeps serving untouched. Requests in flight finish on
-    /// the plan they started with. Listeners whose name and address are
-    /// unchanged keep their socket; removed ones stop accepting. Backends
+    /// the plan they started with. Listeners are matched by address: one
+    /// whose name and mode are unchanged keeps its socket and accept task;
+    /// one renamed or switched between HTTP and TCP keeps its socket under
+    /// a new accept task (no "address in use"); removed ones stop
+    /// accepting. Backends
     /// that persist keep their live stats. Returns the newly bound
     /// listeners. The admin listener is not rebound.
     pub async fn reload(&mut self, config: &Config) -> Result<Vec<&BoundListener>, StartError> {
@@ -124,30 +136,64 @@ impl Server {
         .await
         .map_err(|_| StartError::Interrupted)??;
         let mut previous = std::mem::take(&mut self.listeners);
-        // (listener, newly bound) in the new plan's order.
-        let mut next: Vec<(BoundListener, bool)> = Vec::new();
+        // (listener, newly started) in the new plan's order; `None` marks a
+        // socket to take over once every new bind has succeeded.
+        let mut next: Vec<Option<(BoundListener, bool)>> = Vec::new();
         for listener in plan.listeners() {
             let tcp = listener.routes.tcp().is_some();
             let kept = previous.iter().position(|b| {
                 b.name == listener.name && b.configured == listener.address && b.tcp == tcp
             });
             if let Some(index) = kept {
-                next.push((previous.swap_remove(index), false));
+                next.push(Some((previous.swap_remove(index), false)));
+                continue;
+            }
+            let taken_over = listener.address.port() != 0
+                && previous.iter().any(|b| b.configured == listener.address);
+            if taken_over {
+                next.push(None);
                 continue;
             }
             match self.bind(listener).await {
-                Ok(bound) => next.push((bound, true)),
+                Ok(bound) => next.push(Some((bound, true))),
                 Err(error) => {
                     // Keep what was running; drop (stop) what was just bound.
-                    previous.extend(next.into_iter().filter(|(_, new)| !new).map(|(b, _)| b));
+                    previous.extend(
+                        next.into_iter()
+                            .flatten()
+                            .filter(|(_, new)| !new)
+                            .map(|(b, _)| b),
+                    );
                     self.listeners = previous;
                     return Err(error);
                 }
             }
         }
+        // Renamed or switched mode at the same address: the old accept task
+        // stops and a new one serves the same socket; connections arriving
+        // meanwhile wait in the backlog.
+        let mut listeners = Vec::with_capacity(next.len());
+        for (slot, listener) in next.into_iter().zip(plan.listeners()) {
+            match slot {
+                Some(bound) => listeners.push(bound),
+                None => {
+                    let index = previous
+                        .iter()
+                        .position(|b| b.configured == listener.address);
+                    let Some(old) = index.map(|i| previous.swap_remove(i)) else {
+                        continue;
+                    };
+                    let socket = Arc::clone(&old.socket);
+                    drop(old);
+                    listeners.push((self.serve_on(listener, socket), true));
+                }
+            }
+        }
+        let next = listeners;
         // Connections to backends the new config dropped start draining.
         self.stats
             .retire_all_but(|pool, backend| plan.has_backend(pool, backend));
+        self.supervisor.watch(&plan);
         self.plan.store(Arc::new(plan));
         self.generation = generation;
         let added: Vec<bool> = next.iter().map(|(_, new)| *new).collect();
@@ -163,27 +209,42 @@ impl Server {
     }
 
     async fn bind(&self, listener: &ListenerPlan) -> Result<BoundListener, StartError> {
+        let bind_error = |source| StartError::Bind {
+            name: listener.name.to_string(),
+            address: listener.address,
+            source,
+        };
+        let socket = TcpListener::bind(listener.address)
+            .await
+            .map_err(bind_error)?;
+        Ok(self.serve_on(listener, Arc::new(socket)))
+    }
+
+    /// Starts the accept task of `listener` on `socket`.
+    fn serve_on(&self, listener: &ListenerPlan, socket: Arc<TcpListener>) -> BoundListener {
         let name = Arc::clone(&listener.name);
-        let tcp = listener.routes.tcp().is_some();
-        if tcp {
+        if listener.routes.tcp().is_some() {
             let plan = Arc::clone(&self.plan);
             return BoundListener::start(
                 name.clone(),
                 listener.address,
-                tcp,
+                true,
+                socket,
                 move |socket, stopped| l4::serve(socket, name, plan, stopped),
-            )
-            .await;
+            );
         }
         let proxy = Arc::new(Proxy::new(
             Arc::clone(&name),
             Arc::clone(&self.plan),
             Arc::clone(&self.connections),
         ));
-        BoundListener::start(name, listener.address, tcp, move |socket, stopped| {
-            l7::serve(socket, proxy, stopped)
-        })
-        .await
+        BoundListener::start(
+            name,
+            listener.address,
+            false,
+            socket,
+            move |socket, stopped| l7::serve(socket, proxy, stopped),
+        )
     }
 
     /// The admin listener, when configured.
@@ -219,44 +280,49 @@ async fn bind_admin(
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<BoundListener, StartError> {
-    BoundListener::start("admin".into(), address, false, move |socket, stopped| {
-        crate::admin::serve(socket, plan, metrics, stopped)
-    })
-    .await
+    let bind_error = |source| StartError::Bind {
+        name: "admin".to_owned(),
+        address,
+        source,
+    };
+    let socket = Arc::new(TcpListener::bind(address).await.map_err(bind_error)?);
+    Ok(BoundListener::start(
+        "admin".into(),
+        address,
+        false,
+        socket,
+        move |socket, stopped| crate::admin::serve(socket, plan, metrics, stopped),
+    ))
 }
 
 // === impl BoundListener ===
 
 impl BoundListener {
-    /// Binds `configured` and spawns `serve` on the socket; `serve` must
-    /// return once its stop signal fires.
-    async fn start<Serve, Served>(
+    /// Spawns `serve` on a bound `socket`; `serve` must return once its
+    /// stop signal fires.
+    fn start<Serve, Served>(
         name: Arc<str>,
         configured: SocketAddr,
         tcp: bool,
+        socket: Arc<TcpListener>,
         serve: Serve,
-    ) -> Result<BoundListener, StartError>
+    ) -> BoundListener
     where
-        Serve: FnOnce(TcpListener, watch::Receiver<()>) -> Served,
+        Serve: FnOnce(Arc<TcpListener>, watch::Receiver<()>) -> Served,
         Served: Future<Output = ()> + Send + 'static,
     {
-        let bind_error = |source| StartError::Bind {
-            name: name.to_string(),
-            address: configured,
-            source,
-        };
-        let socket = TcpListener::bind(configured).await.map_err(bind_error)?;
-        let address = socket.local_addr().map_err(bind_error)?;
+        let address = socket.local_addr().unwrap_or(configured);
         tracing::info!(listener = %name, %address, "listening");
         let (stop, stopped) = watch::channel(());
-        Ok(BoundListener {
+        BoundListener {
             name,
             address,
             configured,
             tcp,
+            task: Some(tokio::spawn(serve(Arc::clone(&socket), stopped))),
+            socket,
             stop,
-            task: Some(tokio::spawn(serve(socket, stopped))),
-        })
+        }
     }
 }
 

@@ -1,4 +1,15 @@
-//! Backends, pools, live statistics, and the trait that chooses a backend.
+//! The upstream layer: backends as resolved endpoints, pools and the trait
+//! that chooses among their backends, live statistics, the connector and
+//! connection pool that reach backends, and the retry rule.
+//!
+//! ```text
+//! BackendPool ── choose(RequestView) ──▶ Choice (ranked, validated candidates)
+//!     │ BackendSet (generation) of Backend { id, Endpoints, weight, stats }
+//!     │
+//! ConnectionPool<Connector> ── get(endpoint) ──▶ Connection ── send ──▶ UpstreamBody
+//!     idle queues per (endpoint, kind), reaped and evicted by the supervisor
+//! RetryPolicy ── decide(AttemptFailure) ──▶ same backend / next candidate / stop
+//! ```
 //!
 //! This module never names wasmtime: a pool chooses through a
 //! [`BackendSelection`], which the `plugin` module implements with a
@@ -7,16 +18,27 @@
 
 mod affinity;
 mod backend;
+mod connection_pool;
+mod connector;
+mod endpoint;
 mod pool;
 mod request;
+mod retry;
 mod round_robin;
 mod selection;
 mod stats;
 
 pub use affinity::{AffinityCookie, AffinityCookieError};
-pub use backend::{Backend, BackendSet, FULL_RAMP, token_for};
-pub use pool::{BackendPool, Choice, PoolError, PoolSettings};
-pub use request::{Protocol, RequestInfo};
+pub use backend::{Backend, BackendSet, FULL_RAMP, fixed_endpoints, token_for};
+pub use connection_pool::{
+    Connection, ConnectionKind, ConnectionPool, IDLE_TIMEOUT, MAX_IDLE_PER_ENDPOINT, PoolKey,
+    SendError, UpstreamBody,
+};
+pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
+pub use endpoint::{BackendAddress, Endpoints, ResolveError};
+pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
+pub use request::{Protocol, RequestView, request_host};
+pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};
 pub use round_robin::NativeRoundRobin;
 pub use selection::{BackendSelection, Selection, SelectionError};
-pub use stats::{ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot};
+pub use stats::{ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, ramp_started};

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::config::PluginFailurePolicy;
 use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
+use crate::upstream::PluginFailurePolicy;
 use crate::upstream::{BackendPool, Health};
 
 /// The plan as a JSON document.

@@ -526,7 +526,7 @@ impl Validator<'_> {
             let address = self.host_port(field("address"), &backend.address);
             let id = match &backend.name {
                 Some(name) => self.name(field("name"), name),
-                None => address.clone(),
+                None => address.as_ref().map(|_| backend.address.get_ref().clone()),
             };
             let weight = match &backend.weight {
                 None => Some(1),
@@ -618,16 +618,15 @@ impl Validator<'_> {
         }
     }
 
-    /// `host:port` with a non-empty host and a non-zero port.
-    fn host_port(&mut self, field: String, raw: &Spanned<String>) -> Option<String> {
+    /// `ip:port` or `name:port` with a non-zero port.
+    fn host_port(&mut self, field: String, raw: &Spanned<String>) -> Option<BackendAddress> {
         let text = raw.get_ref();
-        let valid = text.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty()
-                && !host.contains(char::is_whitespace)
-                && port.parse::<u16>().is_ok_and(|p| p != 0)
+        let parsed = BackendAddress::parse(text).filter(|address| match address {
+            BackendAddress::Socket(socket) => socket.port() != 0,
+            BackendAddress::Name { port, .. } => *port != 0,
         });
-        if valid {
-            Some(text.clone())
+        if let Some(address) = parsed {
+            Some(address)
         } else {
             self.fail(
                 field,

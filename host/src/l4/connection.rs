@@ -13,9 +13,11 @@ use super::forward::ByteMeter as _;
 use super::forward::{self, BridgeEnd, BridgeOptions};
 use super::listener::TcpListenerPlan;
 use super::metrics::{CloseReason, TcpMetrics};
+use super::proxy_protocol::ProxyProtocolVersion;
 use super::proxy_protocol::{self, Origin, ProxyHeader, TLV_AUTHORITY, Tlv};
-use crate::config::ProxyProtocolVersion;
-use crate::upstream::{Backend, BackendPool, Choice, Protocol, RequestInfo};
+use crate::upstream::{
+    Backend, BackendPool, Choice, ConnectError, Protocol, RequestView, TcpConnector, connect_within,
+};
 
 /// How long a client may take to send what must be read before a backend
 /// is chosen (PROXY header, ClientHello); a real client sends both in its
@@ -84,14 +86,14 @@ async fn serve(
     let Some(pool) = listener.route(preamble.sni.as_deref()).cloned() else {
         return CloseReason::NoRoute;
     };
-    let mut request = RequestInfo {
+    let request = RequestView {
         protocol: Protocol::Tcp,
         listener: Arc::clone(&context.listener),
         client: preamble.client,
         sni: preamble.sni.as_deref().map(Arc::from),
         http: None,
     };
-    let choice = match pool.choose(&mut request) {
+    let choice = match pool.choose(&request) {
         Ok(choice) => choice,
         Err(error) => {
             tracing::warn!(error = %crate::error_chain(&error), "no backend for connection");
@@ -237,24 +239,26 @@ async fn read_more(client: &TcpStream, buffer: &mut Vec<u8>) -> Result<usize, Cl
 async fn connect<'c>(pool: &BackendPool, choice: &'c Choice) -> Option<(TcpStream, &'c Backend)> {
     for backend in choice.backends() {
         let started = Instant::now();
-        let attempt = tokio::time::timeout(
-            pool.settings().connect_timeout,
-            TcpStream::connect(backend.address.as_str()),
-        );
-        let error = match attempt.await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
+        let connected = match backend.endpoints.pick() {
+            Some(endpoint) => {
+                connect_within(&TcpConnector, endpoint, pool.settings().connect_timeout).await
+            }
+            None => Err(ConnectError::Unresolved {
+                backend: backend.address.clone(),
+            }),
+        };
+        let error = match connected {
+            Ok(stream) => {
                 // For a TCP backend, connecting is the exchange whose
                 // latency balancers compare.
                 backend.stats.record_success(started.elapsed());
                 return Some((stream, backend));
             }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "timed out".to_owned(),
+            Err(error) => error,
         };
         backend.stats.record_failure();
         crate::metrics::connect_failed(pool.name(), &backend.id);
-        tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "connect failed, trying next backend");
+        tracing::warn!(pool = %pool.name(), backend = %backend.id, error = %crate::error_chain(&error), "connect failed, trying next backend");
     }
     None
 }

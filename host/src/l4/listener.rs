@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::config::HostPattern;
+use crate::host_pattern::HostPattern;
 use crate::upstream::BackendPool;
 
 /// What a `mode = "tcp"` listener does with a connection.

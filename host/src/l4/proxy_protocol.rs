@@ -22,6 +22,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// Which PROXY protocol header to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// The human-readable line (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// The binary header, with TLVs.
+    V2,
+}
+
 /// The twelve bytes that open every v2 header.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// What opens every v1 header.

@@ -40,7 +40,7 @@ pub async fn next_connection(
 
 /// Answers every request on `listener` with `respond` until `stop` fires.
 pub async fn serve_local<Respond>(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     respond: Respond,
     mut stop: watch::Receiver<()>,
 ) where

@@ -1,4 +1,20 @@
-//! The request path: route, choose a backend, forward, stream back.
+//! The HTTP request path, in named steps:
+//!
+//! ```text
+//! route ─▶ prepare head ─▶ request filters ─▶ choose ─▶ attempts ─▶ response filters ─▶ client
+//!          (hop-by-hop,     (HeaderFilter)    (Backend   (Attempt per candidate,
+//!           upgrades,                          Pool)      RetryPolicy decides)
+//!           X-Forwarded-*)
+//! ```
+//!
+//! Each step has one job; a new capability is a new step or a new
+//! implementation of a step's trait. Balancers and filters see a read-only
+//! [`RequestView`]; the head itself flows through this file only.
+//!
+//! Steps return `Result<_, Response>`: the error arm is the answer the
+//! client gets (404, 501, 503, ...), moved out as is; boxing it would
+//! allocate on every such answer.
+#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 
@@ -7,20 +23,32 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use tokio::time::Instant;
 
-use super::connections::{SendError, UpstreamConnections};
+use super::attempt::Attempt;
+use super::filter::{FilterVerdict, HeaderFilter};
 use super::headers::{self, ClientAddress};
 use super::response::{self, ProxyBody};
+use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
-use crate::plugin::{FilterVerdict, WasmFilter};
-use crate::upstream::{BackendPool, Choice, Protocol, RequestInfo};
+use crate::upstream::{
+    Backend, BackendPool, Choice, ConnectionPool, FailureKind, Protocol, RequestView,
+    RetryDecision, RetryPolicy, UpstreamBody,
+};
+
+/// The one upgrade the proxy answers itself rather than tunnels: a client
+/// asking to switch this very connection to HTTP/2 (RFC 7540 §3.2). Like
+/// any server, the proxy may ignore it and serve the request as HTTP/1.1.
+const H2C: &str = "h2c";
+
+/// A route's header filters, in request order.
+type FilterChain = Arc<[Arc<dyn HeaderFilter>]>;
 
 /// Serves the requests of one listener against the current plan.
 pub struct Proxy {
     listener: Arc<str>,
     plan: Arc<ArcSwap<Plan>>,
-    connections: Arc<UpstreamConnections>,
+    connections: Arc<ConnectionPool>,
+    retry: RetryPolicy,
     requests: RequestCounters,
 }
 
@@ -35,13 +63,14 @@ impl Proxy {
     pub fn new(
         listener: Arc<str>,
         plan: Arc<ArcSwap<Plan>>,
-        connections: Arc<UpstreamConnections>,
+        connections: Arc<ConnectionPool>,
     ) -> Self {
         Proxy {
             requests: RequestCounters::new(&listener),
             listener,
             plan,
             connections,
+            retry: RetryPolicy,
         }
     }
 
@@ -52,129 +81,106 @@ impl Proxy {
         request: Request<Incoming>,
         client: &ClientAddress,
     ) -> Response<ProxyBody> {
-        let response = self.route_and_forward(request, client).await;
+        let response = match self.proxy(request, client).await {
+            Ok(response) | Err(response) => response,
+        };
         self.requests.count(response.status());
         response
     }
 
-    async fn route_and_forward(
+    async fn proxy(
         &self,
         request: Request<Incoming>,
         client: &ClientAddress,
-    ) -> Response<ProxyBody> {
-        let (parts, body) = request.into_parts();
-        let mut info = RequestInfo {
+    ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+        let (mut head, body) = request.into_parts();
+        let host = crate::upstream::request_host(&head);
+        let (pool, filters) = self.route(host.as_deref(), head.uri.path())?;
+        prepare_head(&mut head, client, host.as_deref())?;
+        let mut view = RequestView {
             protocol: Protocol::Http,
             listener: Arc::clone(&self.listener),
             client: client.socket,
             sni: None,
-            http: Some(parts),
+            http: Some(Arc::new(head)),
         };
-        let host = info.host();
-        let route = {
-            let plan = self.plan.load();
-            let path = info.http.as_ref().map_or("/", |p| p.uri.path());
-            plan.listener(&self.listener)
-                .and_then(|listener| listener.routes.http()?.find(host.as_deref(), path))
-                .map(|route| (Arc::clone(&route.pool), Arc::clone(&route.filters)))
-        };
-        let Some((pool, filters)) = route else {
-            return response::local(StatusCode::NOT_FOUND, "no route matches this request");
-        };
-        if let Some(parts) = info.http.as_mut() {
-            upstream_head(parts, client, host.as_deref());
-        }
-        if let Some(answer) = filter_request(&filters, &mut info) {
-            return answer;
-        }
+        filter_request(&filters, &mut view)?;
         // Response filters ask about the request as it was sent.
-        let sent = (!filters.is_empty()).then(|| info.clone());
-        let choice = match pool.choose(&mut info) {
-            Ok(choice) => choice,
-            Err(error) => {
-                tracing::warn!(error = %crate::error_chain(&error), "no backend for request");
-                return response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available");
-            }
-        };
-        let Some(parts) = info.http.take() else {
-            return response::local(StatusCode::INTERNAL_SERVER_ERROR, "request head lost");
-        };
-        let response = match self
-            .forward(&pool, &choice, Request::from_parts(parts, body))
-            .await
-        {
-            Ok(response) => response,
-            Err(local) => return local,
-        };
-        match sent {
-            Some(mut sent) => filter_response(&filters, &mut sent, response),
+        let sent = (!filters.is_empty()).then(|| view.clone());
+        let choice = pool.choose(&view).map_err(|error| {
+            tracing::warn!(error = %crate::error_chain(&error), "no backend for request");
+            response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available")
+        })?;
+        let head = into_head(view);
+        let response = self
+            .attempts(&pool, &choice, Request::from_parts(head, body))
+            .await?;
+        Ok(match sent {
+            Some(sent) => filter_response(&filters, &sent, response),
             None => response,
-        }
+        })
     }
 
-    async fn forward(
+    /// The route step: the pool and filters for `host` and `path`.
+    fn route(
+        &self,
+        host: Option<&str>,
+        path: &str,
+    ) -> Result<(Arc<BackendPool>, FilterChain), Response<ProxyBody>> {
+        let plan = self.plan.load();
+        plan.listener(&self.listener)
+            .and_then(|listener| listener.routes.http()?.find(host, path))
+            .map(|route| (Arc::clone(&route.pool), Arc::clone(&route.filters)))
+            .ok_or_else(|| response::local(StatusCode::NOT_FOUND, "no route matches this request"))
+    }
+
+    /// The attempts step: the ranked candidates in turn, each attempt's
+    /// failure judged by the retry policy.
+    async fn attempts(
         &self,
         pool: &BackendPool,
         choice: &Choice,
         request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
-        let candidates = choice.backends();
-        let mut request = Some(request);
-        for backend in candidates {
-            let Some(unsent) = request.take() else { break };
-            let connection = match self
-                .connections
-                .get(&backend.address, pool.settings().connect_timeout)
-                .await
-            {
-                Ok(connection) => connection,
-                Err(error) => {
-                    backend.stats.record_failure();
-                    crate::metrics::connect_failed(pool.name(), &backend.id);
-                    tracing::warn!(pool = %pool.name(), error = %crate::error_chain(&error), "trying next backend");
-                    request = Some(unsent);
-                    continue;
-                }
-            };
-            let started = Instant::now();
-            let timeout = pool.settings().response_timeout;
-            let sent =
-                tokio::time::timeout(timeout, connection.send(unsent, backend.stats.start())).await;
-            let Ok(sent) = sent else {
-                backend.stats.record_failure();
-                tracing::warn!(backend = %backend.address, ?timeout, "backend did not answer in time");
-                return Err(response::local(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "backend did not answer in time",
-                ));
-            };
-            match sent {
-                Ok(response) => {
-                    backend.stats.record_success(started.elapsed());
-                    let mut response = client_response(response.map(Either::Left));
-                    if let Some(cookie) =
-                        choice.affinity().and_then(|c| c.set_cookie(&backend.token))
-                    {
-                        response
-                            .headers_mut()
-                            .append(http::header::SET_COOKIE, cookie);
+        let mut request = request;
+        for backend in choice.backends() {
+            let mut resent = false;
+            loop {
+                let attempt = Attempt {
+                    pool,
+                    backend,
+                    connections: &self.connections,
+                    new_connection: resent,
+                };
+                let failed = match attempt.run(request).await {
+                    Ok(response) => return Ok(client_response(response, choice, backend)),
+                    Err(failed) => failed,
+                };
+                let decision = self.retry.decide(&failed.failure, resent);
+                let error = crate::error_chain(&failed.cause);
+                match (decision, failed.unsent) {
+                    (RetryDecision::SameBackendNewConnection, Some(unsent)) => {
+                        tracing::debug!(backend = %backend.id, %error, "reused connection was dead, sending again on a new one");
+                        metrics::counter!(crate::metrics::UPSTREAM_RESENT, "pool" => pool.name().to_string())
+                            .increment(1);
+                        resent = true;
+                        request = unsent;
                     }
-                    return Ok(response);
-                }
-                Err(SendError {
-                    error,
-                    unsent: Some(unsent),
-                }) => {
-                    tracing::debug!(backend = %backend.address, %error, "request not sent, trying next backend");
-                    request = Some(unsent);
-                }
-                Err(SendError {
-                    error,
-                    unsent: None,
-                }) => {
-                    backend.stats.record_failure();
-                    tracing::warn!(backend = %backend.address, %error, "backend failed mid-request");
-                    return Err(response::local(StatusCode::BAD_GATEWAY, "backend failed"));
+                    (RetryDecision::NextCandidate, Some(unsent)) => {
+                        tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "trying next backend");
+                        request = unsent;
+                        break;
+                    }
+                    _ => {
+                        tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "backend failed");
+                        return Err(match failed.failure.kind {
+                            FailureKind::ResponseTimeout => response::local(
+                                StatusCode::GATEWAY_TIMEOUT,
+                                "backend did not answer in time",
+                            ),
+                            _ => response::local(StatusCode::BAD_GATEWAY, "backend failed"),
+                        });
+                    }
                 }
             }
         }
@@ -185,52 +191,69 @@ impl Proxy {
     }
 }
 
-/// The request head as the backend should see it: origin-form URI,
-/// HTTP/1.1, a `Host` header, no hop-by-hop headers, `X-Forwarded-*` set.
-fn upstream_head(head: &mut http::request::Parts, client: &ClientAddress, host: Option<&str>) {
+/// The prepare-head step: the request head as the backend should see it
+/// (origin-form URI, HTTP/1.1, a `Host` header, no hop-by-hop headers but
+/// `TE: trailers`, `X-Forwarded-*` set). An upgrade to anything but `h2c`
+/// is refused with 501: forwarding it without `Upgrade` would silently
+/// turn a WebSocket handshake into a plain GET.
+fn prepare_head(
+    head: &mut http::request::Parts,
+    client: &ClientAddress,
+    host: Option<&str>,
+) -> Result<(), Response<ProxyBody>> {
     let authority = head.uri.authority().cloned();
     if authority.is_some() || head.uri.scheme().is_some() {
         head.uri = origin_form(&head.uri);
     }
     head.version = Version::HTTP_11;
     let headers = &mut head.headers;
-    headers::remove_hop_by_hop(headers);
+    let hop: HopRequest = header_rules::remove_hop_by_hop(headers);
+    if let Some(protocol) = hop.upgrade.iter().find(|p| !p.starts_with(H2C)) {
+        tracing::debug!(%protocol, "upgrade refused");
+        return Err(response::local(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!("upgrade to `{protocol}` is not enabled on this route"),
+        ));
+    }
+    header_rules::forward_trailers(headers, &hop);
     if !headers.contains_key(http::header::HOST)
         && let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
     {
         headers.insert(http::header::HOST, value);
     }
     headers::add_forwarded(headers, client, "http", host);
+    Ok(())
 }
 
-/// Runs the route's filters over the request in order. Returns the answer
-/// to send instead of forwarding, if any: a filter's own, or 500 when one
+/// The request-filter step: the route's filters in order. Stops with the
+/// answer to send instead of forwarding: a filter's own, or 500 when one
 /// failed.
 fn filter_request(
-    filters: &[Arc<WasmFilter>],
-    request: &mut RequestInfo,
-) -> Option<Response<ProxyBody>> {
+    filters: &[Arc<dyn HeaderFilter>],
+    request: &mut RequestView,
+) -> Result<(), Response<ProxyBody>> {
     for filter in filters {
         match filter.on_request(request) {
             Ok(FilterVerdict::Forward) => {}
-            Ok(FilterVerdict::Respond(answer)) => return Some(response::from_filter(answer)),
+            Ok(FilterVerdict::Respond(answer)) => return Err(response::from_filter(answer)),
             Err(error) => {
                 tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "request filter failed");
-                return Some(response::local(
+                return Err(response::local(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "request filter failed",
                 ));
             }
         }
     }
-    None
+    Ok(())
 }
 
-/// Runs the route's filters over a backend's response in reverse order; a
-/// failing filter turns it into a 500 (the backend's body is dropped).
+/// The response-filter step: the route's filters in reverse order; a
+/// failing filter turns the response into a 500 (the backend's body is
+/// dropped).
 fn filter_response(
-    filters: &[Arc<WasmFilter>],
-    request: &mut RequestInfo,
+    filters: &[Arc<dyn HeaderFilter>],
+    request: &RequestView,
     mut response: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
     let status = response.status();
@@ -239,6 +262,33 @@ fn filter_response(
             tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "response filter failed");
             return response::local(StatusCode::INTERNAL_SERVER_ERROR, "response filter failed");
         }
+    }
+    response
+}
+
+/// The head back out of the view: moved when nothing else holds it (the
+/// usual case), copied when a response filter keeps the view.
+fn into_head(view: RequestView) -> http::request::Parts {
+    match view.http {
+        Some(head) => Arc::try_unwrap(head).unwrap_or_else(|shared| (*shared).clone()),
+        // Views built here always carry a head.
+        None => Request::new(()).into_parts().0,
+    }
+}
+
+/// A backend's response as the client gets it: hop-by-hop headers gone,
+/// the balancer's affinity cookie naming the backend that served.
+fn client_response(
+    response: Response<UpstreamBody>,
+    choice: &Choice,
+    backend: &Backend,
+) -> Response<ProxyBody> {
+    let mut response = response.map(Either::Left);
+    header_rules::remove_hop_by_hop(response.headers_mut());
+    if let Some(cookie) = choice.affinity().and_then(|c| c.set_cookie(&backend.token)) {
+        response
+            .headers_mut()
+            .append(http::header::SET_COOKIE, cookie);
     }
     response
 }
@@ -275,9 +325,4 @@ impl RequestCounters {
             counter.increment(1);
         }
     }
-}
-
-fn client_response(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
-    headers::remove_hop_by_hop(response.headers_mut());
-    response
 }

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 
-use super::connections::UpstreamBody;
-use crate::plugin::LocalResponse;
+use super::filter::LocalResponse;
+use crate::upstream::UpstreamBody;
 
 /// A backend's body streamed through, or a short local one.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::config::HostPattern;
-use crate::plugin::WasmFilter;
+use super::HeaderFilter;
+use crate::host_pattern::HostPattern;
 use crate::upstream::BackendPool;
 
 /// One route: a match and the pool it sends to.
@@ -15,7 +15,7 @@ pub struct Route {
     /// Where matching requests go.
     pub pool: Arc<BackendPool>,
     /// Header filters, in the order they see requests.
-    pub filters: Arc<[Arc<WasmFilter>]>,
+    pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }
 
 /// A listener's routes, tried in config order; the first match wins (as in
@@ -51,7 +51,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::PluginFailurePolicy;
+    use crate::upstream::PluginFailurePolicy;
     use crate::upstream::{BackendSet, NativeRoundRobin, PoolSettings};
 
     fn pool(name: &str) -> Arc<BackendPool> {
@@ -79,19 +79,19 @@ mod tests {
                 host: Some(HostPattern::Exact("api.test".into())),
                 path_prefix: "/".into(),
                 pool: pool("api"),
-                filters: Arc::new([]),
+                filters: Arc::from(Vec::new()),
             },
             Route {
                 host: Some(HostPattern::Wildcard(".cdn.test".into())),
                 path_prefix: "/static".into(),
                 pool: pool("cdn"),
-                filters: Arc::new([]),
+                filters: Arc::from(Vec::new()),
             },
             Route {
                 host: None,
                 path_prefix: "/admin".into(),
                 pool: pool("admin"),
-                filters: Arc::new([]),
+                filters: Arc::from(Vec::new()),
             },
         ])
     }

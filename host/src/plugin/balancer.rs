@@ -1,5 +1,7 @@
-//! A balancer plugin as a [`BackendSelection`]: long-lived instances, each
-//! used by one caller at a time, every call bounded by the sandbox.
+//! A balancer plugin as a [`BackendSelection`]: one long-lived instance per
+//! worker thread, every call bounded by the sandbox, new backend
+//! generations pushed to idle instances by the supervisor
+//! ([`BackendSelection::prepare`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use super::instances::{Instances, SETUP_BUDGET, classify, new_store, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
-    BackendSelection, BackendSet, Protocol, RequestInfo, Selection, SelectionError,
+    BackendSelection, BackendSet, Protocol, RequestView, Selection, SelectionError,
 };
 
 /// A compiled balancer component, linked and ready to instantiate.
@@ -84,7 +86,7 @@ impl WasmBalancer {
         };
         let mut instance = balancer.instantiate()?;
         instance.learn(backends, &balancer.compiled.name)?;
-        balancer.instances.check_in(instance);
+        balancer.instances.stash(instance);
         Ok(balancer)
     }
 
@@ -126,7 +128,7 @@ impl BackendSelection for WasmBalancer {
     fn select(
         &self,
         backends: &Arc<BackendSet>,
-        request: &mut RequestInfo,
+        request: &RequestView,
     ) -> Result<Selection, SelectionError> {
         let budget = self.sandbox.call_timeout;
         self.instances
@@ -135,6 +137,16 @@ impl BackendSelection for WasmBalancer {
                 |instance| instance.select(backends, request, &self.compiled.name, budget),
             )
             .map_err(SelectionError::new)
+    }
+
+    fn prepare(&self, backends: &Arc<BackendSet>) -> usize {
+        let plugin = &self.compiled.name;
+        let pushed = self
+            .instances
+            .for_each_idle(|instance| instance.learn(backends, plugin));
+        metrics::counter!(crate::metrics::PLUGIN_GENERATIONS_PUSHED, "plugin" => plugin.to_string())
+            .increment(pushed as u64);
+        pushed
     }
 }
 
@@ -160,20 +172,19 @@ impl BalancerInstance {
     fn select(
         &mut self,
         backends: &Arc<BackendSet>,
-        request: &mut RequestInfo,
+        request: &RequestView,
         plugin: &str,
         budget: Duration,
     ) -> Result<Selection, Error> {
         self.learn(backends, plugin)?;
-        self.store.data_mut().lend(request);
+        self.store.data_mut().show(request);
         self.store.set_epoch_deadline(ticks(budget));
         let result = self
             .bindings
             .bascule_plugin_balance()
             .call_select(&mut self.store);
-        // Hand the request head back before anything else can fail.
         let state = self.store.data_mut();
-        state.give_back(request);
+        state.hide();
         let affinity = state.affinity.take();
         let ranked = result
             .map_err(|e| classify(e, &self.store, plugin))?

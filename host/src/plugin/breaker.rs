@@ -1,7 +1,9 @@
 //! Suspends a plugin that keeps failing, with exponential backoff.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// After this many instance-poisoning failures in a row the plugin is
 /// suspended and requests go straight to the fallback.
@@ -70,6 +72,25 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn suspension_ends_and_doubles_under_paused_time() {
+        let breaker = Breaker::new();
+        for _ in 0..FAILURES_BEFORE_SUSPENSION {
+            breaker.record_failure("p");
+        }
+        assert!(breaker.is_open());
+        tokio::time::advance(FIRST_SUSPENSION + Duration::from_millis(1)).await;
+        assert!(
+            !breaker.is_open(),
+            "the first suspension lasts {FIRST_SUSPENSION:?}"
+        );
+        breaker.record_failure("p");
+        tokio::time::advance(FIRST_SUSPENSION + Duration::from_millis(1)).await;
+        assert!(breaker.is_open(), "the next one lasts twice as long");
+        tokio::time::advance(FIRST_SUSPENSION).await;
+        assert!(!breaker.is_open());
+    }
 
     #[test]
     fn opens_after_consecutive_failures_only() {

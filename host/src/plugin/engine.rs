@@ -64,18 +64,18 @@ impl PluginRuntime {
             // Compilation still works, just again at every start.
             Err(error) => tracing::warn!(%error, "no compilation cache for plugins"),
         }
-        let engine = Engine::new(&config).map_err(|e| load_error("engine", &e))?;
+        let engine = Engine::new(&config).map_err(|e| load_error("engine", e))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("wasi", &e))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("wasi", e))?;
         // One linker serves every world: a component instantiates with the
         // imports it names, whatever else is defined.
         Balancer::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
-            .map_err(|e| load_error("host imports", &e))?;
+            .map_err(|e| load_error("host imports", e))?;
         headers::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
-            .map_err(|e| load_error("host imports", &e))?;
+            .map_err(|e| load_error("host imports", e))?;
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| Error::Load {
             plugin: "epoch ticker".to_owned(),
-            reason: e.to_string(),
+            source: Box::new(e),
         })?;
         Ok(PluginRuntime {
             engine,
@@ -93,7 +93,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .and_then(BalancerPre::new)
-            .map_err(|e| load_error(&name, &e.context("it is not a balancer")))?;
+            .map_err(|e| load_error(&name, e.context("it is not a balancer")))?;
         Ok(Arc::new(CompiledBalancer::new(
             name,
             self.engine.clone(),
@@ -109,7 +109,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .and_then(HeaderFilterPre::new)
-            .map_err(|e| load_error(&name, &e.context("it is not a header filter")))?;
+            .map_err(|e| load_error(&name, e.context("it is not a header filter")))?;
         Ok(Arc::new(CompiledFilter::new(
             name,
             self.engine.clone(),
@@ -126,7 +126,7 @@ impl PluginRuntime {
         if let Some(component) = self.cache().get(&key) {
             return Ok((name, component.clone()));
         }
-        let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, &e))?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, e))?;
         let mut cache = self.cache();
         if cache.len() >= MAX_CACHED_COMPONENTS {
             cache.clear();
@@ -160,10 +160,10 @@ impl ContentKey {
     }
 }
 
-fn load_error(plugin: &str, error: &wasmtime::Error) -> Error {
+fn load_error(plugin: &str, error: wasmtime::Error) -> Error {
     Error::Load {
         plugin: plugin.to_owned(),
-        reason: format!("{error:#}"),
+        source: error.into(),
     }
 }
 

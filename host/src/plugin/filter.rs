@@ -13,7 +13,8 @@ use super::bindings::{HeaderFilter, HeaderFilterPre, filter};
 use super::instances::{Instances, classify, new_store, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
-use crate::upstream::RequestInfo;
+use crate::l7::{self, FilterError, FilterVerdict, LocalResponse};
+use crate::upstream::RequestView;
 
 /// Largest local response body a filter may produce.
 const MAX_LOCAL_BODY: usize = 64 * 1024;
@@ -38,26 +39,6 @@ pub struct WasmFilter {
 struct FilterInstance {
     store: Store<PluginState>,
     bindings: HeaderFilter,
-}
-
-/// What the filter decided about a request.
-#[derive(Debug)]
-pub enum FilterVerdict {
-    /// Forward it, with the filter's header changes.
-    Forward,
-    /// Answer the client with this instead.
-    Respond(LocalResponse),
-}
-
-/// An answer a filter asked the proxy to send, already validated.
-#[derive(Debug)]
-pub struct LocalResponse {
-    /// The status.
-    pub status: StatusCode,
-    /// Headers to send besides the proxy's own.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: String,
 }
 
 // === impl CompiledFilter ===
@@ -91,45 +72,8 @@ impl WasmFilter {
             sandbox,
         };
         let instance = filter.instantiate()?;
-        filter.instances.check_in(instance);
+        filter.instances.stash(instance);
         Ok(filter)
-    }
-
-    /// The filter's name in the config.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The plugin's name, as the config spells it.
-    pub fn plugin(&self) -> &str {
-        &self.compiled.name
-    }
-
-    /// Runs `on-request` on `request`'s head. On error the head may carry
-    /// part of the filter's changes; the caller answers with an error.
-    pub fn on_request(&self, request: &mut RequestInfo) -> Result<FilterVerdict, Error> {
-        let budget = self.sandbox.call_timeout;
-        self.instances.call(
-            || self.instantiate(),
-            |instance| instance.on_request(request, self.instances.plugin(), budget),
-        )
-    }
-
-    /// Runs `on-response` on `headers`, with `request` (the head as sent to
-    /// the backend) answering `request-context`.
-    pub fn on_response(
-        &self,
-        request: &mut RequestInfo,
-        status: StatusCode,
-        headers: &mut HeaderMap,
-    ) -> Result<(), Error> {
-        let budget = self.sandbox.call_timeout;
-        self.instances.call(
-            || self.instantiate(),
-            |instance| {
-                instance.on_response(request, status, headers, self.instances.plugin(), budget)
-            },
-        )
     }
 
     fn instantiate(&self) -> Result<FilterInstance, Error> {
@@ -158,12 +102,49 @@ impl WasmFilter {
     }
 }
 
+impl l7::HeaderFilter for WasmFilter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn plugin(&self) -> &str {
+        &self.compiled.name
+    }
+
+    fn on_request(&self, request: &mut RequestView) -> Result<FilterVerdict, FilterError> {
+        let budget = self.sandbox.call_timeout;
+        self.instances
+            .call(
+                || self.instantiate(),
+                |instance| instance.on_request(request, self.instances.plugin(), budget),
+            )
+            .map_err(FilterError::new)
+    }
+
+    fn on_response(
+        &self,
+        request: &RequestView,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> Result<(), FilterError> {
+        let budget = self.sandbox.call_timeout;
+        self.instances
+            .call(
+                || self.instantiate(),
+                |instance| {
+                    instance.on_response(request, status, headers, self.instances.plugin(), budget)
+                },
+            )
+            .map_err(FilterError::new)
+    }
+}
+
 // === impl FilterInstance ===
 
 impl FilterInstance {
     fn on_request(
         &mut self,
-        request: &mut RequestInfo,
+        request: &mut RequestView,
         plugin: &str,
         budget: Duration,
     ) -> Result<FilterVerdict, Error> {
@@ -187,14 +168,14 @@ impl FilterInstance {
 
     fn on_response(
         &mut self,
-        request: &mut RequestInfo,
+        request: &RequestView,
         status: StatusCode,
         headers: &mut HeaderMap,
         plugin: &str,
         budget: Duration,
     ) -> Result<(), Error> {
         let state = self.store.data_mut();
-        state.lend(request);
+        state.show(request);
         state.response_headers = Some(std::mem::take(headers));
         self.store.set_epoch_deadline(ticks(budget));
         let result = self
@@ -202,7 +183,7 @@ impl FilterInstance {
             .bascule_plugin_filter()
             .call_on_response(&mut self.store, status.as_u16());
         let state = self.store.data_mut();
-        state.give_back(request);
+        state.hide();
         *headers = state.response_headers.take().unwrap_or_default();
         guest_result(result, &self.store, plugin)
     }
@@ -240,7 +221,7 @@ fn local_response(response: filter::LocalResponse, plugin: &str) -> Result<Local
     for (name, value) in response.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name `{name}`"))?;
-        if crate::l7::is_proxy_owned(&name) {
+        if crate::header_rules::is_proxy_owned(&name) {
             return Err(format!("header `{name}` belongs to the proxy"));
         }
         let value = HeaderValue::try_from(value)

@@ -2,6 +2,11 @@
 //! caller at a time, and one guarded call through them: the sandbox's time
 //! budget, failure classification, metrics, instance replacement and the
 //! suspension breaker.
+//!
+//! Idle instances wait in one list per plugin use, taken last-in first-out
+//! so that sequential traffic always meets the same instance (an exact
+//! rotation). The supervisor reaches them there to push a new backend
+//! generation ([`Instances::for_each_idle`]) off the request path.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,11 +19,11 @@ use super::engine::EPOCH_TICK;
 use super::state::PluginState;
 
 /// Idle instances kept per plugin use; more are created under load and
-/// dropped when returned to a full pool.
+/// dropped when returned to a full list.
 const MAX_IDLE_INSTANCES: usize = 64;
 
 /// Instances of one plugin use (a pool's balancer, a route's filter).
-pub(super) struct Instances<I> {
+pub(super) struct Instances<I: Send> {
     plugin: Arc<str>,
     idle: Mutex<Vec<I>>,
     breaker: Breaker,
@@ -26,7 +31,7 @@ pub(super) struct Instances<I> {
 
 // === impl Instances ===
 
-impl<I> Instances<I> {
+impl<I: Send> Instances<I> {
     pub(super) fn new(plugin: Arc<str>) -> Self {
         Instances {
             plugin,
@@ -81,11 +86,7 @@ impl<I> Instances<I> {
     }
 
     fn check_out(&self, create: impl FnOnce() -> Result<I, Error>) -> Result<I, Error> {
-        let reused = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let reused = lock(&self.idle).pop();
         match reused {
             Some(instance) => Ok(instance),
             None => create(),
@@ -93,12 +94,43 @@ impl<I> Instances<I> {
     }
 
     /// Keeps `instance` for later calls, unless enough are idle already.
-    pub(super) fn check_in(&self, instance: I) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+    fn check_in(&self, instance: I) {
+        let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE_INSTANCES {
             idle.push(instance);
         }
     }
+
+    /// Keeps an instance made at load time for the first call.
+    pub(super) fn stash(&self, instance: I) {
+        self.check_in(instance);
+    }
+
+    /// Runs `update` on every idle instance, dropping those it fails on;
+    /// returns how many it updated. A call that wants an instance
+    /// meanwhile waits for this one update; instances checked out now
+    /// catch up on their next call.
+    pub(super) fn for_each_idle(
+        &self,
+        mut update: impl FnMut(&mut I) -> Result<(), Error>,
+    ) -> usize {
+        let mut updated = 0;
+        lock(&self.idle).retain_mut(|instance| match update(instance) {
+            Ok(()) => {
+                updated += 1;
+                true
+            }
+            Err(error) => {
+                tracing::warn!(plugin = %self.plugin, error = %crate::error_chain(&error), "idle instance failed an update, dropped");
+                false
+            }
+        });
+        updated
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Instantiation, `configure` and a balancer's `set-backends` may build
@@ -139,7 +171,7 @@ pub(super) fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugi
         Some(Trap::Interrupt) => Error::Timeout { plugin },
         _ => Error::Trap {
             plugin,
-            reason: format!("{error:#}"),
+            source: error.into(),
         },
     }
 }

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::bindings::{affinity, backend_stats, headers, log, request_context, types};
 use super::limits::MemoryCap;
-use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestInfo};
+use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestView};
 
 /// Log lines from plugins are cut to this many bytes so that a chatty
 /// plugin cannot flood the host's log with one call.
@@ -21,8 +21,8 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) memory: MemoryCap,
-    /// The request being balanced, lent for one `select` call.
-    pub(super) request: Option<RequestInfo>,
+    /// The request being balanced or filtered, for one call.
+    pub(super) request: Option<RequestView>,
     /// The backends the instance last learned, for the stats import.
     pub(super) backends: Option<Arc<BackendSet>>,
     /// The affinity cookie asked for during the current `select`.
@@ -50,31 +50,49 @@ impl PluginState {
         }
     }
 
-    /// Lends `request` (its HTTP head moved, not copied) for one call.
-    pub(super) fn lend(&mut self, request: &mut RequestInfo) {
-        self.request = Some(RequestInfo {
-            protocol: request.protocol,
-            listener: Arc::clone(&request.listener),
-            client: request.client,
-            sni: request.sni.clone(),
-            http: request.http.take(),
-        });
+    /// Shows `request` to one read-only call (a balancer's `select`, a
+    /// response filter): the view is shared, nothing is copied.
+    pub(super) fn show(&mut self, request: &RequestView) {
+        self.request = Some(request.clone());
     }
 
-    /// Hands the lent HTTP head back to `request`, with any changes made.
-    pub(super) fn give_back(&mut self, request: &mut RequestInfo) {
-        request.http = self.request.take().and_then(|lent| lent.http);
+    /// Ends what [`PluginState::show`] began.
+    pub(super) fn hide(&mut self) {
+        self.request = None;
+    }
+
+    /// Lends `request` to one editing call (a request filter): its head
+    /// moves in, so that edits through `Arc::make_mut` copy nothing.
+    pub(super) fn lend(&mut self, request: &mut RequestView) {
+        let mut lent = request.clone();
+        lent.http = request.http.take();
+        self.request = Some(lent);
+    }
+
+    /// Moves the lent head, with the call's edits, back into `request`.
+    pub(super) fn give_back(&mut self, request: &mut RequestView) {
+        if let Some(lent) = self.request.take() {
+            request.http = lent.http;
+        }
     }
 
     fn http(&self) -> Option<&http::request::Parts> {
-        self.request.as_ref()?.http.as_ref()
+        self.request.as_ref()?.http.as_deref()
     }
 
-    /// The headers the `headers` import acts on.
-    fn message_headers(&mut self) -> Option<&mut HeaderMap> {
+    /// Read access to the headers the `headers` import acts on.
+    fn message_headers(&self) -> Option<&HeaderMap> {
+        match &self.response_headers {
+            Some(headers) => Some(headers),
+            None => Some(&self.http()?.headers),
+        }
+    }
+
+    /// Write access to them; a shared request head is copied first.
+    fn message_headers_mut(&mut self) -> Option<&mut HeaderMap> {
         match &mut self.response_headers {
             Some(headers) => Some(headers),
-            None => Some(&mut self.request.as_mut()?.http.as_mut()?.headers),
+            None => Some(&mut Arc::make_mut(self.request.as_mut()?.http.as_mut()?).headers),
         }
     }
 
@@ -82,13 +100,13 @@ impl PluginState {
     fn editable(&mut self, name: &str) -> Result<(HeaderName, &mut HeaderMap), types::PluginError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| plugin_error(format!("invalid header name `{name}`")))?;
-        if crate::l7::is_proxy_owned(&name) {
+        if crate::header_rules::is_proxy_owned(&name) {
             return Err(plugin_error(format!(
                 "header `{name}` belongs to the proxy and cannot be changed"
             )));
         }
         let headers = self
-            .message_headers()
+            .message_headers_mut()
             .ok_or_else(|| plugin_error("no message is being filtered".to_owned()))?;
         Ok((name, headers))
     }

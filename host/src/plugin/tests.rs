@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{PluginRuntime, WasmBalancer};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::upstream::{
-    Backend, BackendSelection, BackendSet, NativeRoundRobin, Protocol, RequestInfo,
+    Backend, BackendSelection, BackendSet, NativeRoundRobin, Protocol, RequestView,
 };
 
 fn backend_set(size: usize) -> Arc<BackendSet> {
@@ -15,7 +15,9 @@ fn backend_set(size: usize) -> Arc<BackendSet> {
             .map(|i| {
                 Backend::new(
                     format!("b{i}"),
-                    format!("127.0.0.1:{}", 10_000 + i),
+                    crate::upstream::fixed_endpoints(
+                        format!("127.0.0.1:{}", 10_000 + i).parse().unwrap(),
+                    ),
                     1,
                     Vec::new(),
                     Arc::default(),
@@ -25,8 +27,8 @@ fn backend_set(size: usize) -> Arc<BackendSet> {
     ))
 }
 
-fn request() -> RequestInfo {
-    RequestInfo {
+fn request() -> RequestView {
+    RequestView {
         protocol: Protocol::Http,
         listener: "test".into(),
         client: "127.0.0.1:40000".parse().unwrap(),
@@ -56,11 +58,11 @@ fn round_robin_plugin_matches_the_native_reference() {
         let set = backend_set(size);
         let wasm = builtin(&runtime, "round-robin", &set);
         let native = NativeRoundRobin::default();
-        let mut request = request();
+        let request = request();
         for call in 0..3 * size {
             assert_eq!(
-                wasm.select(&set, &mut request).unwrap(),
-                native.select(&set, &mut request).unwrap(),
+                wasm.select(&set, &request).unwrap(),
+                native.select(&set, &request).unwrap(),
                 "{size} backends, call {call}"
             );
         }
@@ -72,14 +74,14 @@ fn round_robin_plugin_learns_a_new_backend_list() {
     let runtime = PluginRuntime::new().unwrap();
     let large = backend_set(10);
     let wasm = builtin(&runtime, "round-robin", &large);
-    let mut request = request();
+    let request = request();
     for _ in 0..8 {
-        wasm.select(&large, &mut request).unwrap();
+        wasm.select(&large, &request).unwrap();
     }
     // Shrinking keeps every index in range and the rotation going.
     let small = backend_set(3);
     let firsts: Vec<u32> = (0..4)
-        .map(|_| wasm.select(&small, &mut request).unwrap().candidates[0])
+        .map(|_| wasm.select(&small, &request).unwrap().candidates[0])
         .collect();
     assert_eq!(firsts, [2, 0, 1, 2]);
 }

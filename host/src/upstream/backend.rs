@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::BackendStats;
+use super::{BackendAddress, BackendStats, Endpoints};
 
 /// Full slow-start progress: the backend takes its whole weight.
 pub const FULL_RAMP: u32 = 1000;
@@ -14,8 +14,11 @@ pub const FULL_RAMP: u32 = 1000;
 pub struct Backend {
     /// Stable identifier within the pool (configured name or address).
     pub id: String,
-    /// `host:port` to connect to.
+    /// The address as configured (`host:port`), as plugins see it.
     pub address: String,
+    /// The resolved addresses connections go to, shared by every
+    /// generation of the pool's set and re-resolved by the supervisor.
+    pub endpoints: Arc<Endpoints>,
     /// Relative weight as configured, at least 1.
     pub weight: u32,
     /// Slow-start progress in thousandths, 1 to [`FULL_RAMP`].
@@ -47,7 +50,7 @@ impl Backend {
     /// A fully ramped backend; its token derives from `id`.
     pub fn new(
         id: String,
-        address: String,
+        endpoints: Arc<Endpoints>,
         weight: u32,
         metadata: Vec<(String, String)>,
         stats: Arc<BackendStats>,
@@ -55,7 +58,8 @@ impl Backend {
         Backend {
             token: token_for(&id),
             id,
-            address,
+            address: endpoints.configured().to_string(),
+            endpoints,
             weight,
             ramp_permille: FULL_RAMP,
             metadata,
@@ -68,6 +72,7 @@ impl Backend {
         Backend {
             id: self.id.clone(),
             address: self.address.clone(),
+            endpoints: Arc::clone(&self.endpoints),
             weight: self.weight,
             ramp_permille,
             token: self.token.clone(),
@@ -82,6 +87,14 @@ impl Backend {
 /// token, so a cookie keeps working behind several proxies and restarts.
 pub fn token_for(id: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(id.as_bytes()))
+}
+
+/// Endpoints for a backend at a fixed socket address (tests, benches).
+pub fn fixed_endpoints(address: std::net::SocketAddr) -> Arc<Endpoints> {
+    Arc::new(Endpoints::new(
+        BackendAddress::Socket(address),
+        vec![address],
+    ))
 }
 
 // === impl BackendSet ===
@@ -155,15 +168,18 @@ mod tests {
     fn tokens_are_stable_and_hide_the_id() {
         assert_eq!(token_for("web-1"), token_for("web-1"));
         assert_ne!(token_for("web-1"), token_for("web-2"));
-        assert_eq!(token_for("10.0.0.1:80").len(), 16);
-        assert!(!token_for("10.0.0.1:80").contains("10.0"));
+        let token = token_for("10.0.0.1:80");
+        assert_eq!(token.len(), 16);
+        // Hex digits only: neither the address's dots nor its colon, so
+        // no part of the id can show through.
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
     }
 
     #[test]
     fn new_ramps_make_a_new_generation() {
         let set = BackendSet::new(vec![Backend::new(
             "a".into(),
-            "127.0.0.1:1".into(),
+            fixed_endpoints("127.0.0.1:1".parse().unwrap()),
             2,
             Vec::new(),
             Arc::default(),

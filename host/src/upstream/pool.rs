@@ -1,18 +1,21 @@
 //! A pool: backends plus the balancer that chooses among them, and the
 //! host-side checks applied to every choice.
+//!
+//! The request path only reads the current backend set. New sets (slow
+//! start steps, later health and discovery changes) are published by the
+//! supervisor, which also lets the balancer learn them off the request
+//! path ([`BackendPool::publish`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::stats::clock_millis;
 use super::{
-    AffinityCookie, Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestInfo,
+    AffinityCookie, Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestView,
     Selection, SelectionError,
 };
-use crate::config::{PluginFailurePolicy, ProxyProtocolVersion};
+use crate::l4::ProxyProtocolVersion;
 
 /// A named group of backends and how to choose among them.
 pub struct BackendPool {
@@ -21,8 +24,17 @@ pub struct BackendPool {
     balancer: Box<dyn BackendSelection>,
     fallback: NativeRoundRobin,
     settings: PoolSettings,
-    /// With slow start: when (clock milliseconds) to recompute ramps next.
-    next_ramp_step: AtomicU64,
+}
+
+/// How a request is served when its pool's plugin traps, times out, runs out
+/// of memory or returns nonsense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginFailurePolicy {
+    /// A native round robin over the pool's backends (the default: a broken
+    /// plugin degrades balancing quality, not availability).
+    RoundRobin,
+    /// Answer 503.
+    FailClosed,
 }
 
 /// The backends to try for one request, in order: validated, de-duplicated,
@@ -90,7 +102,6 @@ impl BackendPool {
             balancer,
             fallback: NativeRoundRobin::default(),
             settings,
-            next_ramp_step: AtomicU64::new(0),
         }
     }
 
@@ -116,10 +127,7 @@ impl BackendPool {
 
     /// Asks the balancer, applies the failure policy, and keeps only
     /// candidates that are in range, distinct and accepting new work.
-    pub fn choose(&self, request: &mut RequestInfo) -> Result<Choice, PoolError> {
-        if let Some(window) = self.settings.slow_start {
-            self.step_ramps(window);
-        }
+    pub fn choose(&self, request: &RequestView) -> Result<Choice, PoolError> {
         let backends = self.backends.load_full();
         let selection = match self.balancer.select(&backends, request) {
             Ok(ranked) => ranked,
@@ -155,31 +163,29 @@ impl BackendPool {
         })
     }
 
-    /// Publishes the backends with fresh slow-start progress, at most once
-    /// per twentieth of the window: a ramp climbs in steps of about 5%,
-    /// each a new generation the balancer learns on its next call.
-    fn step_ramps(&self, window: Duration) {
-        let now = clock_millis();
-        let due = self.next_ramp_step.load(Ordering::Relaxed);
-        let step = u64::try_from(window.as_millis() / 20)
-            .unwrap_or(u64::MAX)
-            .max(50);
-        let claimed = now >= due
-            && self
-                .next_ramp_step
-                .compare_exchange(
-                    due,
-                    now.saturating_add(step),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
-        if !claimed {
-            return;
-        }
-        if let Some(next) = self.backends.load().ramped(window) {
-            self.backends.store(Arc::new(next));
-        }
+    /// How often the supervisor recomputes slow-start progress: a
+    /// twentieth of the window (a ramp climbs in steps of about 5%), at
+    /// least every 50 ms. `None` without slow start.
+    pub fn ramp_step(&self) -> Option<Duration> {
+        let window = self.settings.slow_start?;
+        Some((window / 20).max(Duration::from_millis(50)))
+    }
+
+    /// The backends with their slow-start progress as it is now, as a new
+    /// generation, when any of it changed. Called by the supervisor.
+    pub fn ramped_backends(&self) -> Option<BackendSet> {
+        let window = self.settings.slow_start?;
+        self.backends.load().ramped(window)
+    }
+
+    /// Makes `backends` current: the balancer learns them first (off the
+    /// request path: the caller is the supervisor), then requests see
+    /// them. Returns how many balancer instances learned them ahead.
+    pub fn publish(&self, backends: BackendSet) -> usize {
+        let backends = Arc::new(backends);
+        let prepared = self.balancer.prepare(&backends);
+        self.backends.store(backends);
+        prepared
     }
 
     fn usable(&self, backends: &BackendSet, ranked: Vec<u32>) -> Vec<usize> {
@@ -241,7 +247,7 @@ mod tests {
         fn select(
             &self,
             _: &Arc<BackendSet>,
-            _: &mut RequestInfo,
+            _: &RequestView,
         ) -> Result<Selection, SelectionError> {
             self.0
                 .clone()
@@ -259,7 +265,9 @@ mod tests {
             .map(|i| {
                 Backend::new(
                     format!("b{i}"),
-                    format!("127.0.0.1:{}", 9000 + i),
+                    crate::upstream::fixed_endpoints(
+                        format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
+                    ),
                     1,
                     Vec::new(),
                     Arc::new(BackendStats::default()),
@@ -283,8 +291,8 @@ mod tests {
         )
     }
 
-    fn request() -> RequestInfo {
-        RequestInfo {
+    fn request() -> RequestView {
+        RequestView {
             protocol: Protocol::Tcp,
             listener: "l".into(),
             client: "127.0.0.1:5".parse().unwrap(),
@@ -304,10 +312,7 @@ mod tests {
             PluginFailurePolicy::RoundRobin,
             3,
         );
-        assert_eq!(
-            ids(&pool.choose(&mut request()).unwrap()),
-            ["b2", "b0", "b1"]
-        );
+        assert_eq!(ids(&pool.choose(&request()).unwrap()), ["b2", "b0", "b1"]);
     }
 
     #[test]
@@ -316,27 +321,38 @@ mod tests {
         let backends = pool.backends();
         backends.backends[0].stats.set_health(Health::Draining);
         backends.backends[2].stats.set_health(Health::Unhealthy);
-        assert_eq!(ids(&pool.choose(&mut request()).unwrap()), ["b1"]);
+        assert_eq!(ids(&pool.choose(&request()).unwrap()), ["b1"]);
     }
 
-    #[test]
-    fn slow_start_publishes_ramped_weights() {
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_publishes_ramped_weights() {
         let pool = pool(Some(vec![0]), PluginFailurePolicy::RoundRobin, 1);
         let before = pool.backends();
+        assert!(pool.ramped_backends().is_none(), "nothing ramps yet");
         before.backends[1].stats.start_ramp();
-        pool.choose(&mut request()).unwrap();
+        pool.choose(&request()).unwrap();
+        assert_eq!(
+            pool.backends().generation,
+            before.generation,
+            "choosing never publishes"
+        );
+        pool.publish(pool.ramped_backends().unwrap());
         let after = pool.backends();
         assert!(after.generation > before.generation);
         let ramps: Vec<u32> = after.backends.iter().map(|b| b.ramp_permille).collect();
         assert_eq!(ramps[0], crate::upstream::FULL_RAMP);
         assert!(ramps[1] < 10, "{ramps:?}");
+        assert_eq!(pool.ramp_step(), Some(Duration::from_secs(180)));
+        tokio::time::advance(Duration::from_secs(1800)).await;
+        pool.publish(pool.ramped_backends().unwrap());
+        assert_eq!(pool.backends().backends[1].ramp_permille, 500);
     }
 
     #[test]
     fn empty_choice_is_no_usable_backend() {
         let pool = pool(Some(vec![]), PluginFailurePolicy::RoundRobin, 3);
         assert!(matches!(
-            pool.choose(&mut request()),
+            pool.choose(&request()),
             Err(PoolError::NoUsableBackend { .. })
         ));
     }
@@ -345,12 +361,12 @@ mod tests {
     fn failure_falls_back_to_round_robin_or_fails_closed() {
         let open = pool(None, PluginFailurePolicy::RoundRobin, 1);
         let firsts: Vec<String> = (0..5)
-            .map(|_| ids(&open.choose(&mut request()).unwrap()).join(","))
+            .map(|_| ids(&open.choose(&request()).unwrap()).join(","))
             .collect();
         assert_eq!(firsts, ["b0", "b1", "b2", "b3", "b0"]);
         let closed = pool(None, PluginFailurePolicy::FailClosed, 1);
         assert!(matches!(
-            closed.choose(&mut request()),
+            closed.choose(&request()),
             Err(PoolError::BalancerFailed { .. })
         ));
     }

@@ -1,4 +1,10 @@
-//! What a balancer may know about the request or connection it places.
+//! What balancers and filters may know about the request or connection
+//! being placed: a read-only view.
+//!
+//! The view shares the HTTP head (an `Arc`) instead of owning it: a
+//! sandboxed balancer can keep it for the length of one call without a
+//! copy, and nothing a balancer does can change or lose it. Only `l7`
+//! turns the head back into the request it forwards.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +18,9 @@ pub enum Protocol {
     Tcp,
 }
 
-/// The request or connection being balanced.
-///
-/// The HTTP head is owned here rather than borrowed so that a sandboxed
-/// balancer can be lent it for the duration of one call without copying
-/// headers; it is handed back unchanged.
+/// The request or connection being balanced or filtered.
 #[derive(Debug, Clone)]
-pub struct RequestInfo {
+pub struct RequestView {
     /// HTTP or TCP.
     pub protocol: Protocol,
     /// Name of the accepting listener.
@@ -27,23 +29,30 @@ pub struct RequestInfo {
     pub client: SocketAddr,
     /// TLS server name, when the listener saw a ClientHello.
     pub sni: Option<Arc<str>>,
-    /// The HTTP request head; `None` for TCP.
-    pub http: Option<http::request::Parts>,
+    /// The HTTP request head, shared; `None` for TCP. A header filter
+    /// edits it through `Arc::make_mut`, which copies only if someone else
+    /// still holds it.
+    pub http: Option<Arc<http::request::Parts>>,
 }
 
-// === impl RequestInfo ===
+// === impl RequestView ===
 
-impl RequestInfo {
+impl RequestView {
     /// The request's host without port, lowercased: the URI authority
     /// (HTTP/2, absolute-form) or else the `Host` header.
     pub fn host(&self) -> Option<String> {
-        let parts = self.http.as_ref()?;
-        let raw = match parts.uri.authority() {
-            Some(authority) => authority.host(),
-            None => parts.headers.get(http::header::HOST)?.to_str().ok()?,
-        };
-        Some(strip_port(raw).to_ascii_lowercase())
+        request_host(self.http.as_deref()?)
     }
+}
+
+/// A request head's host without port, lowercased: the URI authority
+/// (HTTP/2, absolute-form) or else the `Host` header.
+pub fn request_host(head: &http::request::Parts) -> Option<String> {
+    let raw = match head.uri.authority() {
+        Some(authority) => authority.host(),
+        None => head.headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    Some(strip_port(raw).to_ascii_lowercase())
 }
 
 /// `example.com:80` → `example.com`, `[::1]:80` → `[::1]`.
@@ -64,18 +73,18 @@ fn strip_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn info(uri: &str, host: Option<&str>) -> RequestInfo {
+    fn info(uri: &str, host: Option<&str>) -> RequestView {
         let mut builder = http::Request::builder().uri(uri);
         if let Some(host) = host {
             builder = builder.header("host", host);
         }
         let (parts, ()) = builder.body(()).unwrap().into_parts();
-        RequestInfo {
+        RequestView {
             protocol: Protocol::Http,
             listener: "l".into(),
             client: "127.0.0.1:1".parse().unwrap(),
             sni: None,
-            http: Some(parts),
+            http: Some(Arc::new(parts)),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{BackendSelection, BackendSet, RequestInfo, Selection, SelectionError};
+use super::{BackendSelection, BackendSet, RequestView, Selection, SelectionError};
 
 /// How many candidates are ranked per call: the chosen backend and two
 /// fallbacks, as the round-robin plugin does.
@@ -24,7 +24,7 @@ impl BackendSelection for NativeRoundRobin {
     fn select(
         &self,
         backends: &Arc<BackendSet>,
-        _request: &mut RequestInfo,
+        _request: &RequestView,
     ) -> Result<Selection, SelectionError> {
         let len = u32::try_from(backends.len()).unwrap_or(u32::MAX);
         if len == 0 {

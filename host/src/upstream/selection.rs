@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use super::{AffinityCookie, BackendSet, RequestInfo};
+use super::{AffinityCookie, BackendSet, RequestView};
 
 /// Chooses backends for a request or connection.
 ///
 /// Implemented by the sandboxed plugin balancer and by native reference
 /// algorithms. Implementations are shared by all workers of a pool.
+/// `select` runs on the request path; [`BackendSelection::prepare`] runs
+/// off it, in the supervisor.
 pub trait BackendSelection: Send + Sync {
     /// What chooses, for status pages and logs (`builtin:round-robin`).
     fn name(&self) -> &str;
@@ -15,14 +17,22 @@ pub trait BackendSelection: Send + Sync {
     /// Candidate indices into `backends`, best first, and any affinity the
     /// response should carry.
     ///
-    /// `request` is `&mut` only so that a sandboxed implementation can lend
-    /// the request head to its sandbox without copying it; implementations
-    /// must leave it as they found it. The caller validates the indices.
+    /// The caller validates the indices.
     fn select(
         &self,
         backends: &Arc<BackendSet>,
-        request: &mut RequestInfo,
+        request: &RequestView,
     ) -> Result<Selection, SelectionError>;
+
+    /// Learns a new generation of backends ahead of the next `select`, so
+    /// that building tables (a hash ring, a Maglev table) happens here and
+    /// not inside a request. Called by the supervisor when the pool's
+    /// backends change; returns how many instances learned it. The default
+    /// learns nothing: stateless implementations read the set per call.
+    fn prepare(&self, backends: &Arc<BackendSet>) -> usize {
+        let _ = backends;
+        0
+    }
 }
 
 /// What a balancer decided for one request.

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::backend::FULL_RAMP;
 
@@ -35,9 +36,10 @@ pub struct BackendStats {
     ewma_latency_us: AtomicU64,
     consecutive_failures: AtomicU32,
     health: AtomicU8,
-    /// When slow start began (joined or recovered), in milliseconds since
-    /// the process's stats clock started, plus one; 0 when fully ramped.
-    ramp_since: AtomicU64,
+    /// When slow start began (joined or recovered); `None` when fully
+    /// ramped. Read by the supervisor and the status page, never per
+    /// request, so a lock is fine; tokio's clock lets tests pause time.
+    ramp_since: Mutex<Option<Instant>>,
     /// Whether a reload removed the backend from its pool.
     retired: AtomicBool,
     /// True while the backend takes no new work (retired, failing or
@@ -156,29 +158,38 @@ impl BackendStats {
 
     /// Begins slow start now: the backend just joined or recovered.
     pub fn start_ramp(&self) {
-        self.ramp_since
-            .store(clock_millis().saturating_add(1), Ordering::Relaxed);
+        *self.ramp_since() = Some(Instant::now());
+        RAMP_STARTED.notify_waiters();
+    }
+
+    /// Whether a slow start is in progress (of any window).
+    pub fn is_ramping(&self) -> bool {
+        self.ramp_since().is_some()
     }
 
     /// Slow-start progress over `window`, in thousandths (1 to 1000).
     pub fn ramp_permille(&self, window: Duration) -> u32 {
-        let since = self.ramp_since.load(Ordering::Relaxed);
-        if since == 0 {
+        let mut since = self.ramp_since();
+        let Some(started) = *since else {
             return FULL_RAMP;
-        }
-        let elapsed = clock_millis().saturating_add(1).saturating_sub(since);
-        let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        };
+        let elapsed = started.elapsed().as_millis();
+        let window = window.as_millis().max(1);
         if elapsed >= window {
-            // Done: later reads skip the arithmetic. A racing restart wins.
-            let _ =
-                self.ramp_since
-                    .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed);
+            // Done: later reads skip the arithmetic.
+            *since = None;
             return FULL_RAMP;
         }
-        let permille = elapsed.saturating_mul(u64::from(FULL_RAMP)) / window;
+        let permille = elapsed.saturating_mul(u128::from(FULL_RAMP)) / window;
         u32::try_from(permille)
             .unwrap_or(FULL_RAMP)
             .clamp(1, FULL_RAMP - 1)
+    }
+
+    fn ramp_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.ramp_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Current health.
@@ -197,11 +208,14 @@ impl BackendStats {
     }
 }
 
-/// Milliseconds since the first call: the clock slow start is measured on.
-pub(super) fn clock_millis() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+/// Woken whenever any backend starts a slow start.
+static RAMP_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Completes when some backend next starts a slow start: the supervisor
+/// waits here instead of polling pools with nothing ramping. `enable` it
+/// before checking, so that a start in between is not missed.
+pub fn ramp_started() -> tokio::sync::futures::Notified<'static> {
+    RAMP_STARTED.notified()
 }
 
 // === impl ActiveRequest ===
@@ -291,14 +305,16 @@ mod tests {
         assert_eq!(stats.snapshot().consecutive_failures, 0);
     }
 
-    #[test]
-    fn ramp_climbs_and_recovery_restarts_it() {
+    #[tokio::test(start_paused = true)]
+    async fn ramp_climbs_and_recovery_restarts_it() {
         let stats = BackendStats::default();
         assert_eq!(stats.ramp_permille(Duration::from_secs(60)), FULL_RAMP);
         stats.start_ramp();
         let early = stats.ramp_permille(Duration::from_secs(3600));
         assert!((1..10).contains(&early), "{early}");
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::advance(Duration::from_secs(900)).await;
+        assert_eq!(stats.ramp_permille(Duration::from_secs(3600)), 250);
+        tokio::time::advance(Duration::from_millis(5)).await;
         assert_eq!(
             stats.ramp_permille(Duration::from_millis(1)),
             FULL_RAMP,

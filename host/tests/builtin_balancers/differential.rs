@@ -33,7 +33,7 @@ fn same_choices<B: Balancer>(name: &str, options: &str) {
                 request.cookies = vec![("session".to_owned(), token)];
             }
             let fixture = request.fixture(&set);
-            let from_wasm = wasm.select(&set, &mut request.info()).unwrap();
+            let from_wasm = wasm.select(&set, &request.info()).unwrap();
             let from_native = native.select(&fixture).unwrap();
             assert_eq!(
                 from_wasm.candidates, from_native,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bascule::config::{PluginRef, SandboxConfig};
 use bascule::plugin::{PluginRuntime, WasmBalancer};
 use bascule::upstream::{
-    ActiveRequest, Backend, BackendSet, BackendStats, Health, Protocol, RequestInfo,
+    ActiveRequest, Backend, BackendSet, BackendStats, Health, Protocol, RequestView,
 };
 use bascule_guest_sdk as sdk;
 
@@ -60,7 +60,11 @@ pub fn backend_set(ids: &[u64], weights: &[u32]) -> Arc<BackendSet> {
             .map(|(id, &weight)| {
                 Backend::new(
                     format!("backend-{id}"),
-                    format!("10.1.{}.{}:80", id / 256 % 256, id % 256),
+                    bascule::upstream::fixed_endpoints(
+                        format!("10.1.{}.{}:80", id / 256 % 256, id % 256)
+                            .parse()
+                            .unwrap(),
+                    ),
                     weight,
                     Vec::new(),
                     Arc::new(BackendStats::default()),
@@ -130,7 +134,7 @@ impl TestRequest {
     }
 
     /// The request as the proxy hands it to a balancer.
-    pub fn info(&self) -> RequestInfo {
+    pub fn info(&self) -> RequestView {
         let uri = match &self.query {
             Some(query) => format!("{}?{query}", self.path),
             None => self.path.clone(),
@@ -148,12 +152,12 @@ impl TestRequest {
             builder = builder.header("cookie", cookie.join("; "));
         }
         let (parts, ()) = builder.body(()).unwrap().into_parts();
-        RequestInfo {
+        RequestView {
             protocol: Protocol::Http,
             listener: "test".into(),
             client: format!("{}:40000", self.client_ip).parse().unwrap(),
             sni: None,
-            http: Some(parts),
+            http: Some(std::sync::Arc::new(parts)),
         }
     }
 

@@ -12,10 +12,7 @@ fn first_choice(
     set: &Arc<BackendSet>,
     request: &TestRequest,
 ) -> usize {
-    balancer
-        .select(set, &mut request.info())
-        .unwrap()
-        .candidates[0] as usize
+    balancer.select(set, &request.info()).unwrap().candidates[0] as usize
 }
 
 fn longest_runs(sequence: &[usize], backends: usize) -> Vec<usize> {

@@ -1,0 +1,131 @@
+//! One attempt at one backend: take a connection (before the request is
+//! committed to it), send, and wait for the response head within the
+//! pool's response timeout. A failure comes back classified, with the
+//! request when it was never written, for the [`RetryPolicy`] to judge.
+//!
+//! [`RetryPolicy`]: crate::upstream::RetryPolicy
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::upstream::{
+    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, UpstreamBody,
+};
+
+/// One try of one candidate.
+pub struct Attempt<'a> {
+    /// The pool the candidate belongs to (timeouts, name).
+    pub pool: &'a BackendPool,
+    /// The candidate.
+    pub backend: &'a Backend,
+    /// Where connections come from.
+    pub connections: &'a ConnectionPool,
+    /// Open a new connection even if an idle one is there.
+    pub new_connection: bool,
+}
+
+/// An attempt that produced no response.
+#[derive(Debug)]
+pub struct FailedAttempt {
+    /// What happened, classified.
+    pub failure: AttemptFailure,
+    /// The request, when it was never written.
+    pub unsent: Option<Request<Incoming>>,
+    /// The underlying error, for logs.
+    pub cause: AttemptCause,
+}
+
+/// The error behind a failed attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptCause {
+    /// No connection.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The connection failed.
+    #[error("backend connection failed")]
+    Http(#[source] hyper::Error),
+    /// No response head in time.
+    #[error("backend did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+// === impl Attempt ===
+
+impl Attempt<'_> {
+    /// Sends `request` to the backend.
+    pub async fn run(
+        self,
+        request: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, FailedAttempt> {
+        let settings = self.pool.settings();
+        let backend = self.backend;
+        let connection = match backend.endpoints.pick() {
+            None => Err(ConnectError::Unresolved {
+                backend: backend.address.clone(),
+            }),
+            Some(endpoint) if self.new_connection => {
+                self.connections
+                    .get_new(endpoint, settings.connect_timeout)
+                    .await
+            }
+            Some(endpoint) => {
+                self.connections
+                    .get(endpoint, settings.connect_timeout)
+                    .await
+            }
+        };
+        let connection = match connection {
+            Ok(connection) => connection,
+            Err(error) => {
+                crate::metrics::connect_failed(self.pool.name(), &backend.id);
+                return Err(self.failed(FailureKind::Connect, false, Some(request), error.into()));
+            }
+        };
+        let reused = connection.is_reused();
+        let started = Instant::now();
+        let timeout = settings.response_timeout;
+        let sent =
+            tokio::time::timeout(timeout, connection.send(request, backend.stats.start())).await;
+        match sent {
+            Err(_) => Err(self.failed(
+                FailureKind::ResponseTimeout,
+                reused,
+                None,
+                AttemptCause::Timeout(timeout),
+            )),
+            Ok(Ok(response)) => {
+                backend.stats.record_success(started.elapsed());
+                Ok(response)
+            }
+            Ok(Err(error)) => {
+                let kind = match error.unsent {
+                    Some(_) => FailureKind::NotSent,
+                    None => FailureKind::Broken,
+                };
+                Err(self.failed(kind, reused, error.unsent, AttemptCause::Http(error.error)))
+            }
+        }
+    }
+
+    fn failed(
+        &self,
+        kind: FailureKind,
+        reused_connection: bool,
+        unsent: Option<Request<Incoming>>,
+        cause: AttemptCause,
+    ) -> FailedAttempt {
+        let failure = AttemptFailure {
+            kind,
+            reused_connection,
+        };
+        if failure.blames_backend() {
+            self.backend.stats.record_failure();
+        }
+        FailedAttempt {
+            failure,
+            unsent,
+            cause,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The supervisor: the one owner of long-lived background work.
+//!
+//! It runs per-pool work for the plan being served (slow-start steps now;
+//! health probes, discovery and drain timers join here), re-resolves
+//! backend names, and keeps the upstream connection pool clean (idle
+//! reaping, eviction of endpoints no backend uses). Every reload hands it
+//! the new plan ([`Supervisor::watch`]): the old plan's tasks stop, the new
+//! plan's start. A pool with nothing to do has no task, so an idle process
+//! is never woken.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::plan::Plan;
+use crate::upstream::{BackendPool, ConnectionPool};
+
+/// How often idle upstream connections are checked: an expired or closed
+/// one is gone within this long.
+pub const REAP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often backend names are resolved again: DNS changes reach new
+/// connections within this long (HAProxy's `hold valid` default is 10 s,
+/// NGINX re-resolves at the record's TTL).
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Owns the background tasks; dropping it stops them all.
+pub struct Supervisor {
+    connections: Arc<ConnectionPool>,
+    plan_tasks: JoinSet<()>,
+    _reaper: JoinSet<()>,
+}
+
+// === impl Supervisor ===
+
+impl Supervisor {
+    /// Starts the process-wide work (the idle reaper) for `connections`.
+    pub fn start(connections: Arc<ConnectionPool>) -> Self {
+        let mut reaper = JoinSet::new();
+        let reaped = Arc::clone(&connections);
+        reaper.spawn(async move {
+            let mut interval = tokio::time::interval(REAP_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                reaped.reap();
+            }
+        });
+        Supervisor {
+            connections,
+            plan_tasks: JoinSet::new(),
+            _reaper: reaper,
+        }
+    }
+
+    /// Takes over the work of `plan`, now being served: the previous plan's
+    /// tasks stop, idle connections to endpoints it no longer uses close.
+    pub fn watch(&mut self, plan: &Plan) {
+        self.plan_tasks.abort_all();
+        let endpoints: HashSet<SocketAddr> = plan
+            .pools()
+            .iter()
+            .flat_map(|pool| {
+                pool.backends()
+                    .backends
+                    .iter()
+                    .flat_map(|b| b.endpoints.all().to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.connections
+            .retain(|endpoint| endpoints.contains(&endpoint));
+        for pool in plan.pools() {
+            if let Some(step) = pool.ramp_step() {
+                self.plan_tasks.spawn(step_ramps(Arc::clone(pool), step));
+            }
+            if pool
+                .backends()
+                .backends
+                .iter()
+                .any(|b| b.endpoints.configured().is_name())
+            {
+                self.plan_tasks.spawn(resolve(Arc::clone(pool)));
+            }
+        }
+    }
+}
+
+/// Publishes `pool`'s backends with fresh slow-start progress every
+/// `step` while any of them ramps; its balancer learns each step off the
+/// request path (on the blocking pool: a table rebuild may take ms).
+async fn step_ramps(pool: Arc<BackendPool>, step: Duration) {
+    loop {
+        let started = crate::upstream::ramp_started();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        let ramping = pool
+            .backends()
+            .backends
+            .iter()
+            .any(|b| b.stats.is_ramping());
+        if !ramping {
+            started.await;
+        }
+        if let Some(ramped) = pool.ramped_backends() {
+            let publishing = Arc::clone(&pool);
+            let _ = tokio::task::spawn_blocking(move || publishing.publish(ramped)).await;
+        }
+        tokio::time::sleep(step).await;
+    }
+}
+
+/// Re-resolves `pool`'s named backends every [`RESOLVE_INTERVAL`].
+async fn resolve(pool: Arc<BackendPool>) {
+    loop {
+        tokio::time::sleep(RESOLVE_INTERVAL).await;
+        for backend in pool.backends().backends.iter() {
+            let address = backend.endpoints.configured();
+            if !address.is_name() {
+                continue;
+            }
+            match address.resolve().await {
+                Ok(resolved) if !resolved.is_empty() => {
+                    if backend.endpoints.update(resolved) {
+                        tracing::info!(pool = %pool.name(), backend = %backend.id, "backend addresses changed");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(pool = %pool.name(), error = %crate::error_chain(&error), "re-resolving failed, keeping the old addresses");
+                }
+            }
+        }
+    }
+}
