@@ -25,3 +25,4 @@ mod tcp;
 mod tcp_backends;
 mod tcp_proxy_protocol;
 mod tcp_sni;
+mod upstream;
