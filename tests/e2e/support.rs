@@ -172,15 +172,38 @@ impl Drop for SilentBackend {
     }
 }
 
-/// Waits (bounded) until connecting to `address` is refused; whether it was.
-pub async fn eventually_refused(address: SocketAddr) -> bool {
-    for _ in 0..1000 {
-        if TcpStream::connect(address).await.is_err() {
+/// The one bounded wait on real sockets and processes: polls `check`
+/// every 5 ms until it holds or [`WAIT`] has passed; whether it held.
+pub async fn eventually<F, Fut>(check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_every(Duration::from_millis(5), check).await
+}
+
+/// [`eventually`], polling every `interval`: for checks that start work
+/// each time (one more request in flight per poll).
+pub async fn eventually_every<F, Fut>(interval: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if check().await {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(interval).await;
     }
-    false
+}
+
+/// Waits (bounded) until connecting to `address` is refused; whether it was.
+pub async fn eventually_refused(address: SocketAddr) -> bool {
+    eventually(|| async { TcpStream::connect(address).await.is_err() }).await
 }
 
 /// A loopback address nothing listens on: bound, then released.
@@ -282,12 +305,15 @@ impl Bascule {
 
     /// Waits (bounded) for the process to exit.
     pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "bascule did not exit");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "bascule did not exit"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
