@@ -58,9 +58,13 @@ impl Supervisor {
     /// Takes over the work of `plan`, now being served: the previous plan's
     /// tasks stop, idle connections to endpoints it no longer uses close.
     pub fn watch(&mut self, plan: &Plan) {
+        self.watch_pools(plan.pools());
+    }
+
+    fn watch_pools(&mut self, pools: &[Arc<BackendPool>]) {
+        let plan_pools = pools;
         self.plan_tasks.abort_all();
-        let endpoints: HashSet<SocketAddr> = plan
-            .pools()
+        let endpoints: HashSet<SocketAddr> = plan_pools
             .iter()
             .flat_map(|pool| {
                 pool.backends()
@@ -72,7 +76,7 @@ impl Supervisor {
             .collect();
         self.connections
             .retain(|endpoint| endpoints.contains(&endpoint));
-        for pool in plan.pools() {
+        for pool in plan_pools {
             if let Some(step) = pool.ramp_step() {
                 self.plan_tasks.spawn(step_ramps(Arc::clone(pool), step));
             }
@@ -133,5 +137,109 @@ async fn resolve(pool: Arc<BackendPool>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::upstream::{
+        Backend, BackendSelection, BackendSet, BackendStats, PluginFailurePolicy, PoolSettings,
+        RequestView, Selection, SelectionError, fixed_endpoints,
+    };
+
+    /// Counts what the supervisor and the request path ask of it.
+    #[derive(Default)]
+    struct Counting {
+        selects: AtomicUsize,
+        prepares: AtomicUsize,
+    }
+
+    impl BackendSelection for Arc<Counting> {
+        fn name(&self) -> &str {
+            "counting"
+        }
+
+        fn select(
+            &self,
+            _: &Arc<BackendSet>,
+            _: &RequestView,
+        ) -> Result<Selection, SelectionError> {
+            self.selects.fetch_add(1, Ordering::SeqCst);
+            Ok(Selection::default())
+        }
+
+        fn prepare(&self, _: &Arc<BackendSet>) -> usize {
+            self.prepares.fetch_add(1, Ordering::SeqCst);
+            1
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_steps_and_pushes_generations_with_no_request() {
+        let counting = Arc::new(Counting::default());
+        let backends = (0..2)
+            .map(|i| {
+                Backend::new(
+                    format!("b{i}"),
+                    fixed_endpoints(format!("127.0.0.1:{}", 9100 + i).parse().unwrap()),
+                    1,
+                    Vec::new(),
+                    Arc::new(BackendStats::default()),
+                )
+            })
+            .collect();
+        let settings = PoolSettings {
+            on_balancer_failure: PluginFailurePolicy::RoundRobin,
+            max_attempts: 1,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            slow_start: Some(Duration::from_secs(20)),
+            proxy_protocol: None,
+            drain_timeout: Duration::from_secs(1),
+        };
+        let pool = Arc::new(BackendPool::new(
+            "p",
+            Arc::new(BackendSet::new(backends)),
+            Box::new(Arc::clone(&counting)),
+            settings,
+        ));
+        let mut supervisor = Supervisor::start(Arc::new(ConnectionPool::default()));
+        supervisor.watch_pools(std::slice::from_ref(&pool));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            counting.prepares.load(Ordering::SeqCst),
+            0,
+            "nothing ramps: no work"
+        );
+
+        pool.backends().backends[1].stats.start_ramp();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let pushed = counting.prepares.load(Ordering::SeqCst);
+        assert!(
+            pushed >= 5,
+            "{pushed} generations pushed in half the window"
+        );
+        let ramp = pool.backends().backends[1].ramp_permille;
+        assert!((400..=600).contains(&ramp), "{ramp}");
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert_eq!(
+            pool.backends().backends[1].ramp_permille,
+            crate::upstream::FULL_RAMP
+        );
+        let done = counting.prepares.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(
+            counting.prepares.load(Ordering::SeqCst),
+            done,
+            "a finished ramp stops stepping"
+        );
+        assert_eq!(
+            counting.selects.load(Ordering::SeqCst),
+            0,
+            "no request was involved"
+        );
     }
 }
