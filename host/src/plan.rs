@@ -22,6 +22,17 @@ pub struct Plan {
     generation: u64,
     listeners: Vec<ListenerPlan>,
     pools: Vec<Arc<BackendPool>>,
+    /// Backends new to their pool: registered, and their slow start begun,
+    /// only by [`Plan::commit`], so a rejected reload leaves no trace.
+    joined: Vec<JoinedBackend>,
+}
+
+/// A backend this plan adds to its pool.
+struct JoinedBackend {
+    pool: String,
+    id: String,
+    stats: Arc<crate::upstream::BackendStats>,
+    ramps: bool,
 }
 
 /// One listener's address and routes.
@@ -56,8 +67,9 @@ impl Plan {
     ) -> Result<Plan, ConfigErrors> {
         let mut errors = Vec::new();
         let mut pools = Vec::new();
+        let mut joined = Vec::new();
         for pool in &config.pools {
-            match build_pool(config, pool, plugins, stats, generation) {
+            match build_pool(config, pool, plugins, stats, generation, &mut joined) {
                 Ok(built) => pools.push(Arc::new(built)),
                 Err((location, error)) => {
                     errors.push(config.source.error(&location, crate::error_chain(&error)))
@@ -88,7 +100,27 @@ impl Plan {
             generation,
             listeners,
             pools,
+            joined,
         })
+    }
+
+    /// Makes the plan's side effects real, once it is certain to be
+    /// served: the stats of backends new to their pool are registered (so
+    /// later reloads see them as present), and those a reload added begin
+    /// their slow start, published to the balancers before any request
+    /// sees the plan.
+    pub fn commit(&self, registry: &StatsRegistry) {
+        for joined in &self.joined {
+            registry.register(&joined.pool, &joined.id, Arc::clone(&joined.stats));
+            if joined.ramps {
+                joined.stats.start_ramp();
+            }
+        }
+        for pool in &self.pools {
+            if let Some(ramped) = pool.ramped_backends() {
+                pool.publish(ramped);
+            }
+        }
     }
 
     /// Which config load this plan came from: 1 at start, then one more
@@ -235,16 +267,22 @@ fn build_pool(
     plugins: &PluginRuntime,
     stats: &StatsRegistry,
     generation: u64,
+    joined: &mut Vec<JoinedBackend>,
 ) -> Result<BackendPool, (FieldLocation, plugin::Error)> {
     let backends = pool
         .backends
         .iter()
         .map(|backend| {
-            let (stats, joined) = stats.get_or_create(&pool.name, &backend.id);
-            // Backends present at start-up take full load at once, as in
-            // HAProxy; those a reload adds ramp up.
-            if joined && generation > 1 && pool.slow_start.is_some() {
-                stats.start_ramp();
+            let (stats, new) = stats.lookup(&pool.name, &backend.id);
+            if new {
+                joined.push(JoinedBackend {
+                    pool: pool.name.clone(),
+                    id: backend.id.clone(),
+                    stats: Arc::clone(&stats),
+                    // Backends present at start-up take full load at once,
+                    // as in HAProxy; those a reload adds ramp up.
+                    ramps: generation > 1 && pool.slow_start.is_some(),
+                });
             }
             // Resolved here, off the request path; the supervisor
             // re-resolves names on a schedule.
@@ -297,4 +335,46 @@ fn build_pool(
         balancer,
         settings,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigSource;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n\n  [[listeners.routes]]\n  pool = \"main\"\n\n[pools.main]\nbalancer = \"builtin:round-robin\"\nslow-start = \"10m\"\nbackends = [{{ address = \"127.0.0.1:9001\" }}, {{ address = \"127.0.0.1:9002\" }}]\n{extra}"
+        );
+        Config::parse(ConfigSource::new(std::path::Path::new("t.toml"), text)).unwrap()
+    }
+
+    #[test]
+    fn only_a_committed_plan_registers_backends_and_starts_ramps() {
+        let plugins = PluginRuntime::new().unwrap();
+        let stats = StatsRegistry::default();
+        let rejected = config("\n[pools.main.balancer-options]\nbogus = 1\n");
+        assert!(Plan::build(&rejected, &plugins, &stats, 2).is_err());
+        assert!(
+            stats.lookup("main", "127.0.0.1:9001").1,
+            "a rejected plan registered stats"
+        );
+
+        let built = Plan::build(&config(""), &plugins, &stats, 2).unwrap();
+        assert!(
+            stats.lookup("main", "127.0.0.1:9001").1,
+            "building alone registers nothing"
+        );
+        built.commit(&stats);
+        let (registered, new) = stats.lookup("main", "127.0.0.1:9001");
+        assert!(!new);
+        assert!(registered.is_ramping(), "a backend a reload adds ramps up");
+        let ramps: Vec<u32> = built.pools()[0]
+            .backends()
+            .backends
+            .iter()
+            .map(|b| b.ramp_permille)
+            .collect();
+        assert!(ramps.iter().all(|&r| r < 10), "published ramped: {ramps:?}");
+    }
 }

@@ -87,6 +87,7 @@ impl Server {
         let plugins = Arc::new(PluginRuntime::new().map_err(StartError::Runtime)?);
         let stats = Arc::new(StatsRegistry::default());
         let plan = Plan::build(config, &plugins, &stats, 1)?;
+        plan.commit(&stats);
         let connections = Arc::new(ConnectionPool::default());
         let mut supervisor = Supervisor::start(Arc::clone(&connections));
         supervisor.watch(&plan);
@@ -190,6 +191,7 @@ impl Server {
             }
         }
         let next = listeners;
+        plan.commit(&self.stats);
         // Connections to backends the new config dropped start draining.
         self.stats
             .retire_all_but(|pool, backend| plan.has_backend(pool, backend));

@@ -184,3 +184,44 @@ async fn slow_start_ramps_a_backend_added_by_reload() {
     assert_eq!(ramps[..2], [1000, 1000]);
     assert!(ramps[2] < 20, "{ramps:?}");
 }
+
+#[tokio::test]
+async fn a_rejected_reload_does_not_spoil_the_next_ones_slow_start() {
+    let backends = [
+        RecordingBackend::start("b1").await,
+        RecordingBackend::start("b2").await,
+        RecordingBackend::start("b3").await,
+    ];
+    let extra = "slow-start = \"10m\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n";
+    let two = single_pool_config(
+        "builtin:weighted-round-robin",
+        extra,
+        backends[..2].iter().map(RecordingBackend::toml),
+    );
+    let mut bascule = Bascule::start(&two);
+    let three = single_pool_config(
+        "builtin:weighted-round-robin",
+        extra,
+        backends.iter().map(RecordingBackend::toml),
+    );
+    // The plan for three backends is built, then refused by the plugin.
+    let rejected = format!("{three}\n[pools.main.balancer-options]\nbogus = 1\n");
+    let printed = bascule.reload(&rejected);
+    assert!(printed.contains("reload rejected"), "{printed}");
+    let printed = bascule.reload(&three);
+    assert!(printed.contains("bascule: reloaded"), "{printed}");
+    for _ in 0..150 {
+        assert_eq!(bascule.get_root().await.status, 200);
+    }
+    let newcomer = backends[2].seen().len();
+    assert!(
+        newcomer <= 2,
+        "the new backend got {newcomer} of 150 requests: its slow start was skipped"
+    );
+    let status = send(bascule.addr("admin"), get("admin", "/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    let ramp = status["pools"][0]["backends"][2]["ramp-permille"]
+        .as_u64()
+        .unwrap();
+    assert!(ramp < 20, "{ramp}");
+}

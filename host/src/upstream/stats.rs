@@ -252,6 +252,31 @@ impl StatsRegistry {
         }
     }
 
+    /// The registered stats of `backend` in `pool`, or fresh ones that are
+    /// not registered (and whether they are fresh): building a plan must
+    /// not change the registry before the plan is certain to serve.
+    pub fn lookup(&self, pool: &str, backend: &str) -> (Arc<BackendStats>, bool) {
+        let map = self
+            .by_backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&(pool.to_owned(), backend.to_owned())) {
+            Some(stats) => (Arc::clone(stats), false),
+            None => (Arc::new(BackendStats::default()), true),
+        }
+    }
+
+    /// Registers `stats` as those of `backend` in `pool`, unless some are
+    /// registered already.
+    pub fn register(&self, pool: &str, backend: &str, stats: Arc<BackendStats>) {
+        let mut map = self
+            .by_backend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry((pool.to_owned(), backend.to_owned()))
+            .or_insert(stats);
+    }
+
     /// After a reload: every backend `in_config` says is in the new config
     /// (by pool and id) is current again, every other one is retired. The
     /// stats of retired backends nothing refers to any more (no plan, no
