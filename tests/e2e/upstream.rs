@@ -151,3 +151,73 @@ async fn a_reload_renaming_a_listener_takes_over_its_socket() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(backend.seen().len(), 2);
 }
+
+/// Answers every request of every connection with a keep-alive `ok`;
+/// counts connections the proxy closed.
+async fn keep_alive_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&closed);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = socket.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (address, closed)
+}
+
+#[tokio::test]
+async fn idle_connections_to_a_removed_backend_are_closed_on_reload() {
+    let (leaving, closed) = keep_alive_backend().await;
+    let staying = RecordingBackend::start("staying").await;
+    let both = single_pool_config(
+        "builtin:round-robin",
+        ADMIN,
+        [backend_toml("leaving", leaving), staying.toml()],
+    );
+    let mut bascule = Bascule::start(&both);
+    for _ in 0..2 {
+        assert_eq!(bascule.get_root().await.status, 200);
+    }
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        0,
+        "the pooled connection stays open"
+    );
+    let printed = bascule.reload(&single_pool_config(
+        "builtin:round-robin",
+        ADMIN,
+        [staying.toml()],
+    ));
+    assert!(printed.contains("bascule: reloaded"), "{printed}");
+    assert!(
+        eventually(|| async { closed.load(Ordering::SeqCst) == 1 }).await,
+        "the idle connection to the removed backend was not closed"
+    );
+    let evicted = bascule
+        .metric(
+            "bascule_upstream_idle_closed_total",
+            &["reason=\"evicted\""],
+        )
+        .await;
+    assert_eq!(evicted, 1.0);
+}
