@@ -2,9 +2,14 @@
 //! components.
 //!
 //! Data flows one way: [`config`] (TOML → validated types) → [`plan`]
-//! (compiled routes, pools, plugin instances) → the request path ([`l7`],
-//! [`l4`], [`upstream`]). The request path never parses config or compiles WASM.
-//! Everything that names wasmtime lives in [`plugin`].
+//! (compiled routes, pools, plugin instances; committed only once it will
+//! serve) → the request path ([`l7`], [`l4`], reaching backends through
+//! [`upstream`]). The request path never parses config, compiles WASM,
+//! resolves a name or rebuilds a backend set: long-lived work (slow-start
+//! steps, re-resolution, idle-connection reaping and eviction) has one
+//! owner, the [`supervisor`], handed every new plan by [`server`].
+//! Everything that names wasmtime lives in [`plugin`]; header rules both
+//! `l7` and `plugin` apply live in [`header_rules`].
 
 #![forbid(unsafe_code)]
 
