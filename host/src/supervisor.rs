@@ -62,9 +62,8 @@ impl Supervisor {
     }
 
     fn watch_pools(&mut self, pools: &[Arc<BackendPool>]) {
-        let plan_pools = pools;
         self.plan_tasks.abort_all();
-        let endpoints: HashSet<SocketAddr> = plan_pools
+        let endpoints: HashSet<SocketAddr> = pools
             .iter()
             .flat_map(|pool| {
                 pool.backends()
@@ -76,7 +75,7 @@ impl Supervisor {
             .collect();
         self.connections
             .retain(|endpoint| endpoints.contains(&endpoint));
-        for pool in plan_pools {
+        for pool in pools {
             if let Some(step) = pool.ramp_step() {
                 self.plan_tasks.spawn(step_ramps(Arc::clone(pool), step));
             }

@@ -86,7 +86,7 @@ impl WasmBalancer {
         };
         let mut instance = balancer.instantiate()?;
         instance.learn(backends, &balancer.compiled.name)?;
-        balancer.instances.stash(instance);
+        balancer.instances.check_in(instance);
         Ok(balancer)
     }
 

@@ -72,7 +72,7 @@ impl WasmFilter {
             sandbox,
         };
         let instance = filter.instantiate()?;
-        filter.instances.stash(instance);
+        filter.instances.check_in(instance);
         Ok(filter)
     }
 

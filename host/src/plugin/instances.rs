@@ -93,17 +93,13 @@ impl<I: Send> Instances<I> {
         }
     }
 
-    /// Keeps `instance` for later calls, unless enough are idle already.
-    fn check_in(&self, instance: I) {
+    /// Keeps `instance` for later calls (the one made at load time, or one
+    /// a call returns), unless enough are idle already.
+    pub(super) fn check_in(&self, instance: I) {
         let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE_INSTANCES {
             idle.push(instance);
         }
-    }
-
-    /// Keeps an instance made at load time for the first call.
-    pub(super) fn stash(&self, instance: I) {
-        self.check_in(instance);
     }
 
     /// Runs `update` on every idle instance, dropping those it fails on;

@@ -135,6 +135,18 @@ struct Release {
     _active: ActiveRequest,
 }
 
+// === impl PoolKey ===
+
+impl PoolKey {
+    /// The key of plain HTTP/1.1 connections to `endpoint`.
+    pub fn http1(endpoint: SocketAddr) -> Self {
+        PoolKey {
+            endpoint,
+            kind: ConnectionKind::Http1,
+        }
+    }
+}
+
 // === impl ConnectionPool ===
 
 impl Default for ConnectionPool<TcpConnector> {
@@ -159,10 +171,7 @@ impl<C: Connector> ConnectionPool<C> {
         endpoint: SocketAddr,
         connect_timeout: Duration,
     ) -> Result<Connection, ConnectError> {
-        let key = PoolKey {
-            endpoint,
-            kind: ConnectionKind::Http1,
-        };
+        let key = PoolKey::http1(endpoint);
         let home = self.queue(key);
         while let Some(mut idle) = home.pop() {
             if idle.sender.is_closed() {
@@ -198,10 +207,7 @@ impl<C: Connector> ConnectionPool<C> {
         endpoint: SocketAddr,
         connect_timeout: Duration,
     ) -> Result<Connection, ConnectError> {
-        let key = PoolKey {
-            endpoint,
-            kind: ConnectionKind::Http1,
-        };
+        let key = PoolKey::http1(endpoint);
         let home = self.queue(key);
         self.connect(key, home, connect_timeout).await
     }
@@ -287,10 +293,7 @@ impl<C: Connector> ConnectionPool<C> {
 
     /// Idle connections to `endpoint`, for the status page and tests.
     pub fn idle_count(&self, endpoint: SocketAddr) -> usize {
-        let key = PoolKey {
-            endpoint,
-            kind: ConnectionKind::Http1,
-        };
+        let key = PoolKey::http1(endpoint);
         self.idle
             .load()
             .get(&key)
