@@ -135,6 +135,17 @@ async fn least_response_time_starves_a_ten_times_slower_backend() {
     );
 }
 
+/// Weighted round robin over `backends` with a ten-minute slow start, and
+/// an admin listener for `/status`.
+fn slow_start_config(backends: &[RecordingBackend]) -> String {
+    let extra = "slow-start = \"10m\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n";
+    single_pool_config(
+        "builtin:weighted-round-robin",
+        extra,
+        backends.iter().map(RecordingBackend::toml),
+    )
+}
+
 #[tokio::test]
 async fn slow_start_ramps_a_backend_added_by_reload() {
     let backends = [
@@ -142,12 +153,7 @@ async fn slow_start_ramps_a_backend_added_by_reload() {
         RecordingBackend::start("b2").await,
         RecordingBackend::start("b3").await,
     ];
-    let extra = "slow-start = \"10m\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n";
-    let two = single_pool_config(
-        "builtin:weighted-round-robin",
-        extra,
-        backends[..2].iter().map(RecordingBackend::toml),
-    );
+    let two = slow_start_config(&backends[..2]);
     let mut bascule = Bascule::start(&two);
     // Backends present at start take their full share at once.
     for _ in 0..10 {
@@ -155,11 +161,7 @@ async fn slow_start_ramps_a_backend_added_by_reload() {
     }
     assert_eq!((backends[0].seen().len(), backends[1].seen().len()), (5, 5));
 
-    let three = single_pool_config(
-        "builtin:weighted-round-robin",
-        extra,
-        backends.iter().map(RecordingBackend::toml),
-    );
+    let three = slow_start_config(&backends);
     let printed = bascule.reload(&three);
     assert!(printed.contains("bascule: reloaded"), "{printed}");
     for _ in 0..150 {
@@ -192,18 +194,9 @@ async fn a_rejected_reload_does_not_spoil_the_next_ones_slow_start() {
         RecordingBackend::start("b2").await,
         RecordingBackend::start("b3").await,
     ];
-    let extra = "slow-start = \"10m\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n";
-    let two = single_pool_config(
-        "builtin:weighted-round-robin",
-        extra,
-        backends[..2].iter().map(RecordingBackend::toml),
-    );
+    let two = slow_start_config(&backends[..2]);
     let mut bascule = Bascule::start(&two);
-    let three = single_pool_config(
-        "builtin:weighted-round-robin",
-        extra,
-        backends.iter().map(RecordingBackend::toml),
-    );
+    let three = slow_start_config(&backends);
     // The plan for three backends is built, then refused by the plugin.
     let rejected = format!("{three}\n[pools.main.balancer-options]\nbogus = 1\n");
     let printed = bascule.reload(&rejected);
