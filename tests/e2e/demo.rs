@@ -11,7 +11,9 @@ use crate::support::*;
 async fn demo_serves_its_backends_through_both_listeners() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bascule"));
     command.args(["demo", "--listen", "127.0.0.1:0"]);
-    let (mut child, lines) = spawn_with_lines(&mut command);
+    let (child, lines) = spawn_with_lines(&mut command);
+    // Killed however the test ends, a failed assertion included.
+    let _demo = KilledOnDrop(child);
     let (mut http, mut tcp): (Option<SocketAddr>, Option<SocketAddr>) = (None, None);
     while http.is_none() || tcp.is_none() {
         let line = lines
@@ -45,7 +47,14 @@ async fn demo_serves_its_backends_through_both_listeners() {
     let reply = send(tcp, get("demo.test", "/over-tcp")).await;
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("GET /over-tcp"), "{}", reply.body);
+}
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+/// The demo process, killed by PID when the test ends.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
