@@ -7,7 +7,9 @@
 //! [`upstream`]). The request path never parses config, compiles WASM,
 //! resolves a name or rebuilds a backend set: long-lived work (slow-start
 //! steps, re-resolution, idle-connection reaping and eviction) has one
-//! owner, the [`supervisor`], handed every new plan by [`server`].
+//! owner, the [`supervisor`], handed every new plan by [`server`]. A running
+//! server has one owner too, the [`control`] task: signals (and later the
+//! admin API) reach it through a [`control::ServerHandle`].
 //! Everything that names wasmtime lives in [`plugin`]; header rules both
 //! `l7` and `plugin` apply live in [`header_rules`].
 
@@ -15,6 +17,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod header_rules;
 pub mod host_pattern;

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bascule::config::Config;
+use bascule::control::{ListenerInfo, ReloadError, Reloaded, ServerHandle};
 use bascule::demo::Demo;
 use bascule::plan::Plan;
 use bascule::plugin::PluginRuntime;
-use bascule::server::{BoundListener, Server};
+use bascule::server::Server;
 use bascule::upstream::StatsRegistry;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
@@ -72,6 +73,12 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, workers: Option<u16>) -> Result<()> {
+    // The demo shows round robin's exact rotation, which holds per worker:
+    // one worker unless asked for more.
+    let workers = match command {
+        Command::Demo { .. } => workers.or(Some(1)),
+        _ => workers,
+    };
     let runtime = runtime(workers).context("starting the async runtime")?;
     match command {
         Command::Check { config } => check(&config),
@@ -115,11 +122,12 @@ async fn serve(path: &std::path::Path) -> Result<()> {
     // Installed first: SIGHUP's default action would end the process.
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let config = Config::load(path)?;
-    let mut server = Server::start(&config).await?;
-    announce(server.listeners().iter());
+    let server = Server::start(&config).await?;
+    announce(server.listeners().iter().map(ListenerInfo::from));
     if let Some(admin) = server.admin() {
         println!("bascule: admin serving http://{}", admin.address);
     }
+    let (handle, control) = ServerHandle::spawn(server, path.to_owned());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -128,41 +136,36 @@ async fn serve(path: &std::path::Path) -> Result<()> {
                 result?;
                 break;
             }
-            _ = hangup.recv() => reload(&mut server, path).await,
+            _ = hangup.recv() => report_reload(handle.reload().await, path),
         }
     }
-    if !server.shutdown(SHUTDOWN_GRACE).await {
+    if !handle.shutdown(SHUTDOWN_GRACE).await {
         eprintln!("bascule: requests still in flight after {SHUTDOWN_GRACE:?}, exiting anyway");
     }
+    control.finished().await;
     Ok(())
 }
 
-/// Reloads the config file on SIGHUP; a bad config is reported and the
-/// running one keeps serving.
-async fn reload(server: &mut Server, path: &std::path::Path) {
-    let result = match Config::load(path) {
-        Ok(config) => server.reload(&config).await.map_err(anyhow::Error::from),
-        Err(error) => Err(error.into()),
-    };
+/// Reports a SIGHUP reload; a rejected one leaves the running config
+/// serving.
+fn report_reload(result: Result<Reloaded, ReloadError>, path: &std::path::Path) {
     match result {
-        Ok(added) => {
-            announce(added.into_iter());
+        Ok(reloaded) => {
+            announce(reloaded.added.into_iter());
             println!("bascule: reloaded {}", path.display());
         }
         Err(error) => {
-            println!("{error:#}");
+            println!("{:#}", anyhow::Error::from(error));
             println!("bascule: reload rejected, still serving the previous config");
         }
     }
 }
 
-fn announce<'a>(listeners: impl Iterator<Item = &'a BoundListener>) {
+fn announce(listeners: impl Iterator<Item = ListenerInfo>) {
     for listener in listeners {
         println!(
             "bascule: listener {} serving {}://{}",
-            listener.name,
-            listener.scheme(),
-            listener.address
+            listener.name, listener.scheme, listener.address
         );
     }
 }

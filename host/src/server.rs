@@ -1,5 +1,6 @@
 //! Running a proxy from a config: build the plan, bind the listeners,
-//! serve; reload a new config without dropping traffic.
+//! serve; reload a new config without dropping traffic. Once started, a
+//! server is owned by the control task ([`crate::control`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -254,6 +255,11 @@ impl Server {
         self.admin.as_ref()
     }
 
+    /// The config generation serving now (1 for the config started with).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The bound listeners, in config order.
     pub fn listeners(&self) -> &[BoundListener] {
         &self.listeners
@@ -261,7 +267,7 @@ impl Server {
 
     /// Stops accepting on every listener and waits up to `grace` for
     /// in-flight requests to finish. Returns whether they all did.
-    pub async fn shutdown(mut self, grace: Duration) -> bool {
+    pub async fn shutdown(&mut self, grace: Duration) -> bool {
         let mut tasks = Vec::new();
         for listener in self.listeners.iter_mut().chain(self.admin.iter_mut()) {
             let _ = listener.stop.send(());

@@ -154,7 +154,8 @@ async fn slow_start_ramps_a_backend_added_by_reload() {
         RecordingBackend::start("b3").await,
     ];
     let two = slow_start_config(&backends[..2]);
-    let mut bascule = Bascule::start(&two);
+    // One worker, so that round robin's 5/5 split is exact.
+    let mut bascule = Bascule::start_with(&two, &["--workers", "1"]);
     // Backends present at start take their full share at once.
     for _ in 0..10 {
         bascule.get_root().await;

@@ -18,7 +18,8 @@ async fn round_robin_visits_backends_in_exact_order() {
         "",
         backends.iter().map(RecordingBackend::toml),
     );
-    let bascule = Bascule::start(&config);
+    // The rotation is exact per worker thread: one worker.
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
     let mut order = Vec::new();
     for _ in 0..9 {
         let reply = bascule.get_root().await;
@@ -62,7 +63,7 @@ async fn user_plugin_from_a_path_changes_the_distribution() {
 async fn connect_failure_falls_through_to_the_next_candidate() {
     let live = RecordingBackend::start("live").await;
     let dead = closed_port().await;
-    let backends = [backend_toml("dead", dead), live.toml()];
+    let backends = [backend_toml("dead", dead.address), live.toml()];
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", backends));
     for _ in 0..4 {
         let reply = bascule.get_root().await;

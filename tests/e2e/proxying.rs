@@ -129,7 +129,7 @@ async fn unreachable_backends_give_502() {
     let backends = dead
         .iter()
         .enumerate()
-        .map(|(i, address)| backend_toml(&format!("dead{i}"), address));
+        .map(|(i, closed)| backend_toml(&format!("dead{i}"), closed.address));
     let bascule = Bascule::start(&single_pool_config(
         "builtin:round-robin",
         "connect-timeout = \"500ms\"",

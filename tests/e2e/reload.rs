@@ -13,6 +13,10 @@ async fn bodies(bascule: &Bascule, listener: &str, n: usize) -> Vec<String> {
     bodies
 }
 
+/// The default runtime (a worker per core). Round robin is exact per
+/// worker, and each worker's instance starts its own rotation, so here the
+/// pair is only checked to come from the pool; the one-worker run below
+/// checks the exact rotation.
 #[tokio::test]
 async fn reload_applies_new_backends_plugins_and_listeners() {
     reload_applies_everything(&[]).await;
@@ -32,7 +36,15 @@ async fn reload_applies_everything(options: &[&str]) {
     let first = single_pool_config("builtin:round-robin", "", [b1.toml(), b2.toml()]);
     let mut bascule = Bascule::start_with(&first, options);
     let web = bascule.addr("web");
-    assert_eq!(bodies(&bascule, "web", 2).await, ["b1", "b2"]);
+    let exact = options == ["--workers", "1"];
+    let check_rotation = |served: Vec<String>| {
+        if exact {
+            assert_eq!(served, ["b1", "b2"]);
+        } else {
+            assert!(served.iter().all(|b| b == "b1" || b == "b2"), "{served:?}");
+        }
+    };
+    check_rotation(bodies(&bascule, "web", 2).await);
 
     let plugin = test_plugin("test-pick-last").display().to_string();
     let second = single_pool_config(&plugin, "", [b1.toml(), b2.toml(), b3.toml()])
@@ -55,7 +67,7 @@ async fn reload_applies_everything(options: &[&str]) {
         eventually_refused(extra).await,
         "removed listener still accepts"
     );
-    assert_eq!(bodies(&bascule, "web", 2).await, ["b1", "b2"]);
+    check_rotation(bodies(&bascule, "web", 2).await);
 }
 
 #[tokio::test]
@@ -63,7 +75,8 @@ async fn bad_reload_is_reported_and_the_running_config_keeps_serving() {
     let b1 = RecordingBackend::start("b1").await;
     let b2 = RecordingBackend::start("b2").await;
     let good = single_pool_config("builtin:round-robin", "", [b1.toml(), b2.toml()]);
-    let mut bascule = Bascule::start(&good);
+    // One worker: the rotation checked below is exact per worker.
+    let mut bascule = Bascule::start_with(&good, &["--workers", "1"]);
     assert_eq!(bodies(&bascule, "web", 1).await, ["b1"]);
 
     let typo = good.replace("balancer =", "balancr =");

@@ -206,10 +206,28 @@ pub async fn eventually_refused(address: SocketAddr) -> bool {
     eventually(|| async { TcpStream::connect(address).await.is_err() }).await
 }
 
-/// A loopback address nothing listens on: bound, then released.
-pub async fn closed_port() -> SocketAddr {
+/// A loopback address that refuses connections for as long as this lives:
+/// a socket bound there without listening holds the port, so no other test
+/// running meanwhile is given it (a port bound and released could be).
+pub struct ClosedPort {
+    pub address: SocketAddr,
+    _held: tokio::net::TcpSocket,
+}
+
+pub async fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ClosedPort {
+        address: socket.local_addr().unwrap(),
+        _held: socket,
+    }
+}
+
+/// A loopback port free a moment ago, for a listener the test lets
+/// bascule bind at a known port.
+pub async fn released_port() -> u16 {
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    socket.local_addr().unwrap()
+    socket.local_addr().unwrap().port()
 }
 
 /// The real `bascule` binary serving a config, killed on drop.

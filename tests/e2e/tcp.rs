@@ -57,15 +57,16 @@ async fn echo_through(address: std::net::SocketAddr, total: usize) -> (u64, u64,
     (writer.await.unwrap(), hash.digest(), received)
 }
 
+/// The metric's value once it reaches `at_least`, or its last value when
+/// it does not within [`WAIT`].
 async fn wait_for_metric(bascule: &Bascule, metric: &str, labels: &[&str], at_least: f64) -> f64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let value = bascule.metric(metric, labels).await;
-        if value >= at_least || tokio::time::Instant::now() > deadline {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let last = std::cell::Cell::new(0.0);
+    eventually_every(Duration::from_millis(20), || async {
+        last.set(bascule.metric(metric, labels).await);
+        last.get() >= at_least
+    })
+    .await;
+    last.get()
 }
 
 #[tokio::test]
@@ -143,7 +144,7 @@ async fn half_closed_client_still_receives_the_response() {
 async fn connect_failure_falls_through_to_the_next_candidate() {
     let dead = closed_port().await;
     let echo = EchoBackend::start("echo").await;
-    let backends = [backend_toml("dead", dead), echo.toml()];
+    let backends = [backend_toml("dead", dead.address), echo.toml()];
     let bascule = Bascule::start(&tcp_config("", "max-attempts = 2", &backends));
     for _ in 0..4 {
         let (greeting, _stream) = connect_greeted(bascule.addr("tcp")).await;
@@ -230,7 +231,7 @@ async fn idle_connections_are_closed() {
 #[tokio::test]
 async fn no_usable_backend_closes_the_connection() {
     let dead = closed_port().await;
-    let bascule = Bascule::start(&tcp_config("", "", &[backend_toml("dead", dead)]));
+    let bascule = Bascule::start(&tcp_config("", "", &[backend_toml("dead", dead.address)]));
     let mut stream = TcpStream::connect(bascule.addr("tcp")).await.unwrap();
     assert!(read_to_end(&mut stream).await.is_empty());
     let failed = wait_for_metric(

@@ -135,7 +135,7 @@ async fn a_pooled_connection_the_backend_closed_is_not_used() {
 #[tokio::test]
 async fn a_reload_renaming_a_listener_takes_over_its_socket() {
     let backend = RecordingBackend::start("b1").await;
-    let port = closed_port().await.port();
+    let port = released_port().await;
     let config = single_pool_config("builtin:round-robin", "", [backend.toml()])
         .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     let mut bascule = Bascule::start(&config);

@@ -3,14 +3,19 @@
 //! budget, failure classification, metrics, instance replacement and the
 //! suspension breaker.
 //!
-//! Idle instances wait in one list per plugin use, taken last-in first-out
-//! so that sequential traffic always meets the same instance (an exact
-//! rotation). The supervisor reaches them there to push a new backend
-//! generation ([`Instances::for_each_idle`]) off the request path.
+//! Each worker thread keeps its own instance per plugin use in a slot only
+//! it fills ([`WorkerSlots`]), so the call path takes no lock and a
+//! stateful plugin (round robin) is exact per worker. A slot is one atomic
+//! pointer: the supervisor may take it for a moment to push a new backend
+//! generation ([`Instances::for_each_idle`]); a worker that finds its slot
+//! empty then borrows from the shared spare list, or makes an instance.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crossbeam_utils::atomic::AtomicCell;
 use wasmtime::{Engine, Store, Trap};
 
 use super::Error;
@@ -18,16 +23,25 @@ use super::breaker::Breaker;
 use super::engine::EPOCH_TICK;
 use super::state::PluginState;
 
-/// Idle instances kept per plugin use; more are created under load and
-/// dropped when returned to a full list.
-const MAX_IDLE_INSTANCES: usize = 64;
+/// Spare instances kept per plugin use, beyond the workers' own: the
+/// instance made at load time, and those a busy slot made a call create.
+const MAX_SPARE_INSTANCES: usize = 64;
+
+/// Threads that get a slot of their own; more (a runtime of over 64
+/// workers) share the spare list.
+const MAX_WORKER_SLOTS: usize = 64;
 
 /// Instances of one plugin use (a pool's balancer, a route's filter).
 pub(super) struct Instances<I: Send> {
     plugin: Arc<str>,
-    idle: Mutex<Vec<I>>,
+    slots: WorkerSlots<I>,
+    spare: Mutex<Vec<Box<I>>>,
     breaker: Breaker,
 }
+
+/// One instance slot per worker thread, indexed by [`worker_slot`].
+/// `AtomicCell` of a `Box` is a single lock-free pointer swap.
+struct WorkerSlots<I>(Box<[AtomicCell<Option<Box<I>>>]>);
 
 // === impl Instances ===
 
@@ -35,7 +49,8 @@ impl<I: Send> Instances<I> {
     pub(super) fn new(plugin: Arc<str>) -> Self {
         Instances {
             plugin,
-            idle: Mutex::new(Vec::new()),
+            slots: WorkerSlots::new(),
+            spare: Mutex::new(Vec::new()),
             breaker: Breaker::new(),
         }
     }
@@ -45,10 +60,11 @@ impl<I: Send> Instances<I> {
         &self.plugin
     }
 
-    /// Runs `call` on an idle instance, or on one made by `create`. An
-    /// instance the call poisoned (trap, timeout, memory, invalid output)
-    /// is dropped, not returned; failures are counted and feed the breaker,
-    /// which refuses calls for a while after repeated poisoning failures.
+    /// Runs `call` on this worker's instance, or a spare one, or one made
+    /// by `create`. An instance the call poisoned (trap, timeout, memory,
+    /// invalid output) is dropped, not returned; failures are counted and
+    /// feed the breaker, which refuses calls for a while after repeated
+    /// poisoning failures.
     pub(super) fn call<T>(
         &self,
         create: impl FnOnce() -> Result<I, Error>,
@@ -59,11 +75,12 @@ impl<I: Send> Instances<I> {
                 plugin: self.plugin.to_string(),
             })
         } else {
-            self.check_out(create).and_then(|mut instance| {
+            let slot = worker_slot();
+            self.check_out(slot, create).and_then(|mut instance| {
                 let result = call(&mut instance);
                 match &result {
                     Err(error) if error.poisons_instance() => {}
-                    _ => self.check_in(instance),
+                    _ => self.return_instance(slot, instance),
                 }
                 result
             })
@@ -85,33 +102,55 @@ impl<I: Send> Instances<I> {
         result
     }
 
-    fn check_out(&self, create: impl FnOnce() -> Result<I, Error>) -> Result<I, Error> {
-        let reused = lock(&self.idle).pop();
-        match reused {
+    fn check_out(
+        &self,
+        slot: Option<usize>,
+        create: impl FnOnce() -> Result<I, Error>,
+    ) -> Result<Box<I>, Error> {
+        if let Some(instance) = slot.and_then(|slot| self.slots.take(slot)) {
+            return Ok(instance);
+        }
+        let spare = lock(&self.spare).pop();
+        match spare {
             Some(instance) => Ok(instance),
-            None => create(),
+            None => create().map(Box::new),
         }
     }
 
-    /// Keeps `instance` for later calls (the one made at load time, or one
-    /// a call returns), unless enough are idle already.
+    /// Puts `instance` in the worker's slot, or with the spares when the
+    /// slot was filled meanwhile (the supervisor gave back an updated one).
+    fn return_instance(&self, slot: Option<usize>, instance: Box<I>) {
+        let left = match slot {
+            Some(slot) => self.slots.put(slot, instance),
+            None => Some(instance),
+        };
+        if let Some(instance) = left {
+            self.keep_spare(instance);
+        }
+    }
+
+    /// Keeps the instance made at load time for the first worker to call.
     pub(super) fn check_in(&self, instance: I) {
-        let mut idle = lock(&self.idle);
-        if idle.len() < MAX_IDLE_INSTANCES {
-            idle.push(instance);
+        self.keep_spare(Box::new(instance));
+    }
+
+    fn keep_spare(&self, instance: Box<I>) {
+        let mut spare = lock(&self.spare);
+        if spare.len() < MAX_SPARE_INSTANCES {
+            spare.push(instance);
         }
     }
 
-    /// Runs `update` on every idle instance, dropping those it fails on;
-    /// returns how many it updated. A call that wants an instance
-    /// meanwhile waits for this one update; instances checked out now
-    /// catch up on their next call.
+    /// Runs `update` on every idle instance (workers' slots and spares),
+    /// dropping those it fails on; returns how many it updated. A worker
+    /// calling meanwhile finds its slot empty and uses a spare; instances
+    /// checked out now catch up on their next call.
     pub(super) fn for_each_idle(
         &self,
         mut update: impl FnMut(&mut I) -> Result<(), Error>,
     ) -> usize {
         let mut updated = 0;
-        lock(&self.idle).retain_mut(|instance| match update(instance) {
+        let mut apply = |instance: &mut I| match update(instance) {
             Ok(()) => {
                 updated += 1;
                 true
@@ -120,9 +159,69 @@ impl<I: Send> Instances<I> {
                 tracing::warn!(plugin = %self.plugin, error = %crate::error_chain(&error), "idle instance failed an update, dropped");
                 false
             }
-        });
+        };
+        for slot in 0..self.slots.len() {
+            if let Some(mut instance) = self.slots.take(slot)
+                && apply(&mut instance)
+                && let Some(instance) = self.slots.put(slot, instance)
+            {
+                self.keep_spare(instance);
+            }
+        }
+        lock(&self.spare).retain_mut(|instance| apply(instance));
         updated
     }
+}
+
+// === impl WorkerSlots ===
+
+impl<I> WorkerSlots<I> {
+    fn new() -> Self {
+        WorkerSlots(
+            (0..MAX_WORKER_SLOTS)
+                .map(|_| AtomicCell::new(None))
+                .collect(),
+        )
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn take(&self, slot: usize) -> Option<Box<I>> {
+        self.0.get(slot).and_then(AtomicCell::take)
+    }
+
+    /// Fills `slot` if it is empty; otherwise hands `instance` back.
+    fn put(&self, slot: usize, instance: Box<I>) -> Option<Box<I>> {
+        let Some(cell) = self.0.get(slot) else {
+            return Some(instance);
+        };
+        match cell.swap(Some(instance)) {
+            None => None,
+            // Filled meanwhile: keep the one that was there, return ours.
+            Some(previous) => cell.swap(Some(previous)),
+        }
+    }
+}
+
+/// This thread's slot index, handed out on its first plugin call; `None`
+/// past [`MAX_WORKER_SLOTS`] threads. Only threads that call plugins (the
+/// runtime's workers) take one: loading and generation pushes do not.
+fn worker_slot() -> Option<usize> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: Cell<Option<Option<usize>>> = const { Cell::new(None) };
+    }
+    SLOT.with(|cell| match cell.get() {
+        Some(slot) => slot,
+        None => {
+            let next = NEXT.fetch_add(1, Ordering::Relaxed);
+            let slot = (next < MAX_WORKER_SLOTS).then_some(next);
+            cell.set(Some(slot));
+            slot
+        }
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -169,5 +268,79 @@ pub(super) fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugi
             plugin,
             source: error.into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+
+    /// An instance that knows which creation it was and counts its calls.
+    struct Numbered {
+        id: u32,
+        generation: u32,
+    }
+
+    fn numbered(next: &AtomicU32) -> impl Fn() -> Result<Numbered, Error> + '_ {
+        || {
+            Ok(Numbered {
+                id: next.fetch_add(1, Ordering::Relaxed),
+                generation: 0,
+            })
+        }
+    }
+
+    fn ids_on_this_thread(instances: &Instances<Numbered>, next: &AtomicU32) -> Vec<u32> {
+        (0..3)
+            .map(|_| instances.call(numbered(next), |i| Ok(i.id)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn each_thread_keeps_its_own_instance_and_the_supervisor_reaches_all() {
+        let instances = Instances::new("test".into());
+        let next = AtomicU32::new(0);
+        instances.check_in(numbered(&next)().unwrap());
+
+        let first = ids_on_this_thread(&instances, &next);
+        let second = std::thread::scope(|s| {
+            s.spawn(|| ids_on_this_thread(&instances, &next))
+                .join()
+                .unwrap()
+        });
+        assert_eq!(
+            first,
+            [0, 0, 0],
+            "the load-time instance serves the first thread"
+        );
+        assert_eq!(
+            second,
+            [1, 1, 1],
+            "another thread gets an instance of its own"
+        );
+
+        let updated = instances.for_each_idle(|i| {
+            i.generation += 1;
+            Ok(())
+        });
+        assert_eq!(updated, 2, "both threads' instances are pushed to");
+        let generation = instances.call(numbered(&next), |i| Ok(i.generation));
+        assert_eq!(generation.unwrap(), 1);
+    }
+
+    #[test]
+    fn an_instance_that_fails_an_update_is_replaced() {
+        let instances = Instances::new("test".into());
+        let next = AtomicU32::new(0);
+        assert_eq!(ids_on_this_thread(&instances, &next), [0, 0, 0]);
+        let updated = instances.for_each_idle(|_| {
+            Err(Error::Suspended {
+                plugin: "test".to_owned(),
+            })
+        });
+        assert_eq!(updated, 0);
+        assert_eq!(ids_on_this_thread(&instances, &next), [1, 1, 1]);
     }
 }

@@ -1,0 +1,282 @@
+//! `[[listeners]]` and their routes: names, addresses and modes, TCP-only
+//! and HTTP-only keys, and references to pools and filters.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawListener, RawRoute};
+use super::{Known, Validator};
+use crate::config::*;
+
+// === impl Validator ===
+
+impl Validator<'_> {
+    pub(super) fn listeners(
+        &mut self,
+        raw: &[RawListener],
+        known: &Known<'_>,
+    ) -> Vec<ListenerConfig> {
+        if raw.is_empty() {
+            let location = FieldLocation::unspanned("listeners");
+            self.errors.push(
+                self.source
+                    .error(&location, "at least one listener is required"),
+            );
+        }
+        let mut names = HashSet::new();
+        let mut addresses = HashSet::new();
+        let mut listeners = Vec::new();
+        for (i, listener) in raw.iter().enumerate() {
+            let field = |name: &str| format!("listeners[{i}].{name}");
+            let name = self.name(field("name"), &listener.name);
+            if let Some(name) = &name
+                && !names.insert(name.clone())
+            {
+                self.fail::<()>(
+                    field("name"),
+                    listener.name.span(),
+                    format!("duplicate listener name `{name}`"),
+                );
+            }
+            let address = self.socket_addr(field("address"), &listener.address);
+            if let Some(address) = address
+                && address.port() != 0
+                && !addresses.insert(address)
+            {
+                self.fail::<()>(
+                    field("address"),
+                    listener.address.span(),
+                    format!("another listener already binds {address}"),
+                );
+            }
+            let mode = self.listener_mode(i, listener);
+            if listener.routes.is_empty() {
+                self.fail::<()>(
+                    field("name"),
+                    listener.name.span(),
+                    "a listener needs at least one route",
+                );
+            }
+            // From the raw key: a TCP listener with a bad setting still has
+            // its routes checked as TCP routes; an unknown mode, as neither.
+            let tcp = declares_tcp(listener);
+            let routes: Vec<RouteConfig> = listener
+                .routes
+                .iter()
+                .enumerate()
+                .filter_map(|(j, route)| {
+                    self.route(format!("listeners[{i}].routes[{j}]"), route, known, tcp)
+                })
+                .collect();
+            if let (Some(name), Some(address), Some(mode)) = (name, address, mode) {
+                listeners.push(ListenerConfig {
+                    name,
+                    address,
+                    mode,
+                    routes,
+                });
+            }
+        }
+        listeners
+    }
+
+    /// `mode` and, for TCP, the listener's TCP settings; HTTP listeners
+    /// reject TCP-only keys.
+    pub(super) fn listener_mode(&mut self, i: usize, raw: &RawListener) -> Option<ListenerMode> {
+        let field = |name: &str| format!("listeners[{i}].{name}");
+        let tcp = match (declares_tcp(raw), &raw.mode) {
+            (Some(tcp), _) => tcp,
+            (None, mode) => {
+                let (other, span) = mode.as_ref().map(|m| (m.get_ref().as_str(), m.span()))?;
+                return self.fail(
+                    field("mode"),
+                    span,
+                    format!("unknown mode `{other}`, expected `http` or `tcp`"),
+                );
+            }
+        };
+        if !tcp {
+            let tcp_only = [
+                ("idle-timeout", raw.idle_timeout.as_ref().map(Spanned::span)),
+                ("zero-copy", raw.zero_copy.as_ref().map(Spanned::span)),
+                (
+                    "accept-proxy-protocol-from",
+                    raw.accept_proxy_protocol_from.as_ref().map(Spanned::span),
+                ),
+            ];
+            let mut ok = true;
+            for (key, span) in tcp_only {
+                if let Some(span) = span {
+                    ok = false;
+                    self.fail::<()>(
+                        field(key),
+                        span,
+                        "only `mode = \"tcp\"` listeners take this key",
+                    );
+                }
+            }
+            return ok.then_some(ListenerMode::Http);
+        }
+        let idle_timeout = self.duration_or(
+            field("idle-timeout"),
+            raw.idle_timeout.as_ref(),
+            DEFAULT_IDLE_TIMEOUT,
+            Duration::from_millis(10)..=Duration::from_secs(7 * 24 * 3600),
+        );
+        let mut networks = Some(Vec::new());
+        for (j, network) in raw
+            .accept_proxy_protocol_from
+            .iter()
+            .flat_map(|list| list.get_ref())
+            .enumerate()
+        {
+            let parsed = self.network(field(&format!("accept-proxy-protocol-from[{j}]")), network);
+            match (&mut networks, parsed) {
+                (Some(list), Some(net)) => list.push(net),
+                _ => networks = None,
+            }
+        }
+        Some(ListenerMode::Tcp(TcpListenerConfig {
+            idle_timeout: idle_timeout?,
+            zero_copy: raw.zero_copy.as_ref().is_none_or(|z| *z.get_ref()),
+            accept_proxy_protocol_from: networks?,
+        }))
+    }
+
+    /// The PROXY header is written once per TCP connection; the HTTP proxy
+    /// shares backend connections between clients, so it cannot send one.
+    pub(super) fn proxy_protocol_only_for_tcp(
+        &mut self,
+        raw: &RawConfig,
+        pools: &[PoolConfig],
+        listeners: &[ListenerConfig],
+    ) {
+        for pool in pools.iter().filter(|p| p.proxy_protocol.is_some()) {
+            let http_user = listeners
+                .iter()
+                .find(|l| l.mode == ListenerMode::Http && l.routes_to(&pool.name));
+            let span = raw
+                .pools
+                .get(&pool.name)
+                .and_then(|p| p.proxy_protocol.as_ref())
+                .map(Spanned::span);
+            if let (Some(listener), Some(span)) = (http_user, span) {
+                self.fail::<()>(
+                    format!("pools.{}.proxy-protocol", pool.name),
+                    span,
+                    format!(
+                        "PROXY protocol is sent on TCP connections only, but HTTP listener `{}` routes to this pool",
+                        listener.name
+                    ),
+                );
+            }
+        }
+    }
+
+    pub(super) fn route(
+        &mut self,
+        field: String,
+        raw: &RawRoute,
+        known: &Known<'_>,
+        tcp: Option<bool>,
+    ) -> Option<RouteConfig> {
+        if tcp == Some(true) {
+            let http_only = [
+                ("host", raw.host.as_ref().map(Spanned::span)),
+                ("path-prefix", raw.path_prefix.as_ref().map(Spanned::span)),
+            ];
+            for (key, span) in http_only {
+                if let Some(span) = span {
+                    return self.fail(
+                        format!("{field}.{key}"),
+                        span,
+                        "tcp listeners route by `sni`, not by HTTP host or path",
+                    );
+                }
+            }
+            if let Some(filters) = &raw.filters {
+                return self.fail(
+                    format!("{field}.filters"),
+                    filters.span(),
+                    "header filters apply to HTTP routes; tcp listeners forward bytes untouched",
+                );
+            }
+        } else if let (Some(false), Some(sni)) = (tcp, &raw.sni) {
+            return self.fail(
+                format!("{field}.sni"),
+                sni.span(),
+                "only `mode = \"tcp\"` listeners route by `sni`; HTTP routes match `host`",
+            );
+        }
+        let sni = match &raw.sni {
+            Some(sni) => Some(self.host_pattern(format!("{field}.sni"), sni)?),
+            None => None,
+        };
+        let host = match &raw.host {
+            Some(host) => Some(self.host_pattern(format!("{field}.host"), host)?),
+            None => None,
+        };
+        let path_prefix = match &raw.path_prefix {
+            Some(prefix) if !prefix.get_ref().starts_with('/') => {
+                return self.fail(
+                    format!("{field}.path-prefix"),
+                    prefix.span(),
+                    "must start with `/`",
+                );
+            }
+            Some(prefix) => prefix.get_ref().clone(),
+            None => "/".to_owned(),
+        };
+        self.known(format!("{field}.pool"), &raw.pool, "pool", &known.pools)?;
+        let mut filters = Vec::new();
+        for (k, filter) in raw.filters.iter().flat_map(|f| f.get_ref()).enumerate() {
+            let field = format!("{field}.filters[{k}]");
+            self.known(field, filter, "filter", &known.filters)?;
+            filters.push(filter.get_ref().clone());
+        }
+        Some(RouteConfig {
+            host,
+            path_prefix,
+            sni,
+            pool: raw.pool.get_ref().clone(),
+            filters,
+        })
+    }
+
+    /// Checks that `raw` names a declared pool or filter (`kind`).
+    pub(super) fn known(
+        &mut self,
+        field: String,
+        raw: &Spanned<String>,
+        kind: &str,
+        declared: &HashSet<&str>,
+    ) -> Option<()> {
+        if declared.contains(raw.get_ref().as_str()) {
+            return Some(());
+        }
+        let mut names: Vec<&str> = declared.iter().copied().collect();
+        names.sort_unstable();
+        let names = if names.is_empty() {
+            "none declared".to_owned()
+        } else {
+            names.join(", ")
+        };
+        self.fail(
+            field,
+            raw.span(),
+            format!("no {kind} named `{}` ({kind}s: {names})", raw.get_ref()),
+        )
+    }
+}
+
+/// `mode` as written: `Some(true)` for `tcp`, `Some(false)` for `http` or
+/// no key, `None` for anything else.
+fn declares_tcp(raw: &RawListener) -> Option<bool> {
+    match raw.mode.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("http") => Some(false),
+        Some("tcp") => Some(true),
+        Some(_) => None,
+    }
+}

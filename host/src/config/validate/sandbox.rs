@@ -1,0 +1,31 @@
+//! `[sandbox]`: the limits every plugin call runs under.
+
+use std::time::Duration;
+
+use super::Validator;
+use super::raw::RawSandbox;
+use crate::config::*;
+
+// === impl Validator ===
+
+impl Validator<'_> {
+    pub(super) fn sandbox(&mut self, raw: Option<&RawSandbox>) -> SandboxConfig {
+        let mut sandbox = SandboxConfig::default();
+        let Some(raw) = raw else { return sandbox };
+        if let Some(text) = &raw.call_timeout
+            && let Some(timeout) = self.duration(
+                "sandbox.call-timeout".to_owned(),
+                text,
+                Duration::from_millis(1)..=Duration::from_secs(1),
+            )
+        {
+            sandbox.call_timeout = timeout;
+        }
+        if let Some(mib) = &raw.memory_limit_mib
+            && let Some(mib) = self.bounded("sandbox.memory-limit-mib".to_owned(), mib, 1, 4096)
+        {
+            sandbox.memory_limit_bytes = (mib as usize) << 20;
+        }
+        sandbox
+    }
+}

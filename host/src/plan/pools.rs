@@ -1,0 +1,112 @@
+//! Pools: backends resolved and given their live stats, the balancer
+//! compiled, configured and handed the first backend set.
+
+use std::sync::Arc;
+
+use super::PlanError;
+use crate::config::{BalancerRef, Config, ListenerMode, PoolConfig};
+use crate::plugin::{self, PluginRuntime, WasmBalancer};
+use crate::upstream::{
+    Backend, BackendPool, BackendSelection, BackendSet, BackendStats, Endpoints, NativeRoundRobin,
+    PoolSettings, Protocol, StatsRegistry,
+};
+
+/// A backend this plan adds to its pool.
+pub(super) struct JoinedBackend {
+    pub(super) pool: String,
+    pub(super) id: String,
+    pub(super) stats: Arc<BackendStats>,
+    pub(super) ramps: bool,
+}
+
+pub(super) fn build_pool(
+    config: &Config,
+    pool: &PoolConfig,
+    plugins: &PluginRuntime,
+    stats: &StatsRegistry,
+    generation: u64,
+    joined: &mut Vec<JoinedBackend>,
+) -> Result<BackendPool, PlanError> {
+    let backends = pool
+        .backends
+        .iter()
+        .map(|backend| {
+            let (stats, new) = stats.lookup(&pool.name, &backend.id);
+            if new {
+                joined.push(JoinedBackend {
+                    pool: pool.name.clone(),
+                    id: backend.id.clone(),
+                    stats: Arc::clone(&stats),
+                    // Backends present at start-up take full load at once,
+                    // as in HAProxy; those a reload adds ramp up.
+                    ramps: generation > 1 && pool.slow_start.is_some(),
+                });
+            }
+            // Resolved here, off the request path; the supervisor
+            // re-resolves names on a schedule.
+            Backend::new(
+                backend.id.clone(),
+                Arc::new(Endpoints::resolve_blocking(backend.address.clone())),
+                backend.weight,
+                backend.metadata.clone(),
+                stats,
+            )
+        })
+        .collect();
+    let mut backends = BackendSet::new(backends);
+    if let Some(ramped) = pool.slow_start.and_then(|window| backends.ramped(window)) {
+        backends = ramped;
+    }
+    let backends = Arc::new(backends);
+    let balancer: Box<dyn BackendSelection> = match &pool.balancer {
+        BalancerRef::NativeRoundRobin => Box::new(NativeRoundRobin::default()),
+        BalancerRef::Plugin(plugin) => {
+            let compiled = plugins
+                .compile_balancer(plugin)
+                .map_err(|e| PlanError::at(&pool.balancer_location, e))?;
+            let balancer = WasmBalancer::new(
+                compiled,
+                pool.balancer_options.clone(),
+                protocols_of(config, pool),
+                config.sandbox,
+                &backends,
+            )
+            .map_err(|e| match e {
+                plugin::Error::Rejected { .. } => PlanError::at(&pool.balancer_options_location, e),
+                other => PlanError::at(&pool.balancer_location, other),
+            })?;
+            Box::new(balancer)
+        }
+    };
+    let settings = PoolSettings {
+        on_balancer_failure: pool.on_plugin_failure,
+        max_attempts: pool.max_attempts,
+        connect_timeout: pool.connect_timeout,
+        response_timeout: pool.response_timeout,
+        slow_start: pool.slow_start,
+        proxy_protocol: pool.proxy_protocol,
+        drain_timeout: pool.drain_timeout,
+    };
+    Ok(BackendPool::new(
+        pool.name.as_str(),
+        backends,
+        balancer,
+        settings,
+    ))
+}
+
+/// What the pool's balancer will place: HTTP requests, TCP connections or
+/// both, depending on the listeners that route to it.
+fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
+    let mut protocols = Vec::new();
+    for listener in config.listeners_using(&pool.name) {
+        let protocol = match listener.mode {
+            ListenerMode::Http => Protocol::Http,
+            ListenerMode::Tcp(_) => Protocol::Tcp,
+        };
+        if !protocols.contains(&protocol) {
+            protocols.push(protocol);
+        }
+    }
+    protocols
+}
