@@ -5,7 +5,7 @@
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: demo test bench wasm-target lint unit-test e2e-test plugin-test
+.PHONY: demo test bench wasm-target test-packages lint unit-test e2e-test plugin-test
 
 ## Build everything and run the demo: three backends behind a round-robin proxy.
 ## The dev profile (dependencies optimized, see Cargo.toml) builds far faster
@@ -14,8 +14,14 @@ demo: wasm-target
 	cargo run -p bascule -- demo --listen $(LISTEN)
 
 ## The whole test suite: formatting, lints, unit, plugin and end-to-end tests.
-test: wasm-target lint plugin-test
+test: wasm-target test-packages lint plugin-test
 	cargo test --workspace
+
+## Real third-party servers the end-to-end tests run (a DNS server).
+test-packages:
+	@command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dnsmasq-base; }
 
 ## Micro-benchmarks of plugin calls (criterion); results in target/criterion.
 bench: wasm-target

@@ -61,6 +61,31 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Where `/metrics` is served, when configured.
     pub admin: Option<AdminConfig>,
+    /// How backend host names are resolved.
+    pub resolver: ResolverConfig,
+}
+
+/// How backend host names are resolved, and how often again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// DNS servers to ask (UDP, then TCP for truncated answers); empty for
+    /// the system resolver (`/etc/hosts`, then `/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// How often names are resolved again.
+    pub refresh: Duration,
+}
+
+/// DNS changes reach new connections within this long (HAProxy's `hold
+/// valid` default is 10 s; NGINX re-resolves at the record's TTL).
+pub const DEFAULT_RESOLVER_REFRESH: Duration = Duration::from_secs(30);
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            nameservers: Vec::new(),
+            refresh: DEFAULT_RESOLVER_REFRESH,
+        }
+    }
 }
 
 /// The admin listener.

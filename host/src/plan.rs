@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::l4::TcpListenerPlan;
 use crate::l7::{HeaderFilter, RouteTable};
 use crate::plugin::{self, PluginRuntime};
-use crate::upstream::{BackendPool, StatsRegistry};
+use crate::upstream::{BackendPool, Resolver, StatsRegistry};
 
 mod filters;
 mod listeners;
@@ -26,6 +26,8 @@ pub struct Plan {
     generation: u64,
     listeners: Vec<ListenerPlan>,
     pools: Vec<Arc<BackendPool>>,
+    /// How this plan's backend names are resolved.
+    resolver: Arc<Resolver>,
     /// Backends new to their pool: registered, and their slow start begun,
     /// only by [`Plan::commit`], so a rejected reload leaves no trace.
     joined: Vec<JoinedBackend>,
@@ -104,8 +106,29 @@ impl Plan {
             generation,
             listeners,
             pools,
+            resolver: Arc::new(Resolver::new(&config.resolver)),
             joined,
         })
+    }
+
+    /// Resolves every backend name, all at once, each bounded by
+    /// [`crate::upstream::LOOKUP_TIMEOUT`]: done before the plan serves,
+    /// so that its first requests find addresses. A name that does not
+    /// resolve leaves its backend without one; the reload goes on.
+    pub async fn resolve_names(&self) {
+        let endpoints = self.pools.iter().flat_map(|pool| {
+            pool.backends()
+                .backends
+                .iter()
+                .map(|backend| Arc::clone(&backend.endpoints))
+                .collect::<Vec<_>>()
+        });
+        self.resolver.refresh_all(endpoints).await;
+    }
+
+    /// How this plan's backend names are resolved.
+    pub fn resolver(&self) -> &Arc<Resolver> {
+        &self.resolver
     }
 
     /// Makes the plan's side effects real, once it is certain to be

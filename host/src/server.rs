@@ -88,6 +88,7 @@ impl Server {
         let plugins = Arc::new(PluginRuntime::new().map_err(StartError::Runtime)?);
         let stats = Arc::new(StatsRegistry::default());
         let plan = Plan::build(config, &plugins, &stats, 1)?;
+        plan.resolve_names().await;
         plan.commit(&stats);
         let connections = Arc::new(ConnectionPool::default());
         let mut supervisor = Supervisor::start(Arc::clone(&connections));
@@ -137,6 +138,7 @@ impl Server {
         })
         .await
         .map_err(|_| StartError::Interrupted)??;
+        plan.resolve_names().await;
         let mut previous = std::mem::take(&mut self.listeners);
         // (listener, newly started) in the new plan's order; `None` marks a
         // socket to take over once every new bind has succeeded.

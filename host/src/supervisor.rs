@@ -16,15 +16,11 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::plan::Plan;
-use crate::upstream::{BackendPool, ConnectionPool};
+use crate::upstream::{BackendPool, ConnectionPool, Resolver};
 
 /// How often idle upstream connections are checked: an expired or closed
 /// one is gone within this long.
 pub const REAP_INTERVAL: Duration = Duration::from_secs(5);
-/// How often backend names are resolved again: DNS changes reach new
-/// connections within this long (HAProxy's `hold valid` default is 10 s,
-/// NGINX re-resolves at the record's TTL).
-pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Owns the background tasks; dropping it stops them all.
 pub struct Supervisor {
@@ -58,10 +54,10 @@ impl Supervisor {
     /// Takes over the work of `plan`, now being served: the previous plan's
     /// tasks stop, idle connections to endpoints it no longer uses close.
     pub fn watch(&mut self, plan: &Plan) {
-        self.watch_pools(plan.pools());
+        self.watch_pools(plan.pools(), plan.resolver());
     }
 
-    fn watch_pools(&mut self, pools: &[Arc<BackendPool>]) {
+    fn watch_pools(&mut self, pools: &[Arc<BackendPool>], resolver: &Arc<Resolver>) {
         self.plan_tasks.abort_all();
         let endpoints: HashSet<SocketAddr> = pools
             .iter()
@@ -85,7 +81,8 @@ impl Supervisor {
                 .iter()
                 .any(|b| b.endpoints.configured().is_name())
             {
-                self.plan_tasks.spawn(resolve(Arc::clone(pool)));
+                self.plan_tasks
+                    .spawn(resolve(Arc::clone(pool), Arc::clone(resolver)));
             }
         }
     }
@@ -115,25 +112,16 @@ async fn step_ramps(pool: Arc<BackendPool>, step: Duration) {
     }
 }
 
-/// Re-resolves `pool`'s named backends every [`RESOLVE_INTERVAL`].
-async fn resolve(pool: Arc<BackendPool>) {
+/// Re-resolves `pool`'s named backends every [`Resolver::refresh`]; each
+/// lookup keeps the old addresses when it fails.
+async fn resolve(pool: Arc<BackendPool>, resolver: Arc<Resolver>) {
     loop {
-        tokio::time::sleep(RESOLVE_INTERVAL).await;
+        tokio::time::sleep(resolver.refresh()).await;
         for backend in pool.backends().backends.iter() {
-            let address = backend.endpoints.configured();
-            if !address.is_name() {
-                continue;
-            }
-            match address.resolve().await {
-                Ok(resolved) if !resolved.is_empty() => {
-                    if backend.endpoints.update(resolved) {
-                        tracing::info!(pool = %pool.name(), backend = %backend.id, "backend addresses changed");
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(pool = %pool.name(), error = %crate::error_chain(&error), "re-resolving failed, keeping the old addresses");
-                }
+            if backend.endpoints.configured().is_name()
+                && resolver.refresh_endpoints(&backend.endpoints).await
+            {
+                tracing::info!(pool = %pool.name(), backend = %backend.id, "backend addresses changed");
             }
         }
     }
@@ -206,7 +194,8 @@ mod tests {
             settings,
         ));
         let mut supervisor = Supervisor::start(Arc::new(ConnectionPool::default()));
-        supervisor.watch_pools(std::slice::from_ref(&pool));
+        let resolver = Arc::new(Resolver::new(&crate::config::ResolverConfig::default()));
+        supervisor.watch_pools(std::slice::from_ref(&pool), &resolver);
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(
             counting.prepares.load(Ordering::SeqCst),

@@ -23,6 +23,7 @@ mod connector;
 mod endpoint;
 mod pool;
 mod request;
+mod resolver;
 mod retry;
 mod round_robin;
 mod selection;
@@ -35,9 +36,10 @@ pub use connection_pool::{
     SendError, UpstreamBody,
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
-pub use endpoint::{BackendAddress, Endpoints, ResolveError};
+pub use endpoint::{BackendAddress, Endpoints};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView, request_host};
+pub use resolver::{LOOKUP_TIMEOUT, ResolveError, Resolver};
 pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};
 pub use round_robin::NativeRoundRobin;
 pub use selection::{BackendSelection, Selection, SelectionError};

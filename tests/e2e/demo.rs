@@ -48,13 +48,3 @@ async fn demo_serves_its_backends_through_both_listeners() {
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("GET /over-tcp"), "{}", reply.body);
 }
-
-/// The demo process, killed by PID when the test ends.
-struct KilledOnDrop(std::process::Child);
-
-impl Drop for KilledOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}

@@ -53,6 +53,21 @@ impl RecordingBackend {
     /// answers.
     pub async fn start_slow(name: &str, delay: Duration) -> RecordingBackend {
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        RecordingBackend::serve_on(name, socket, delay)
+    }
+
+    /// [`RecordingBackend::start_slow`] on `address` (another loopback
+    /// address, a port chosen by the test); `None` when it is taken.
+    pub async fn start_at(
+        name: &str,
+        address: SocketAddr,
+        delay: Duration,
+    ) -> Option<RecordingBackend> {
+        let socket = TcpListener::bind(address).await.ok()?;
+        Some(RecordingBackend::serve_on(name, socket, delay))
+    }
+
+    fn serve_on(name: &str, socket: TcpListener, delay: Duration) -> RecordingBackend {
         let address = socket.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -237,6 +252,86 @@ pub struct Bascule {
     lines: std::sync::mpsc::Receiver<String>,
     config_path: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// A child process, killed by PID however the test ends (a failed
+/// assertion included).
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real DNS server (Debian's `dnsmasq`) on a loopback UDP and TCP port,
+/// answering only the A records it was given, killed on drop.
+pub struct Dnsmasq {
+    pub address: SocketAddr,
+    _process: KilledOnDrop,
+}
+
+impl Dnsmasq {
+    /// Serves `records` (`name`, IPv4 address; a name may repeat for
+    /// several records). Panics, naming the package, when dnsmasq is not
+    /// installed.
+    pub fn start(records: &[(&str, std::net::Ipv4Addr)]) -> Dnsmasq {
+        // dnsmasq cannot take port 0: probe a free one, and try again if
+        // another process took it meanwhile.
+        for _ in 0..5 {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            // /usr/sbin is not on every user's PATH.
+            let program = ["/usr/sbin/dnsmasq", "dnsmasq"]
+                .into_iter()
+                .find(|p| Path::new(p).is_file())
+                .unwrap_or("dnsmasq");
+            let mut command = Command::new(program);
+            command.args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--pid-file=",
+                "--log-facility=-",
+                &format!("--port={port}"),
+            ]);
+            for (name, ip) in records {
+                command.arg(format!("--host-record={name},{ip}"));
+            }
+            let mut child = match command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn() {
+                Ok(child) => child,
+                Err(e) => panic!("cannot run dnsmasq ({e}): install Debian's dnsmasq-base"),
+            };
+            let stderr = child.stderr.take().unwrap();
+            let (sender, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let process = KilledOnDrop(child);
+            // "started" comes once its sockets are bound; a bind failure
+            // ends the process (and the channel) instead.
+            while let Ok(line) = lines.recv_timeout(WAIT) {
+                if line.contains("started, version") {
+                    return Dnsmasq {
+                        address: SocketAddr::from(([127, 0, 0, 1], port)),
+                        _process: process,
+                    };
+                }
+            }
+        }
+        panic!("dnsmasq did not start on a free loopback port");
+    }
 }
 
 /// Starts `command` (quiet logs) with its stdout read line by line on a

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -72,6 +73,78 @@ async fn a_host_name_backend_is_resolved_and_served() {
         assert_eq!(reply.body, "named");
     }
     assert_eq!(backend.seen().len(), 3);
+}
+
+/// A name with two A records, served by a real DNS server: both records
+/// get connections, and once resolved, requests no longer need the server
+/// (connects never resolve).
+#[tokio::test]
+async fn every_address_of_a_host_name_backend_is_used_and_connects_never_resolve() {
+    let delay = Duration::from_millis(200);
+    let (first, second) = loop {
+        let first = RecordingBackend::start_at("first", "127.0.0.2:0".parse().unwrap(), delay)
+            .await
+            .unwrap();
+        let twin = std::net::SocketAddr::from(([127, 0, 0, 3], first.address.port()));
+        if let Some(second) = RecordingBackend::start_at("second", twin, delay).await {
+            break (first, second);
+        }
+    };
+    let dns = Dnsmasq::start(&[
+        ("multi.test", [127, 0, 0, 2].into()),
+        ("multi.test", [127, 0, 0, 3].into()),
+    ]);
+    let address = format!("multi.test:{}", first.address.port());
+    let config = single_pool_config("builtin:round-robin", "", [backend_toml("multi", &address)])
+        + &format!("\n[resolver]\nnameservers = [\"{}\"]\n", dns.address);
+    let bascule = Bascule::start(&config);
+
+    // Concurrent requests to a slow backend: each needs a new connection,
+    // and new connections take the records in turn.
+    let web = bascule.addr("web");
+    let replies = futures_join(4, || send(web, get("app.test", "/"))).await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!(first.connections() + second.connections(), 4);
+    assert!(
+        first.connections() >= 1 && second.connections() >= 1,
+        "one record unused: {} and {} connections",
+        first.connections(),
+        second.connections()
+    );
+
+    // Eight at once: four reuse the idle connections, the others connect
+    // anew, to the addresses already resolved.
+    drop(dns);
+    let replies = futures_join(8, || send(web, get("app.test", "/"))).await;
+    for reply in &replies {
+        assert_eq!(
+            reply.status, 200,
+            "with the DNS server gone: {}",
+            reply.body
+        );
+    }
+    assert_eq!(first.seen().len() + second.seen().len(), 12);
+    assert!(
+        first.connections() + second.connections() > 4,
+        "no new connection was made without the DNS server"
+    );
+}
+
+/// Runs `n` copies of `request` at once.
+async fn futures_join<F, Fut>(n: usize, request: F) -> Vec<Fut::Output>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(request())).collect();
+    let mut outputs = Vec::new();
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
 }
 
 /// Answers each connection's first request with a keep-alive response,

@@ -22,6 +22,18 @@ pub struct RawConfig {
     pub sandbox: Option<RawSandbox>,
     #[serde(default)]
     pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub resolver: Option<RawResolver>,
+}
+
+/// `[resolver]`: how backend host names are resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawResolver {
+    #[serde(default)]
+    pub nameservers: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub refresh: Option<Spanned<String>>,
 }
 
 /// `[admin]`: the metrics and health endpoint.

@@ -249,3 +249,32 @@ fn tcp_and_http_keys_do_not_mix() {
         ["listeners[0].mode"]
     );
 }
+
+#[test]
+fn resolver_takes_nameservers_and_a_refresh_interval() {
+    let config = parse(VALID).unwrap();
+    assert_eq!(config.resolver, ResolverConfig::default());
+
+    let ok = format!(
+        "{VALID}\n[resolver]\nnameservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\nrefresh = \"5s\"\n"
+    );
+    let resolver = parse(&ok).unwrap().resolver;
+    assert_eq!(
+        resolver.nameservers,
+        [
+            "127.0.0.1:5353".parse::<SocketAddr>().unwrap(),
+            "[::1]:53".parse().unwrap()
+        ]
+    );
+    assert_eq!(resolver.refresh, Duration::from_secs(5));
+
+    let bad = format!("{VALID}\n[resolver]\nnameservers = [\"dns.example\"]\nrefresh = \"1ms\"\n");
+    let errors = parse(&bad).unwrap_err();
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["resolver.nameservers[0]", "resolver.refresh"],
+        "{errors}"
+    );
+    assert!(errors.0[0].line > 0, "{errors}");
+}

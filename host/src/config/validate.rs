@@ -9,6 +9,7 @@ mod fields;
 mod filters;
 mod listeners;
 mod pools;
+mod resolver;
 mod sandbox;
 
 use std::collections::HashSet;
@@ -48,6 +49,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
     let listeners = validator.listeners(&raw.listeners, &known);
     validator.proxy_protocol_only_for_tcp(&raw, &pools, &listeners);
     let sandbox = validator.sandbox(raw.sandbox.as_ref());
+    let resolver = validator.resolver(raw.resolver.as_ref());
     let admin = raw.admin.as_ref().and_then(|admin| {
         let address = validator.socket_addr("admin.address".to_owned(), &admin.address)?;
         Some(AdminConfig { address })
@@ -60,6 +62,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
             filters,
             sandbox,
             admin,
+            resolver,
         })
     } else {
         Err(ConfigErrors(validator.errors))

@@ -42,11 +42,11 @@ pub(super) fn build_pool(
                     ramps: generation > 1 && pool.slow_start.is_some(),
                 });
             }
-            // Resolved here, off the request path; the supervisor
-            // re-resolves names on a schedule.
+            // Names are resolved before the plan is committed
+            // (`Plan::resolve_names`), and again by the supervisor.
             Backend::new(
                 backend.id.clone(),
-                Arc::new(Endpoints::resolve_blocking(backend.address.clone())),
+                Arc::new(Endpoints::unresolved(backend.address.clone())),
                 backend.weight,
                 backend.metadata.clone(),
                 stats,

@@ -1,13 +1,13 @@
 //! Where a backend is reached: its configured address, and the socket
 //! addresses the host resolved it to.
 //!
-//! Names are resolved by the host, never on the request path: once when a
-//! plan is built (off the serving threads) and again on a schedule by the
-//! supervisor. Every A/AAAA record is kept and new connections rotate over
-//! them. A connect only ever picks an already resolved [`SocketAddr`].
+//! Names are resolved by the host's [`Resolver`](super::Resolver), never on
+//! the request path: before a plan is committed, and again on a schedule by
+//! the supervisor. Every A/AAAA record is kept and new connections rotate
+//! over them. A connect only ever picks an already resolved [`SocketAddr`].
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -37,17 +37,6 @@ pub struct Endpoints {
     next: AtomicUsize,
 }
 
-/// Why a backend's name could not be resolved.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot resolve backend {address}")]
-pub struct ResolveError {
-    /// The configured address.
-    pub address: BackendAddress,
-    /// Why.
-    #[source]
-    pub source: std::io::Error,
-}
-
 // === impl BackendAddress ===
 
 impl BackendAddress {
@@ -73,46 +62,6 @@ impl BackendAddress {
     pub fn is_name(&self) -> bool {
         matches!(self, BackendAddress::Name { .. })
     }
-
-    /// Resolves with the system resolver (`getaddrinfo`), blocking: call it
-    /// off the serving threads. Every record is returned, in resolver order.
-    pub fn resolve_blocking(&self) -> Result<Vec<SocketAddr>, ResolveError> {
-        match self {
-            BackendAddress::Socket(socket) => Ok(vec![*socket]),
-            BackendAddress::Name { host, port } => (&**host, *port)
-                .to_socket_addrs()
-                .map(dedup)
-                .map_err(|source| self.error(source)),
-        }
-    }
-
-    /// Resolves on tokio's blocking pool: the supervisor's re-resolution.
-    pub async fn resolve(&self) -> Result<Vec<SocketAddr>, ResolveError> {
-        match self {
-            BackendAddress::Socket(socket) => Ok(vec![*socket]),
-            BackendAddress::Name { host, port } => tokio::net::lookup_host((&**host, *port))
-                .await
-                .map(dedup)
-                .map_err(|source| self.error(source)),
-        }
-    }
-
-    fn error(&self, source: std::io::Error) -> ResolveError {
-        ResolveError {
-            address: self.clone(),
-            source,
-        }
-    }
-}
-
-fn dedup(found: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
-    let mut addresses: Vec<SocketAddr> = Vec::new();
-    for address in found {
-        if !addresses.contains(&address) {
-            addresses.push(address);
-        }
-    }
-    addresses
 }
 
 impl fmt::Display for BackendAddress {
@@ -127,18 +76,12 @@ impl fmt::Display for BackendAddress {
 // === impl Endpoints ===
 
 impl Endpoints {
-    /// Endpoints for `configured`, resolved now (blocking). A name that does
-    /// not resolve yet leaves the backend without addresses: its connects
-    /// fail over to the next candidate until re-resolution finds it, as
-    /// HAProxy's `init-addr none` does, so that a DNS hiccup cannot reject
-    /// a reload.
-    pub fn resolve_blocking(configured: BackendAddress) -> Endpoints {
-        let resolved = match configured.resolve_blocking() {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                tracing::warn!(error = %crate::error_chain(&error), "backend has no address yet");
-                Vec::new()
-            }
+    /// Endpoints for `configured`: a socket address as is, a name with no
+    /// address until the resolver stores some.
+    pub fn unresolved(configured: BackendAddress) -> Endpoints {
+        let resolved = match &configured {
+            BackendAddress::Socket(socket) => vec![*socket],
+            BackendAddress::Name { .. } => Vec::new(),
         };
         Endpoints::new(configured, resolved)
     }
@@ -228,19 +171,10 @@ mod tests {
     }
 
     #[test]
-    fn localhost_resolves_without_the_network() {
-        let name = BackendAddress::parse("localhost:80").unwrap();
-        let resolved = name.resolve_blocking().unwrap();
-        assert!(!resolved.is_empty());
-        assert!(
-            resolved
-                .iter()
-                .all(|a| a.ip().is_loopback() && a.port() == 80)
-        );
-        let socket = BackendAddress::parse("127.0.0.9:7").unwrap();
-        assert_eq!(
-            socket.resolve_blocking().unwrap(),
-            ["127.0.0.9:7".parse::<SocketAddr>().unwrap()]
-        );
+    fn only_names_wait_for_the_resolver() {
+        let socket = Endpoints::unresolved(BackendAddress::parse("127.0.0.9:7").unwrap());
+        assert_eq!(socket.pick(), "127.0.0.9:7".parse().ok());
+        let name = Endpoints::unresolved(BackendAddress::parse("localhost:7").unwrap());
+        assert_eq!(name.pick(), None);
     }
 }
