@@ -404,9 +404,12 @@ def build_bascule():
     return target / "release" / "bascule"
 
 
-def arguments(doc, output):
-    """The options every bench script takes: rounds, seconds, --quick, --output."""
+def arguments(doc, output, extra=None):
+    """The options every bench script takes: rounds, seconds, --quick,
+    --output; `extra(parser)` adds a script's own."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if extra:
+        extra(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")

@@ -44,6 +44,7 @@ pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
 
 use crate::host_pattern::HostPattern;
 use crate::l4::ProxyProtocolVersion;
+use crate::l7::{EncodedSlashes, PathPolicy};
 use crate::upstream::{BackendAddress, PluginFailurePolicy};
 
 /// A validated config.
@@ -112,9 +113,16 @@ pub struct ListenerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerMode {
     /// `mode = "http"` (the default): the HTTP/1.1 and HTTP/2 reverse proxy.
-    Http,
+    Http(HttpListenerConfig),
     /// `mode = "tcp"`: connections forwarded byte for byte.
     Tcp(TcpListenerConfig),
+}
+
+/// Settings of a `mode = "http"` listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpListenerConfig {
+    /// How request paths are normalised before routing.
+    pub paths: PathPolicy,
 }
 
 /// Settings of a `mode = "tcp"` listener.

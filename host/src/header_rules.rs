@@ -65,7 +65,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> HopRequest {
                 !name.eq_ignore_ascii_case("keep-alive") && !name.eq_ignore_ascii_case("close")
             })
             .inspect(|name| connection_upgrade |= name.eq_ignore_ascii_case("upgrade"))
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            // `Connection: host, content-length` must not strip what the
+            // request was routed on or is framed by.
+            .filter(|name| name != header::HOST && name != header::CONTENT_LENGTH),
     );
     if connection_upgrade {
         hop.upgrade = tokens(headers, &header::UPGRADE);
@@ -125,6 +128,20 @@ mod tests {
         let left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept"]);
         assert!(hop.upgrade.is_empty(), "no `Connection: upgrade`: {hop:?}");
+    }
+
+    #[test]
+    fn connection_cannot_name_the_host_or_the_length() {
+        let mut map = headers(&[
+            ("connection", "host, content-length, x-gone"),
+            ("host", "a.example"),
+            ("content-length", "3"),
+            ("x-gone", "1"),
+        ]);
+        remove_hop_by_hop(&mut map);
+        let mut left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "host"]);
     }
 
     #[test]

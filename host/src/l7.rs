@@ -6,12 +6,16 @@
 //! Header filters are anything implementing [`HeaderFilter`].
 
 mod attempt;
+mod authority;
 mod filter;
+mod framing;
 mod headers;
 mod local;
+mod path;
 mod proxy;
 mod response;
 mod route;
+mod target;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,9 +29,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use attempt::{Attempt, AttemptCause, FailedAttempt};
+pub use authority::{Authority, AuthorityError};
 pub use filter::{FilterError, FilterVerdict, HeaderFilter, LocalResponse};
 pub use headers::ClientAddress;
 pub use local::{next_connection, serve_local};
+pub use path::{EncodedSlashes, PathError, PathPolicy};
 pub use proxy::Proxy;
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable};

@@ -15,6 +15,7 @@ mod algorithms;
 mod balancing;
 mod config_errors;
 mod demo;
+mod edge;
 mod filters;
 mod proxying;
 mod reload;

@@ -70,6 +70,22 @@ pub struct RawListener {
     pub zero_copy: Option<Spanned<bool>>,
     #[serde(default)]
     pub accept_proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub path: Option<Spanned<RawPathPolicy>>,
+}
+
+/// `[listeners.path]`: how an HTTP listener normalises request paths.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPathPolicy {
+    #[serde(default)]
+    pub decode_unreserved: Option<bool>,
+    #[serde(default)]
+    pub remove_dot_segments: Option<bool>,
+    #[serde(default)]
+    pub merge_slashes: Option<bool>,
+    #[serde(default)]
+    pub encoded_slashes: Option<Spanned<String>>,
 }
 
 /// `[[listeners.routes]]`

@@ -200,7 +200,10 @@ fn tcp_listeners_and_pools() {
     );
     // HTTP listeners keep their defaults.
     let http = parse(VALID).unwrap();
-    assert_eq!(http.listeners[0].mode, ListenerMode::Http);
+    assert_eq!(
+        http.listeners[0].mode,
+        ListenerMode::Http(HttpListenerConfig::default())
+    );
     assert_eq!(
         http.pool("api").unwrap().drain_timeout,
         DEFAULT_DRAIN_TIMEOUT

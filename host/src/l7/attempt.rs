@@ -99,8 +99,11 @@ impl Attempt<'_> {
                 Ok(response)
             }
             Ok(Err(error)) => {
+                // A user error here is the request body hyper was reading
+                // from the client.
                 let kind = match error.unsent {
                     Some(_) => FailureKind::NotSent,
+                    None if error.error.is_user() => FailureKind::ClientBody,
                     None => FailureKind::Broken,
                 };
                 Err(self.failed(kind, reused, error.unsent, AttemptCause::Http(error.error)))

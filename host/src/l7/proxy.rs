@@ -1,10 +1,10 @@
 //! The HTTP request path, in named steps:
 //!
 //! ```text
-//! route ─▶ prepare head ─▶ request filters ─▶ choose ─▶ attempts ─▶ response filters ─▶ client
-//!          (hop-by-hop,     (HeaderFilter)    (Backend   (Attempt per candidate,
-//!           upgrades,                          Pool)      RetryPolicy decides)
-//!           X-Forwarded-*)
+//! target ─▶ route ─▶ prepare head ─▶ request filters ─▶ choose ─▶ attempts ─▶ response filters
+//! (one       (Route   (framing,        (HeaderFilter)    (Backend   (Attempt per candidate,
+//!  authority, Table)   hop-by-hop,                        Pool)      RetryPolicy decides)
+//!  one path)           upgrades, X-Forwarded-*)
 //! ```
 //!
 //! Each step has one job; a new capability is a new step or a new
@@ -19,15 +19,17 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::attempt::Attempt;
+use super::authority::Authority;
 use super::filter::{FilterVerdict, HeaderFilter};
+use super::framing;
 use super::headers::{self, ClientAddress};
 use super::response::{self, ProxyBody};
+use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
 use crate::upstream::{
@@ -94,9 +96,9 @@ impl Proxy {
         client: &ClientAddress,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();
-        let host = crate::upstream::request_host(&head);
-        let (pool, filters) = self.route(host.as_deref(), head.uri.path())?;
-        prepare_head(&mut head, client, host.as_deref())?;
+        let (authority, pool, filters) = self.route(&mut head)?;
+        let host = authority.as_ref().map(|a| a.host.as_str());
+        prepare_head(&mut head, client, host)?;
         let mut view = RequestView {
             protocol: Protocol::Http,
             listener: Arc::clone(&self.listener),
@@ -121,17 +123,27 @@ impl Proxy {
         })
     }
 
-    /// The route step: the pool and filters for `host` and `path`.
+    /// The target and route steps: the request's one authority and path
+    /// decided (and written into `head`), then the pool and filters for
+    /// them.
     fn route(
         &self,
-        host: Option<&str>,
-        path: &str,
-    ) -> Result<(Arc<BackendPool>, FilterChain), Response<ProxyBody>> {
+        head: &mut http::request::Parts,
+    ) -> Result<(Option<Authority>, Arc<BackendPool>, FilterChain), Response<ProxyBody>> {
+        let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();
-        plan.listener(&self.listener)
-            .and_then(|listener| listener.routes.http()?.find(host, path))
-            .map(|route| (Arc::clone(&route.pool), Arc::clone(&route.filters)))
-            .ok_or_else(|| response::local(StatusCode::NOT_FOUND, "no route matches this request"))
+        let table = plan
+            .listener(&self.listener)
+            .and_then(|listener| listener.routes.http())
+            .ok_or_else(no_route)?;
+        let authority = target::decide(head, table.paths()).map_err(answer)?;
+        let host = authority.as_ref().map(|a| a.host.as_str());
+        let route = table.find(host, head.uri.path()).ok_or_else(no_route)?;
+        Ok((
+            authority,
+            Arc::clone(&route.pool),
+            Arc::clone(&route.filters),
+        ))
     }
 
     /// The attempts step: the ranked candidates in turn, each attempt's
@@ -178,6 +190,9 @@ impl Proxy {
                                 StatusCode::GATEWAY_TIMEOUT,
                                 "backend did not answer in time",
                             ),
+                            FailureKind::ClientBody => {
+                                response::local(StatusCode::BAD_REQUEST, "malformed request body")
+                            }
                             _ => response::local(StatusCode::BAD_GATEWAY, "backend failed"),
                         });
                     }
@@ -192,21 +207,30 @@ impl Proxy {
 }
 
 /// The prepare-head step: the request head as the backend should see it
-/// (origin-form URI, HTTP/1.1, a `Host` header, no hop-by-hop headers but
-/// `TE: trailers`, `X-Forwarded-*` set). An upgrade to anything but `h2c`
-/// is refused with 501: forwarding it without `Upgrade` would silently
-/// turn a WebSocket handshake into a plain GET.
+/// (HTTP/1.1, framing re-emitted from what was parsed, no hop-by-hop
+/// headers but `TE: trailers`, `X-Forwarded-*` set). An upgrade to
+/// anything but `h2c` is refused with 501: forwarding it without `Upgrade`
+/// would silently turn a WebSocket handshake into a plain GET. A transfer
+/// coding other than `chunked` is refused with 501 rather than forwarded
+/// without it.
 fn prepare_head(
     head: &mut http::request::Parts,
     client: &ClientAddress,
     host: Option<&str>,
 ) -> Result<(), Response<ProxyBody>> {
-    let authority = head.uri.authority().cloned();
-    if authority.is_some() || head.uri.scheme().is_some() {
-        head.uri = origin_form(&head.uri);
-    }
+    let from_h2 = head.version == Version::HTTP_2;
     head.version = Version::HTTP_11;
     let headers = &mut head.headers;
+    let chunked = framing::request_is_chunked(headers).map_err(|coding| {
+        response::local(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!("transfer coding `{coding}` is not supported"),
+        )
+    })?;
+    if from_h2 {
+        framing::downgrade_h2_fields(headers)
+            .map_err(|reason| response::local(StatusCode::BAD_REQUEST, reason))?;
+    }
     let hop: HopRequest = header_rules::remove_hop_by_hop(headers);
     if let Some(protocol) = hop.upgrade.iter().find(|p| !p.starts_with(H2C)) {
         tracing::debug!(%protocol, "upgrade refused");
@@ -216,11 +240,7 @@ fn prepare_head(
         ));
     }
     header_rules::forward_trailers(headers, &hop);
-    if !headers.contains_key(http::header::HOST)
-        && let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-    {
-        headers.insert(http::header::HOST, value);
-    }
+    framing::reemit(headers, chunked);
     headers::add_forwarded(headers, client, "http", host);
     Ok(())
 }
@@ -284,6 +304,7 @@ fn client_response(
     backend: &Backend,
 ) -> Response<ProxyBody> {
     let mut response = response.map(Either::Left);
+    framing::drop_length_of_chunked(response.headers_mut());
     header_rules::remove_hop_by_hop(response.headers_mut());
     if let Some(cookie) = choice.affinity().and_then(|c| c.set_cookie(&backend.token)) {
         response
@@ -293,15 +314,29 @@ fn client_response(
     response
 }
 
-/// `http://host/p?q` → `/p?q`, reusing the path's bytes.
-fn origin_form(uri: &Uri) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.path_and_query = Some(
-        uri.path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+/// The proxy's own answer for a request the target step did not let
+/// through.
+fn answer(answer: Answer) -> Response<ProxyBody> {
+    match answer {
+        Answer::Refuse(refusal) => {
+            tracing::debug!(status = %refusal.status, reason = %refusal.reason, "request refused");
+            let mut response = response::local(refusal.status, &refusal.reason);
+            if let Some(allow) = refusal.allow {
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+            }
+            response
+        }
+        Answer::ServerOptions => {
+            let mut response = response::empty(StatusCode::OK);
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static(target::ALLOWED_METHODS),
+            );
+            response
+        }
+    }
 }
 
 // === impl RequestCounters ===

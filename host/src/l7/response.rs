@@ -23,6 +23,13 @@ pub fn local(status: StatusCode, message: &str) -> Response<ProxyBody> {
     response
 }
 
+/// An answer with no body (`OPTIONS *`).
+pub fn empty(status: StatusCode) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = status;
+    response
+}
+
 /// The answer a header filter asked for, `text/plain` unless it said
 /// otherwise.
 pub fn from_filter(answer: LocalResponse) -> Response<ProxyBody> {

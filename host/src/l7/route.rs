@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::HeaderFilter;
+use super::path::PathPolicy;
 use crate::host_pattern::HostPattern;
 use crate::upstream::BackendPool;
 
@@ -23,14 +24,20 @@ pub struct Route {
 #[derive(Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    paths: PathPolicy,
 }
 
 // === impl RouteTable ===
 
 impl RouteTable {
-    /// Routes in matching order.
-    pub fn new(routes: Vec<Route>) -> Self {
-        RouteTable { routes }
+    /// Routes in matching order, matched on paths normalised by `paths`.
+    pub fn new(routes: Vec<Route>, paths: PathPolicy) -> Self {
+        RouteTable { routes, paths }
+    }
+
+    /// How paths are normalised before [`RouteTable::find`] sees them.
+    pub fn paths(&self) -> &PathPolicy {
+        &self.paths
     }
 
     /// The routes in matching order.
@@ -74,26 +81,29 @@ mod tests {
     }
 
     fn table() -> RouteTable {
-        RouteTable::new(vec![
-            Route {
-                host: Some(HostPattern::Exact("api.test".into())),
-                path_prefix: "/".into(),
-                pool: pool("api"),
-                filters: Arc::from(Vec::new()),
-            },
-            Route {
-                host: Some(HostPattern::Wildcard(".cdn.test".into())),
-                path_prefix: "/static".into(),
-                pool: pool("cdn"),
-                filters: Arc::from(Vec::new()),
-            },
-            Route {
-                host: None,
-                path_prefix: "/admin".into(),
-                pool: pool("admin"),
-                filters: Arc::from(Vec::new()),
-            },
-        ])
+        RouteTable::new(
+            vec![
+                Route {
+                    host: Some(HostPattern::Exact("api.test".into())),
+                    path_prefix: "/".into(),
+                    pool: pool("api"),
+                    filters: Arc::from(Vec::new()),
+                },
+                Route {
+                    host: Some(HostPattern::Wildcard(".cdn.test".into())),
+                    path_prefix: "/static".into(),
+                    pool: pool("cdn"),
+                    filters: Arc::from(Vec::new()),
+                },
+                Route {
+                    host: None,
+                    path_prefix: "/admin".into(),
+                    pool: pool("admin"),
+                    filters: Arc::from(Vec::new()),
+                },
+            ],
+            PathPolicy::default(),
+        )
     }
 
     fn found(table: &RouteTable, host: Option<&str>, path: &str) -> Option<String> {

@@ -24,7 +24,7 @@ pub(super) fn listener_plan(
             .collect()
     };
     let routes = match &listener.mode {
-        ListenerMode::Http => ListenerRoutes::Http(RouteTable::new(
+        ListenerMode::Http(http) => ListenerRoutes::Http(RouteTable::new(
             listener
                 .routes
                 .iter()
@@ -37,6 +37,7 @@ pub(super) fn listener_plan(
                     })
                 })
                 .collect(),
+            http.paths,
         )),
         ListenerMode::Tcp(tcp) => ListenerRoutes::Tcp(Arc::new(TcpListenerPlan {
             routes: listener

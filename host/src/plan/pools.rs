@@ -101,7 +101,7 @@ fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
     let mut protocols = Vec::new();
     for listener in config.listeners_using(&pool.name) {
         let protocol = match listener.mode {
-            ListenerMode::Http => Protocol::Http,
+            ListenerMode::Http(_) => Protocol::Http,
             ListenerMode::Tcp(_) => Protocol::Tcp,
         };
         if !protocols.contains(&protocol) {

@@ -19,6 +19,9 @@ pub enum FailureKind {
     /// The request was written and the connection failed before a
     /// response head arrived.
     Broken,
+    /// The client's request body broke (malformed chunked encoding, a
+    /// connection cut mid-body): the client's fault, answered 400.
+    ClientBody,
 }
 
 /// A classified failed attempt.
@@ -56,7 +59,7 @@ impl AttemptFailure {
     pub fn was_sent(&self) -> bool {
         matches!(
             self.kind,
-            FailureKind::ResponseTimeout | FailureKind::Broken
+            FailureKind::ResponseTimeout | FailureKind::Broken | FailureKind::ClientBody
         )
     }
 
@@ -64,7 +67,7 @@ impl AttemptFailure {
     /// connection that died before the request was written does not (a
     /// backend closing an idle keep-alive connection is normal).
     pub fn blames_backend(&self) -> bool {
-        self.kind != FailureKind::NotSent
+        !matches!(self.kind, FailureKind::NotSent | FailureKind::ClientBody)
     }
 }
 

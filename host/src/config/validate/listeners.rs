@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawListener, RawRoute};
+use super::raw::{RawConfig, RawListener, RawPathPolicy, RawRoute};
 use super::{Known, Validator};
 use crate::config::*;
 
@@ -117,7 +117,19 @@ impl Validator<'_> {
                     );
                 }
             }
-            return ok.then_some(ListenerMode::Http);
+            let paths = self.path_policy(i, raw.path.as_ref());
+            return (ok && paths.is_some()).then(|| {
+                ListenerMode::Http(HttpListenerConfig {
+                    paths: paths.unwrap_or_default(),
+                })
+            });
+        }
+        if let Some(path) = &raw.path {
+            return self.fail(
+                field("path"),
+                path.span(),
+                "only HTTP listeners normalise paths; tcp listeners forward bytes untouched",
+            );
         }
         let idle_timeout = self.duration_or(
             field("idle-timeout"),
@@ -145,6 +157,33 @@ impl Validator<'_> {
         }))
     }
 
+    /// `[listeners.path]`: every step on unless switched off.
+    fn path_policy(
+        &mut self,
+        i: usize,
+        raw: Option<&Spanned<RawPathPolicy>>,
+    ) -> Option<PathPolicy> {
+        let mut policy = PathPolicy::default();
+        let Some(raw) = raw.map(Spanned::get_ref) else {
+            return Some(policy);
+        };
+        policy.decode_unreserved = raw.decode_unreserved.unwrap_or(true);
+        policy.remove_dot_segments = raw.remove_dot_segments.unwrap_or(true);
+        policy.merge_slashes = raw.merge_slashes.unwrap_or(true);
+        if let Some(slashes) = &raw.encoded_slashes {
+            policy.encoded_slashes = self.keyword(
+                format!("listeners[{i}].path.encoded-slashes"),
+                slashes,
+                "encoded-slash policy",
+                &[
+                    ("keep", EncodedSlashes::Keep),
+                    ("reject", EncodedSlashes::Reject),
+                ],
+            )?;
+        }
+        Some(policy)
+    }
+
     /// The PROXY header is written once per TCP connection; the HTTP proxy
     /// shares backend connections between clients, so it cannot send one.
     pub(super) fn proxy_protocol_only_for_tcp(
@@ -156,7 +195,7 @@ impl Validator<'_> {
         for pool in pools.iter().filter(|p| p.proxy_protocol.is_some()) {
             let http_user = listeners
                 .iter()
-                .find(|l| l.mode == ListenerMode::Http && l.routes_to(&pool.name));
+                .find(|l| matches!(l.mode, ListenerMode::Http(_)) && l.routes_to(&pool.name));
             let span = raw
                 .pools
                 .get(&pool.name)
