@@ -44,7 +44,7 @@ pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
 
 use crate::host_pattern::HostPattern;
 use crate::l4::ProxyProtocolVersion;
-use crate::l7::{EncodedSlashes, PathPolicy};
+use crate::l7::{ConnectionLimits, EncodedSlashes, PathPolicy};
 use crate::upstream::{BackendAddress, PluginFailurePolicy};
 
 /// A validated config.
@@ -123,6 +123,8 @@ pub enum ListenerMode {
 pub struct HttpListenerConfig {
     /// How request paths are normalised before routing.
     pub paths: PathPolicy,
+    /// Timeouts and the connection cap.
+    pub limits: ConnectionLimits,
 }
 
 /// Settings of a `mode = "tcp"` listener.

@@ -5,33 +5,47 @@
 //! request filters, choose, attempts, response filters; see `proxy.rs`).
 //! Header filters are anything implementing [`HeaderFilter`].
 
+mod activity;
 mod attempt;
 mod authority;
 mod filter;
 mod framing;
 mod headers;
+mod limits;
 mod local;
 mod path;
 mod proxy;
 mod response;
 mod route;
+mod send_timeout;
 mod target;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use activity::{Activity, InFlightBody};
+use send_timeout::SendTimeoutIo;
 
 pub use attempt::{Attempt, AttemptCause, FailedAttempt};
 pub use authority::{Authority, AuthorityError};
 pub use filter::{FilterError, FilterVerdict, HeaderFilter, LocalResponse};
 pub use headers::ClientAddress;
+pub use limits::{
+    ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+};
 pub use local::{next_connection, serve_local};
 pub use path::{EncodedSlashes, PathError, PathPolicy};
 pub use proxy::Proxy;
@@ -46,33 +60,139 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections on `listener` and serves them with `proxy` until
 /// `stop` fires (or its sender is dropped). Then it stops accepting, asks
-/// every open connection to finish its in-flight request and close, and
-/// returns once all have. Connection errors are logged, never fatal.
+/// every open connection to finish its in-flight requests and close, and
+/// returns once all have. Past the listener's connection cap, a new
+/// connection gets a 503 and is closed. Connection errors are logged,
+/// never fatal.
 pub async fn serve(listener: Arc<TcpListener>, proxy: Arc<Proxy>, mut stop: watch::Receiver<()>) {
     let builder = Arc::new(client_connection_builder());
-    let connections = GracefulShutdown::new();
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut connections = JoinSet::new();
     while let Some((stream, peer)) = next_connection(&listener, &mut stop).await {
+        while connections.try_join_next().is_some() {}
+        // Read per connection: a reload may change them.
+        let limits = proxy.limits();
+        let Some(slot) = OpenSlot::take(&open, limits.max_connections) else {
+            crate::metrics::http_connection_refused(proxy.listener());
+            connections.spawn(refuse(stream));
+            continue;
+        };
+        let client = ClientConnection {
+            builder: Arc::clone(&builder),
+            proxy: Arc::clone(&proxy),
+            limits,
+            _slot: slot,
+        };
+        connections.spawn(client.serve(stream, peer, stop.clone()));
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// What serving one client connection needs.
+struct ClientConnection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    proxy: Arc<Proxy>,
+    limits: ConnectionLimits,
+    _slot: OpenSlot,
+}
+
+/// One of a listener's open connections, counted until dropped.
+struct OpenSlot(Arc<AtomicUsize>);
+
+// === impl ClientConnection ===
+
+impl ClientConnection {
+    /// Serves `stream` until the client or a limit ends it, or `stop`
+    /// fires (then in-flight requests finish first).
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<()>) {
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
+        let limits = self.limits;
+        // hyper-util's protocol detection has no timer: a client that
+        // never speaks would hold the connection forever.
+        let mut first = [0u8; 1];
+        let spoke = tokio::select! {
+            peeked = tokio::time::timeout(limits.first_byte_timeout, stream.peek(&mut first)) => {
+                matches!(peeked, Ok(Ok(n)) if n > 0)
+            }
+            _ = stop.changed() => false,
+        };
+        if !spoke {
+            crate::metrics::http_connection_closed(self.proxy.listener(), "first-byte-timeout");
+            return;
+        }
+        let activity = Activity::new();
         let client = Arc::new(ClientAddress::new(peer));
+        let proxy = Arc::clone(&self.proxy);
+        let counted = Arc::clone(&activity);
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
             let client = Arc::clone(&client);
-            async move { Ok::<_, Infallible>(proxy.handle(request, &client).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(client = %peer, %error, "client connection ended with an error");
+            let in_flight = counted.start();
+            async move {
+                let response = proxy.handle(request, &client).await;
+                Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, in_flight)))
             }
         });
+        let io = TokioIo::new(SendTimeoutIo::new(stream, limits.send_timeout));
+        let connection = self.builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(client = %peer, %error, "client connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stop.changed(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = activity.idle_for(limits.keep_alive_timeout), if !closing => {
+                    crate::metrics::http_connection_closed(self.proxy.listener(), "keep-alive-timeout");
+                    // HTTP/2: GOAWAY; HTTP/1: closed now, nothing in flight.
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
     }
-    drop(listener);
-    connections.shutdown().await;
 }
+
+// === impl OpenSlot ===
+
+impl OpenSlot {
+    /// A slot if fewer than `cap` connections are open.
+    fn take(open: &Arc<AtomicUsize>, cap: u32) -> Option<OpenSlot> {
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| OpenSlot(Arc::clone(open)))
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Past the connection cap: a short 503 and close, rather than a reset
+/// the client cannot tell from a crash.
+async fn refuse(mut stream: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 31\r\nconnection: close\r\n\r\ntoo many connections, try again\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Largest request head (and write buffer) per client connection: bounds
+/// what a client that stops reading can pin (HAProxy's `tune.bufsize` is
+/// 16 KiB; NGINX's `large_client_header_buffers` 4 × 8 KiB).
+const CLIENT_BUFFER: usize = 32 * 1024;
 
 /// HTTP/1.1 and HTTP/2 (prior knowledge) server settings for clients.
 fn client_connection_builder() -> auto::Builder<TokioExecutor> {
@@ -80,7 +200,11 @@ fn client_connection_builder() -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(CLIENT_BUFFER)
+        // A client that half-closes after its request still gets the
+        // response, as HAProxy answers it.
+        .half_close(true);
     builder.http2().timer(TokioTimer::new());
     builder
 }

@@ -40,6 +40,27 @@ pub const PLUGIN_FAILURES: &str = "bascule_plugin_failures_total";
 /// Plugin instances created (at load, on demand, and to replace a failed one).
 pub const PLUGIN_INSTANCES_CREATED: &str = "bascule_plugin_instances_created_total";
 
+/// HTTP client connections closed by a limit, by listener and reason
+/// (`first-byte-timeout`, `keep-alive-timeout`).
+pub const HTTP_CONNECTIONS_CLOSED: &str = "bascule_http_connections_closed_total";
+/// HTTP client connections refused at the listener's `max-connections`,
+/// by listener.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "bascule_http_connections_refused_total";
+
+/// `accept` calls that failed (out of file descriptors, ...).
+pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
+
+/// Counts a client connection `listener` closed for `reason`.
+pub fn http_connection_closed(listener: &str, reason: &'static str) {
+    metrics::counter!(HTTP_CONNECTIONS_CLOSED, "listener" => listener.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// Counts a client connection `listener` refused at its cap.
+pub fn http_connection_refused(listener: &str) {
+    metrics::counter!(HTTP_CONNECTIONS_REFUSED, "listener" => listener.to_owned()).increment(1);
+}
+
 /// Counts a failed connection attempt to `backend` of `pool`.
 pub fn connect_failed(pool: &str, backend: &str) {
     metrics::counter!(

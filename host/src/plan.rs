@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::l4::TcpListenerPlan;
-use crate::l7::{HeaderFilter, RouteTable};
+use crate::l7::{ConnectionLimits, HeaderFilter, RouteTable};
 use crate::plugin::{self, PluginRuntime};
 use crate::upstream::{BackendPool, Resolver, StatsRegistry};
 
@@ -57,8 +57,8 @@ pub struct PlanError {
 
 /// What a listener serves.
 pub enum ListenerRoutes {
-    /// The HTTP reverse proxy's route table.
-    Http(RouteTable),
+    /// The HTTP reverse proxy's route table and connection limits.
+    Http(RouteTable, ConnectionLimits),
     /// The TCP proxy's SNI routes and connection settings.
     Tcp(Arc<TcpListenerPlan>),
 }
@@ -183,10 +183,10 @@ impl Plan {
 // === impl ListenerRoutes ===
 
 impl ListenerRoutes {
-    /// The HTTP route table, for an HTTP listener.
-    pub fn http(&self) -> Option<&RouteTable> {
+    /// The HTTP route table and limits, for an HTTP listener.
+    pub fn http(&self) -> Option<(&RouteTable, &ConnectionLimits)> {
         match self {
-            ListenerRoutes::Http(table) => Some(table),
+            ListenerRoutes::Http(table, limits) => Some((table, limits)),
             ListenerRoutes::Tcp(_) => None,
         }
     }
@@ -195,7 +195,7 @@ impl ListenerRoutes {
     pub fn tcp(&self) -> Option<&Arc<TcpListenerPlan>> {
         match self {
             ListenerRoutes::Tcp(plan) => Some(plan),
-            ListenerRoutes::Http(_) => None,
+            ListenerRoutes::Http(..) => None,
         }
     }
 }

@@ -18,7 +18,7 @@ pub fn render(plan: &Plan) -> Value {
 
 fn render_listener(listener: &ListenerPlan) -> Value {
     let (mode, routes) = match &listener.routes {
-        ListenerRoutes::Http(table) => (
+        ListenerRoutes::Http(table, _) => (
             "http",
             table
                 .routes()

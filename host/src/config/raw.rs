@@ -72,6 +72,16 @@ pub struct RawListener {
     pub accept_proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub path: Option<Spanned<RawPathPolicy>>,
+    #[serde(default)]
+    pub first_byte_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub keep_alive_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request_body_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub send_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 /// `[listeners.path]`: how an HTTP listener normalises request paths.

@@ -6,11 +6,11 @@
 //! [`RetryPolicy`]: crate::upstream::RetryPolicy
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::upstream::{
-    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, UpstreamBody,
+    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, RequestBody,
+    UpstreamBody,
 };
 
 /// One try of one candidate.
@@ -31,7 +31,7 @@ pub struct FailedAttempt {
     /// What happened, classified.
     pub failure: AttemptFailure,
     /// The request, when it was never written.
-    pub unsent: Option<Request<Incoming>>,
+    pub unsent: Option<Request<RequestBody>>,
     /// The underlying error, for logs.
     pub cause: AttemptCause,
 }
@@ -56,7 +56,7 @@ impl Attempt<'_> {
     /// Sends `request` to the backend.
     pub async fn run(
         self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, FailedAttempt> {
         let settings = self.pool.settings();
         let backend = self.backend;
@@ -115,7 +115,7 @@ impl Attempt<'_> {
         &self,
         kind: FailureKind,
         reused_connection: bool,
-        unsent: Option<Request<Incoming>>,
+        unsent: Option<Request<RequestBody>>,
         cause: AttemptCause,
     ) -> FailedAttempt {
         let failure = AttemptFailure {

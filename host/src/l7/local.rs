@@ -16,13 +16,21 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// First pause after a failed `accept`; doubled per failure in a row.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(5);
+/// Longest pause: once file descriptors free up, accepting resumes within
+/// this long.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// The next accepted connection, or `None` once `stop` fires (or its sender
-/// is dropped). Accept errors (EMFILE and friends) are logged and retried
-/// after a short pause instead of spinning.
+/// is dropped). Accept errors (EMFILE when out of file descriptors, and
+/// friends) back off exponentially instead of spinning, and are logged at
+/// the first failure of a run and then at most once a second.
 pub async fn next_connection(
     listener: &TcpListener,
     stop: &mut watch::Receiver<()>,
 ) -> Option<(TcpStream, SocketAddr)> {
+    let mut pause = ACCEPT_BACKOFF_FIRST;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -31,8 +39,15 @@ pub async fn next_connection(
         match accepted {
             Ok(accepted) => return Some(accepted),
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if pause == ACCEPT_BACKOFF_FIRST || pause == ACCEPT_BACKOFF_MAX {
+                    tracing::warn!(%error, retry_in = ?pause, "accept failed");
+                }
+                metrics::counter!(crate::metrics::ACCEPT_FAILURES).increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => return None,
+                }
+                pause = (pause * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }

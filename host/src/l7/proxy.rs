@@ -28,13 +28,14 @@ use super::authority::Authority;
 use super::filter::{FilterVerdict, HeaderFilter};
 use super::framing;
 use super::headers::{self, ClientAddress};
+use super::limits::ConnectionLimits;
 use super::response::{self, ProxyBody};
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
 use crate::upstream::{
-    Backend, BackendPool, Choice, ConnectionPool, FailureKind, Protocol, RequestView,
-    RetryDecision, RetryPolicy, UpstreamBody,
+    Backend, BackendPool, Choice, ConnectionPool, FailureKind, Protocol, RequestBody, RequestView,
+    RetryDecision, RetryPolicy, UpstreamBody, is_body_timeout,
 };
 
 /// The one upgrade the proxy answers itself rather than tunnels: a client
@@ -44,6 +45,14 @@ const H2C: &str = "h2c";
 
 /// A route's header filters, in request order.
 type FilterChain = Arc<[Arc<dyn HeaderFilter>]>;
+
+/// What the target and route steps decided for one request.
+struct Routed {
+    authority: Option<Authority>,
+    pool: Arc<BackendPool>,
+    filters: FilterChain,
+    limits: ConnectionLimits,
+}
 
 /// Serves the requests of one listener against the current plan.
 pub struct Proxy {
@@ -76,6 +85,21 @@ impl Proxy {
         }
     }
 
+    /// The listener's name.
+    pub fn listener(&self) -> &str {
+        &self.listener
+    }
+
+    /// The connection limits of this listener in the plan serving now.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.plan
+            .load()
+            .listener(&self.listener)
+            .and_then(|listener| listener.routes.http())
+            .map(|(_, limits)| *limits)
+            .unwrap_or_default()
+    }
+
     /// Handles one request from `client`. Never fails: every problem
     /// becomes a status code.
     pub async fn handle(
@@ -96,7 +120,12 @@ impl Proxy {
         client: &ClientAddress,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();
-        let (authority, pool, filters) = self.route(&mut head)?;
+        let Routed {
+            authority,
+            pool,
+            filters,
+            limits,
+        } = self.route(&mut head)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
         prepare_head(&mut head, client, host)?;
         let mut view = RequestView {
@@ -114,6 +143,7 @@ impl Proxy {
             response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available")
         })?;
         let head = into_head(view);
+        let body = RequestBody::new(body, limits.request_body_timeout);
         let response = self
             .attempts(&pool, &choice, Request::from_parts(head, body))
             .await?;
@@ -126,24 +156,20 @@ impl Proxy {
     /// The target and route steps: the request's one authority and path
     /// decided (and written into `head`), then the pool and filters for
     /// them.
-    fn route(
-        &self,
-        head: &mut http::request::Parts,
-    ) -> Result<(Option<Authority>, Arc<BackendPool>, FilterChain), Response<ProxyBody>> {
+    fn route(&self, head: &mut http::request::Parts) -> Result<Routed, Response<ProxyBody>> {
         let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();
-        let table = plan
-            .listener(&self.listener)
-            .and_then(|listener| listener.routes.http())
-            .ok_or_else(no_route)?;
+        let listener = plan.listener(&self.listener).ok_or_else(no_route)?;
+        let (table, limits) = listener.routes.http().ok_or_else(no_route)?;
         let authority = target::decide(head, table.paths()).map_err(answer)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
         let route = table.find(host, head.uri.path()).ok_or_else(no_route)?;
-        Ok((
+        Ok(Routed {
             authority,
-            Arc::clone(&route.pool),
-            Arc::clone(&route.filters),
-        ))
+            pool: Arc::clone(&route.pool),
+            filters: Arc::clone(&route.filters),
+            limits: *limits,
+        })
     }
 
     /// The attempts step: the ranked candidates in turn, each attempt's
@@ -152,7 +178,7 @@ impl Proxy {
         &self,
         pool: &BackendPool,
         choice: &Choice,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let mut request = request;
         for backend in choice.backends() {
@@ -190,6 +216,12 @@ impl Proxy {
                                 StatusCode::GATEWAY_TIMEOUT,
                                 "backend did not answer in time",
                             ),
+                            FailureKind::ClientBody if is_body_timeout(&failed.cause) => {
+                                response::local(
+                                    StatusCode::REQUEST_TIMEOUT,
+                                    "the request body stopped arriving",
+                                )
+                            }
                             FailureKind::ClientBody => {
                                 response::local(StatusCode::BAD_REQUEST, "malformed request body")
                             }

@@ -24,21 +24,24 @@ pub(super) fn listener_plan(
             .collect()
     };
     let routes = match &listener.mode {
-        ListenerMode::Http(http) => ListenerRoutes::Http(RouteTable::new(
-            listener
-                .routes
-                .iter()
-                .filter_map(|route| {
-                    Some(Route {
-                        host: route.host.clone(),
-                        path_prefix: route.path_prefix.clone(),
-                        pool: pool_of(&route.pool)?,
-                        filters: filters_of(&route.filters).into(),
+        ListenerMode::Http(http) => ListenerRoutes::Http(
+            RouteTable::new(
+                listener
+                    .routes
+                    .iter()
+                    .filter_map(|route| {
+                        Some(Route {
+                            host: route.host.clone(),
+                            path_prefix: route.path_prefix.clone(),
+                            pool: pool_of(&route.pool)?,
+                            filters: filters_of(&route.filters).into(),
+                        })
                     })
-                })
-                .collect(),
-            http.paths,
-        )),
+                    .collect(),
+                http.paths,
+            ),
+            http.limits,
+        ),
         ListenerMode::Tcp(tcp) => ListenerRoutes::Tcp(Arc::new(TcpListenerPlan {
             routes: listener
                 .routes

@@ -31,6 +31,8 @@ use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+
+use super::request_body::RequestBody;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
@@ -47,6 +49,10 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 /// A returned connection normally becomes ready at once; one that does not
 /// within this time is discarded.
 const READY_TIMEOUT: Duration = Duration::from_millis(100);
+/// Largest response head and read-ahead per backend connection: bounds
+/// what a response pins while its client reads slowly (hyper's default is
+/// about 400 KiB).
+const BACKEND_BUFFER: usize = 64 * 1024;
 
 /// What a pooled connection speaks. Upstream TLS and HTTP/2 add kinds; one
 /// endpoint may have idle connections of several kinds.
@@ -76,7 +82,7 @@ pub struct ConnectionPool<C = TcpConnector> {
 /// A connection ready to carry one request.
 #[derive(Debug)]
 pub struct Connection {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<RequestBody>,
     home: Arc<IdleQueue>,
     reused: bool,
 }
@@ -87,7 +93,7 @@ pub struct SendError {
     /// The error.
     pub error: hyper::Error,
     /// The request, when it was never written and may be sent elsewhere.
-    pub unsent: Option<http::Request<Incoming>>,
+    pub unsent: Option<http::Request<RequestBody>>,
 }
 
 /// A response body that returns its connection to the pool once read to
@@ -124,13 +130,13 @@ struct IdleQueue {
 
 #[derive(Debug)]
 struct IdleConnection {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<RequestBody>,
     since: Instant,
 }
 
 #[derive(Debug)]
 struct Release {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<RequestBody>,
     home: Arc<IdleQueue>,
     _active: ActiveRequest,
 }
@@ -220,7 +226,9 @@ impl<C: Connector> ConnectionPool<C> {
     ) -> Result<Connection, ConnectError> {
         let endpoint = key.endpoint;
         let stream = connect_within(&self.connector, endpoint, timeout).await?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        let (sender, connection) = http1::Builder::new()
+            .max_buf_size(BACKEND_BUFFER)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Handshake { endpoint, source })?;
         tokio::spawn(async move {
@@ -336,7 +344,7 @@ impl Connection {
     /// error so that the caller can try again elsewhere.
     pub async fn send(
         mut self,
-        request: http::Request<Incoming>,
+        request: http::Request<RequestBody>,
         active: ActiveRequest,
     ) -> Result<http::Response<UpstreamBody>, SendError> {
         match self.sender.try_send_request(request).await {

@@ -9,6 +9,10 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawListener, RawPathPolicy, RawRoute};
 use super::{Known, Validator};
 use crate::config::*;
+use crate::l7::{
+    DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+};
 
 // === impl Validator ===
 
@@ -118,18 +122,42 @@ impl Validator<'_> {
                 }
             }
             let paths = self.path_policy(i, raw.path.as_ref());
-            return (ok && paths.is_some()).then(|| {
-                ListenerMode::Http(HttpListenerConfig {
-                    paths: paths.unwrap_or_default(),
-                })
-            });
+            let limits = self.connection_limits(i, raw);
+            return match (ok, paths, limits) {
+                (true, Some(paths), Some(limits)) => {
+                    Some(ListenerMode::Http(HttpListenerConfig { paths, limits }))
+                }
+                _ => None,
+            };
         }
-        if let Some(path) = &raw.path {
-            return self.fail(
-                field("path"),
-                path.span(),
-                "only HTTP listeners normalise paths; tcp listeners forward bytes untouched",
-            );
+        let http_only = [
+            ("path", raw.path.as_ref().map(Spanned::span)),
+            (
+                "first-byte-timeout",
+                raw.first_byte_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "keep-alive-timeout",
+                raw.keep_alive_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "request-body-timeout",
+                raw.request_body_timeout.as_ref().map(Spanned::span),
+            ),
+            ("send-timeout", raw.send_timeout.as_ref().map(Spanned::span)),
+            (
+                "max-connections",
+                raw.max_connections.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (key, span) in http_only {
+            if let Some(span) = span {
+                return self.fail(
+                    field(key),
+                    span,
+                    "only HTTP listeners take this key (tcp listeners use `idle-timeout`)",
+                );
+            }
         }
         let idle_timeout = self.duration_or(
             field("idle-timeout"),
@@ -155,6 +183,47 @@ impl Validator<'_> {
             zero_copy: raw.zero_copy.as_ref().is_none_or(|z| *z.get_ref()),
             accept_proxy_protocol_from: networks?,
         }))
+    }
+
+    /// An HTTP listener's timeouts and connection cap.
+    fn connection_limits(&mut self, i: usize, raw: &RawListener) -> Option<ConnectionLimits> {
+        let field = |name: &str| format!("listeners[{i}].{name}");
+        let timeout = Duration::from_millis(10)..=Duration::from_secs(24 * 3600);
+        let first_byte_timeout = self.duration_or(
+            field("first-byte-timeout"),
+            raw.first_byte_timeout.as_ref(),
+            DEFAULT_FIRST_BYTE_TIMEOUT,
+            timeout.clone(),
+        );
+        let keep_alive_timeout = self.duration_or(
+            field("keep-alive-timeout"),
+            raw.keep_alive_timeout.as_ref(),
+            DEFAULT_KEEP_ALIVE_TIMEOUT,
+            timeout.clone(),
+        );
+        let request_body_timeout = self.duration_or(
+            field("request-body-timeout"),
+            raw.request_body_timeout.as_ref(),
+            DEFAULT_REQUEST_BODY_TIMEOUT,
+            timeout.clone(),
+        );
+        let send_timeout = self.duration_or(
+            field("send-timeout"),
+            raw.send_timeout.as_ref(),
+            DEFAULT_SEND_TIMEOUT,
+            timeout,
+        );
+        let max_connections = match &raw.max_connections {
+            None => Some(DEFAULT_MAX_CONNECTIONS),
+            Some(n) => self.bounded(field("max-connections"), n, 1, 1_000_000),
+        };
+        Some(ConnectionLimits {
+            first_byte_timeout: first_byte_timeout?,
+            keep_alive_timeout: keep_alive_timeout?,
+            request_body_timeout: request_body_timeout?,
+            send_timeout: send_timeout?,
+            max_connections: max_connections?,
+        })
     }
 
     /// `[listeners.path]`: every step on unless switched off.
