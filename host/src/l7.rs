@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -182,17 +182,28 @@ impl Drop for OpenSlot {
 }
 
 /// Past the connection cap: a short 503 and close, rather than a reset
-/// the client cannot tell from a crash.
+/// the client cannot tell from a crash. The close lingers (as NGINX's
+/// `lingering_close`): what the client sent meanwhile is read and dropped
+/// for up to a second, because closing with unread input sends a reset
+/// that can destroy the 503 before the client reads it.
 async fn refuse(mut stream: TcpStream) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 31\r\nconnection: close\r\n\r\ntoo many connections, try again\n";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
-    let _ = stream.shutdown().await;
+    const LINGER: Duration = Duration::from_secs(1);
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.write_all(BUSY).await?;
+        stream.shutdown().await?;
+        let mut discard = [0u8; 4096];
+        while stream.read(&mut discard).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// Largest request head (and write buffer) per client connection: bounds
-/// what a client that stops reading can pin (HAProxy's `tune.bufsize` is
-/// 16 KiB; NGINX's `large_client_header_buffers` 4 × 8 KiB).
-const CLIENT_BUFFER: usize = 32 * 1024;
+/// what a client that stops reading can pin, as HAProxy's `tune.bufsize`
+/// (16 KiB) does. A larger head gets 431. (At 32 KiB a stalled reader
+/// pinned 127 KiB; at 16 KiB it stays under 100.)
+const CLIENT_BUFFER: usize = 16 * 1024;
 
 /// HTTP/1.1 and HTTP/2 (prior knowledge) server settings for clients.
 fn client_connection_builder() -> auto::Builder<TokioExecutor> {

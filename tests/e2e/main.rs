@@ -17,6 +17,7 @@ mod config_errors;
 mod demo;
 mod edge;
 mod filters;
+mod lifetime;
 mod proxying;
 mod reload;
 mod request_context;

@@ -199,12 +199,22 @@ where
 
 /// [`eventually`], polling every `interval`: for checks that start work
 /// each time (one more request in flight per poll).
-pub async fn eventually_every<F, Fut>(interval: Duration, mut check: F) -> bool
+pub async fn eventually_every<F, Fut>(interval: Duration, check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    eventually_within(WAIT, interval, check).await
+}
+
+/// [`eventually_every`] with a bound of its own, for waits on a thousand
+/// connections.
+pub async fn eventually_within<F, Fut>(bound: Duration, interval: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
     loop {
         if check().await {
             return true;
@@ -366,10 +376,23 @@ impl Bascule {
 
     /// [`Bascule::start`] with extra global options (`--workers 1`).
     pub fn start_with(config: &str, options: &[&str]) -> Bascule {
+        Bascule::start_command(config, Command::new(env!("CARGO_BIN_EXE_bascule")), options)
+    }
+
+    /// [`Bascule::start`] allowed only `files` open file descriptors
+    /// (util-linux `prlimit`, which then runs bascule in its place).
+    pub fn start_with_open_files(config: &str, files: u32) -> Bascule {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={files}:{files}"))
+            .arg(env!("CARGO_BIN_EXE_bascule"));
+        Bascule::start_command(config, command, &[])
+    }
+
+    fn start_command(config: &str, mut command: Command, options: &[&str]) -> Bascule {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bascule.toml");
         std::fs::write(&path, config).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bascule"));
         command.args(options).args(["run", "-c"]).arg(&path);
         let (child, lines) = spawn_with_lines(&mut command);
         let mut bascule = Bascule {
@@ -405,6 +428,31 @@ impl Bascule {
             self.listeners
                 .insert(name.to_owned(), address.parse().unwrap());
         }
+    }
+
+    /// The process's resident memory, from `/proc`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// CPU time the process has used (user + system), from `/proc`.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name, which ends with the last `)`.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
     }
 
     /// Sends a signal (`"TERM"`, `"HUP"`) to the process.

@@ -141,9 +141,10 @@ impl BackendSelection for WasmBalancer {
 
     fn prepare(&self, backends: &Arc<BackendSet>) -> usize {
         let plugin = &self.compiled.name;
-        let pushed = self
-            .instances
-            .for_each_idle(|instance| instance.learn(backends, plugin));
+        let pushed = self.instances.refresh(
+            || self.instantiate(),
+            |instance| instance.learn(backends, plugin),
+        );
         metrics::counter!(crate::metrics::PLUGIN_GENERATIONS_PUSHED, "plugin" => plugin.to_string())
             .increment(pushed as u64);
         pushed

@@ -4,14 +4,17 @@
 //! suspension breaker.
 //!
 //! Each worker thread keeps its own instance per plugin use in a slot only
-//! it fills ([`WorkerSlots`]), so the call path takes no lock and a
-//! stateful plugin (round robin) is exact per worker. A slot is one atomic
-//! pointer: the supervisor may take it for a moment to push a new backend
-//! generation ([`Instances::for_each_idle`]); a worker that finds its slot
-//! empty then borrows from the shared spare list, or makes an instance.
+//! it and the supervisor touch ([`WorkerSlots`]), so the call path takes no
+//! lock and a stateful plugin (round robin) is exact per worker. A slot is
+//! one atomic pointer. New backend generations are double-buffered
+//! ([`Instances::refresh`]): the supervisor brings a standby instance up to
+//! date on its own thread (a Maglev or ring rebuild of milliseconds) and
+//! swaps it into the worker's slot; the instance it replaces becomes the
+//! next standby. A worker never waits for a rebuild and never finds its
+//! slot empty because of one.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -40,8 +43,12 @@ pub(super) struct Instances<I: Send> {
 }
 
 /// One instance slot per worker thread, indexed by [`worker_slot`].
-/// `AtomicCell` of a `Box` is a single lock-free pointer swap.
-struct WorkerSlots<I>(Box<[AtomicCell<Option<Box<I>>>]>);
+/// `AtomicCell` of a `Box` is a single lock-free pointer swap; a slot is
+/// claimed once its worker has put an instance there.
+struct WorkerSlots<I> {
+    cells: Box<[AtomicCell<Option<Box<I>>>]>,
+    claimed: Box<[AtomicBool]>,
+}
 
 // === impl Instances ===
 
@@ -141,34 +148,61 @@ impl<I: Send> Instances<I> {
         }
     }
 
-    /// Runs `update` on every idle instance (workers' slots and spares),
-    /// dropping those it fails on; returns how many it updated. A worker
-    /// calling meanwhile finds its slot empty and uses a spare; instances
-    /// checked out now catch up on their next call.
-    pub(super) fn for_each_idle(
+    /// Brings every worker's instance to a new state off the request path:
+    /// for each slot a worker has used, a standby (a spare, or one made by
+    /// `create`) is given `update` here and swapped in; the instance it
+    /// replaces is kept as a spare, to be the next standby. Before any
+    /// worker has called, the spares themselves are updated. Returns how
+    /// many instances were brought up to date; one that fails its update
+    /// is dropped, and the worker keeps its instance, which catches up on
+    /// its next call.
+    pub(super) fn refresh(
         &self,
+        create: impl Fn() -> Result<I, Error>,
         mut update: impl FnMut(&mut I) -> Result<(), Error>,
     ) -> usize {
         let mut updated = 0;
-        let mut apply = |instance: &mut I| match update(instance) {
-            Ok(()) => {
-                updated += 1;
-                true
-            }
-            Err(error) => {
-                tracing::warn!(plugin = %self.plugin, error = %crate::error_chain(&error), "idle instance failed an update, dropped");
-                false
-            }
+        let failed = |error: Error| {
+            tracing::warn!(plugin = %self.plugin, error = %crate::error_chain(&error), "standby instance failed an update, dropped");
         };
+        let mut claimed_any = false;
         for slot in 0..self.slots.len() {
-            if let Some(mut instance) = self.slots.take(slot)
-                && apply(&mut instance)
-                && let Some(instance) = self.slots.put(slot, instance)
-            {
-                self.keep_spare(instance);
+            if !self.slots.is_claimed(slot) {
+                continue;
+            }
+            claimed_any = true;
+            let standby = match lock(&self.spare).pop() {
+                Some(spare) => Ok(spare),
+                None => create().map(Box::new),
+            };
+            let mut standby = match standby {
+                Ok(standby) => standby,
+                Err(error) => {
+                    failed(error);
+                    continue;
+                }
+            };
+            if let Err(error) = update(&mut standby) {
+                failed(error);
+                continue;
+            }
+            updated += 1;
+            if let Some(replaced) = self.slots.swap(slot, standby) {
+                self.keep_spare(replaced);
             }
         }
-        lock(&self.spare).retain_mut(|instance| apply(instance));
+        if !claimed_any {
+            lock(&self.spare).retain_mut(|instance| match update(instance) {
+                Ok(()) => {
+                    updated += 1;
+                    true
+                }
+                Err(error) => {
+                    failed(error);
+                    false
+                }
+            });
+        }
         updated
     }
 }
@@ -177,30 +211,49 @@ impl<I: Send> Instances<I> {
 
 impl<I> WorkerSlots<I> {
     fn new() -> Self {
-        WorkerSlots(
-            (0..MAX_WORKER_SLOTS)
+        WorkerSlots {
+            cells: (0..MAX_WORKER_SLOTS)
                 .map(|_| AtomicCell::new(None))
                 .collect(),
-        )
+            claimed: (0..MAX_WORKER_SLOTS)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        }
     }
 
     fn len(&self) -> usize {
-        self.0.len()
+        self.cells.len()
+    }
+
+    fn is_claimed(&self, slot: usize) -> bool {
+        self.claimed
+            .get(slot)
+            .is_some_and(|claimed| claimed.load(Ordering::Acquire))
     }
 
     fn take(&self, slot: usize) -> Option<Box<I>> {
-        self.0.get(slot).and_then(AtomicCell::take)
+        self.cells.get(slot).and_then(AtomicCell::take)
     }
 
     /// Fills `slot` if it is empty; otherwise hands `instance` back.
     fn put(&self, slot: usize, instance: Box<I>) -> Option<Box<I>> {
-        let Some(cell) = self.0.get(slot) else {
+        let (Some(cell), Some(claimed)) = (self.cells.get(slot), self.claimed.get(slot)) else {
             return Some(instance);
         };
+        claimed.store(true, Ordering::Release);
         match cell.swap(Some(instance)) {
             None => None,
-            // Filled meanwhile: keep the one that was there, return ours.
-            Some(previous) => cell.swap(Some(previous)),
+            // Filled meanwhile (a refresh swapped a fresher one in): keep
+            // that one, hand ours back.
+            Some(fresher) => cell.swap(Some(fresher)),
+        }
+    }
+
+    /// Puts `instance` in `slot` whatever is there; returns what was.
+    fn swap(&self, slot: usize, instance: Box<I>) -> Option<Box<I>> {
+        match self.cells.get(slot) {
+            Some(cell) => cell.swap(Some(instance)),
+            None => Some(instance),
         }
     }
 }
@@ -321,26 +374,56 @@ mod tests {
             "another thread gets an instance of its own"
         );
 
-        let updated = instances.for_each_idle(|i| {
+        let updated = instances.refresh(numbered(&next), |i| {
             i.generation += 1;
             Ok(())
         });
-        assert_eq!(updated, 2, "both threads' instances are pushed to");
-        let generation = instances.call(numbered(&next), |i| Ok(i.generation));
-        assert_eq!(generation.unwrap(), 1);
+        assert_eq!(updated, 2, "both threads' instances are replaced");
+        let (id, generation) = instances
+            .call(numbered(&next), |i| Ok((i.id, i.generation)))
+            .unwrap();
+        assert_eq!(generation, 1, "the worker got the updated standby");
+        assert_eq!(id, 2, "a standby made off the request path");
+        // The replaced instances are the next standbys: nothing new made.
+        let updated = instances.refresh(numbered(&next), |i| {
+            i.generation += 1;
+            Ok(())
+        });
+        assert_eq!(updated, 2);
+        // One standby was made (for the first slot); the first slot's
+        // replaced instance served the second, and so on since.
+        assert_eq!(
+            next.load(Ordering::Relaxed),
+            3,
+            "instances made beyond one standby"
+        );
     }
 
     #[test]
-    fn an_instance_that_fails_an_update_is_replaced() {
+    fn a_standby_that_fails_its_update_leaves_the_worker_its_instance() {
         let instances = Instances::new("test".into());
         let next = AtomicU32::new(0);
         assert_eq!(ids_on_this_thread(&instances, &next), [0, 0, 0]);
-        let updated = instances.for_each_idle(|_| {
+        let updated = instances.refresh(numbered(&next), |_| {
             Err(Error::Suspended {
                 plugin: "test".to_owned(),
             })
         });
         assert_eq!(updated, 0);
-        assert_eq!(ids_on_this_thread(&instances, &next), [1, 1, 1]);
+        assert_eq!(ids_on_this_thread(&instances, &next), [0, 0, 0]);
+    }
+
+    #[test]
+    fn before_any_worker_calls_the_load_time_instance_is_updated_in_place() {
+        let instances = Instances::new("test".into());
+        let next = AtomicU32::new(0);
+        instances.check_in(numbered(&next)().unwrap());
+        let updated = instances.refresh(numbered(&next), |i| {
+            i.generation = 7;
+            Ok(())
+        });
+        assert_eq!(updated, 1);
+        let seen = instances.call(numbered(&next), |i| Ok((i.id, i.generation)));
+        assert_eq!(seen.unwrap(), (0, 7));
     }
 }

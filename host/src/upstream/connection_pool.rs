@@ -51,8 +51,8 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 const READY_TIMEOUT: Duration = Duration::from_millis(100);
 /// Largest response head and read-ahead per backend connection: bounds
 /// what a response pins while its client reads slowly (hyper's default is
-/// about 400 KiB).
-const BACKEND_BUFFER: usize = 64 * 1024;
+/// about 400 KiB; HAProxy's buffer is 16 KiB).
+const BACKEND_BUFFER: usize = 16 * 1024;
 
 /// What a pooled connection speaks. Upstream TLS and HTTP/2 add kinds; one
 /// endpoint may have idle connections of several kinds.
