@@ -17,11 +17,12 @@ demo: wasm-target
 test: wasm-target test-packages lint plugin-test
 	cargo test --workspace
 
-## Real third-party servers the end-to-end tests run (a DNS server).
+## Third-party programs the end-to-end tests run: a real DNS server
+## (dnsmasq) and the VTest engine for the protocol scripts (varnishtest).
 test-packages:
-	@command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || { \
+	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dnsmasq-base; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dnsmasq-base varnish; }
 
 ## Micro-benchmarks of plugin calls (criterion); results in target/criterion.
 bench: wasm-target

@@ -28,3 +28,4 @@ mod tcp_backends;
 mod tcp_proxy_protocol;
 mod tcp_sni;
 mod upstream;
+mod vtc;

@@ -6,21 +6,23 @@
 //! idle. HTTP/2 streams each count.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// One connection's requests in flight.
+/// One connection's requests in flight. Counting costs two atomic
+/// operations per request and wakes nothing: the idle timer looks at the
+/// count only when it expires.
 #[derive(Debug)]
 pub struct Activity {
+    opened: Instant,
     in_flight: AtomicUsize,
-    idle_since: Mutex<Instant>,
-    changed: Notify,
+    /// When the last request ended, in milliseconds since `opened`.
+    idle_since_ms: AtomicU64,
 }
 
 /// A request in flight; dropping it ends the request.
@@ -40,46 +42,38 @@ impl Activity {
     /// A connection that has just opened: idle from now.
     pub fn new() -> Arc<Activity> {
         Arc::new(Activity {
+            opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
-            changed: Notify::new(),
+            idle_since_ms: AtomicU64::new(0),
         })
     }
 
     /// Counts a request until the returned guard is dropped.
     pub fn start(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(Arc::clone(self))
     }
 
     /// Returns once the connection has had no request in flight for
-    /// `timeout` without a break.
+    /// `timeout` without a break. Wakes once per `timeout` at most.
     pub async fn idle_for(&self, timeout: Duration) {
+        let mut deadline = self.idle_since() + timeout;
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.in_flight.load(Ordering::SeqCst) > 0 {
-                changed.await;
+            tokio::time::sleep_until(deadline).await;
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                deadline = Instant::now() + timeout;
                 continue;
             }
-            let deadline = *self
-                .idle_since
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                + timeout;
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {
-                    let still_idle = self.in_flight.load(Ordering::SeqCst) == 0;
-                    let since = *self.idle_since.lock().unwrap_or_else(PoisonError::into_inner);
-                    if still_idle && since + timeout <= Instant::now() {
-                        return;
-                    }
-                }
-                _ = changed => {}
+            let due = self.idle_since() + timeout;
+            if due <= Instant::now() {
+                return;
             }
+            deadline = due;
         }
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
     }
 }
 
@@ -120,12 +114,9 @@ impl<B: Body + Unpin> Body for InFlightBody<B> {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0;
-        *activity
-            .idle_since
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-        activity.in_flight.fetch_sub(1, Ordering::SeqCst);
-        activity.changed.notify_waiters();
+        let ms = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        activity.idle_since_ms.store(ms, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
