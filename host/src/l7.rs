@@ -48,7 +48,7 @@ pub use limits::{
 };
 pub use local::{next_connection, serve_local};
 pub use path::{EncodedSlashes, PathError, PathPolicy};
-pub use proxy::Proxy;
+pub use proxy::{Proxy, prepare_for_routing};
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable};
 
