@@ -499,7 +499,7 @@ mod tests {
             if !connection.is_empty() {
                 builder = builder.header(http::header::CONNECTION, connection);
             }
-            if rng.next() % 4 == 0 {
+            if rng.next().is_multiple_of(4) {
                 builder = builder.version(Version::HTTP_10);
             }
             let Ok(request) = builder.body(()) else {
@@ -507,7 +507,7 @@ mod tests {
             };
             let (mut head, ()) = request.into_parts();
             let paths = PathPolicy {
-                merge_slashes: rng.next() % 2 == 0,
+                merge_slashes: rng.next().is_multiple_of(2),
                 ..PathPolicy::default()
             };
             let Ok(authority) = prepare_for_routing(&mut head, &paths, &client) else {
