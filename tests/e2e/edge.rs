@@ -321,3 +321,17 @@ async fn http2_cookies_are_joined_for_the_http1_backend() {
     assert_eq!(seen.headers["cookie"], "a=1; b=2");
     assert_eq!(seen.headers["host"], "public.example");
 }
+
+#[tokio::test]
+async fn http2_fields_with_surrounding_whitespace_are_refused() {
+    let edge = Edge::start("").await;
+    for padded in [" leading", "trailing\t"] {
+        let request = http::Request::get("http://public.example/")
+            .header("x-padded", http::HeaderValue::from_str(padded).unwrap())
+            .body(Default::default())
+            .unwrap();
+        let reply = send_h2(edge.address(), request).await;
+        assert_eq!(reply.status, 400, "{padded:?}: {}", reply.body);
+    }
+    assert_eq!(edge.received(), (0, 0, 0));
+}
