@@ -24,42 +24,12 @@ impl Edge {
         let public = RecordingBackend::start("public").await;
         let secret = RecordingBackend::start("secret").await;
         let admin = RecordingBackend::start("admin").await;
-        let config = format!(
-            r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-{listener_extra}
-
-  [[listeners.routes]]
-  host = "secret.example"
-  pool = "secret"
-
-  [[listeners.routes]]
-  path-prefix = "/admin"
-  pool = "admin"
-
-  [[listeners.routes]]
-  pool = "public"
-
-[pools.public]
-balancer = "builtin:round-robin"
-backends = [{}]
-
-[pools.secret]
-balancer = "builtin:round-robin"
-backends = [{}]
-
-[pools.admin]
-balancer = "builtin:round-robin"
-backends = [{}]
-
-[admin]
-address = "127.0.0.1:0"
-"#,
+        let config = three_route_config(
             public.toml(),
             secret.toml(),
-            admin.toml()
+            admin.toml(),
+            listener_extra,
+            "\n[admin]\naddress = \"127.0.0.1:0\"\n",
         );
         Edge {
             bascule: Bascule::start(&config),
@@ -271,13 +241,8 @@ async fn doubly_framed_backend() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = socket.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n")

@@ -151,13 +151,8 @@ async fn large_backend(size: usize) -> SocketAddr {
         while let Ok((mut stream, _)) = socket.accept().await {
             let body = body.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
                 let _ = stream.write_all(head.as_bytes()).await;

@@ -643,3 +643,63 @@ backends = [{}]
         list.join(", ")
     )
 }
+
+/// Reads `stream` until the end of a request head (bounded by the peer:
+/// a closed or failed connection ends it); whether a whole head came.
+pub async fn read_request_head(stream: &mut TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    true
+}
+
+/// One HTTP listener `web` with three routes: host `secret.example` to
+/// pool `secret`, path prefix `/admin` to pool `admin`, the rest to pool
+/// `public`; each pool has the one backend given. `listener_extra` and
+/// `extra` are added to the listener and at the end.
+pub fn three_route_config(
+    public: impl std::fmt::Display,
+    secret: impl std::fmt::Display,
+    admin: impl std::fmt::Display,
+    listener_extra: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+{listener_extra}
+
+  [[listeners.routes]]
+  host = "secret.example"
+  pool = "secret"
+
+  [[listeners.routes]]
+  path-prefix = "/admin"
+  pool = "admin"
+
+  [[listeners.routes]]
+  pool = "public"
+
+[pools.public]
+balancer = "builtin:round-robin"
+backends = [{public}]
+
+[pools.secret]
+balancer = "builtin:round-robin"
+backends = [{secret}]
+
+[pools.admin]
+balancer = "builtin:round-robin"
+backends = [{admin}]
+{extra}
+"#
+    )
+}

@@ -8,36 +8,8 @@ use std::process::Command;
 use crate::support::*;
 
 fn config(public: u16, secret: u16, admin: u16) -> String {
-    format!(
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-
-  [[listeners.routes]]
-  host = "secret.example"
-  pool = "secret"
-
-  [[listeners.routes]]
-  path-prefix = "/admin"
-  pool = "admin"
-
-  [[listeners.routes]]
-  pool = "public"
-
-[pools.public]
-balancer = "builtin:round-robin"
-backends = [{{ address = "127.0.0.1:{public}" }}]
-
-[pools.secret]
-balancer = "builtin:round-robin"
-backends = [{{ address = "127.0.0.1:{secret}" }}]
-
-[pools.admin]
-balancer = "builtin:round-robin"
-backends = [{{ address = "127.0.0.1:{admin}" }}]
-"#
-    )
+    let backend = |port: u16| format!("{{ address = \"127.0.0.1:{port}\" }}");
+    three_route_config(backend(public), backend(secret), backend(admin), "", "")
 }
 
 fn scripts() -> Vec<PathBuf> {
