@@ -14,20 +14,11 @@ const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
 
 /// One listener with `listener_extra` keys, in front of `backend`.
 fn config(listener_extra: &str, backend: impl std::fmt::Display) -> String {
-    format!(
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-{listener_extra}
-
-  [[listeners.routes]]
-  pool = "main"
-
-[pools.main]
-balancer = "builtin:round-robin"
-backends = [{{ address = "{backend}" }}]
-{ADMIN}"#
+    let listener = "address = \"127.0.0.1:0\"\n";
+    single_pool_config("builtin:round-robin", ADMIN, [backend_toml("b", backend)]).replacen(
+        listener,
+        &format!("{listener}{listener_extra}\n"),
+        1,
     )
 }
 
