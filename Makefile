@@ -5,7 +5,7 @@
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: demo test bench wasm-target test-packages lint unit-test e2e-test plugin-test
+.PHONY: demo test bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test
 
 ## Build everything and run the demo: three backends behind a round-robin proxy.
 ## The dev profile (dependencies optimized, see Cargo.toml) builds far faster
@@ -23,6 +23,20 @@ test-packages:
 	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dnsmasq-base varnish; }
+
+## Fuzz the request-head steps (authority, path, framing, hop-by-hop) for
+## FUZZ_SECONDS with libFuzzer. cargo-fuzz's flags are unstable ones, which
+## RUSTC_BOOTSTRAP lets the pinned stable toolchain take (no other toolchain
+## is available on the CI machines); no sanitizer, as the host code has no
+## unsafe. Inputs it finds go to fuzz/corpus (ignored by git); a crash
+## leaves its input in fuzz/artifacts and fails the target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
+	mkdir -p fuzz/corpus/request_head
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none --release request_head \
+	  corpus/request_head seeds/request_head -- \
+	  -dict=request_head.dict -max_total_time=$(FUZZ_SECONDS)
 
 ## Micro-benchmarks of plugin calls (criterion); results in target/criterion.
 bench: wasm-target

@@ -279,8 +279,8 @@ fn prepare_head(
 }
 
 /// The target and prepare-head steps alone, as the proxy runs them on a
-/// request it routes: what the fuzz target (`fuzz/`) drives with arbitrary
-/// heads. Returns the authority the request would be routed on, or the
+/// request it routes: what the fuzz target (`fuzz/`) and a property test
+/// drive with arbitrary heads. Returns the authority the request would be routed on, or the
 /// status it would be refused with.
 pub fn prepare_for_routing(
     head: &mut http::request::Parts,
@@ -479,8 +479,7 @@ mod tests {
     /// Arbitrary heads through the target and prepare-head steps: whatever
     /// is let through is forwarded with one `Host`, equal to the authority
     /// it is routed on, in origin form, with a path that normalising again
-    /// leaves unchanged. (A cargo-fuzz target driving the same function
-    /// is the next step.)
+    /// leaves unchanged. `fuzz/` drives the same function with libFuzzer.
     #[test]
     fn forwarded_heads_carry_exactly_what_was_routed() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
