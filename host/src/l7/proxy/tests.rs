@@ -99,8 +99,7 @@ fn forwarded_heads_carry_exactly_what_was_routed() {
             continue;
         };
         let_through += 1;
-        let hosts: Vec<&HeaderValue> =
-            head.headers.get_all(http::header::HOST).iter().collect();
+        let hosts: Vec<&HeaderValue> = head.headers.get_all(http::header::HOST).iter().collect();
         assert_eq!(hosts.len(), 1, "{target}: {:?}", head.headers);
         match &authority {
             Some(authority) => assert_eq!(hosts[0], &authority.header_value(), "{target}"),
