@@ -81,7 +81,10 @@ fn in_flight(bascule: &Bascule, count: usize) -> Vec<tokio::task::JoinHandle<Rep
 #[tokio::test]
 async fn load_aware_balancers_send_new_requests_away_from_long_ones() {
     for balancer in ["builtin:least-connections", "builtin:power-of-two-choices"] {
-        let slow = RecordingBackend::start_slow("slow", Duration::from_millis(1500)).await;
+        // Slow enough that its requests are still in flight after the 40
+        // below, even on a loaded machine (at 1.5 s a loaded CI run saw
+        // them finish first, and the balancer rightly picked it again).
+        let slow = RecordingBackend::start_slow("slow", Duration::from_secs(5)).await;
         let fast = [
             RecordingBackend::start("fast1").await,
             RecordingBackend::start("fast2").await,
