@@ -101,6 +101,13 @@ async fn load_aware_balancers_send_new_requests_away_from_long_ones() {
         })
         .await;
         assert!(holds, "the slow backend never held two requests");
+        // Every request started above has reached a backend before the
+        // slow one's count is taken.
+        let arrived = eventually(|| async {
+            slow.seen().len() + fast[0].seen().len() + fast[1].seen().len() >= held.len()
+        })
+        .await;
+        assert!(arrived, "requests in flight never reached a backend");
         let holding = slow.seen().len();
         for _ in 0..40 {
             let reply = bascule.get_root().await;
