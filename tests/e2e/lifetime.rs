@@ -3,6 +3,8 @@
 //! and recovers; running out of file descriptors does not spin.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,18 +104,9 @@ async fn idle_keep_alive_connections_are_closed_and_http2_gets_goaway() {
 }
 
 #[tokio::test]
-async fn a_stalled_request_body_gets_408_and_a_half_closed_client_its_response() {
+async fn a_half_closed_client_gets_its_response() {
     let backend = RecordingBackend::start("b").await;
-    let bascule = Bascule::start(&config("request-body-timeout = \"300ms\"", backend.address));
-    let mut slow = TcpStream::connect(bascule.addr("web")).await.unwrap();
-    slow.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(WAIT, slow.read_to_end(&mut response)).await;
-    let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
-
+    let bascule = Bascule::start(&config("", backend.address));
     // Half-closed after the request: still answered.
     let mut half = TcpStream::connect(bascule.addr("web")).await.unwrap();
     half.write_all(b"GET /half HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -128,6 +121,44 @@ async fn a_stalled_request_body_gets_408_and_a_half_closed_client_its_response()
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(backend.seen().iter().any(|s| s.uri == "/half"));
+}
+
+/// A backend that reads a request head and then waits, counting the
+/// connections the proxy has closed on it.
+async fn waiting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&closed);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = socket.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut rest = Vec::new();
+                if read_request_head(&mut stream).await {
+                    let _ = stream.read_to_end(&mut rest).await;
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (address, closed)
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_releases_its_backend_connection() {
+    let (backend, closed) = waiting_backend().await;
+    let bascule = Bascule::start(&config("request-body-timeout = \"300ms\"", backend));
+    let mut slow = TcpStream::connect(bascule.addr("web")).await.unwrap();
+    slow.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(WAIT, slow.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    let released = eventually(|| async { closed.load(Ordering::SeqCst) == 1 }).await;
+    assert!(released, "the backend connection stayed open after the 408");
 }
 
 /// A backend answering every request with `size` bytes. Its accept queue
