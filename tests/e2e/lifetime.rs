@@ -123,26 +123,15 @@ async fn a_half_closed_client_gets_its_response() {
     assert!(backend.seen().iter().any(|s| s.uri == "/half"));
 }
 
-/// A backend that reads a request head and then waits, counting the
+/// A backend that reads a request head and then waits; counts the
 /// connections the proxy has closed on it.
 async fn waiting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
-    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = socket.local_addr().unwrap();
-    let closed = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&closed);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = socket.accept().await {
-            let counted = Arc::clone(&counted);
-            tokio::spawn(async move {
-                let mut rest = Vec::new();
-                if read_request_head(&mut stream).await {
-                    let _ = stream.read_to_end(&mut rest).await;
-                }
-                counted.fetch_add(1, Ordering::SeqCst);
-            });
+    scripted_backend(|mut stream| async move {
+        if read_request_head(&mut stream).await {
+            let _ = stream.read_to_end(&mut Vec::new()).await;
         }
-    });
-    (address, closed)
+    })
+    .await
 }
 
 #[tokio::test]

@@ -703,3 +703,27 @@ backends = [{admin}]
 "#
     )
 }
+
+/// A hand-written backend on 127.0.0.1: `serve` handles each connection.
+/// Returns its address and how many connections have ended.
+pub async fn scripted_backend<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ended);
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = socket.accept().await {
+            let (serve, counted) = (Arc::clone(&serve), Arc::clone(&counted));
+            tokio::spawn(async move {
+                serve(stream).await;
+                counted.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (address, ended)
+}

@@ -223,34 +223,24 @@ async fn a_reload_renaming_a_listener_takes_over_its_socket() {
 /// Answers every request of every connection with a keep-alive `ok`;
 /// counts connections the proxy closed.
 async fn keep_alive_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = socket.local_addr().unwrap();
-    let closed = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&closed);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = socket.accept().await {
-            let counted = Arc::clone(&counted);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 1024];
-                loop {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                        head.drain(..end + 4);
-                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if stream.write_all(reply).await.is_err() {
-                            return;
-                        }
-                    }
+    scripted_backend(|mut stream| async move {
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
+            while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                head.drain(..end + 4);
+                let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(reply).await.is_err() {
+                    return;
                 }
-                counted.fetch_add(1, Ordering::SeqCst);
-            });
+            }
         }
-    });
-    (address, closed)
+    })
+    .await
 }
 
 #[tokio::test]
