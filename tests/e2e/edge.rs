@@ -300,3 +300,39 @@ async fn http2_fields_with_surrounding_whitespace_are_refused() {
     }
     assert_eq!(edge.received(), (0, 0, 0));
 }
+
+/// An HTTP/2 request whose DATA exceeds its `content-length` (which
+/// hyper's client will not send; h2's will): the stream is refused, and
+/// no backend receives a body of the wrong length.
+#[tokio::test]
+async fn http2_data_longer_than_content_length_is_refused() {
+    let edge = Edge::start("").await;
+    let stream = tokio::net::TcpStream::connect(edge.address())
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post("http://public.example/upload")
+        .header("content-length", "3")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(bytes::Bytes::from_static(b"hello, world"), true)
+        .unwrap();
+    let answer = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("no answer in time");
+    match answer {
+        // A stream error (RST_STREAM), as RFC 9113 §8.1.1 asks.
+        Err(error) => assert!(error.is_reset() || error.is_go_away(), "{error}"),
+        Ok(response) => assert_eq!(response.status(), 400, "{response:?}"),
+    }
+    for seen in edge.public.seen() {
+        assert_ne!(
+            &seen.body[..],
+            b"hello, world",
+            "a body longer than its length was forwarded"
+        );
+    }
+}
