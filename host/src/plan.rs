@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::l4::TcpListenerPlan;
 use crate::l7::{ConnectionLimits, HeaderFilter, RouteTable};
 use crate::plugin::{self, PluginRuntime};
-use crate::upstream::{BackendPool, Resolver, StatsRegistry};
+use crate::upstream::{BackendPool, Endpoints, Resolver, StatsRegistry};
 
 mod filters;
 mod listeners;
@@ -116,13 +116,11 @@ impl Plan {
     /// so that its first requests find addresses. A name that does not
     /// resolve leaves its backend without one; the reload goes on.
     pub async fn resolve_names(&self) {
-        let endpoints = self.pools.iter().flat_map(|pool| {
-            pool.backends()
-                .backends
-                .iter()
-                .map(|backend| Arc::clone(&backend.endpoints))
-                .collect::<Vec<_>>()
-        });
+        let endpoints: Vec<Arc<Endpoints>> = self
+            .pools
+            .iter()
+            .flat_map(|pool| pool.backends().endpoints().cloned().collect::<Vec<_>>())
+            .collect();
         self.resolver.refresh_all(endpoints).await;
     }
 

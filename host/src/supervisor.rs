@@ -63,9 +63,8 @@ impl Supervisor {
             .iter()
             .flat_map(|pool| {
                 pool.backends()
-                    .backends
-                    .iter()
-                    .flat_map(|b| b.endpoints.all().to_vec())
+                    .endpoints()
+                    .flat_map(|endpoints| endpoints.all().to_vec())
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -77,9 +76,8 @@ impl Supervisor {
             }
             if pool
                 .backends()
-                .backends
-                .iter()
-                .any(|b| b.endpoints.configured().is_name())
+                .endpoints()
+                .any(|endpoints| endpoints.configured().is_name())
             {
                 self.plan_tasks
                     .spawn(resolve(Arc::clone(pool), Arc::clone(resolver)));
@@ -112,18 +110,14 @@ async fn step_ramps(pool: Arc<BackendPool>, step: Duration) {
     }
 }
 
-/// Re-resolves `pool`'s named backends every [`Resolver::refresh`]; each
-/// lookup keeps the old addresses when it fails.
+/// Re-resolves `pool`'s named backends every [`Resolver::refresh`], all
+/// at once (each lookup bounded, so a dead DNS server costs one timeout a
+/// round, not one per backend); a failed lookup keeps the old addresses.
 async fn resolve(pool: Arc<BackendPool>, resolver: Arc<Resolver>) {
     loop {
         tokio::time::sleep(resolver.refresh()).await;
-        for backend in pool.backends().backends.iter() {
-            if backend.endpoints.configured().is_name()
-                && resolver.refresh_endpoints(&backend.endpoints).await
-            {
-                tracing::info!(pool = %pool.name(), backend = %backend.id, "backend addresses changed");
-            }
-        }
+        let backends = pool.backends();
+        resolver.refresh_all(backends.endpoints().cloned()).await;
     }
 }
 

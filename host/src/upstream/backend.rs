@@ -118,6 +118,11 @@ impl BackendSet {
         self.backends.is_empty()
     }
 
+    /// Every backend's endpoints, in order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoints>> {
+        self.backends.iter().map(|backend| &backend.endpoints)
+    }
+
     /// The backend at `index`.
     pub fn get(&self, index: usize) -> Option<&Backend> {
         self.backends.get(index)

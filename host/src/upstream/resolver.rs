@@ -127,7 +127,13 @@ impl Resolver {
     /// DNS hiccup can neither empty a pool nor reject a reload.
     pub async fn refresh_endpoints(&self, endpoints: &Endpoints) -> bool {
         match self.lookup(endpoints.configured()).await {
-            Ok(resolved) if !resolved.is_empty() => endpoints.update(resolved),
+            Ok(resolved) if !resolved.is_empty() => {
+                let changed = endpoints.update(resolved);
+                if changed {
+                    tracing::info!(backend = %endpoints.configured(), addresses = ?endpoints.all(), "backend addresses changed");
+                }
+                changed
+            }
             Ok(_) => {
                 tracing::warn!(backend = %endpoints.configured(), "name has no addresses, keeping the old ones");
                 false
