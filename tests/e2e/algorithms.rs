@@ -156,6 +156,24 @@ fn slow_start_config(backends: &[RecordingBackend]) -> String {
     )
 }
 
+/// Sends 150 requests (all must succeed) after a reload added the third of
+/// `backends`; returns how many the newcomer got, and every backend's
+/// `ramp-permille` from `/status`.
+async fn after_150_requests(bascule: &Bascule, backends: &[RecordingBackend]) -> (usize, Vec<u64>) {
+    for _ in 0..150 {
+        assert_eq!(bascule.get_root().await.status, 200);
+    }
+    let status = send(bascule.addr("admin"), get("admin", "/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    let ramps = status["pools"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["ramp-permille"].as_u64().unwrap())
+        .collect();
+    (backends[2].seen().len(), ramps)
+}
+
 #[tokio::test]
 async fn slow_start_ramps_a_backend_added_by_reload() {
     let backends = [
@@ -175,25 +193,13 @@ async fn slow_start_ramps_a_backend_added_by_reload() {
     let three = slow_start_config(&backends);
     let printed = bascule.reload(&three);
     assert!(printed.contains("bascule: reloaded"), "{printed}");
-    for _ in 0..150 {
-        assert_eq!(bascule.get_root().await.status, 200);
-    }
+    let (newcomer, ramps) = after_150_requests(&bascule, &backends).await;
     // At full weight b3 would get 50 of 150; seconds into a ten-minute
     // ramp its weight is a few thousandths of the others'.
-    let newcomer = backends[2].seen().len();
     assert!(
         newcomer <= 2,
         "the new backend got {newcomer} of 150 requests"
     );
-
-    let status = send(bascule.addr("admin"), get("admin", "/status")).await;
-    let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
-    let ramps: Vec<u64> = status["pools"][0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["ramp-permille"].as_u64().unwrap())
-        .collect();
     assert_eq!(ramps[..2], [1000, 1000]);
     assert!(ramps[2] < 20, "{ramps:?}");
 }
@@ -214,18 +220,10 @@ async fn a_rejected_reload_does_not_spoil_the_next_ones_slow_start() {
     assert!(printed.contains("reload rejected"), "{printed}");
     let printed = bascule.reload(&three);
     assert!(printed.contains("bascule: reloaded"), "{printed}");
-    for _ in 0..150 {
-        assert_eq!(bascule.get_root().await.status, 200);
-    }
-    let newcomer = backends[2].seen().len();
+    let (newcomer, ramps) = after_150_requests(&bascule, &backends).await;
     assert!(
         newcomer <= 2,
         "the new backend got {newcomer} of 150 requests: its slow start was skipped"
     );
-    let status = send(bascule.addr("admin"), get("admin", "/status")).await;
-    let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
-    let ramp = status["pools"][0]["backends"][2]["ramp-permille"]
-        .as_u64()
-        .unwrap();
-    assert!(ramp < 20, "{ramp}");
+    assert!(ramps[2] < 20, "{ramps:?}");
 }
