@@ -111,15 +111,19 @@ impl ClientConnection {
         // hyper-util's protocol detection has no timer: a client that
         // never speaks would hold the connection forever.
         let mut first = [0u8; 1];
-        let spoke = tokio::select! {
+        tokio::select! {
             peeked = tokio::time::timeout(limits.first_byte_timeout, stream.peek(&mut first)) => {
-                matches!(peeked, Ok(Ok(n)) if n > 0)
+                match peeked {
+                    Ok(Ok(n)) if n > 0 => {}
+                    // Closed or failed before a byte: nothing to count.
+                    Ok(_) => return,
+                    Err(_) => {
+                        crate::metrics::http_connection_closed(self.proxy.listener(), "first-byte-timeout");
+                        return;
+                    }
+                }
             }
-            _ = stop.changed() => false,
-        };
-        if !spoke {
-            crate::metrics::http_connection_closed(self.proxy.listener(), "first-byte-timeout");
-            return;
+            _ = stop.changed() => return,
         }
         let activity = Activity::new();
         let client = Arc::new(ClientAddress::new(peer));
