@@ -7,6 +7,8 @@
 //! what the routing decision is made on: an origin-form target with the
 //! normalised path, and the one normalised `Host`.
 
+use std::borrow::Cow;
+
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, StatusCode, request::Parts};
@@ -66,8 +68,19 @@ pub fn decide(head: &mut Parts, paths: &PathPolicy) -> Result<Option<Authority>,
     let path = paths
         .normalize(head.uri.path())
         .map_err(|e| bad_request(&e.to_string()))?;
-    head.uri = origin_form(&path, head.uri.query())
-        .ok_or_else(|| bad_request("invalid request target"))?;
+    // Most requests are already origin-form with a normal path: their
+    // target is kept as it is, without building a new one.
+    let origin = head.uri.scheme().is_none() && head.uri.authority().is_none();
+    let rebuilt = match path {
+        Cow::Borrowed(_) if origin => None,
+        path => Some(
+            origin_form(&path, head.uri.query())
+                .ok_or_else(|| bad_request("invalid request target"))?,
+        ),
+    };
+    if let Some(uri) = rebuilt {
+        head.uri = uri;
+    }
     let host = match &authority {
         Some(authority) => authority.header_value(),
         None => HeaderValue::from_static(""),
