@@ -39,7 +39,7 @@ pub use connection_pool::{
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use endpoint::{BackendAddress, Endpoints};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
-pub use request::{Protocol, RequestView, request_host};
+pub use request::{Protocol, RequestView};
 pub use request_body::{RequestBody, RequestBodyError, is_body_timeout};
 pub use resolver::{LOOKUP_TIMEOUT, ResolveError, Resolver};
 pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};

@@ -47,7 +47,7 @@ impl RequestView {
 
 /// A request head's host without port, lowercased: the URI authority
 /// (HTTP/2, absolute-form) or else the `Host` header.
-pub fn request_host(head: &http::request::Parts) -> Option<String> {
+fn request_host(head: &http::request::Parts) -> Option<String> {
     let raw = match head.uri.authority() {
         Some(authority) => authority.host(),
         None => head.headers.get(http::header::HOST)?.to_str().ok()?,
