@@ -5,7 +5,7 @@
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: demo test bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test
+.PHONY: demo test vtc bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test
 
 ## Build everything and run the demo: three backends behind a round-robin proxy.
 ## The dev profile (dependencies optimized, see Cargo.toml) builds far faster
@@ -14,8 +14,15 @@ demo: wasm-target
 	cargo run -p bascule -- demo --listen $(LISTEN)
 
 ## The whole test suite: formatting, lints, unit, plugin and end-to-end tests.
+## The end-to-end tests include the VTest scripts in tests/vtc (run by
+## tests/e2e/vtc.rs against the real binary), so `make vtc` is only for
+## running those alone.
 test: wasm-target test-packages lint plugin-test
 	cargo test --workspace
+
+## Only the VTest protocol scripts of tests/vtc.
+vtc: wasm-target test-packages
+	cargo test -p bascule --test e2e vtc::
 
 ## Third-party programs the end-to-end tests run: a real DNS server
 ## (dnsmasq) and the VTest engine for the protocol scripts (varnishtest).
