@@ -2,10 +2,15 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::{Protocol, Request};
+use crate::{Protocol, Request, RequestNeeds};
 
-/// Candidate backend indices, best first.
+/// Candidate backend indices, best first. The host tries at most
+/// [`MAX_CANDIDATES`] of them; later ones are not sent.
 pub type Candidates = Vec<u32>;
+
+/// How many candidates one `select` answer carries (the contract's flat
+/// `candidates` record).
+pub const MAX_CANDIDATES: usize = 4;
 
 /// How many candidates [`with_successors`] ranks: the choice and two
 /// fallbacks, enough to ride over a dead backend without making a call cost
@@ -32,6 +37,15 @@ pub trait Balancer: Sized + 'static {
     /// Builds the balancer from the pool's options. Returning an error
     /// rejects the config that named this plugin.
     fn configure(options: &Options) -> Result<Self, Error>;
+
+    /// What [`Balancer::select`] reads of each request, asked once after
+    /// [`Balancer::configure`]: the host passes exactly these values with
+    /// every call. The default declares nothing (the client address is
+    /// always passed); reading an undeclared value still works, through a
+    /// host call per read.
+    fn needs(&self) -> RequestNeeds {
+        RequestNeeds::nothing()
+    }
 
     /// Replaces the backend list; `generation` grows with every change.
     fn set_backends(&mut self, generation: u64, backends: Vec<Backend>);
@@ -165,6 +179,14 @@ impl Options {
     /// address and SNI exist, no HTTP fields.
     pub fn serves_tcp(&self) -> bool {
         self.protocols.contains(&Protocol::Tcp)
+    }
+
+    /// Whether a TCP or UDP listener sends to this pool: then requests
+    /// have no HTTP fields.
+    pub fn serves_l4(&self) -> bool {
+        self.protocols
+            .iter()
+            .any(|protocol| matches!(protocol, Protocol::Tcp | Protocol::Udp))
     }
 
     /// The raw JSON text.

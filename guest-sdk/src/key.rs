@@ -16,7 +16,7 @@
 
 use serde::Deserialize;
 
-use crate::{Error, Options, Request};
+use crate::{Error, Field, Options, Request, RequestNeeds};
 
 /// Which part of the request to hash.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -66,15 +66,28 @@ impl KeySource {
         !matches!(self, KeySource::ClientIp)
     }
 
-    /// Rejects a key a TCP pool cannot supply.
+    /// Rejects a key a TCP or UDP pool cannot supply.
     pub fn check_supported(&self, options: &Options) -> Result<(), Error> {
-        if self.needs_http() && options.serves_tcp() {
+        if self.needs_http() && options.serves_l4() {
             return Err(Error::new(format!(
-                "key source `{self}` needs HTTP, but a TCP listener sends to this pool; \
-                 use `client-ip`"
+                "key source `{self}` needs HTTP, but a TCP or UDP listener sends to this \
+                 pool; use `client-ip`"
             )));
         }
         Ok(())
+    }
+
+    /// What [`KeySource::read`] reads of a request, to declare in
+    /// [`Balancer::needs`](crate::Balancer::needs).
+    pub fn needs(&self) -> RequestNeeds {
+        let needs = RequestNeeds::nothing();
+        match self {
+            KeySource::ClientIp => needs,
+            KeySource::Header(name) => needs.header(name),
+            KeySource::Cookie(name) => needs.cookie(name),
+            KeySource::Path => needs.field(Field::Path),
+            KeySource::Query(_) => needs.field(Field::Query),
+        }
     }
 
     /// The key of `request`: the chosen field, or the client IP when the
@@ -163,7 +176,7 @@ mod tests {
         let err = KeySource::Header("x".into())
             .check_supported(&tcp)
             .unwrap_err();
-        assert!(err.message().contains("TCP listener"), "{err}");
+        assert!(err.message().contains("TCP or UDP listener"), "{err}");
         assert!(
             KeySource::Path
                 .check_supported(&Options::from_json("{}"))

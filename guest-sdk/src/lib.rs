@@ -87,21 +87,23 @@ pub mod filter_bindings {
         pub_export_macro: true,
         export_macro_name: "export_header_filter_world",
         with: {
-            "bascule:plugin/types@0.2.0": crate::bindings::bascule::plugin::types,
-            "bascule:plugin/request-context@0.2.0": crate::bindings::bascule::plugin::request_context,
-            "bascule:plugin/log@0.2.0": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/types@0.3.0": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/request-context@0.3.0": crate::bindings::bascule::plugin::request_context,
+            "bascule:plugin/log@0.3.0": crate::bindings::bascule::plugin::log,
         },
     });
 }
 
 pub use balancer::{
-    AffinityCookie, Backend, Balancer, Candidates, Error, Options, with_successors,
+    AffinityCookie, Backend, Balancer, Candidates, Error, MAX_CANDIDATES, Options, with_successors,
 };
 pub use duration::DurationOption;
-pub use filter::{HeaderFilter, Headers, LocalResponse, Verdict};
+pub use filter::{
+    Edit, EditAction, FilterNeeds, HeaderFilter, Headers, LocalResponse, ResponseNeeds, Verdict,
+};
 pub use key::{KeySource, hash_key, hash_key_seeded};
 pub use log::{debug, error, info, warn};
 #[cfg(not(target_arch = "wasm32"))]
 pub use request::RequestFixture;
-pub use request::{Protocol, Request};
+pub use request::{Field, Protocol, Request, RequestNeeds};
 pub use stats::{BackendStats, Health};

@@ -40,7 +40,7 @@ use send_timeout::SendTimeoutIo;
 
 pub use attempt::{Attempt, AttemptCause, FailedAttempt};
 pub use authority::{Authority, AuthorityError};
-pub use filter::{FilterError, FilterVerdict, HeaderFilter, LocalResponse};
+pub use filter::{FilterError, FilterVerdict, HeaderFilter, KeptRequest, LocalResponse};
 pub use headers::ClientAddress;
 pub use limits::{
     ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,

@@ -37,6 +37,9 @@ pub const PLUGIN_GENERATIONS_PUSHED: &str = "bascule_plugin_generations_pushed_t
 /// Plugin calls that failed, by plugin and kind (`timeout`, `memory`, `trap`,
 /// `invalid-output`, `guest-error`, `suspended`).
 pub const PLUGIN_FAILURES: &str = "bascule_plugin_failures_total";
+/// Calls into plugins, by plugin and hook (`select`, `on-request`,
+/// `on-response`): what a filter's declarations save shows here.
+pub const PLUGIN_CALLS: &str = "bascule_plugin_calls_total";
 /// Plugin instances created (at load, on demand, and to replace a failed one).
 pub const PLUGIN_INSTANCES_CREATED: &str = "bascule_plugin_instances_created_total";
 

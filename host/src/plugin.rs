@@ -11,6 +11,7 @@
 mod balancer;
 mod bindings;
 mod breaker;
+mod edits;
 mod engine;
 mod filter;
 mod instances;

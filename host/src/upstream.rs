@@ -24,6 +24,7 @@ mod endpoint;
 mod pool;
 mod request;
 mod request_body;
+mod request_facts;
 mod resolver;
 mod retry;
 mod round_robin;
@@ -41,6 +42,9 @@ pub use endpoint::{BackendAddress, Endpoints};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
 pub use request_body::{RequestBody, RequestBodyError, is_body_timeout};
+pub use request_facts::{
+    InvalidHeaderName, RequestFacts, RequestField, RequestNeeds, header_pairs,
+};
 pub use resolver::{LOOKUP_TIMEOUT, ResolveError, Resolver};
 pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};
 pub use round_robin::NativeRoundRobin;

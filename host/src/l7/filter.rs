@@ -1,13 +1,15 @@
 //! The header-filter step: what a filter is to the request path.
 //!
 //! A [`HeaderFilter`] sees the request after routing and before a backend
-//! is chosen (it may edit headers or answer locally), and the response
-//! before it reaches the client. The sandboxed implementation lives in
-//! `plugin/`; the request path knows only this trait.
+//! is chosen (it may edit headers, rewrite the path or answer locally), and
+//! the response before it reaches the client. For the response it keeps
+//! only what it declared ([`KeptRequest`]), never the request head. The
+//! sandboxed implementation lives in `plugin/`; the request path knows only
+//! this trait.
 
 use http::{HeaderMap, StatusCode};
 
-use crate::upstream::RequestView;
+use crate::upstream::{RequestFacts, RequestView};
 
 /// Rewrites requests and responses of the routes that list it.
 pub trait HeaderFilter: Send + Sync {
@@ -18,18 +20,33 @@ pub trait HeaderFilter: Send + Sync {
     fn plugin(&self) -> &str;
 
     /// Runs on a request; may edit `request.http`'s headers (never the
-    /// proxy-owned ones). On error the head may carry part of the edits;
-    /// the caller answers with an error and forwards nothing.
+    /// proxy-owned ones) and path. On error the caller answers with an
+    /// error and forwards nothing.
     fn on_request(&self, request: &mut RequestView) -> Result<FilterVerdict, FilterError>;
 
-    /// Runs on a backend's response head; `request` is the request as it
-    /// was sent.
+    /// What the response phase needs of `request` as it is sent; `None`
+    /// when the filter does nothing to responses (then
+    /// [`HeaderFilter::on_response`] is not called).
+    fn keep_for_response(&self, request: &RequestView) -> Option<KeptRequest>;
+
+    /// Runs on a backend's response head with what
+    /// [`HeaderFilter::keep_for_response`] kept.
     fn on_response(
         &self,
-        request: &RequestView,
+        request: KeptRequest,
         status: StatusCode,
         headers: &mut HeaderMap,
     ) -> Result<(), FilterError>;
+}
+
+/// What a filter's response phase keeps of the request: the values it
+/// declared, taken when the request was sent.
+#[derive(Debug)]
+pub struct KeptRequest {
+    /// The values the filter's response call declared.
+    pub call: RequestFacts,
+    /// The values its static response edits render.
+    pub templates: RequestFacts,
 }
 
 /// What a filter decided about a request.

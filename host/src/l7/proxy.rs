@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 
 use super::attempt::Attempt;
 use super::authority::Authority;
-use super::filter::{FilterVerdict, HeaderFilter};
+use super::filter::{FilterVerdict, HeaderFilter, KeptRequest};
 use super::framing;
 use super::headers::{self, ClientAddress};
 use super::limits::ConnectionLimits;
@@ -137,8 +137,9 @@ impl Proxy {
             http: Some(Arc::new(head)),
         };
         filter_request(&filters, &mut view)?;
-        // Response filters ask about the request as it was sent.
-        let sent = (!filters.is_empty()).then(|| view.clone());
+        // Response filters keep what they declared of the request as it
+        // was sent, not the head.
+        let kept = keep_for_response(&filters, &view);
         let choice = pool.choose(&view).map_err(|error| {
             tracing::warn!(error = %crate::error_chain(&error), "no backend for request");
             response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available")
@@ -148,8 +149,8 @@ impl Proxy {
         let response = self
             .attempts(&pool, &choice, Request::from_parts(head, body))
             .await?;
-        Ok(match sent {
-            Some(sent) => filter_response(&filters, &sent, response),
+        Ok(match kept {
+            Some(kept) => filter_response(&filters, kept, response),
             None => response,
         })
     }
@@ -316,17 +317,31 @@ fn filter_request(
     Ok(())
 }
 
+/// What each of the route's filters keeps for its response phase, in
+/// filter order; `None` when no filter has one (nothing is allocated).
+fn keep_for_response(
+    filters: &[Arc<dyn HeaderFilter>],
+    request: &RequestView,
+) -> Option<Vec<Option<KeptRequest>>> {
+    let kept: Vec<Option<KeptRequest>> = filters
+        .iter()
+        .map(|filter| filter.keep_for_response(request))
+        .collect();
+    kept.iter().any(Option::is_some).then_some(kept)
+}
+
 /// The response-filter step: the route's filters in reverse order; a
 /// failing filter turns the response into a 500 (the backend's body is
 /// dropped).
 fn filter_response(
     filters: &[Arc<dyn HeaderFilter>],
-    request: &RequestView,
+    kept: Vec<Option<KeptRequest>>,
     mut response: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
     let status = response.status();
-    for filter in filters.iter().rev() {
-        if let Err(error) = filter.on_response(request, status, response.headers_mut()) {
+    for (filter, kept) in filters.iter().zip(kept).rev() {
+        let Some(kept) = kept else { continue };
+        if let Err(error) = filter.on_response(kept, status, response.headers_mut()) {
             tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "response filter failed");
             return response::local(StatusCode::INTERNAL_SERVER_ERROR, "response filter failed");
         }
@@ -334,8 +349,8 @@ fn filter_response(
     response
 }
 
-/// The head back out of the view: moved when nothing else holds it (the
-/// usual case), copied when a response filter keeps the view.
+/// The head back out of the view: moved, as nothing else holds it once
+/// balancing is done (a balancer sees it for one call only).
 fn into_head(view: RequestView) -> http::request::Parts {
     match view.http {
         Some(head) => Arc::try_unwrap(head).unwrap_or_else(|shared| (*shared).clone()),

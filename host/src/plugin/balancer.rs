@@ -14,7 +14,7 @@ use super::instances::{Instances, SETUP_BUDGET, classify, new_store, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
-    BackendSelection, BackendSet, Protocol, RequestView, Selection, SelectionError,
+    BackendSelection, BackendSet, Protocol, RequestNeeds, RequestView, Selection, SelectionError,
 };
 
 /// A compiled balancer component, linked and ready to instantiate.
@@ -30,7 +30,11 @@ pub struct WasmBalancer {
     options: String,
     protocols: Vec<types::Protocol>,
     sandbox: SandboxConfig,
+    /// What `select` reads of each request, as the first instance declared.
+    needs: RequestNeeds,
     instances: Instances<BalancerInstance>,
+    /// `bascule_plugin_calls_total` for `select`.
+    calls: metrics::Counter,
 }
 
 /// One instance and the backend generation it has learned.
@@ -77,20 +81,32 @@ impl WasmBalancer {
         sandbox: SandboxConfig,
         backends: &Arc<BackendSet>,
     ) -> Result<Self, Error> {
-        let balancer = WasmBalancer {
+        let mut balancer = WasmBalancer {
+            calls: metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => compiled.name.to_string(), "hook" => "select"),
             instances: Instances::new(Arc::clone(&compiled.name)),
             compiled,
             options,
             protocols: protocols.into_iter().map(Into::into).collect(),
             sandbox,
+            needs: RequestNeeds::default(),
         };
-        let mut instance = balancer.instantiate()?;
+        let (mut instance, needs) = balancer.configured()?;
+        balancer.needs = RequestNeeds::try_from(needs).map_err(|e| Error::Rejected {
+            plugin: balancer.compiled.name.to_string(),
+            message: format!("declared {e}"),
+        })?;
         instance.learn(backends, &balancer.compiled.name)?;
         balancer.instances.check_in(instance);
         Ok(balancer)
     }
 
+    /// Another instance; it declares what the first did (configure sees the
+    /// same options), so its answer is not checked again.
     fn instantiate(&self) -> Result<BalancerInstance, Error> {
+        self.configured().map(|(instance, _)| instance)
+    }
+
+    fn configured(&self) -> Result<(BalancerInstance, types::RequestNeeds), Error> {
         let plugin = &self.compiled.name;
         let mut store = new_store(
             &self.compiled.engine,
@@ -106,17 +122,18 @@ impl WasmBalancer {
             .bascule_plugin_balance()
             .call_configure(&mut store, &self.options, &self.protocols)
             .map_err(|e| classify(e, &store, plugin))?;
-        configured.map_err(|e| Error::Rejected {
+        let needs = configured.map_err(|e| Error::Rejected {
             plugin: plugin.to_string(),
             message: e.message,
         })?;
         metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
             .increment(1);
-        Ok(BalancerInstance {
+        let instance = BalancerInstance {
             store,
             bindings,
             generation: None,
-        })
+        };
+        Ok((instance, needs))
     }
 }
 
@@ -131,10 +148,13 @@ impl BackendSelection for WasmBalancer {
         request: &RequestView,
     ) -> Result<Selection, SelectionError> {
         let budget = self.sandbox.call_timeout;
+        self.calls.increment(1);
         self.instances
             .call(
                 || self.instantiate(),
-                |instance| instance.select(backends, request, &self.compiled.name, budget),
+                |instance| {
+                    instance.select(backends, request, &self.needs, &self.compiled.name, budget)
+                },
             )
             .map_err(SelectionError::new)
     }
@@ -174,25 +194,36 @@ impl BalancerInstance {
         &mut self,
         backends: &Arc<BackendSet>,
         request: &RequestView,
+        needs: &RequestNeeds,
         plugin: &str,
         budget: Duration,
     ) -> Result<Selection, Error> {
         self.learn(backends, plugin)?;
+        let facts: types::RequestFacts = needs.extract(request).into();
         self.store.data_mut().show(request);
         self.store.set_epoch_deadline(ticks(budget));
         let result = self
             .bindings
             .bascule_plugin_balance()
-            .call_select(&mut self.store);
+            .call_select(&mut self.store, &facts);
         let state = self.store.data_mut();
         state.hide();
         let affinity = state.affinity.take();
-        let ranked = result
+        let answer = result
             .map_err(|e| classify(e, &self.store, plugin))?
             .map_err(|e| Error::Guest {
                 plugin: plugin.to_owned(),
-                message: e.message,
+                message: match e {
+                    balance::SelectError::Failed => "select failed (its log says why)".to_owned(),
+                    balance::SelectError::NotConfigured => {
+                        "select was called before configure".to_owned()
+                    }
+                },
             })?;
+        let ranked = candidates(&answer).map_err(|reason| Error::InvalidOutput {
+            plugin: plugin.to_owned(),
+            reason,
+        })?;
         let len = backends.len();
         if let Some(bad) = ranked
             .iter()
@@ -215,4 +246,14 @@ impl BalancerInstance {
             affinity,
         })
     }
+}
+
+/// The indices of a `candidates` record, best first.
+fn candidates(answer: &balance::Candidates) -> Result<Vec<u32>, String> {
+    let slots = [answer.first, answer.second, answer.third, answer.fourth];
+    let count = usize::from(answer.count);
+    slots
+        .get(..count)
+        .map(<[u32]>::to_vec)
+        .ok_or_else(|| format!("count {count} is over the 4 candidates a record holds"))
 }

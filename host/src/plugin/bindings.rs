@@ -26,7 +26,9 @@ pub use self::bascule::plugin::{affinity, backend_stats, log, request_context, t
 pub use self::exports::bascule::plugin::balance;
 pub use header_filter::{HeaderFilter, HeaderFilterPre, filter, headers};
 
-use crate::upstream::{self, Health};
+use std::net::IpAddr;
+
+use crate::upstream::{self, Health, InvalidHeaderName, RequestFacts, RequestNeeds};
 
 // === impl conversions ===
 
@@ -65,5 +67,41 @@ impl From<upstream::Protocol> for types::Protocol {
             upstream::Protocol::Http => types::Protocol::Http,
             upstream::Protocol::Tcp => types::Protocol::Tcp,
         }
+    }
+}
+
+impl From<RequestFacts> for types::RequestFacts {
+    fn from(facts: RequestFacts) -> Self {
+        let ip = match facts.client.ip() {
+            IpAddr::V4(v4) => types::IpAddress::V4(u32::from(v4)),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                // The two halves of the address, as the contract splits it.
+                #[allow(clippy::cast_possible_truncation)]
+                types::IpAddress::V6(((bits >> 64) as u64, bits as u64))
+            }
+        };
+        types::RequestFacts {
+            protocol: facts.protocol.into(),
+            client: types::ClientAddress {
+                ip,
+                port: facts.client.port(),
+            },
+            values: facts.values,
+            headers: facts.headers,
+        }
+    }
+}
+
+impl TryFrom<types::RequestNeeds> for RequestNeeds {
+    type Error = InvalidHeaderName;
+
+    fn try_from(needs: types::RequestNeeds) -> Result<Self, InvalidHeaderName> {
+        let bits = needs.fields.as_array()[0] & 0xff;
+        RequestNeeds::new(
+            u8::try_from(bits).unwrap_or(u8::MAX),
+            &needs.headers,
+            needs.cookies,
+        )
     }
 }

@@ -16,6 +16,10 @@ use super::state::PluginState;
 use super::{Error, source};
 use crate::config::PluginRef;
 
+/// The contract this host implements, as components name it in their
+/// imports and exports.
+pub const CONTRACT: &str = "bascule:plugin@0.3.0";
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -93,7 +97,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .and_then(BalancerPre::new)
-            .map_err(|e| load_error(&name, e.context("it is not a balancer")))?;
+            .map_err(|e| load_error(&name, e.context(self.why_not(&component, "a balancer"))))?;
         Ok(Arc::new(CompiledBalancer::new(
             name,
             self.engine.clone(),
@@ -109,12 +113,35 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .and_then(HeaderFilterPre::new)
-            .map_err(|e| load_error(&name, e.context("it is not a header filter")))?;
+            .map_err(|e| {
+                load_error(
+                    &name,
+                    e.context(self.why_not(&component, "a header filter")),
+                )
+            })?;
         Ok(Arc::new(CompiledFilter::new(
             name,
             self.engine.clone(),
             pre,
         )))
+    }
+
+    /// Why `component` does not link as `role`: built against another
+    /// contract version (named), or not that kind of plugin.
+    fn why_not(&self, component: &Component, role: &str) -> String {
+        let ty = component.component_type();
+        let names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .chain(ty.exports(&self.engine).map(|(name, _)| name.to_owned()))
+            .collect();
+        match other_contract(&names) {
+            Some(version) => format!(
+                "it was built against bascule:plugin@{version}, and this host speaks {CONTRACT}: \
+                 rebuild it with the guest SDK of {CONTRACT}"
+            ),
+            None => format!("it is not {role} of {CONTRACT}"),
+        }
     }
 
     /// The plugin's name and compiled component, from the in-memory cache
@@ -158,6 +185,17 @@ impl ContentKey {
             hash: xxhash_rust::xxh3::xxh3_128(bytes),
         }
     }
+}
+
+/// The version of the `bascule:plugin` package `names` (a component's
+/// imports and exports) refer to, when it is not this host's.
+fn other_contract(names: &[String]) -> Option<&str> {
+    let ours = CONTRACT.split_once('@').map_or("", |(_, version)| version);
+    names
+        .iter()
+        .filter(|name| name.starts_with("bascule:plugin/"))
+        .filter_map(|name| name.split_once('@').map(|(_, version)| version))
+        .find(|version| *version != ours)
 }
 
 fn load_error(plugin: &str, error: wasmtime::Error) -> Error {

@@ -1,20 +1,24 @@
-//! A header filter plugin configured for the routes that list it: request
-//! headers rewritten before balancing, response headers before they reach
-//! the client, or a local answer instead of forwarding.
+//! A header filter plugin configured for the routes that list it: what it
+//! declared at configure time decides what runs per message. Static edits
+//! are applied by the host with no guest call; a phase the filter declared
+//! is one call with the declared values, answered with edits as data that
+//! are checked and applied all or nothing; an undeclared phase costs
+//! nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use wasmtime::{Engine, Store};
 
 use super::Error;
-use super::bindings::{HeaderFilter, HeaderFilterPre, filter};
+use super::bindings::{HeaderFilter, HeaderFilterPre, filter, types};
+use super::edits::{self, Edit, Values};
 use super::instances::{Instances, classify, new_store, ticks};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
-use crate::l7::{self, FilterError, FilterVerdict, LocalResponse};
-use crate::upstream::RequestView;
+use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse};
+use crate::upstream::{RequestNeeds, RequestView, header_pairs};
 
 /// Largest local response body a filter may produce.
 const MAX_LOCAL_BODY: usize = 64 * 1024;
@@ -33,7 +37,22 @@ pub struct WasmFilter {
     compiled: Arc<CompiledFilter>,
     options: String,
     sandbox: SandboxConfig,
+    declared: Declared,
     instances: Instances<FilterInstance>,
+    /// `bascule_plugin_calls_total` for `on-request` and `on-response`.
+    calls: [metrics::Counter; 2],
+}
+
+/// What the filter declared at configure time, checked.
+struct Declared {
+    /// What `on-request` reads; `None`: never called.
+    on_request: Option<RequestNeeds>,
+    /// What `on-response` reads of the request, and which response headers.
+    on_response: Option<(RequestNeeds, Vec<HeaderName>)>,
+    request_edits: Vec<Edit>,
+    response_edits: Vec<Edit>,
+    /// The request fields the response edits' templates render.
+    response_template_needs: RequestNeeds,
 }
 
 struct FilterInstance {
@@ -57,49 +76,71 @@ impl CompiledFilter {
 
 impl WasmFilter {
     /// Configures `compiled` with `options` (JSON). One instance is created
-    /// and configured now, so that rejected options fail the config load.
+    /// and configured now, so that rejected options and bad declarations
+    /// fail the config load.
     pub fn new(
         name: &str,
         compiled: Arc<CompiledFilter>,
         options: String,
         sandbox: SandboxConfig,
     ) -> Result<Self, Error> {
+        let (instance, needs) = instantiate(&compiled, &options, &sandbox)?;
+        let declared = Declared::check(needs).map_err(|reason| Error::Rejected {
+            plugin: compiled.name.to_string(),
+            message: reason,
+        })?;
+        let calls = ["on-request", "on-response"].map(|hook| {
+            metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => compiled.name.to_string(), "hook" => hook)
+        });
         let filter = WasmFilter {
             name: name.into(),
+            calls,
             instances: Instances::new(Arc::clone(&compiled.name)),
             compiled,
             options,
             sandbox,
+            declared,
         };
-        let instance = filter.instantiate()?;
         filter.instances.check_in(instance);
         Ok(filter)
     }
 
+    /// Another instance; it declares what the first did (configure sees the
+    /// same options), so its answer is not checked again.
     fn instantiate(&self) -> Result<FilterInstance, Error> {
-        let plugin = &self.compiled.name;
-        let mut store = new_store(
-            &self.compiled.engine,
-            plugin,
-            self.sandbox.memory_limit_bytes,
-        );
-        let bindings = self
-            .compiled
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, &store, plugin))?;
-        bindings
-            .bascule_plugin_filter()
-            .call_configure(&mut store, &self.options)
-            .map_err(|e| classify(e, &store, plugin))?
-            .map_err(|e| Error::Rejected {
-                plugin: plugin.to_string(),
-                message: e.message,
-            })?;
-        metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
-            .increment(1);
-        Ok(FilterInstance { store, bindings })
+        instantiate(&self.compiled, &self.options, &self.sandbox).map(|(instance, _)| instance)
     }
+
+    fn invalid(&self, reason: String) -> FilterError {
+        FilterError::new(Error::InvalidOutput {
+            plugin: self.compiled.name.to_string(),
+            reason,
+        })
+    }
+}
+
+fn instantiate(
+    compiled: &CompiledFilter,
+    options: &str,
+    sandbox: &SandboxConfig,
+) -> Result<(FilterInstance, filter::FilterNeeds), Error> {
+    let plugin = &compiled.name;
+    let mut store = new_store(&compiled.engine, plugin, sandbox.memory_limit_bytes);
+    let bindings = compiled
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| classify(e, &store, plugin))?;
+    let needs = bindings
+        .bascule_plugin_filter()
+        .call_configure(&mut store, options)
+        .map_err(|e| classify(e, &store, plugin))?
+        .map_err(|e| Error::Rejected {
+            plugin: plugin.to_string(),
+            message: e.message,
+        })?;
+    metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
+        .increment(1);
+    Ok((FilterInstance { store, bindings }, needs))
 }
 
 impl l7::HeaderFilter for WasmFilter {
@@ -112,31 +153,219 @@ impl l7::HeaderFilter for WasmFilter {
     }
 
     fn on_request(&self, request: &mut RequestView) -> Result<FilterVerdict, FilterError> {
+        let declared = &self.declared;
+        if !declared.request_edits.is_empty() {
+            let mut headers = std::mem::take(&mut head_mut(request).headers);
+            let applied = edits::apply(
+                &declared.request_edits,
+                &mut headers,
+                &Values::Request(request),
+            );
+            head_mut(request).headers = headers;
+            applied.map_err(|reason| self.invalid(reason))?;
+        }
+        let Some(needs) = &declared.on_request else {
+            return Ok(FilterVerdict::Forward);
+        };
         let budget = self.sandbox.call_timeout;
-        self.instances
+        self.calls[0].increment(1);
+        let verdict = self
+            .instances
             .call(
                 || self.instantiate(),
-                |instance| instance.on_request(request, self.instances.plugin(), budget),
+                |instance| instance.on_request(request, needs, self.instances.plugin(), budget),
             )
-            .map_err(FilterError::new)
+            .map_err(FilterError::new)?;
+        match verdict {
+            filter::Verdict::Forward(changes) => {
+                let changes = Changes::check(changes).map_err(|reason| self.invalid(reason))?;
+                changes
+                    .apply(request)
+                    .map_err(|reason| self.invalid(reason))?;
+                Ok(FilterVerdict::Forward)
+            }
+            filter::Verdict::Respond(response) => local_response(response, self.instances.plugin())
+                .map(FilterVerdict::Respond)
+                .map_err(|reason| self.invalid(reason)),
+        }
+    }
+
+    fn keep_for_response(&self, request: &RequestView) -> Option<KeptRequest> {
+        let declared = &self.declared;
+        if declared.on_response.is_none() && declared.response_edits.is_empty() {
+            return None;
+        }
+        let call = declared
+            .on_response
+            .as_ref()
+            .map_or_else(RequestNeeds::default, |(needs, _)| needs.clone());
+        Some(KeptRequest {
+            call: call.extract(request),
+            templates: declared.response_template_needs.extract(request),
+        })
     }
 
     fn on_response(
         &self,
-        request: &RequestView,
+        request: KeptRequest,
         status: StatusCode,
         headers: &mut HeaderMap,
     ) -> Result<(), FilterError> {
+        let declared = &self.declared;
+        if !declared.response_edits.is_empty() {
+            let values = Values::Kept {
+                facts: &request.templates,
+                needs: &declared.response_template_needs,
+                status,
+            };
+            edits::apply(&declared.response_edits, headers, &values)
+                .map_err(|reason| self.invalid(reason))?;
+        }
+        let Some((_, names)) = &declared.on_response else {
+            return Ok(());
+        };
         let budget = self.sandbox.call_timeout;
-        self.instances
+        self.calls[1].increment(1);
+        let call = ResponseCall {
+            request: request.call.into(),
+            status,
+            names,
+        };
+        let returned = self
+            .instances
             .call(
                 || self.instantiate(),
-                |instance| {
-                    instance.on_response(request, status, headers, self.instances.plugin(), budget)
-                },
+                |instance| instance.on_response(&call, headers, self.instances.plugin(), budget),
             )
-            .map_err(FilterError::new)
+            .map_err(FilterError::new)?;
+        let checked = edits::check_returned(returned).map_err(|reason| self.invalid(reason))?;
+        // Literal edits render without reading any value.
+        let values = Values::Kept {
+            facts: &request.templates,
+            needs: &declared.response_template_needs,
+            status,
+        };
+        edits::apply(&checked, headers, &values).map_err(|reason| self.invalid(reason))
     }
+}
+
+/// The request's head for an edit; the view is the only holder here, so
+/// nothing is copied.
+fn head_mut(request: &mut RequestView) -> &mut http::request::Parts {
+    let head = request
+        .http
+        .get_or_insert_with(|| Arc::new(http::Request::new(()).into_parts().0));
+    Arc::make_mut(head)
+}
+
+// === impl Declared ===
+
+impl Declared {
+    fn check(needs: filter::FilterNeeds) -> Result<Self, String> {
+        let request_needs = |needs: types::RequestNeeds| {
+            RequestNeeds::try_from(needs).map_err(|e| format!("declared {e}"))
+        };
+        let on_request = needs.on_request.map(request_needs).transpose()?;
+        let on_response = match needs.on_response {
+            Some(response) => {
+                let names = response
+                    .headers
+                    .iter()
+                    .map(|name| {
+                        HeaderName::from_bytes(name.as_bytes())
+                            .map_err(|_| format!("declared `{name}` is not a valid header name"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some((request_needs(response.request)?, names))
+            }
+            None => None,
+        };
+        let declared_edits = |list: Vec<filter::HeaderEdit>, response: bool| {
+            list.into_iter()
+                .map(|edit| Edit::declared(edit, response))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let request_edits = declared_edits(needs.request_edits, false)?;
+        let response_edits = declared_edits(needs.response_edits, true)?;
+        let response_template_needs = response_edits
+            .iter()
+            .flat_map(Edit::fields)
+            .fold(RequestNeeds::default(), RequestNeeds::with);
+        Ok(Declared {
+            on_request,
+            on_response,
+            request_edits,
+            response_edits,
+            response_template_needs,
+        })
+    }
+}
+
+/// What `on-request` asked for besides answering, checked as a whole.
+struct Changes {
+    edits: Vec<Edit>,
+    path: Option<String>,
+}
+
+impl Changes {
+    fn check(changes: filter::RequestChanges) -> Result<Self, String> {
+        let edits = edits::check_returned(changes.headers)?;
+        if let Some(path) = &changes.path {
+            let valid = path.starts_with('/')
+                && !path.contains(['?', '#'])
+                && http::uri::PathAndQuery::try_from(path.as_str()).is_ok();
+            if !valid {
+                return Err(format!(
+                    "path `{path}` is not an absolute path without query or fragment"
+                ));
+            }
+        }
+        Ok(Changes {
+            edits,
+            path: changes.path,
+        })
+    }
+
+    /// Applies the changes; the new URI is built before any header changes,
+    /// so a failure leaves the request as it was.
+    fn apply(self, request: &mut RequestView) -> Result<(), String> {
+        let head = head_mut(request);
+        let uri = match &self.path {
+            Some(path) => Some(rewrite_path(&head.uri, path)?),
+            None => None,
+        };
+        let mut headers = std::mem::take(&mut head.headers);
+        let applied = edits::apply(&self.edits, &mut headers, &Values::Request(request));
+        let head = head_mut(request);
+        head.headers = headers;
+        applied?;
+        if let Some(uri) = uri {
+            head.uri = uri;
+        }
+        Ok(())
+    }
+}
+
+/// `uri` with its path replaced by `path`, its query kept.
+fn rewrite_path(uri: &Uri, path: &str) -> Result<Uri, String> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .map_err(|_| format!("path `{path}` is not valid"))?,
+    );
+    Uri::from_parts(parts).map_err(|_| format!("path `{path}` is not valid"))
+}
+
+/// One `on-response` call's arguments.
+struct ResponseCall<'a> {
+    request: types::RequestFacts,
+    status: StatusCode,
+    names: &'a [HeaderName],
 }
 
 // === impl FilterInstance ===
@@ -144,47 +373,44 @@ impl l7::HeaderFilter for WasmFilter {
 impl FilterInstance {
     fn on_request(
         &mut self,
-        request: &mut RequestView,
+        request: &RequestView,
+        needs: &RequestNeeds,
         plugin: &str,
         budget: Duration,
-    ) -> Result<FilterVerdict, Error> {
-        self.store.data_mut().lend(request);
+    ) -> Result<filter::Verdict, Error> {
+        let facts: types::RequestFacts = needs.extract(request).into();
+        self.store.data_mut().show(request);
         self.store.set_epoch_deadline(ticks(budget));
         let result = self
             .bindings
             .bascule_plugin_filter()
-            .call_on_request(&mut self.store);
-        self.store.data_mut().give_back(request);
-        match guest_result(result, &self.store, plugin)? {
-            filter::Verdict::Forward => Ok(FilterVerdict::Forward),
-            filter::Verdict::Respond(response) => local_response(response, plugin)
-                .map(FilterVerdict::Respond)
-                .map_err(|reason| Error::InvalidOutput {
-                    plugin: plugin.to_owned(),
-                    reason,
-                }),
-        }
+            .call_on_request(&mut self.store, &facts);
+        self.store.data_mut().hide();
+        guest_result(result, &self.store, plugin)
     }
 
     fn on_response(
         &mut self,
-        request: &RequestView,
-        status: StatusCode,
+        call: &ResponseCall<'_>,
         headers: &mut HeaderMap,
         plugin: &str,
         budget: Duration,
-    ) -> Result<(), Error> {
-        let state = self.store.data_mut();
-        state.show(request);
-        state.response_headers = Some(std::mem::take(headers));
+    ) -> Result<Vec<filter::HeaderEdit>, Error> {
+        let pairs = (!call.names.is_empty()).then(|| header_pairs(headers, call.names));
+        self.store.data_mut().response_headers = Some(std::mem::take(headers));
         self.store.set_epoch_deadline(ticks(budget));
-        let result = self
-            .bindings
-            .bascule_plugin_filter()
-            .call_on_response(&mut self.store, status.as_u16());
-        let state = self.store.data_mut();
-        state.hide();
-        *headers = state.response_headers.take().unwrap_or_default();
+        let result = self.bindings.bascule_plugin_filter().call_on_response(
+            &mut self.store,
+            &call.request,
+            call.status.as_u16(),
+            pairs.as_deref(),
+        );
+        *headers = self
+            .store
+            .data_mut()
+            .response_headers
+            .take()
+            .unwrap_or_default();
         guest_result(result, &self.store, plugin)
     }
 }

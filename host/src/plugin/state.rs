@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 
 use super::bindings::{affinity, backend_stats, headers, log, request_context, types};
 use super::limits::MemoryCap;
@@ -28,7 +28,7 @@ pub struct PluginState {
     /// The affinity cookie asked for during the current `select`.
     pub(super) affinity: Option<Result<AffinityCookie, AffinityCookieError>>,
     /// The response headers lent for one `on-response` call; outside it,
-    /// the `headers` import acts on the lent request's headers.
+    /// the `headers` import reads the shown request's headers.
     pub(super) response_headers: Option<HeaderMap>,
 }
 
@@ -50,8 +50,9 @@ impl PluginState {
         }
     }
 
-    /// Shows `request` to one read-only call (a balancer's `select`, a
-    /// response filter): the view is shared, nothing is copied.
+    /// Shows `request` to one call, for the lazy `request-context` and
+    /// `headers` imports: the view is shared, nothing is copied. Hide it
+    /// before editing the head, or the edit copies it.
     pub(super) fn show(&mut self, request: &RequestView) {
         self.request = Some(request.clone());
     }
@@ -61,54 +62,16 @@ impl PluginState {
         self.request = None;
     }
 
-    /// Lends `request` to one editing call (a request filter): its head
-    /// moves in, so that edits through `Arc::make_mut` copy nothing.
-    pub(super) fn lend(&mut self, request: &mut RequestView) {
-        let mut lent = request.clone();
-        lent.http = request.http.take();
-        self.request = Some(lent);
-    }
-
-    /// Moves the lent head, with the call's edits, back into `request`.
-    pub(super) fn give_back(&mut self, request: &mut RequestView) {
-        if let Some(lent) = self.request.take() {
-            request.http = lent.http;
-        }
-    }
-
     fn http(&self) -> Option<&http::request::Parts> {
         self.request.as_ref()?.http.as_deref()
     }
 
-    /// Read access to the headers the `headers` import acts on.
+    /// The headers the `headers` import reads.
     fn message_headers(&self) -> Option<&HeaderMap> {
         match &self.response_headers {
             Some(headers) => Some(headers),
             None => Some(&self.http()?.headers),
         }
-    }
-
-    /// Write access to them; a shared request head is copied first.
-    fn message_headers_mut(&mut self) -> Option<&mut HeaderMap> {
-        match &mut self.response_headers {
-            Some(headers) => Some(headers),
-            None => Some(&mut Arc::make_mut(self.request.as_mut()?.http.as_mut()?).headers),
-        }
-    }
-
-    /// The headers for a change to `name`, or why it may not be changed.
-    fn editable(&mut self, name: &str) -> Result<(HeaderName, &mut HeaderMap), types::PluginError> {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| plugin_error(format!("invalid header name `{name}`")))?;
-        if crate::header_rules::is_proxy_owned(&name) {
-            return Err(plugin_error(format!(
-                "header `{name}` belongs to the proxy and cannot be changed"
-            )));
-        }
-        let headers = self
-            .message_headers_mut()
-            .ok_or_else(|| plugin_error("no message is being filtered".to_owned()))?;
-        Ok((name, headers))
     }
 }
 
@@ -179,15 +142,7 @@ impl request_context::Host for PluginState {
     }
 
     fn cookie(&mut self, name: String) -> Option<String> {
-        let headers = &self.http()?.headers;
-        headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.to_owned())
+        self.request.as_ref()?.cookie(&name)
     }
 }
 
@@ -216,35 +171,6 @@ impl headers::Host for PluginState {
                 .collect()
         })
     }
-
-    fn set(&mut self, name: String, value: String) -> Result<(), types::PluginError> {
-        let value = header_value(&name, value)?;
-        let (name, headers) = self.editable(&name)?;
-        headers.insert(name, value);
-        Ok(())
-    }
-
-    fn append(&mut self, name: String, value: String) -> Result<(), types::PluginError> {
-        let value = header_value(&name, value)?;
-        let (name, headers) = self.editable(&name)?;
-        headers.append(name, value);
-        Ok(())
-    }
-
-    fn remove(&mut self, name: String) -> Result<(), types::PluginError> {
-        let (name, headers) = self.editable(&name)?;
-        headers.remove(name);
-        Ok(())
-    }
-}
-
-fn header_value(name: &str, value: String) -> Result<HeaderValue, types::PluginError> {
-    HeaderValue::try_from(value)
-        .map_err(|_| plugin_error(format!("invalid value for header `{name}`")))
-}
-
-fn plugin_error(message: String) -> types::PluginError {
-    types::PluginError { message }
 }
 
 impl backend_stats::Host for PluginState {

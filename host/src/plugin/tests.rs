@@ -98,3 +98,50 @@ fn same_plugin_bytes_compile_once() {
         .unwrap();
     assert_ne!(first.code(), other.code());
 }
+
+/// A component that exports `bascule:plugin/balance@0.2.0`, the contract
+/// before this one: what a plugin built with the old guest SDK looks like
+/// to the host.
+const BALANCER_0_2: &str = r#"
+(component
+  (core module $m
+    (func (export "select") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $select (result u32) (canon lift (core func $i "select")))
+  (instance $balance (export "select" (func $select)))
+  (export "bascule:plugin/balance@0.2.0" (instance $balance))
+)
+"#;
+
+#[test]
+fn a_plugin_built_against_0_2_is_refused_naming_both_versions() {
+    let runtime = PluginRuntime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("bascule-contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("old.wasm");
+    std::fs::write(&path, wat::parse_str(BALANCER_0_2).unwrap()).unwrap();
+    let error = runtime
+        .compile_balancer(&PluginRef::File(path.clone()))
+        .err()
+        .expect("a 0.2 plugin must not load");
+    let message = crate::error_chain(&error);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.3.0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_header_filter_is_not_a_balancer() {
+    let runtime = PluginRuntime::new().unwrap();
+    let error = runtime
+        .compile_balancer(&PluginRef::Builtin("headers".to_owned()))
+        .err()
+        .expect("a filter must not load as a balancer");
+    let message = crate::error_chain(&error);
+    assert!(
+        message.contains("not a balancer of bascule:plugin@0.3.0"),
+        "{message}"
+    );
+}

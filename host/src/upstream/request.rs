@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// HTTP request or TCP connection.
+/// HTTP request or TCP connection. (The contract also has `udp`, which
+/// no listener produces yet.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// An HTTP request on an L7 listener.
@@ -42,6 +43,19 @@ impl RequestView {
     /// (HTTP/2, absolute-form) or else the `Host` header.
     pub fn host(&self) -> Option<String> {
         request_host(self.http.as_deref()?)
+    }
+
+    /// The value of the cookie `name` the client sent, when present.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let headers = &self.http.as_deref()?.headers;
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
     }
 }
 

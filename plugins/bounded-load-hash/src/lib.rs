@@ -11,7 +11,8 @@
 
 use bascule_guest_sdk::ring::{HashRing, vnodes_option};
 use bascule_guest_sdk::{
-    Backend, BackendStats, Balancer, Candidates, Error, KeySource, Options, Request, hash_key,
+    Backend, BackendStats, Balancer, Candidates, Error, KeySource, Options, Request, RequestNeeds,
+    hash_key,
 };
 use serde::Deserialize;
 
@@ -96,6 +97,10 @@ impl Balancer for BoundedLoadHash {
             )));
         }
         Ok(BoundedLoadHash::new(settings.key, vnodes, factor))
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        self.key.needs()
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {

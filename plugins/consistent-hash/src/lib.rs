@@ -9,7 +9,7 @@
 
 use bascule_guest_sdk::ring::{HashRing, vnodes_option};
 use bascule_guest_sdk::{
-    Backend, Balancer, Candidates, Error, KeySource, Options, Request, hash_key,
+    Backend, Balancer, Candidates, Error, KeySource, Options, Request, RequestNeeds, hash_key,
 };
 use serde::Deserialize;
 
@@ -64,6 +64,10 @@ impl Balancer for ConsistentHash {
         settings.key.check_supported(options)?;
         let vnodes = vnodes_option(settings.vnodes)?;
         Ok(ConsistentHash::new(settings.key, vnodes))
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        self.key.needs()
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {

@@ -13,7 +13,8 @@
 //! the number of backends).
 
 use bascule_guest_sdk::{
-    Backend, Balancer, Candidates, Error, KeySource, Options, Request, hash_key, hash_key_seeded,
+    Backend, Balancer, Candidates, Error, KeySource, Options, Request, RequestNeeds, hash_key,
+    hash_key_seeded,
 };
 use serde::Deserialize;
 
@@ -145,6 +146,10 @@ impl Balancer for Maglev {
             )));
         }
         Ok(Maglev::new(settings.key, size))
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        self.key.needs()
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {

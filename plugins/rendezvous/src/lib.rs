@@ -12,7 +12,7 @@
 
 use bascule_guest_sdk::ring::mix;
 use bascule_guest_sdk::{
-    Backend, Balancer, Candidates, Error, KeySource, Options, Request, hash_key,
+    Backend, Balancer, Candidates, Error, KeySource, Options, Request, RequestNeeds, hash_key,
 };
 use serde::Deserialize;
 
@@ -96,6 +96,10 @@ impl Balancer for Rendezvous {
         let settings: Settings = options.parse()?;
         settings.key.check_supported(options)?;
         Ok(Rendezvous::new(settings.key))
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        self.key.needs()
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use bascule_guest_sdk::algorithms::{LeastLoaded, RoundRobin, SmoothWeightedRoundRobin};
 use bascule_guest_sdk::{
     AffinityCookie, Backend, Balancer, Candidates, DurationOption, Error, Options, Request,
-    with_successors,
+    RequestNeeds, with_successors,
 };
 use serde::Deserialize;
 
@@ -170,6 +170,10 @@ impl Balancer for StickyCookie {
             Inner::LeastConnections(lc) => lc.update(&backends),
             Inner::Random(_) => {}
         }
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        RequestNeeds::nothing().cookie(&self.cookie.name)
     }
 
     fn select(&mut self, request: &Request) -> Result<Candidates, Error> {

@@ -1,15 +1,26 @@
 //! Test-only header filter. Options `{"mode": "..."}`:
 //! - `deny`: answers 403 itself, with an `x-denied-by` header;
-//! - `echo`: on the response, reports what `request-context` and the
-//!   request's `x-trace` header said (`x-seen`), and the response status
-//!   and header names it saw (`x-seen-response`);
-//! - `edit-owned`: tries to set `content-length` on the request (the host
-//!   refuses; the error is returned);
+//! - `echo`: on the response, reports the request values it declared for
+//!   that phase (method, path, `x-trace`, client) in `x-seen`, and the
+//!   status and response header names it saw in `x-seen-response`;
+//! - `edit-owned`: tries to set `content-length` on the request (refused;
+//!   the error is returned);
+//! - `bad-edit`: sets `x-first`, then `x-bad` to a value with a line
+//!   break: the host refuses the answer, none of it applied;
 //! - `trap`: executes `unreachable` on the request;
-//! - `spin`: loops forever on the response (the epoch deadline stops it);
-//! - `bad-status`: answers with status 42 (invalid output).
+//! - `spin`: loops forever on the response (the deadline stops it);
+//! - `bad-status`: answers with status 42 (invalid output);
+//! - `response-only`: declares only the response phase and the response
+//!   header `x-backend`; reports in `x-filter-calls` how many times each
+//!   phase was called on this instance;
+//! - `stamp`: sets `x-real-ip` to the client address in the guest (the
+//!   guest-rendered twin of a static `{client-ip}` edit, for benchmarks);
+//! - `rewrite`: forwards to `/rewritten` followed by the original path.
 
-use bascule_guest_sdk::{Error, HeaderFilter, Headers, LocalResponse, Options, Request, Verdict};
+use bascule_guest_sdk::{
+    Error, Field, FilterNeeds, HeaderFilter, Headers, LocalResponse, Options, Request,
+    RequestNeeds, ResponseNeeds, Verdict,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -18,29 +29,83 @@ struct Settings {
     mode: Mode,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum Mode {
     Deny,
     Echo,
     EditOwned,
+    BadEdit,
     Trap,
     Spin,
     BadStatus,
+    ResponseOnly,
+    Stamp,
+    Rewrite,
 }
 
-/// The plugin.
+/// The plugin, with the calls this instance has served per phase.
 #[derive(Debug)]
-pub struct TestFilter(Mode);
+pub struct TestFilter {
+    mode: Mode,
+    requests: u64,
+    responses: u64,
+}
 
 impl HeaderFilter for TestFilter {
     fn configure(options: &Options) -> Result<Self, Error> {
         let settings: Settings = options.parse()?;
-        Ok(TestFilter(settings.mode))
+        Ok(TestFilter {
+            mode: settings.mode,
+            requests: 0,
+            responses: 0,
+        })
     }
 
-    fn on_request(&mut self, _request: &Request, headers: &mut Headers) -> Result<Verdict, Error> {
-        match self.0 {
+    fn declare(&self) -> FilterNeeds {
+        let request = Some(RequestNeeds::nothing());
+        match self.mode {
+            Mode::Deny | Mode::EditOwned | Mode::BadEdit | Mode::Trap | Mode::BadStatus => {
+                FilterNeeds {
+                    on_request: request,
+                    ..FilterNeeds::default()
+                }
+            }
+            Mode::Stamp => FilterNeeds {
+                on_request: request,
+                ..FilterNeeds::default()
+            },
+            Mode::Rewrite => FilterNeeds {
+                on_request: Some(RequestNeeds::nothing().field(Field::Path)),
+                ..FilterNeeds::default()
+            },
+            Mode::Echo => FilterNeeds {
+                on_response: Some(ResponseNeeds {
+                    request: RequestNeeds::nothing()
+                        .field(Field::Method)
+                        .field(Field::Path)
+                        .header("x-trace"),
+                    headers: Vec::new(),
+                }),
+                ..FilterNeeds::default()
+            },
+            Mode::Spin => FilterNeeds {
+                on_response: Some(ResponseNeeds::default()),
+                ..FilterNeeds::default()
+            },
+            Mode::ResponseOnly => FilterNeeds {
+                on_response: Some(ResponseNeeds {
+                    request: RequestNeeds::nothing(),
+                    headers: vec!["x-backend".to_owned()],
+                }),
+                ..FilterNeeds::default()
+            },
+        }
+    }
+
+    fn on_request(&mut self, request: &Request, headers: &mut Headers) -> Result<Verdict, Error> {
+        self.requests += 1;
+        match self.mode {
             Mode::Deny => Ok(Verdict::Respond(
                 LocalResponse::new(403, "denied by test-filter")
                     .with_header("x-denied-by", "test-filter"),
@@ -48,9 +113,21 @@ impl HeaderFilter for TestFilter {
             Mode::EditOwned => headers
                 .set("content-length", "0")
                 .map(|()| Verdict::Forward),
+            Mode::BadEdit => {
+                headers.set("x-first", "1")?;
+                headers.set("x-bad", "line\nbreak")?;
+                Ok(Verdict::Forward)
+            }
             Mode::Trap => std::process::abort(),
             Mode::BadStatus => Ok(Verdict::Respond(LocalResponse::new(42, "nonsense"))),
-            Mode::Echo | Mode::Spin => Ok(Verdict::Forward),
+            Mode::Stamp => {
+                headers.set("x-real-ip", &request.client_ip())?;
+                Ok(Verdict::Forward)
+            }
+            Mode::Rewrite => Ok(Verdict::Rewrite {
+                path: format!("/rewritten{}", request.path()),
+            }),
+            Mode::Echo | Mode::Spin | Mode::ResponseOnly => Ok(Verdict::Forward),
         }
     }
 
@@ -60,7 +137,8 @@ impl HeaderFilter for TestFilter {
         request: &Request,
         headers: &mut Headers,
     ) -> Result<(), Error> {
-        match self.0 {
+        self.responses += 1;
+        match self.mode {
             Mode::Echo => {
                 let seen = format!(
                     "{} {} {} {}",
@@ -78,6 +156,16 @@ impl HeaderFilter for TestFilter {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            Mode::ResponseOnly => {
+                let backend = headers.get("x-backend").unwrap_or_default();
+                headers.set(
+                    "x-filter-calls",
+                    &format!(
+                        "requests={} responses={} backend={backend}",
+                        self.requests, self.responses
+                    ),
+                )
             }
             _ => Ok(()),
         }

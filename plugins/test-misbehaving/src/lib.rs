@@ -11,7 +11,7 @@
 //! When the request carries an `x-behave: yes` header, `select` behaves and
 //! picks backend 0: tests use it to show the instance was replaced.
 
-use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request};
+use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Request, RequestNeeds};
 use serde::Deserialize;
 
 /// The misbehaviour to perform.
@@ -57,6 +57,10 @@ impl Balancer for Misbehaving {
             len: 0,
             hoard: Vec::new(),
         })
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        RequestNeeds::nothing().header("x-behave")
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {

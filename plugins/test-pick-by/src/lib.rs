@@ -1,6 +1,8 @@
 //! Test plugin: picks the backend whose name equals one field of the
-//! request, read through the host's `request-context` imports, so that host
-//! tests can check every import end to end.
+//! request, so that host tests can check every request value end to end:
+//! declared at configure time and passed with `select` (the default), or,
+//! with option `lazy = true`, undeclared and read through the host's
+//! `request-context` imports.
 //!
 //! Option `field`: `method`, `host`, `path`, `query`, `client-ip`,
 //! `client-port`, `sni`, `listener`, `protocol`, `header:<name>` or `cookie:<name>`. Characters a
@@ -8,7 +10,9 @@
 //! are read as `_`, so path `/a/b` picks backend `_a_b`. No backend of that
 //! name: no candidate (the host answers 503).
 
-use bascule_guest_sdk::{Backend, Balancer, Candidates, Error, Options, Protocol, Request};
+use bascule_guest_sdk::{
+    Backend, Balancer, Candidates, Error, Options, Protocol, Request, RequestNeeds,
+};
 use serde::Deserialize;
 
 /// The request field to read.
@@ -42,12 +46,15 @@ pub enum Field {
 #[serde(deny_unknown_fields)]
 struct Settings {
     field: String,
+    #[serde(default)]
+    lazy: bool,
 }
 
 /// Picks by name.
 #[derive(Debug)]
 pub struct PickBy {
     field: Field,
+    lazy: bool,
     names: Vec<String>,
 }
 
@@ -74,6 +81,23 @@ impl Field {
         })
     }
 
+    /// What reading it needs declared.
+    fn needs(&self) -> RequestNeeds {
+        use bascule_guest_sdk::Field as Declared;
+        let needs = RequestNeeds::nothing();
+        match self {
+            Field::Method => needs.field(Declared::Method),
+            Field::Host => needs.field(Declared::Host),
+            Field::Path => needs.field(Declared::Path),
+            Field::Query => needs.field(Declared::Query),
+            Field::Sni => needs.field(Declared::Sni),
+            Field::Listener => needs.field(Declared::Listener),
+            Field::ClientIp | Field::ClientPort | Field::Protocol => needs,
+            Field::Header(name) => needs.header(name),
+            Field::Cookie(name) => needs.cookie(name),
+        }
+    }
+
     fn read(&self, request: &Request) -> Option<String> {
         match self {
             Field::Method => Some(request.method()),
@@ -87,6 +111,7 @@ impl Field {
             Field::Protocol => Some(match request.protocol() {
                 Protocol::Http => "http".to_owned(),
                 Protocol::Tcp => "tcp".to_owned(),
+                Protocol::Udp => "udp".to_owned(),
             }),
             Field::Header(name) => request.header(name),
             Field::Cookie(name) => request.cookie(name),
@@ -120,8 +145,17 @@ impl Balancer for PickBy {
         let settings: Settings = options.parse()?;
         Ok(PickBy {
             field: Field::parse(&settings.field)?,
+            lazy: settings.lazy,
             names: Vec::new(),
         })
+    }
+
+    fn needs(&self) -> RequestNeeds {
+        if self.lazy {
+            RequestNeeds::nothing()
+        } else {
+            self.field.needs()
+        }
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {
@@ -159,6 +193,7 @@ mod tests {
     fn maps_unnameable_characters() {
         let pick = PickBy {
             field: Field::Path,
+            lazy: false,
             names: vec!["decoy".into(), "_a_b".into(), "a_1".into()],
         };
         assert_eq!(pick.index_of("/a/b"), Some(1));
