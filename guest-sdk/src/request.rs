@@ -70,8 +70,8 @@ pub struct Request {
     protocol: Protocol,
     client_ip: IpAddr,
     client_port: u16,
-    /// Values by [`Field::index`]; `None` when absent or undeclared.
-    fields: [Option<String>; Field::COUNT],
+    /// Values by field; `None` when absent or undeclared.
+    fields: Fields,
     headers: Vec<(String, String)>,
     cookies: Vec<(String, String)>,
     /// What `fields`, `headers` and `cookies` hold; `None` when they hold
@@ -83,6 +83,10 @@ pub struct Request {
     #[cfg(not(target_arch = "wasm32"))]
     pinned: RefCell<Option<AffinityCookie>>,
 }
+
+/// One value slot per [`Field`].
+#[derive(Debug, Default)]
+struct Fields([Option<String>; Field::COUNT]);
 
 /// What a natively compiled [`Request`] answers: the request fields and the
 /// backends' stats, as the host would report them.
@@ -138,6 +142,20 @@ impl Field {
 
     fn bit(self) -> u8 {
         1 << self.index()
+    }
+}
+
+// === impl Fields ===
+
+impl Fields {
+    fn set(&mut self, field: Field, value: Option<String>) {
+        if let Some(slot) = self.0.get_mut(field.index()) {
+            *slot = value;
+        }
+    }
+
+    fn get(&self, field: Field) -> Option<&String> {
+        self.0.get(field.index())?.as_ref()
     }
 }
 
@@ -238,9 +256,9 @@ impl Request {
         headers: Vec<(String, String)>,
     ) -> Self {
         let mut values = values.into_iter();
-        let mut fields: [Option<String>; Field::COUNT] = Default::default();
+        let mut fields = Fields::default();
         for field in needs.fields() {
-            fields[field.index()] = values.next().flatten();
+            fields.set(field, values.next().flatten());
         }
         let cookies = needs
             .cookies
@@ -267,14 +285,14 @@ impl Request {
     /// only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn fixture(fixture: RequestFixture) -> Self {
-        let mut fields: [Option<String>; Field::COUNT] = Default::default();
+        let mut fields = Fields::default();
         let http = fixture.protocol == Protocol::Http;
-        fields[Field::Method.index()] = Some(fixture.method).filter(|_| http);
-        fields[Field::Host.index()] = fixture.host;
-        fields[Field::Path.index()] = Some(fixture.path).filter(|_| http);
-        fields[Field::Query.index()] = fixture.query;
-        fields[Field::Sni.index()] = fixture.sni;
-        fields[Field::Listener.index()] = Some(fixture.listener);
+        fields.set(Field::Method, Some(fixture.method).filter(|_| http));
+        fields.set(Field::Host, fixture.host);
+        fields.set(Field::Path, Some(fixture.path).filter(|_| http));
+        fields.set(Field::Query, fixture.query);
+        fields.set(Field::Sni, fixture.sni);
+        fields.set(Field::Listener, Some(fixture.listener));
         Request {
             protocol: fixture.protocol,
             client_ip: fixture
@@ -404,7 +422,7 @@ impl Request {
 
     fn field(&self, field: Field) -> Option<String> {
         if self.declared.as_ref().is_none_or(|d| d.reads(field)) {
-            return self.fields[field.index()].clone();
+            return self.fields.get(field).cloned();
         }
         #[cfg(target_arch = "wasm32")]
         return lazy_field(field);

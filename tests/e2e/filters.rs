@@ -278,3 +278,104 @@ async fn reload_hot_loads_a_filter_and_refuses_a_bad_one() {
     let reply = bascule.get_root().await;
     assert!(reply.headers.get("x-seen").is_some());
 }
+
+/// `bascule_plugin_calls_total` for `plugin` and `hook`, which must be
+/// exported (registered when the filter loads).
+async fn calls(bascule: &Bascule, plugin: &str, hook: &str) -> f64 {
+    bascule
+        .exported(
+            "bascule_plugin_calls_total",
+            &[&format!("plugin=\"{plugin}\""), &format!("hook=\"{hook}\"")],
+        )
+        .await
+        .unwrap_or_else(|| panic!("no calls counter for {plugin} {hook}"))
+}
+
+#[tokio::test]
+async fn a_filter_that_declares_only_responses_is_never_called_on_requests() {
+    let backend = RecordingBackend::start("b1").await;
+    let config = filtered(&["late"], &test_filter("late", "response-only"), &backend);
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let mut last = None;
+    for _ in 0..5 {
+        let reply = bascule.get_root().await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        last = Some(reply);
+    }
+    // The instance's own counts: its request hook never ran, and it read
+    // the response header it declared.
+    let reply = last.unwrap();
+    assert_eq!(
+        reply.headers["x-filter-calls"],
+        "requests=0 responses=5 backend=b1"
+    );
+    let plugin = test_plugin("test-filter").display().to_string();
+    assert_eq!(calls(&bascule, &plugin, "on-request").await, 0.0);
+    assert_eq!(calls(&bascule, &plugin, "on-response").await, 5.0);
+}
+
+#[tokio::test]
+async fn builtin_headers_edits_are_applied_with_no_plugin_call() {
+    let backend = RecordingBackend::start("b1").await;
+    let declared = r#"
+[filters.edge]
+plugin = "builtin:headers"
+options.request = { set = { "x-real-ip" = "{client-ip}" } }
+options.response = { set = { "x-path" = "{path} {status}" } }
+"#;
+    let bascule = Bascule::start(&filtered(&["edge"], declared, &backend));
+    for _ in 0..3 {
+        let reply = send(bascule.addr("web"), get("example.test", "/a")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.headers["x-path"], "/a 200");
+    }
+    assert_eq!(backend.seen()[2].headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(calls(&bascule, "builtin:headers", "on-request").await, 0.0);
+    assert_eq!(calls(&bascule, "builtin:headers", "on-response").await, 0.0);
+}
+
+#[tokio::test]
+async fn a_refused_edit_fails_the_request_with_none_of_its_edits() {
+    let backend = RecordingBackend::start("b1").await;
+    let bascule = Bascule::start(&filtered(
+        &["bad"],
+        &test_filter("bad", "bad-edit"),
+        &backend,
+    ));
+    let reply = bascule.get_root().await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(backend.connections(), 0);
+    let plugin = test_plugin("test-filter").display().to_string();
+    let invalid = bascule
+        .metric(
+            "bascule_plugin_failures_total",
+            &[&format!("plugin=\"{plugin}\""), "kind=\"invalid-output\""],
+        )
+        .await;
+    assert_eq!(invalid, 1.0);
+}
+
+#[tokio::test]
+async fn a_filter_rewrites_the_path_and_keeps_the_query() {
+    let backend = RecordingBackend::start("b1").await;
+    let bascule = Bascule::start(&filtered(
+        &["move"],
+        &test_filter("move", "rewrite"),
+        &backend,
+    ));
+    let reply = send(bascule.addr("web"), get("example.test", "/items?page=2")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(backend.seen()[0].uri, "/rewritten/items?page=2");
+}
+
+#[tokio::test]
+async fn a_bad_template_fails_the_load_naming_the_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n\n  [[listeners.routes]]\n  pool = \"main\"\n  filters = [\"edge\"]\n\n[pools.main]\nbalancer = \"builtin:round-robin\"\nbackends = [{ address = \"127.0.0.1:9\" }]\n\n[filters.edge]\nplugin = \"builtin:headers\"\noptions.request = { set = { \"x-a\" = \"{nope}\" } }\n";
+    let (ok, out) = check(dir.path(), "template.toml", config);
+    assert!(!ok);
+    assert!(
+        out.contains("filters.edge") && out.contains("unknown field `{nope}`"),
+        "{out}"
+    );
+}

@@ -1,6 +1,9 @@
-//! Every `request-context` import, read by a real plugin during `select`:
-//! the test plugin `test-pick-by` chooses the backend named after the field
-//! it reads, so a wrong or missing value is a wrong backend or a 503.
+//! Every request value a balancer can read, by a real plugin during
+//! `select`, both ways the contract offers: declared at configure and passed
+//! with the call, and undeclared, read through the `request-context`
+//! imports. The test plugin `test-pick-by` chooses the backend named after
+//! the field it reads, so a wrong or missing value is a wrong backend or a
+//! 503.
 
 use http::Request;
 
@@ -20,7 +23,16 @@ const CASES: [(&str, &str, &str); 9] = [
 ];
 
 #[tokio::test]
-async fn plugin_reads_every_request_field_through_the_host() {
+async fn plugin_reads_every_declared_request_field_from_its_argument() {
+    reads_every_field(false).await;
+}
+
+#[tokio::test]
+async fn plugin_reads_every_undeclared_request_field_through_the_host() {
+    reads_every_field(true).await;
+}
+
+async fn reads_every_field(lazy: bool) {
     let decoy = RecordingBackend::start("decoy").await;
     let mut targets = Vec::new();
     let mut config = String::from("[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n");
@@ -32,7 +44,7 @@ async fn plugin_reads_every_request_field_through_the_host() {
             "\n  [[listeners.routes]]\n  host = \"{host}\"\n  pool = \"p{i}\"\n"
         ));
         pools.push_str(&format!(
-            "\n[pools.p{i}]\nbalancer = \"{plugin}\"\nbackends = [{}, {}]\nbalancer-options = {{ field = \"{field}\" }}\n",
+            "\n[pools.p{i}]\nbalancer = \"{plugin}\"\nbackends = [{}, {}]\nbalancer-options = {{ field = \"{field}\", lazy = {lazy} }}\n",
             decoy.toml(),
             target.toml()
         ));
@@ -53,7 +65,7 @@ async fn plugin_reads_every_request_field_through_the_host() {
         assert_eq!(
             (reply.status.as_u16(), reply.body.as_str()),
             (200, expected),
-            "field {field}"
+            "field {field}, lazy {lazy}"
         );
     }
     assert!(decoy.seen().is_empty());

@@ -503,6 +503,13 @@ impl Bascule {
     /// whose labels contain every one of `labels` (`kind="timeout"`); 0
     /// when there is none.
     pub async fn metric(&self, metric: &str, labels: &[&str]) -> f64 {
+        self.exported(metric, labels).await.unwrap_or(0.0)
+    }
+
+    /// The value of a series of `metric` with all of `labels`, or `None`
+    /// when no such series is exported: for asserting that a counter is
+    /// registered and still 0.
+    pub async fn exported(&self, metric: &str, labels: &[&str]) -> Option<f64> {
         let reply = send(self.addr("admin"), get("admin", "/metrics")).await;
         assert_eq!(reply.status, 200);
         reply
@@ -513,7 +520,7 @@ impl Bascule {
             })
             .find(|line| labels.iter().all(|label| line.contains(label)))
             .and_then(|line| line.rsplit(' ').next())
-            .map_or(0.0, |value| value.parse().unwrap())
+            .map(|value| value.parse().unwrap())
     }
 
     /// `GET /` with `Host: example.test` to listener `web`, on a fresh

@@ -169,24 +169,35 @@ impl l7::HeaderFilter for WasmFilter {
         };
         let budget = self.sandbox.call_timeout;
         self.calls[0].increment(1);
-        let verdict = self
+        let plugin = self.instances.plugin();
+        let invalid = |reason| Error::InvalidOutput {
+            plugin: plugin.to_string(),
+            reason,
+        };
+        // The answer is checked inside the call, so that a bad one counts
+        // as the plugin's failure and replaces its instance.
+        let answer = self
             .instances
             .call(
                 || self.instantiate(),
-                |instance| instance.on_request(request, needs, self.instances.plugin(), budget),
+                |instance| match instance.on_request(request, needs, plugin, budget)? {
+                    filter::Verdict::Forward(changes) => Changes::check(changes)
+                        .map(Answer::Forward)
+                        .map_err(invalid),
+                    filter::Verdict::Respond(response) => local_response(response, plugin)
+                        .map(Answer::Respond)
+                        .map_err(invalid),
+                },
             )
             .map_err(FilterError::new)?;
-        match verdict {
-            filter::Verdict::Forward(changes) => {
-                let changes = Changes::check(changes).map_err(|reason| self.invalid(reason))?;
+        match answer {
+            Answer::Forward(changes) => {
                 changes
                     .apply(request)
                     .map_err(|reason| self.invalid(reason))?;
                 Ok(FilterVerdict::Forward)
             }
-            filter::Verdict::Respond(response) => local_response(response, self.instances.plugin())
-                .map(FilterVerdict::Respond)
-                .map_err(|reason| self.invalid(reason)),
+            Answer::Respond(response) => Ok(FilterVerdict::Respond(response)),
         }
     }
 
@@ -231,14 +242,20 @@ impl l7::HeaderFilter for WasmFilter {
             status,
             names,
         };
-        let returned = self
+        let plugin = self.instances.plugin();
+        let checked = self
             .instances
             .call(
                 || self.instantiate(),
-                |instance| instance.on_response(&call, headers, self.instances.plugin(), budget),
+                |instance| {
+                    let returned = instance.on_response(&call, headers, plugin, budget)?;
+                    edits::check_returned(returned).map_err(|reason| Error::InvalidOutput {
+                        plugin: plugin.to_string(),
+                        reason,
+                    })
+                },
             )
             .map_err(FilterError::new)?;
-        let checked = edits::check_returned(returned).map_err(|reason| self.invalid(reason))?;
         // Literal edits render without reading any value.
         let values = Values::Kept {
             facts: &request.templates,
@@ -299,6 +316,12 @@ impl Declared {
             response_template_needs,
         })
     }
+}
+
+/// A checked `on-request` answer.
+enum Answer {
+    Forward(Changes),
+    Respond(LocalResponse),
 }
 
 /// What `on-request` asked for besides answering, checked as a whole.
