@@ -323,11 +323,19 @@ fn keep_for_response(
     filters: &[Arc<dyn HeaderFilter>],
     request: &RequestView,
 ) -> Option<Vec<Option<KeptRequest>>> {
-    let kept: Vec<Option<KeptRequest>> = filters
-        .iter()
-        .map(|filter| filter.keep_for_response(request))
-        .collect();
-    kept.iter().any(Option::is_some).then_some(kept)
+    let mut kept: Option<Vec<Option<KeptRequest>>> = None;
+    for (index, filter) in filters.iter().enumerate() {
+        let Some(one) = filter.keep_for_response(request) else {
+            continue;
+        };
+        // The list is allocated only once a filter keeps something: a route
+        // whose filters edit requests only pays nothing here.
+        let list = kept.get_or_insert_with(|| filters.iter().map(|_| None).collect());
+        if let Some(slot) = list.get_mut(index) {
+            *slot = Some(one);
+        }
+    }
+    kept
 }
 
 /// The response-filter step: the route's filters in reverse order; a

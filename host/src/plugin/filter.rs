@@ -206,12 +206,12 @@ impl l7::HeaderFilter for WasmFilter {
         if declared.on_response.is_none() && declared.response_edits.is_empty() {
             return None;
         }
-        let call = declared
-            .on_response
-            .as_ref()
-            .map_or_else(RequestNeeds::default, |(needs, _)| needs.clone());
+        let call = match &declared.on_response {
+            Some((needs, _)) => needs.extract(request),
+            None => RequestNeeds::default().extract(request),
+        };
         Some(KeptRequest {
-            call: call.extract(request),
+            call,
             templates: declared.response_template_needs.extract(request),
         })
     }
@@ -223,12 +223,14 @@ impl l7::HeaderFilter for WasmFilter {
         headers: &mut HeaderMap,
     ) -> Result<(), FilterError> {
         let declared = &self.declared;
+        // What the static edits' templates render; the edits a call returns
+        // are literal and read nothing from it.
+        let values = Values::Kept {
+            facts: &request.templates,
+            needs: &declared.response_template_needs,
+            status,
+        };
         if !declared.response_edits.is_empty() {
-            let values = Values::Kept {
-                facts: &request.templates,
-                needs: &declared.response_template_needs,
-                status,
-            };
             edits::apply(&declared.response_edits, headers, &values)
                 .map_err(|reason| self.invalid(reason))?;
         }
@@ -256,12 +258,6 @@ impl l7::HeaderFilter for WasmFilter {
                 },
             )
             .map_err(FilterError::new)?;
-        // Literal edits render without reading any value.
-        let values = Values::Kept {
-            facts: &request.templates,
-            needs: &declared.response_template_needs,
-            status,
-        };
         edits::apply(&checked, headers, &values).map_err(|reason| self.invalid(reason))
     }
 }
