@@ -243,8 +243,10 @@ pub enum PluginRef {
 /// Limits enforced on every plugin call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxConfig {
-    /// Wall-clock budget of one call.
+    /// CPU time budget of one call.
     pub call_timeout: Duration,
+    /// Wall-clock limit of one call, however little CPU time it used.
+    pub wall_clock_limit: Duration,
     /// Cap on one instance's linear memory.
     pub memory_limit_bytes: usize,
 }
@@ -266,10 +268,14 @@ pub enum LoadError {
     Invalid(#[from] ConfigErrors),
 }
 
-/// A plugin gets this long per call unless the config says otherwise: a
-/// balancing decision that needs more is a bug, and the deadline bounds how
-/// long a looping plugin can hold a worker thread.
+/// A plugin gets this much CPU time per call unless the config says
+/// otherwise: a balancing decision that needs more is a bug, and the budget
+/// bounds how long a looping plugin can hold a worker thread.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
+/// However little CPU time a call used, it is stopped after this long: far
+/// beyond any scheduling delay of a loaded machine, short enough that no
+/// request waits for ever on a plugin.
+pub const DEFAULT_WALL_CLOCK_LIMIT: Duration = Duration::from_millis(250);
 /// Enough for a Maglev table of 65,537 entries per instance, with headroom.
 pub const DEFAULT_MEMORY_LIMIT_MIB: usize = 64;
 /// Try the plugin's first three choices before answering 502.
@@ -323,6 +329,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            wall_clock_limit: DEFAULT_WALL_CLOCK_LIMIT,
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_MIB << 20,
         }
     }

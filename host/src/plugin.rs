@@ -11,13 +11,17 @@
 mod balancer;
 mod bindings;
 mod breaker;
+mod budget;
 mod edits;
 mod engine;
 mod filter;
 mod instances;
 mod limits;
+mod log_gate;
 mod source;
 mod state;
+mod ticker;
+mod wasi;
 
 use std::path::PathBuf;
 
@@ -63,13 +67,21 @@ pub enum Error {
         /// The plugin's message.
         message: String,
     },
-    /// The call ran past its deadline.
-    #[error("plugin {plugin} exceeded its time budget")]
+    /// The call used its CPU time budget.
+    #[error("plugin {plugin} used its CPU time budget")]
     Timeout {
         /// The plugin.
         plugin: String,
     },
-    /// The instance tried to grow past its memory cap.
+    /// The call ran past the wall-clock backstop, however little CPU time
+    /// it used: the host was too loaded to run it, or it was blocked.
+    #[error("plugin {plugin} ran past the wall-clock limit")]
+    WallClock {
+        /// The plugin.
+        plugin: String,
+    },
+    /// The instance tried to grow past its memory cap, or used its time
+    /// budget growing fast toward it.
     #[error("plugin {plugin} exceeded its memory limit")]
     MemoryLimit {
         /// The plugin.
@@ -121,6 +133,7 @@ impl Error {
             Error::Read { .. } | Error::UnknownBuiltin { .. } | Error::Load { .. } => "load",
             Error::Rejected { .. } => "rejected",
             Error::Timeout { .. } => "timeout",
+            Error::WallClock { .. } => "wall-clock",
             Error::MemoryLimit { .. } => "memory",
             Error::Trap { .. } => "trap",
             Error::InvalidOutput { .. } => "invalid-output",
@@ -136,6 +149,7 @@ impl Error {
         matches!(
             self,
             Error::Timeout { .. }
+                | Error::WallClock { .. }
                 | Error::MemoryLimit { .. }
                 | Error::Trap { .. }
                 | Error::InvalidOutput { .. }

@@ -20,10 +20,21 @@ fn misbehaving(
     call_timeout: &str,
     backends: &[RecordingBackend],
 ) -> String {
+    let sandbox = format!("call-timeout = \"{call_timeout}\"\nmemory-limit-mib = 8");
+    misbehaving_in(mode, pool_extra, &sandbox, backends)
+}
+
+/// [`misbehaving`] with the `[sandbox]` table's body given.
+fn misbehaving_in(
+    mode: &str,
+    pool_extra: &str,
+    sandbox: &str,
+    backends: &[RecordingBackend],
+) -> String {
     let plugin = test_plugin("test-misbehaving");
     let extra = format!(
         "{pool_extra}\n[pools.main.balancer-options]\nmode = \"{mode}\"\n\n\
-         [sandbox]\ncall-timeout = \"{call_timeout}\"\nmemory-limit-mib = 8\n\n\
+         [sandbox]\n{sandbox}\n\n\
          [admin]\naddress = \"127.0.0.1:0\"\n"
     );
     single_pool_config(
@@ -74,6 +85,145 @@ async fn memory_bomb_is_stopped_by_the_cap() {
             .metric("bascule_plugin_failures_total", &["kind=\"memory\""])
             .await,
         3.0
+    );
+}
+
+#[tokio::test]
+async fn memory_bomb_at_the_default_limits_is_reported_as_memory() {
+    let backends = three_backends().await;
+    let bascule = Bascule::start(&misbehaving_in("grow-memory", "", "", &backends));
+    assert_eq!(bodies(&bascule, 3).await, ["b1", "b2", "b3"]);
+    let memory = bascule
+        .metric("bascule_plugin_failures_total", &["kind=\"memory\""])
+        .await;
+    let timeouts = bascule
+        .exported("bascule_plugin_failures_total", &["kind=\"timeout\""])
+        .await;
+    assert_eq!((memory, timeouts), (3.0, None));
+}
+
+/// A guest that sleeps waits on a WASI pollable: the host traps the call
+/// (plugins may not block a worker) instead of blocking, or panicking the
+/// task serving the request, and the fallback serves it.
+#[tokio::test]
+async fn a_plugin_that_blocks_is_stopped_and_the_request_served() {
+    let backends = three_backends().await;
+    let bascule = Bascule::start(&misbehaving("sleep", "", "5ms", &backends));
+    assert_eq!(bodies(&bascule, 2).await, ["b1", "b2"]);
+    let traps = bascule
+        .metric("bascule_plugin_failures_total", &["kind=\"trap\""])
+        .await;
+    assert_eq!(traps, 2.0);
+}
+
+/// stdout and stderr are open to a guest and discard what it writes: a
+/// plugin that prints (a debugging `println!`) still balances.
+#[tokio::test]
+async fn a_plugin_that_prints_balances() {
+    let backends = three_backends().await;
+    // One worker, one instance: its round robin is exact.
+    let config = misbehaving("print", "", "5ms", &backends);
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    assert_eq!(bodies(&bascule, 4).await, ["b1", "b2", "b3", "b1"]);
+    assert_eq!(
+        bascule.exported("bascule_plugin_failures_total", &[]).await,
+        None
+    );
+}
+
+/// The call budget is CPU time: with both cores kept busy by spinning
+/// threads, a well-behaved plugin whose thread waits for a core is never
+/// charged for the wait, even at the smallest budget, and a fail-closed
+/// pool answers every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_cpu_contention_no_well_behaved_plugin_is_charged() {
+    let backends = three_backends().await;
+    let config = single_pool_config(
+        "builtin:round-robin",
+        "on-plugin-failure = \"fail-closed\"\n\n\
+         [sandbox]\ncall-timeout = \"1ms\"\n\n\
+         [admin]\naddress = \"127.0.0.1:0\"\n",
+        backends.iter().map(RecordingBackend::toml),
+    );
+    let bascule = Bascule::start_with(&config, &["--workers", "2"]);
+    let spinning = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let spinning = std::sync::Arc::clone(&spinning);
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while spinning.load(std::sync::atomic::Ordering::Relaxed) {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let addr = bascule.addr("web");
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..250 {
+                    let request = http::Request::get("/")
+                        .header("host", "example.test")
+                        .body(Default::default())
+                        .unwrap();
+                    statuses.push(send(addr, request).await.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for client in clients {
+        statuses.extend(client.await.unwrap());
+    }
+    spinning.store(false, std::sync::atomic::Ordering::Relaxed);
+    for spinner in spinners {
+        spinner.join().unwrap();
+    }
+    assert_eq!(statuses.len(), 2000);
+    assert!(statuses.iter().all(|status| *status == 200));
+    assert_eq!(
+        bascule.exported("bascule_plugin_failures_total", &[]).await,
+        None,
+        "a well-behaved plugin was charged"
+    );
+    let calls = bascule
+        .metric("bascule_plugin_calls_total", &["hook=\"select\""])
+        .await;
+    assert_eq!(calls, 2000.0);
+}
+
+/// The epoch ticker runs only while plugins are called: an idle proxy
+/// with plugins loaded does not wake a thousand times a second.
+#[tokio::test]
+async fn an_idle_proxy_does_not_tick() {
+    let backends = three_backends().await;
+    let bascule = Bascule::start(&misbehaving("out-of-range", "", "5ms", &backends));
+    assert_eq!(bodies(&bascule, 3).await, ["b1", "b2", "b3"]);
+    // Calls ran, so the ticker ran; it parks a tenth of a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = bascule.wakeups();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = bascule.wakeups();
+    let total = |wakeups: &[(String, u64)]| wakeups.iter().map(|(_, n)| n).sum::<u64>();
+    let epoch = |wakeups: &[(String, u64)]| {
+        wakeups
+            .iter()
+            .find(|(name, _)| name == "bascule-epoch")
+            .map(|(_, n)| *n)
+            .expect("an epoch ticker thread")
+    };
+    assert!(
+        epoch(&after) - epoch(&before) <= 2,
+        "{before:?} -> {after:?}"
+    );
+    // Ticking would be 2,000 in two seconds; what is left is the
+    // runtime's own timers.
+    assert!(
+        total(&after) - total(&before) < 100,
+        "{before:?} -> {after:?}"
     );
 }
 

@@ -440,6 +440,30 @@ impl Bascule {
             .unwrap()
     }
 
+    /// Context switches (voluntary and not) of each thread, by thread name:
+    /// how often each has woken up.
+    pub fn wakeups(&self) -> Vec<(String, u64)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+            .map(|status| {
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|line| line.strip_prefix(name))
+                        .map(str::trim)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let switches = |name: &str| field(name).parse::<u64>().unwrap_or(0);
+                (
+                    field("Name:"),
+                    switches("voluntary_ctxt_switches:") + switches("nonvoluntary_ctxt_switches:"),
+                )
+            })
+            .collect()
+    }
+
     /// CPU time the process has used (user + system), from `/proc`.
     pub fn cpu_time(&self) -> Duration {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();

@@ -167,5 +167,7 @@ pub struct RawSandbox {
     #[serde(default)]
     pub call_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    pub wall_clock_limit: Option<Spanned<String>>,
+    #[serde(default)]
     pub memory_limit_mib: Option<Spanned<i64>>,
 }

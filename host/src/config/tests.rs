@@ -29,6 +29,7 @@ balancer-options = { seed = 7 }
 
 [sandbox]
 call-timeout = "5ms"
+wall-clock-limit = "2s"
 memory-limit-mib = 16
 "#;
 
@@ -59,6 +60,7 @@ fn valid_config_becomes_domain_types() {
     assert_eq!(web.balancer_options, r#"{"seed":7}"#);
     assert_eq!(web.on_plugin_failure, PluginFailurePolicy::FailClosed);
     assert_eq!(config.sandbox.call_timeout, Duration::from_millis(5));
+    assert_eq!(config.sandbox.wall_clock_limit, Duration::from_secs(2));
     assert_eq!(config.sandbox.memory_limit_bytes, 16 << 20);
 }
 

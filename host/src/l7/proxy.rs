@@ -306,7 +306,8 @@ fn filter_request(
             Ok(FilterVerdict::Forward) => {}
             Ok(FilterVerdict::Respond(answer)) => return Err(response::from_filter(answer)),
             Err(error) => {
-                tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "request filter failed");
+                // Logged, at a bounded rate, where the plugin failed.
+                tracing::debug!(filter = filter.name(), error = %crate::error_chain(&error), "request filter failed");
                 return Err(response::local(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "request filter failed",
@@ -350,7 +351,7 @@ fn filter_response(
     for (filter, kept) in filters.iter().zip(kept).rev() {
         let Some(kept) = kept else { continue };
         if let Err(error) = filter.on_response(kept, status, response.headers_mut()) {
-            tracing::warn!(filter = filter.name(), error = %crate::error_chain(&error), "response filter failed");
+            tracing::debug!(filter = filter.name(), error = %crate::error_chain(&error), "response filter failed");
             return response::local(StatusCode::INTERNAL_SERVER_ERROR, "response filter failed");
         }
     }

@@ -4,13 +4,13 @@
 //! ([`BackendSelection::prepare`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::{Engine, Store};
 
 use super::Error;
 use super::bindings::{Balancer, BalancerPre, balance, types};
-use super::instances::{Instances, SETUP_BUDGET, classify, new_store, ticks};
+use super::budget::{self, Limits};
+use super::instances::{Instances, SETUP_LIMITS, classify, new_store};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
@@ -113,6 +113,7 @@ impl WasmBalancer {
             plugin,
             self.sandbox.memory_limit_bytes,
         );
+        let _in_call = budget::arm(&mut store, SETUP_LIMITS);
         let bindings = self
             .compiled
             .pre
@@ -147,13 +148,13 @@ impl BackendSelection for WasmBalancer {
         backends: &Arc<BackendSet>,
         request: &RequestView,
     ) -> Result<Selection, SelectionError> {
-        let budget = self.sandbox.call_timeout;
+        let limits = Limits::of(&self.sandbox);
         self.calls.increment(1);
         self.instances
             .call(
                 || self.instantiate(),
                 |instance| {
-                    instance.select(backends, request, &self.needs, &self.compiled.name, budget)
+                    instance.select(backends, request, &self.needs, &self.compiled.name, limits)
                 },
             )
             .map_err(SelectionError::new)
@@ -180,7 +181,7 @@ impl BalancerInstance {
             return Ok(());
         }
         let list: Vec<balance::Backend> = backends.backends.iter().map(Into::into).collect();
-        self.store.set_epoch_deadline(ticks(SETUP_BUDGET));
+        let _in_call = budget::arm(&mut self.store, SETUP_LIMITS);
         self.bindings
             .bascule_plugin_balance()
             .call_set_backends(&mut self.store, backends.generation, &list)
@@ -196,12 +197,12 @@ impl BalancerInstance {
         request: &RequestView,
         needs: &RequestNeeds,
         plugin: &str,
-        budget: Duration,
+        limits: Limits,
     ) -> Result<Selection, Error> {
         self.learn(backends, plugin)?;
         let facts: types::RequestFacts = needs.extract(request).into();
         self.store.data_mut().show(request);
-        self.store.set_epoch_deadline(ticks(budget));
+        let _in_call = budget::arm(&mut self.store, limits);
         let result = self
             .bindings
             .bascule_plugin_balance()

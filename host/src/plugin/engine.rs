@@ -1,10 +1,7 @@
 //! The process-wide wasmtime engine, its epoch ticker, and compilation.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, OptLevel};
@@ -13,15 +10,13 @@ use super::balancer::CompiledBalancer;
 use super::bindings::{Balancer, BalancerPre, HeaderFilterPre, headers};
 use super::filter::CompiledFilter;
 use super::state::PluginState;
-use super::{Error, source};
+use super::ticker::EpochTicker;
+use super::{Error, source, wasi};
 use crate::config::PluginRef;
 
 /// The contract this host implements, as components name it in their
 /// imports and exports.
 pub const CONTRACT: &str = "bascule:plugin@0.3.0";
-
-/// How often the epoch advances; deadlines are counted in these ticks.
-pub(super) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Guests get a modest stack: balancing needs no deep recursion, and a
 /// runaway recursion should trap quickly.
@@ -41,16 +36,10 @@ pub struct PluginRuntime {
     _ticker: EpochTicker,
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
 // === impl PluginRuntime ===
 
 impl PluginRuntime {
-    /// Creates the engine and starts its epoch ticker. Compiled plugins are
+    /// Creates the engine and its epoch ticker. Compiled plugins are
     /// cached on disk in wasmtime's cache directory (`~/.cache/wasmtime`),
     /// keyed by content and compiler settings, so a restart or reload loads
     /// machine code instead of compiling again.
@@ -70,7 +59,7 @@ impl PluginRuntime {
         }
         let engine = Engine::new(&config).map_err(|e| load_error("engine", e))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error("wasi", e))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| load_error("wasi", e))?;
         // One linker serves every world: a component instantiates with the
         // imports it names, whatever else is defined.
         Balancer::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
@@ -202,35 +191,5 @@ fn load_error(plugin: &str, error: wasmtime::Error) -> Error {
     Error::Load {
         plugin: plugin.to_owned(),
         source: error.into(),
-    }
-}
-
-// === impl EpochTicker ===
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("bascule-epoch".to_owned())
-            .spawn(move || {
-                while !stopping.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(EpochTicker {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

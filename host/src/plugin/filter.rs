@@ -6,15 +6,15 @@
 //! nothing.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use wasmtime::{Engine, Store};
 
 use super::Error;
 use super::bindings::{HeaderFilter, HeaderFilterPre, filter, types};
+use super::budget::{self, Limits};
 use super::edits::{self, Edit, Values};
-use super::instances::{Instances, classify, new_store, ticks};
+use super::instances::{Instances, SETUP_LIMITS, classify, new_store};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse};
@@ -126,6 +126,7 @@ fn instantiate(
 ) -> Result<(FilterInstance, filter::FilterNeeds), Error> {
     let plugin = &compiled.name;
     let mut store = new_store(&compiled.engine, plugin, sandbox.memory_limit_bytes);
+    let _in_call = budget::arm(&mut store, SETUP_LIMITS);
     let bindings = compiled
         .pre
         .instantiate(&mut store)
@@ -167,7 +168,7 @@ impl l7::HeaderFilter for WasmFilter {
         let Some(needs) = &declared.on_request else {
             return Ok(FilterVerdict::Forward);
         };
-        let budget = self.sandbox.call_timeout;
+        let limits = Limits::of(&self.sandbox);
         self.calls[0].increment(1);
         let plugin = self.instances.plugin();
         let invalid = |reason| Error::InvalidOutput {
@@ -180,7 +181,7 @@ impl l7::HeaderFilter for WasmFilter {
             .instances
             .call(
                 || self.instantiate(),
-                |instance| match instance.on_request(request, needs, plugin, budget)? {
+                |instance| match instance.on_request(request, needs, plugin, limits)? {
                     filter::Verdict::Forward(changes) => Changes::check(changes)
                         .map(Answer::Forward)
                         .map_err(invalid),
@@ -237,7 +238,7 @@ impl l7::HeaderFilter for WasmFilter {
         let Some((_, names)) = &declared.on_response else {
             return Ok(());
         };
-        let budget = self.sandbox.call_timeout;
+        let limits = Limits::of(&self.sandbox);
         self.calls[1].increment(1);
         let call = ResponseCall {
             request: request.call.into(),
@@ -250,7 +251,7 @@ impl l7::HeaderFilter for WasmFilter {
             .call(
                 || self.instantiate(),
                 |instance| {
-                    let returned = instance.on_response(&call, headers, plugin, budget)?;
+                    let returned = instance.on_response(&call, headers, plugin, limits)?;
                     edits::check_returned(returned).map_err(|reason| Error::InvalidOutput {
                         plugin: plugin.to_string(),
                         reason,
@@ -395,11 +396,11 @@ impl FilterInstance {
         request: &RequestView,
         needs: &RequestNeeds,
         plugin: &str,
-        budget: Duration,
+        limits: Limits,
     ) -> Result<filter::Verdict, Error> {
         let facts: types::RequestFacts = needs.extract(request).into();
         self.store.data_mut().show(request);
-        self.store.set_epoch_deadline(ticks(budget));
+        let _in_call = budget::arm(&mut self.store, limits);
         let result = self
             .bindings
             .bascule_plugin_filter()
@@ -413,11 +414,11 @@ impl FilterInstance {
         call: &ResponseCall<'_>,
         headers: &mut HeaderMap,
         plugin: &str,
-        budget: Duration,
+        limits: Limits,
     ) -> Result<Vec<filter::HeaderEdit>, Error> {
         let pairs = (!call.names.is_empty()).then(|| header_pairs(headers, call.names));
         self.store.data_mut().response_headers = Some(std::mem::take(headers));
-        self.store.set_epoch_deadline(ticks(budget));
+        let _in_call = budget::arm(&mut self.store, limits);
         let result = self.bindings.bascule_plugin_filter().call_on_response(
             &mut self.store,
             &call.request,

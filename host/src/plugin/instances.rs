@@ -23,7 +23,8 @@ use wasmtime::{Engine, Store, Trap};
 
 use super::Error;
 use super::breaker::Breaker;
-use super::engine::EPOCH_TICK;
+use super::budget::{self, Limits, Stopped};
+use super::log_gate::{FAILURE_LOG_INTERVAL, LogGate};
 use super::state::PluginState;
 
 /// Spare instances kept per plugin use, beyond the workers' own: the
@@ -40,6 +41,8 @@ pub(super) struct Instances<I: Send> {
     slots: WorkerSlots<I>,
     spare: Mutex<Vec<Box<I>>>,
     breaker: Breaker,
+    /// One log line per kind of failure and interval.
+    failure_logs: Mutex<Vec<(&'static str, LogGate)>>,
 }
 
 /// One instance slot per worker thread, indexed by [`worker_slot`].
@@ -59,6 +62,7 @@ impl<I: Send> Instances<I> {
             slots: WorkerSlots::new(),
             spare: Mutex::new(Vec::new()),
             breaker: Breaker::new(),
+            failure_logs: Mutex::new(Vec::new()),
         }
     }
 
@@ -101,12 +105,39 @@ impl<I: Send> Instances<I> {
                     "kind" => error.kind(),
                 )
                 .increment(1);
+                self.log_failure(error);
                 if error.poisons_instance() {
                     self.breaker.record_failure(&self.plugin);
                 }
             }
         }
         result
+    }
+
+    /// Logs `error` unless this kind of failure was logged within the
+    /// interval; the next line says how many were not.
+    fn log_failure(&self, error: &Error) {
+        let kind = error.kind();
+        let admitted = {
+            let mut gates = lock(&self.failure_logs);
+            let index = match gates.iter().position(|(logged, _)| *logged == kind) {
+                Some(index) => index,
+                None => {
+                    gates.push((kind, LogGate::new(FAILURE_LOG_INTERVAL, 1)));
+                    gates.len() - 1
+                }
+            };
+            gates.get_mut(index).and_then(|(_, gate)| gate.admit())
+        };
+        if let Some(suppressed) = admitted {
+            tracing::warn!(
+                plugin = %self.plugin,
+                kind,
+                not_logged_since_last = suppressed,
+                error = %crate::error_chain(error),
+                "plugin call failed"
+            );
+        }
     }
 
     fn check_out(
@@ -284,10 +315,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Instantiation, `configure` and a balancer's `set-backends` may build
 /// tables (a Maglev table of 65,537 entries, a ring of 160 virtual nodes
 /// per backend): they get a budget of their own, far above a call's.
-pub(super) const SETUP_BUDGET: Duration = Duration::from_secs(1);
+pub(super) const SETUP_LIMITS: Limits = Limits {
+    cpu: Duration::from_secs(1),
+    wall_clock: Duration::from_secs(5),
+};
 
-/// A fresh store for one instance of `plugin`: its memory cap installed
-/// and the setup budget as its deadline.
+/// A fresh store for one instance of `plugin`: its memory cap and the
+/// deadline check installed. Arm it ([`budget::arm`]) before each entry.
 pub(super) fn new_store(
     engine: &Engine,
     plugin: &Arc<str>,
@@ -296,27 +330,24 @@ pub(super) fn new_store(
     let state = PluginState::new(Arc::clone(plugin), memory_limit_bytes);
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
-    store.set_epoch_deadline(ticks(SETUP_BUDGET));
+    budget::install(&mut store);
     store
 }
 
-/// Epoch ticks for a wall-clock budget, rounded up, plus one because the
-/// current tick may be about to end.
-pub(super) fn ticks(budget: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_micros().max(1);
-    u64::try_from(budget.as_micros().div_ceil(tick))
-        .unwrap_or(u64::MAX)
-        .saturating_add(1)
-}
-
-/// Names what stopped a call: the memory cap, the time budget, or a trap.
+/// Names what stopped a call: the memory cap, the CPU budget, the
+/// wall-clock backstop, or a trap.
 pub(super) fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugin: &str) -> Error {
     let plugin = plugin.to_owned();
-    if store.data().memory.exceeded() {
+    let memory = &store.data().memory;
+    if memory.exceeded() {
         return Error::MemoryLimit { plugin };
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Error::Timeout { plugin },
+        Some(Trap::Interrupt) if memory.grew_fast() => Error::MemoryLimit { plugin },
+        Some(Trap::Interrupt) => match store.data().budget.stopped() {
+            Some(Stopped::WallClock) => Error::WallClock { plugin },
+            Some(Stopped::Cpu) | None => Error::Timeout { plugin },
+        },
         _ => Error::Trap {
             plugin,
             source: error.into(),

@@ -6,6 +6,8 @@
 pub struct MemoryCap {
     max_bytes: usize,
     exceeded: bool,
+    /// Bytes the memory grew by since the current call began.
+    grown_in_call: usize,
 }
 
 /// Tables hold function references; no balancer needs more than this.
@@ -19,6 +21,7 @@ impl MemoryCap {
         MemoryCap {
             max_bytes,
             exceeded: false,
+            grown_in_call: 0,
         }
     }
 
@@ -26,15 +29,32 @@ impl MemoryCap {
     pub fn exceeded(&self) -> bool {
         self.exceeded
     }
+
+    /// Starts counting growth for a new call.
+    pub fn begin_call(&mut self) {
+        self.grown_in_call = 0;
+    }
+
+    /// Whether the current call grew the memory by a quarter of the cap or
+    /// more. Touching fresh pages costs the kernel ~0.4 ms per MiB here, so
+    /// a guest allocating without bound uses a 10 ms budget after ~25 MiB,
+    /// before it reaches a 64 MiB cap: stopped for time while growing that
+    /// fast, it is reported as the memory bomb it is.
+    pub fn grew_fast(&self) -> bool {
+        self.grown_in_call >= self.max_bytes / 4
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.grown_in_call = self
+            .grown_in_call
+            .saturating_add(desired.saturating_sub(current));
         if desired > self.max_bytes {
             self.exceeded = true;
             // An error, not `Ok(false)`: guests abort on allocation failure

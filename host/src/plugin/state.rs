@@ -8,7 +8,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use http::HeaderMap;
 
 use super::bindings::{affinity, backend_stats, headers, log, request_context, types};
+use super::budget::CallBudget;
 use super::limits::MemoryCap;
+use super::log_gate::{LogGate, PLUGIN_LOG_BURST};
 use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestView};
 
 /// Log lines from plugins are cut to this many bytes so that a chatty
@@ -21,6 +23,10 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) memory: MemoryCap,
+    /// The time accounting of the call in progress.
+    pub(super) budget: CallBudget,
+    /// Bounds the lines written through the `log` import.
+    log_gate: LogGate,
     /// The request being balanced or filtered, for one call.
     pub(super) request: Option<RequestView>,
     /// The backends the instance last learned, for the stats import.
@@ -40,9 +46,11 @@ impl PluginState {
     pub fn new(plugin: Arc<str>, memory_limit_bytes: usize) -> Self {
         PluginState {
             plugin,
-            wasi: WasiCtx::builder().build(),
+            wasi: super::wasi::context(),
             table: ResourceTable::new(),
             memory: MemoryCap::new(memory_limit_bytes),
+            budget: CallBudget::new(),
+            log_gate: LogGate::new(std::time::Duration::from_secs(1), PLUGIN_LOG_BURST),
             request: None,
             backends: None,
             affinity: None,
@@ -208,6 +216,16 @@ impl affinity::Host for PluginState {
 
 impl log::Host for PluginState {
     fn write(&mut self, level: log::Level, message: String) {
+        let Some(suppressed) = self.log_gate.admit() else {
+            return;
+        };
+        if suppressed > 0 {
+            tracing::warn!(
+                plugin = &*self.plugin,
+                suppressed,
+                "plugin log lines dropped (rate limit)"
+            );
+        }
         let message = message
             .get(..message.floor_char_boundary(MAX_LOG_LINE))
             .unwrap_or_default();

@@ -132,7 +132,8 @@ impl BackendPool {
         let selection = match self.balancer.select(&backends, request) {
             Ok(ranked) => ranked,
             Err(error) => {
-                tracing::warn!(pool = %self.name, error = %crate::error_chain(&error), "balancer failed");
+                // Logged, at a bounded rate, where the plugin failed.
+                tracing::debug!(pool = %self.name, error = %crate::error_chain(&error), "balancer failed");
                 match self.settings.on_balancer_failure {
                     PluginFailurePolicy::FailClosed => {
                         return Err(PoolError::BalancerFailed {

@@ -3,6 +3,10 @@
 //! The `mode` option picks the misbehaviour of `select`:
 //! - `spin`: loops forever (the epoch deadline must stop it);
 //! - `grow-memory`: allocates without bound (the memory cap must stop it);
+//! - `sleep`: sleeps, which waits on a WASI pollable (the host must trap
+//!   the call: plugins may not block);
+//! - `print`: writes to stdout and stderr, then picks backends in order
+//!   (the host discards the output and the call succeeds);
 //! - `trap`: executes `unreachable` (the Store must be replaced);
 //! - `out-of-range`: returns an index past the last backend;
 //! - `error`: returns a plugin error;
@@ -22,6 +26,10 @@ pub enum Mode {
     Spin,
     /// Allocate until the sandbox stops it.
     GrowMemory,
+    /// Sleep (a WASI poll in the host) in a loop.
+    Sleep,
+    /// Print, then behave.
+    Print,
     /// Trap.
     Trap,
     /// Return an invalid index.
@@ -43,6 +51,7 @@ struct Settings {
 pub struct Misbehaving {
     mode: Mode,
     len: u32,
+    next: u32,
     hoard: Vec<Vec<u8>>,
 }
 
@@ -55,6 +64,7 @@ impl Balancer for Misbehaving {
         Ok(Misbehaving {
             mode: settings.mode,
             len: 0,
+            next: 0,
             hoard: Vec::new(),
         })
     }
@@ -82,6 +92,16 @@ impl Balancer for Misbehaving {
                 let chunk = vec![1u8; 1 << 20];
                 self.hoard.push(std::hint::black_box(chunk));
             },
+            Mode::Sleep => loop {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            },
+            Mode::Print => {
+                println!("select called with {} backends", self.len);
+                eprintln!("and a line on stderr");
+                let pick = self.next;
+                self.next = (self.next + 1) % self.len.max(1);
+                Ok(vec![pick])
+            }
             Mode::Trap => std::process::abort(),
             Mode::OutOfRange => Ok(vec![self.len + 7]),
             Mode::Error => Err(Error::new("select failed on purpose")),

@@ -21,6 +21,15 @@ impl Validator<'_> {
         {
             sandbox.call_timeout = timeout;
         }
+        if let Some(text) = &raw.wall_clock_limit
+            && let Some(limit) = self.duration(
+                "sandbox.wall-clock-limit".to_owned(),
+                text,
+                Duration::from_millis(1)..=Duration::from_secs(10),
+            )
+        {
+            sandbox.wall_clock_limit = limit;
+        }
         if let Some(mib) = &raw.memory_limit_mib
             && let Some(mib) = self.bounded("sandbox.memory-limit-mib".to_owned(), mib, 1, 4096)
         {
