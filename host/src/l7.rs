@@ -133,10 +133,13 @@ impl ClientConnection {
             let proxy = Arc::clone(&proxy);
             let client = Arc::clone(&client);
             let in_flight = counted.start();
-            async move {
+            // Boxed: hyper keeps a slot for the service's future for the
+            // life of the connection, and this one is 3.4 KiB; an idle
+            // keep-alive connection should not hold that.
+            Box::pin(async move {
                 let response = proxy.handle(request, &client).await;
                 Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, in_flight)))
-            }
+            })
         });
         let io = TokioIo::new(SendTimeoutIo::new(stream, limits.send_timeout));
         let connection = self.builder.serve_connection(io, service);

@@ -16,7 +16,8 @@ use super::metrics::{CloseReason, TcpMetrics};
 use super::proxy_protocol::ProxyProtocolVersion;
 use super::proxy_protocol::{self, Origin, ProxyHeader, TLV_AUTHORITY, Tlv};
 use crate::upstream::{
-    Backend, BackendPool, Choice, ConnectError, Protocol, RequestView, TcpConnector, connect_within,
+    ActiveRequest, Backend, BackendPool, Choice, ConnectError, Protocol, RequestView, TcpConnector,
+    connect_within,
 };
 
 /// How long a client may take to send what must be read before a backend
@@ -77,14 +78,58 @@ async fn serve(
     listener: Arc<TcpListenerPlan>,
     context: &Context,
 ) -> CloseReason {
-    let peer = canonical(peer);
-    let deadline = Instant::now() + PREAMBLE_TIMEOUT;
-    let preamble = match read_preamble(client, peer, &listener, context, deadline).await {
-        Ok(preamble) => preamble,
+    // The setup's futures (preamble, choice, connect) are several KiB;
+    // boxed, they are freed once the bridge starts, and an idle connection
+    // holds only the bridge's state.
+    let bridged = match Box::pin(set_up(client, peer, listener, context)).await {
+        Ok(bridged) => bridged,
         Err(reason) => return reason,
     };
+    let Bridged {
+        upstream,
+        active: _active,
+        leaving,
+        options,
+        drain_timeout,
+    } = bridged;
+    let drained = drained(leaving, drain_timeout);
+    match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
+        BridgeEnd::Closed => CloseReason::Done,
+        BridgeEnd::Idle => CloseReason::Idle,
+        BridgeEnd::Stopped => CloseReason::Drained,
+        BridgeEnd::ProxyHeader => CloseReason::UntrustedProxyHeader,
+        BridgeEnd::Failed(error) => {
+            tracing::debug!(%error, "tcp connection failed");
+            CloseReason::Error
+        }
+    }
+}
+
+/// A connection ready to bridge: its backend connected and sent the
+/// opening bytes.
+struct Bridged {
+    upstream: TcpStream,
+    /// Counts the connection as active on its backend until dropped.
+    active: ActiveRequest,
+    /// Fires when the backend starts draining.
+    leaving: watch::Receiver<bool>,
+    options: BridgeOptions,
+    drain_timeout: Duration,
+}
+
+/// Everything before the bridge: the preamble, the route, the balancer's
+/// choice, the connect and the opening bytes (PROXY header, early payload).
+async fn set_up(
+    client: &TcpStream,
+    peer: SocketAddr,
+    listener: Arc<TcpListenerPlan>,
+    context: &Context,
+) -> Result<Bridged, CloseReason> {
+    let peer = canonical(peer);
+    let deadline = Instant::now() + PREAMBLE_TIMEOUT;
+    let preamble = read_preamble(client, peer, &listener, context, deadline).await?;
     let Some(pool) = listener.route(preamble.sni.as_deref()).cloned() else {
-        return CloseReason::NoRoute;
+        return Err(CloseReason::NoRoute);
     };
     let request = RequestView {
         protocol: Protocol::Tcp,
@@ -97,13 +142,14 @@ async fn serve(
         Ok(choice) => choice,
         Err(error) => {
             tracing::warn!(error = %crate::error_chain(&error), "no backend for connection");
-            return CloseReason::NoBackend;
+            return Err(CloseReason::NoBackend);
         }
     };
     let Some((upstream, backend)) = connect(&pool, &choice).await else {
-        return CloseReason::ConnectFailed;
+        return Err(CloseReason::ConnectFailed);
     };
-    let _active = backend.stats.start();
+    let active = backend.stats.start();
+    let leaving = backend.stats.leaving();
     let settings = *pool.settings();
     let options = BridgeOptions {
         idle_timeout: listener.idle_timeout,
@@ -114,7 +160,7 @@ async fn serve(
     };
     // A connection may outlive many reloads: it keeps its backend, not the
     // routes and pools (with their plugin instances) it was chosen from.
-    drop((pool, listener));
+    drop((choice, pool, listener));
     let early_payload = preamble.payload.len() as u64;
     let opening = opening_bytes(settings.proxy_protocol, preamble, || Origin::Known {
         source: peer,
@@ -122,20 +168,16 @@ async fn serve(
     });
     if let Err(error) = forward::write_all(&upstream, &opening).await {
         tracing::debug!(%error, "backend closed before the first bytes");
-        return CloseReason::Error;
+        return Err(CloseReason::Error);
     }
     context.metrics.client_to_backend(early_payload);
-    let drained = drained(backend.stats.leaving(), settings.drain_timeout);
-    match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
-        BridgeEnd::Closed => CloseReason::Done,
-        BridgeEnd::Idle => CloseReason::Idle,
-        BridgeEnd::Stopped => CloseReason::Drained,
-        BridgeEnd::ProxyHeader => CloseReason::UntrustedProxyHeader,
-        BridgeEnd::Failed(error) => {
-            tracing::debug!(%error, "tcp connection failed");
-            CloseReason::Error
-        }
-    }
+    Ok(Bridged {
+        upstream,
+        active,
+        leaving,
+        options,
+        drain_timeout: settings.drain_timeout,
+    })
 }
 
 /// Reads the PROXY header (trusted sources) and the ClientHello (SNI

@@ -116,9 +116,11 @@ async fn pump(
     activity: &Activity,
     count: impl Fn(u64),
 ) -> Result<(), PumpError> {
-    // Filled through spare capacity: never zeroed, so a short connection
-    // costs no 16 KiB memset per direction.
-    let mut buffer = Vec::with_capacity(COPY_BUFFER);
+    // Allocated when bytes arrive ([`read_some`]) and released after a
+    // short message, so an idle connection holds no buffer; filled through
+    // spare capacity, never zeroed, so a short connection costs no 16 KiB
+    // memset per direction.
+    let mut buffer = Vec::new();
     if refuse_proxy_header {
         read_past_signature(from, &mut buffer).await?;
     }
@@ -130,10 +132,15 @@ async fn pump(
         activity.touch();
         count(buffer.len() as u64);
         let bulk = buffer.len() == COPY_BUFFER;
-        buffer.clear();
         if zero_copy && bulk && splice::AVAILABLE {
             drop(buffer);
             return Ok(splice::pump(from, to, activity, count).await?);
+        }
+        if bulk {
+            buffer.clear();
+        } else {
+            // The sender paused: the connection may now idle for long.
+            buffer = Vec::new();
         }
     }
 }
@@ -151,11 +158,15 @@ async fn read_past_signature(from: &TcpStream, buffer: &mut Vec<u8>) -> Result<(
     }
 }
 
-/// Appends what arrives next to `buffer`, up to its capacity; 0 at end of
+/// Appends what arrives next to `buffer`, up to its capacity (a buffer
+/// without one gets [`COPY_BUFFER`] once bytes are ready); 0 at end of
 /// stream.
 async fn read_some(from: &TcpStream, buffer: &mut Vec<u8>) -> io::Result<usize> {
     loop {
         from.readable().await?;
+        if buffer.capacity() == 0 {
+            buffer.reserve_exact(COPY_BUFFER);
+        }
         let spare = buffer.capacity() - buffer.len();
         match from.try_read_buf(&mut (&mut *buffer).limit(spare)) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
