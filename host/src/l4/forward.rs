@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BufMut;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -170,6 +171,18 @@ async fn read_some(from: &TcpStream, buffer: &mut Vec<u8>) -> io::Result<usize> 
         let spare = buffer.capacity() - buffer.len();
         match from.try_read_buf(&mut (&mut *buffer).limit(spare)) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Ok(read) if read > 0 && read < spare => {
+                // A short read drained the socket: mark it not readable now,
+                // so the next read waits for the next epoll edge instead of
+                // finding out with a read that fails (EAGAIN), one system
+                // call per message saved. tokio clears the readiness only
+                // if no new event arrived meanwhile, and never clears a
+                // read-closed state, so an end of stream is not missed.
+                let _ = from.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+                return Ok(read);
+            }
             result => return result,
         }
     }
