@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -80,17 +79,10 @@ pub struct ConnectionPool<C = TcpConnector> {
     counters: DiscardCounters,
 }
 
-/// The future that runs one backend connection (hyper's dispatcher). It
-/// is polled by whoever uses the connection, inside the request's own task
-/// (no task of its own, no cross-task wake-ups per request), and, while
-/// the connection is idle in the pool, once at check-out and by the reaper.
-struct Driver(Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>);
-
 /// A connection ready to carry one request.
 #[derive(Debug)]
 pub struct Connection {
     sender: SendRequest<RequestBody>,
-    driver: Option<Driver>,
     home: Arc<IdleQueue>,
     reused: bool,
 }
@@ -109,8 +101,6 @@ pub struct SendError {
 #[derive(Debug)]
 pub struct UpstreamBody {
     inner: Incoming,
-    /// Runs the connection while the body is read.
-    driver: Option<Driver>,
     release: Option<Release>,
 }
 
@@ -141,7 +131,6 @@ struct IdleQueue {
 #[derive(Debug)]
 struct IdleConnection {
     sender: SendRequest<RequestBody>,
-    driver: Driver,
     since: Instant,
 }
 
@@ -191,8 +180,7 @@ impl<C: Connector> ConnectionPool<C> {
         let key = PoolKey::http1(endpoint);
         let home = self.queue(key);
         while let Some(mut idle) = home.pop() {
-            // The backend may have closed it while nobody polled it.
-            if idle.sender.is_closed() || poll_once(&mut idle.driver).await.is_some() {
+            if idle.sender.is_closed() {
                 self.counters.count(Discard::BackendClosed);
                 continue;
             }
@@ -201,10 +189,14 @@ impl<C: Connector> ConnectionPool<C> {
                 continue;
             }
             // Usually ready at once: skip arming a timer for it.
-            if idle.sender.is_ready() || ready_within(&mut idle, READY_TIMEOUT).await {
+            if idle.sender.is_ready()
+                || matches!(
+                    tokio::time::timeout(READY_TIMEOUT, idle.sender.ready()).await,
+                    Ok(Ok(()))
+                )
+            {
                 return Ok(Connection {
                     sender: idle.sender,
-                    driver: Some(idle.driver),
                     home,
                     reused: true,
                 });
@@ -239,9 +231,13 @@ impl<C: Connector> ConnectionPool<C> {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Handshake { endpoint, source })?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(backend = %endpoint, %error, "backend connection ended with an error");
+            }
+        });
         Ok(Connection {
             sender,
-            driver: Some(Driver(Box::pin(connection))),
             home,
             reused: false,
         })
@@ -267,8 +263,8 @@ impl<C: Connector> ConnectionPool<C> {
         for queue in self.idle.load().values() {
             // Each connection is looked at once; those still good go back.
             for _ in 0..queue.len.load(Ordering::Relaxed) {
-                let Some(mut idle) = queue.pop() else { break };
-                if idle.sender.is_closed() || poll_now(&mut idle.driver) {
+                let Some(idle) = queue.pop() else { break };
+                if idle.sender.is_closed() {
                     self.counters.count(Discard::BackendClosed);
                 } else if idle.since.elapsed() > IDLE_TIMEOUT {
                     self.counters.count(Discard::Expired);
@@ -351,17 +347,9 @@ impl Connection {
         request: http::Request<RequestBody>,
         active: ActiveRequest,
     ) -> Result<http::Response<UpstreamBody>, SendError> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(request));
-        let mut driver = self.driver.take();
-        let sent = std::future::poll_fn(|cx| {
-            drive(&mut driver, cx);
-            response.as_mut().poll(cx)
-        })
-        .await;
-        match sent {
+        match self.sender.try_send_request(request).await {
             Ok(response) => Ok(response.map(|inner| UpstreamBody {
                 inner,
-                driver,
                 release: Some(Release {
                     sender: self.sender,
                     home: self.home,
@@ -379,74 +367,15 @@ impl Connection {
     }
 }
 
-/// Polls the connection's driver, if it still runs; one that ended (the
-/// backend closed, or an error) is dropped.
-fn drive(driver: &mut Option<Driver>, cx: &mut Context<'_>) {
-    if let Some(running) = driver
-        && let Poll::Ready(ended) = running.poll(cx)
-    {
-        if let Err(error) = ended {
-            tracing::debug!(%error, "backend connection ended with an error");
-        }
-        *driver = None;
-    }
-}
-
-/// Polls `driver` once in the calling task: `Some` if the connection ended.
-async fn poll_once(driver: &mut Driver) -> Option<hyper::Result<()>> {
-    std::future::poll_fn(|cx| Poll::Ready(match driver.poll(cx) {
-        Poll::Ready(ended) => Some(ended),
-        Poll::Pending => None,
-    }))
-    .await
-}
-
-/// Polls `driver` once with no task to wake (the reaper's look at an idle
-/// connection): whether it ended.
-fn poll_now(driver: &mut Driver) -> bool {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    driver.poll(&mut cx).is_ready()
-}
-
-/// Drives an idle connection until it can take a request, for at most
-/// `timeout`: a returned connection normally needs one more poll to finish
-/// its previous exchange.
-async fn ready_within(idle: &mut IdleConnection, timeout: Duration) -> bool {
-    let IdleConnection { sender, driver, .. } = idle;
-    let ready = std::future::poll_fn(|cx| {
-        if driver.poll(cx).is_ready() {
-            return Poll::Ready(false);
-        }
-        sender.poll_ready(cx).map(|ready| ready.is_ok())
-    });
-    matches!(tokio::time::timeout(timeout, ready).await, Ok(true))
-}
-
-// === impl Driver ===
-
-impl Driver {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Driver")
-    }
-}
-
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
     fn release(&mut self) {
         if let Some(release) = self.release.take()
-            && let Some(driver) = self.driver.take()
             && !release.sender.is_closed()
         {
             release.home.push(IdleConnection {
                 sender: release.sender,
-                driver,
                 since: Instant::now(),
             });
         }
@@ -461,7 +390,6 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        drive(&mut self.driver, cx);
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.release(),
