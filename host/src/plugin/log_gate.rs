@@ -10,8 +10,11 @@ use tokio::time::Instant;
 pub(super) const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Lines a plugin may write through the `log` import per instance and
-/// second: enough to debug with, too few to flood the host's log.
+/// [`PLUGIN_LOG_INTERVAL`]: enough to debug with, too few to flood the
+/// host's log.
 pub(super) const PLUGIN_LOG_BURST: u32 = 20;
+/// The window [`PLUGIN_LOG_BURST`] counts in.
+pub(super) const PLUGIN_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Admits `burst` lines per `interval` and counts the rest.
 #[derive(Debug)]

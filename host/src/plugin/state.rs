@@ -10,7 +10,7 @@ use http::HeaderMap;
 use super::bindings::{affinity, backend_stats, headers, log, request_context, types};
 use super::budget::CallBudget;
 use super::limits::MemoryCap;
-use super::log_gate::{LogGate, PLUGIN_LOG_BURST};
+use super::log_gate::{LogGate, PLUGIN_LOG_BURST, PLUGIN_LOG_INTERVAL};
 use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestView};
 
 /// Log lines from plugins are cut to this many bytes so that a chatty
@@ -50,7 +50,7 @@ impl PluginState {
             table: ResourceTable::new(),
             memory: MemoryCap::new(memory_limit_bytes),
             budget: CallBudget::new(),
-            log_gate: LogGate::new(std::time::Duration::from_secs(1), PLUGIN_LOG_BURST),
+            log_gate: LogGate::new(PLUGIN_LOG_INTERVAL, PLUGIN_LOG_BURST),
             request: None,
             backends: None,
             affinity: None,

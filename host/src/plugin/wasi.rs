@@ -103,26 +103,24 @@ fn shadow(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
         "[method]output-stream.blocking-write-and-flush",
         |mut store: Store<'_>, (stream, bytes): (Resource<DynOutputStream>, Vec<u8>)| {
             let table = table(&mut store);
-            let done =
-                at_once(table.blocking_write_and_flush(stream, bytes)).ok_or_else(would_block)?;
-            Ok((stream_result(table, done)?,))
+            let done = at_once(table.blocking_write_and_flush(stream, bytes));
+            Ok((finish_blocking(table, done)?,))
         },
     )?;
     streams.func_wrap(
         "[method]output-stream.blocking-write-zeroes-and-flush",
         |mut store: Store<'_>, (stream, len): (Resource<DynOutputStream>, u64)| {
             let table = table(&mut store);
-            let done = at_once(table.blocking_write_zeroes_and_flush(stream, len))
-                .ok_or_else(would_block)?;
-            Ok((stream_result(table, done)?,))
+            let done = at_once(table.blocking_write_zeroes_and_flush(stream, len));
+            Ok((finish_blocking(table, done)?,))
         },
     )?;
     streams.func_wrap(
         "[method]output-stream.blocking-flush",
         |mut store: Store<'_>, (stream,): (Resource<DynOutputStream>,)| {
             let table = table(&mut store);
-            let done = at_once(table.blocking_flush(stream)).ok_or_else(would_block)?;
-            Ok((stream_result(table, done)?,))
+            let done = at_once(table.blocking_flush(stream));
+            Ok((finish_blocking(table, done)?,))
         },
     )?;
     streams.func_wrap(
@@ -130,24 +128,24 @@ fn shadow(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
         |mut store: Store<'_>,
          (dst, src, len): (Resource<DynOutputStream>, Resource<DynInputStream>, u64)| {
             let table = table(&mut store);
-            let done = at_once(table.blocking_splice(dst, src, len)).ok_or_else(would_block)?;
-            Ok((stream_result(table, done)?,))
+            let done = at_once(table.blocking_splice(dst, src, len));
+            Ok((finish_blocking(table, done)?,))
         },
     )?;
     streams.func_wrap(
         "[method]input-stream.blocking-read",
         |mut store: Store<'_>, (stream, len): (Resource<DynInputStream>, u64)| {
             let table = table(&mut store);
-            let done = at_once(table.blocking_read(stream, len)).ok_or_else(would_block)?;
-            Ok((stream_result(table, done)?,))
+            let done = at_once(table.blocking_read(stream, len));
+            Ok((finish_blocking(table, done)?,))
         },
     )?;
     streams.func_wrap(
         "[method]input-stream.blocking-skip",
         |mut store: Store<'_>, (stream, len): (Resource<DynInputStream>, u64)| {
             let table = table(&mut store);
-            let done = at_once(table.blocking_skip(stream, len)).ok_or_else(would_block)?;
-            Ok((stream_result(table, done)?,))
+            let done = at_once(table.blocking_skip(stream, len));
+            Ok((finish_blocking(table, done)?,))
         },
     )?;
 
@@ -183,13 +181,13 @@ fn would_block() -> wasmtime::Error {
     format_err!("plugins may not block: the call waited on a WASI pollable or stream")
 }
 
-/// A stream operation's answer as the guest sees it: a stream error is a
-/// value, a trap stays a trap.
-fn stream_result<T>(
+/// A blocking stream operation's answer as the guest sees it: a trap if it
+/// would have waited (`None`), a stream error as a value, a trap as a trap.
+fn finish_blocking<T>(
     table: &mut ResourceTable,
-    result: Result<T, wasmtime_wasi::p2::StreamError>,
+    done: Option<Result<T, wasmtime_wasi::p2::StreamError>>,
 ) -> wasmtime::Result<Result<T, StreamError>> {
-    match result {
+    match done.ok_or_else(would_block)? {
         Ok(value) => Ok(Ok(value)),
         Err(error) => Ok(Err(table.convert_stream_error(error)?)),
     }
