@@ -85,43 +85,23 @@ backend backend
 def nginx(mode):
     def start(workdir, port, backend_port, _binary):
         conf = workdir / f"nginx-idle-{mode}.conf"
+        name = f"nginx-idle-{mode}"
         if mode == "http":
-            body = f"""
-http {{
-    access_log off;
-    keepalive_timeout 120s;
-    keepalive_requests 1000000;
-{temp_paths(workdir)}
-    upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 128; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}
-}}"""
+            body = "    keepalive_timeout 120s;\n" + run.nginx_proxy_server(port, backend_port)
+            conf.write_text(run.nginx_conf(workdir, name, body, connections=16384))
         else:
-            body = f"""
-stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{backend_port}; proxy_timeout 120s; }} }}"""
-        conf.write_text(f"""
-{f'load_module {NGINX_STREAM_MODULE};' if mode == 'tcp' else ''}
+            conf.write_text(f"""
+load_module {NGINX_STREAM_MODULE};
 worker_processes 1;
 worker_rlimit_nofile 20000;
 daemon off;
-pid {workdir}/nginx-idle-{mode}.pid;
+pid {workdir}/{name}.pid;
 error_log stderr error;
 events {{ worker_connections 16384; }}
-{body}
+stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{backend_port}; proxy_timeout 120s; }} }}
 """)
         return ["nginx", "-c", str(conf), "-p", str(workdir)], {}
     return start
-
-
-def temp_paths(workdir):
-    return "\n".join(f"    {kind}_temp_path {workdir}/idle-{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
 
 
 PROXIES = {
@@ -194,23 +174,14 @@ def kib_per_connection(scenario, name, start, workdir, backend_port, binary):
     process = run.Process(f"idle-{scenario}-{name}".replace(" ", "-"), argv, run.PROXY_CORE,
                           workdir, env)
     opener = open_keep_alive if scenario == "keep-alive" else open_tcp
-    clients = []
     try:
         run.wait_for_port(port)
         for _ in range(50):  # warm-up: pools, allocator
             opener(port).close()
         time.sleep(1.0)
-        before = process.memory_kib("VmRSS")
-        for _ in range(CONNECTIONS):
-            clients.append(opener(port))
-        time.sleep(2.0)
-        after = process.memory_kib("VmRSS")
-        return (after - before) / CONNECTIONS
+        return run.rss_growth_per_client(process, lambda: opener(port), CONNECTIONS, 2.0)
     finally:
-        for client in clients:
-            client.close()
         process.stop()
-
 
 def main():
     args = run.arguments(__doc__, "results-idle.md")

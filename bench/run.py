@@ -116,16 +116,35 @@ class Process:
         self.log.close()
 
 
-def nginx_conf(workdir, name, http_body):
-    """An NGINX config: one worker in the foreground, files under `workdir`."""
+def rss_growth_per_client(process, open_client, count, settle):
+    """KiB of VmRSS `process` gains per client while `count` clients made by
+    `open_client()` are open, read `settle` seconds after the last; the
+    clients are closed afterwards."""
+    clients = []
+    try:
+        before = process.memory_kib("VmRSS")
+        for _ in range(count):
+            clients.append(open_client())
+        time.sleep(settle)
+        return (process.memory_kib("VmRSS") - before) / count
+    finally:
+        for client in clients:
+            client.close()
+
+
+def nginx_conf(workdir, name, http_body, connections=4096):
+    """An NGINX config: one worker in the foreground, files under `workdir`;
+    past 4,096 `connections` the worker raises its open-file limit too."""
     temp = "\n".join(f"    {kind}_temp_path {workdir}/{name}-{kind};"
                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    rlimit = f"worker_rlimit_nofile {4 * connections};" if connections > 4096 else ""
     return f"""
 worker_processes 1;
+{rlimit}
 daemon off;
 pid {workdir}/{name}.pid;
 error_log stderr error;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     keepalive_requests 1000000;
@@ -187,9 +206,10 @@ backends = [{{ address = "127.0.0.1:{backend_port}" }}]
     return start
 
 
-def nginx_proxy(workdir, port, backend_port, _binary):
-    conf = workdir / "nginx-proxy.conf"
-    conf.write_text(nginx_conf(workdir, "nginx-proxy", f"""
+def nginx_proxy_server(port, backend_port):
+    """The `http` block body of NGINX proxying `port` to the backend with
+    keep-alive on both sides."""
+    return f"""
     upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 128; }}
     server {{
         listen 127.0.0.1:{port};
@@ -198,7 +218,12 @@ def nginx_proxy(workdir, port, backend_port, _binary):
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
-    }}"""))
+    }}"""
+
+
+def nginx_proxy(workdir, port, backend_port, _binary):
+    conf = workdir / "nginx-proxy.conf"
+    conf.write_text(nginx_conf(workdir, "nginx-proxy", nginx_proxy_server(port, backend_port)))
     return ["nginx", "-c", str(conf), "-p", str(workdir)], {}
 
 

@@ -36,27 +36,23 @@ def stalled_kib_per_client(name, start, workdir, backend_port, binary):
     port = run.free_port()
     argv, env = start(workdir, port, backend_port, binary)
     process = run.Process(f"stalled-{name}", argv, run.PROXY_CORE, workdir, env)
-    clients = []
     try:
         run.wait_for_port(port)
         run.wrk(port, "/small", 4, 1)  # warm-up: pools, allocator
         time.sleep(0.5)
-        before = process.memory_kib("VmRSS")
-        for _ in range(CLIENTS):
-            client = socket.create_connection(("127.0.0.1", port))
-            # A small receive window, so that the proxy, not this kernel
-            # buffer, holds what the client does not read.
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            client.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n")
-            clients.append(client)
-        time.sleep(3)
-        after = process.memory_kib("VmRSS")
-        return (after - before) / CLIENTS
+        return run.rss_growth_per_client(process, lambda: stalled_client(port), CLIENTS, 3)
     finally:
-        for client in clients:
-            client.close()
         process.stop()
 
+
+def stalled_client(port):
+    """A client that asks for the big response and never reads it."""
+    client = socket.create_connection(("127.0.0.1", port))
+    # A small receive window, so that the proxy, not this kernel
+    # buffer, holds what the client does not read.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n")
+    return client
 
 def main():
     args = run.arguments(__doc__, "results-stalled.md")
