@@ -26,7 +26,7 @@ pub const PROXY_PROTOCOL_ERRORS: &str = "bascule_proxy_protocol_errors_total";
 /// Failed connection attempts to backends, by pool and backend.
 pub const UPSTREAM_CONNECT_FAILURES: &str = "bascule_upstream_connect_failures_total";
 /// Idle upstream connections closed by the pool, by reason
-/// (`backend-closed`, `expired`, `not-ready`, `evicted`).
+/// (`backend-closed`, `expired`, `unexpected-data`, `evicted`).
 pub const UPSTREAM_IDLE_CLOSED: &str = "bascule_upstream_idle_closed_total";
 /// Requests sent again on a new connection because a reused one was dead
 /// before the request was written, by pool.

@@ -21,6 +21,7 @@ mod backend;
 mod connection_pool;
 mod connector;
 mod endpoint;
+mod http1;
 mod pool;
 mod request;
 mod request_body;
@@ -39,6 +40,7 @@ pub use connection_pool::{
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use endpoint::{BackendAddress, Endpoints};
+pub use http1::{Http1Connection, Http1Error, SendFailure, Transport};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
 pub use request_body::{RequestBody, RequestBodyError, is_body_timeout};

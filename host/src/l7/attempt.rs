@@ -9,8 +9,8 @@ use http::{Request, Response};
 use tokio::time::Instant;
 
 use crate::upstream::{
-    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, RequestBody,
-    UpstreamBody,
+    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, Http1Error,
+    RequestBody, UpstreamBody,
 };
 
 /// One try of one candidate.
@@ -42,9 +42,9 @@ pub enum AttemptCause {
     /// No connection.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The connection failed.
+    /// The exchange failed.
     #[error("backend connection failed")]
-    Http(#[source] hyper::Error),
+    Http(#[source] Http1Error),
     /// No response head in time.
     #[error("backend did not answer within {0:?}")]
     Timeout(std::time::Duration),
@@ -99,12 +99,12 @@ impl Attempt<'_> {
                 Ok(response)
             }
             Ok(Err(error)) => {
-                // A user error here is the request body hyper was reading
-                // from the client.
-                let kind = match error.unsent {
-                    Some(_) => FailureKind::NotSent,
-                    None if error.error.is_user() => FailureKind::ClientBody,
-                    None => FailureKind::Broken,
+                let kind = if error.error.is_client_body() {
+                    FailureKind::ClientBody
+                } else if error.unsent.is_some() {
+                    FailureKind::NotSent
+                } else {
+                    FailureKind::Broken
                 };
                 Err(self.failed(kind, reused, error.unsent, AttemptCause::Http(error.error)))
             }

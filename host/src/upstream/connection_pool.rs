@@ -14,6 +14,10 @@
 //! (endpoints no backend uses any more), so idle sockets and map keys never
 //! pile up.
 //!
+//! Connections speak HTTP/1.1 through [`Http1Connection`], driven in the
+//! request's own task (no task or channel per connection): an idle one
+//! costs its socket and a read buffer.
+//!
 //! hyper-util's legacy `Client` does not fit here: it consumes the request
 //! when a connect fails, and the request must survive to the next
 //! candidate.
@@ -30,15 +34,12 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-
-use super::request_body::RequestBody;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use super::ActiveRequest;
 use super::connector::{ConnectError, Connector, TcpConnector, connect_within};
+use super::http1::{Http1Connection, Http1Error, IdleProblem, ResponseBody};
+use super::request_body::RequestBody;
 
 /// An idle connection unused for this long is closed rather than reused:
 /// backends commonly time out idle keep-alive connections after 60 s or more.
@@ -46,13 +47,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per endpoint: enough for a few hundred concurrent
 /// clients to find a warm connection after a burst.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
-/// A returned connection normally becomes ready at once; one that does not
-/// within this time is discarded.
-const READY_TIMEOUT: Duration = Duration::from_millis(100);
-/// Largest response head and read-ahead per backend connection: bounds
-/// what a response pins while its client reads slowly (hyper's default is
-/// about 400 KiB; HAProxy's buffer is 16 KiB).
-const BACKEND_BUFFER: usize = 16 * 1024;
 
 /// What a pooled connection speaks. Upstream TLS and HTTP/2 add kinds; one
 /// endpoint may have idle connections of several kinds.
@@ -80,9 +74,8 @@ pub struct ConnectionPool<C = TcpConnector> {
 }
 
 /// A connection ready to carry one request.
-#[derive(Debug)]
 pub struct Connection {
-    sender: SendRequest<RequestBody>,
+    http: Http1Connection,
     home: Arc<IdleQueue>,
     reused: bool,
 }
@@ -91,16 +84,15 @@ pub struct Connection {
 #[derive(Debug)]
 pub struct SendError {
     /// The error.
-    pub error: hyper::Error,
+    pub error: Http1Error,
     /// The request, when it was never written and may be sent elsewhere.
     pub unsent: Option<http::Request<RequestBody>>,
 }
 
 /// A response body that returns its connection to the pool once read to
 /// the end, and keeps the backend's active-request count until then.
-#[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Incoming,
+    body: ResponseBody,
     release: Option<Release>,
 }
 
@@ -112,15 +104,15 @@ enum Discard {
     BackendClosed,
     /// Idle longer than [`IDLE_TIMEOUT`].
     Expired,
-    /// Did not become ready in time after being taken.
-    NotReady,
+    /// The backend sent bytes nobody asked for while it sat idle.
+    UnexpectedData,
     /// Its endpoint is no longer used by any backend.
     Evicted,
 }
 
 struct DiscardCounters([metrics::Counter; 4]);
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct IdleQueue {
     connections: SegQueue<IdleConnection>,
     len: AtomicUsize,
@@ -128,15 +120,12 @@ struct IdleQueue {
     evicted: AtomicBool,
 }
 
-#[derive(Debug)]
 struct IdleConnection {
-    sender: SendRequest<RequestBody>,
+    http: Http1Connection,
     since: Instant,
 }
 
-#[derive(Debug)]
 struct Release {
-    sender: SendRequest<RequestBody>,
     home: Arc<IdleQueue>,
     _active: ActiveRequest,
 }
@@ -180,28 +169,20 @@ impl<C: Connector> ConnectionPool<C> {
         let key = PoolKey::http1(endpoint);
         let home = self.queue(key);
         while let Some(mut idle) = home.pop() {
-            if idle.sender.is_closed() {
-                self.counters.count(Discard::BackendClosed);
-                continue;
-            }
             if idle.since.elapsed() > IDLE_TIMEOUT {
                 self.counters.count(Discard::Expired);
                 continue;
             }
-            // Usually ready at once: skip arming a timer for it.
-            if idle.sender.is_ready()
-                || matches!(
-                    tokio::time::timeout(READY_TIMEOUT, idle.sender.ready()).await,
-                    Ok(Ok(()))
-                )
-            {
-                return Ok(Connection {
-                    sender: idle.sender,
-                    home,
-                    reused: true,
-                });
+            match idle.check() {
+                Ok(()) => {
+                    return Ok(Connection {
+                        http: idle.http,
+                        home,
+                        reused: true,
+                    });
+                }
+                Err(discard) => self.counters.count(discard),
             }
-            self.counters.count(Discard::NotReady);
         }
         self.connect(key, home, connect_timeout).await
     }
@@ -224,20 +205,9 @@ impl<C: Connector> ConnectionPool<C> {
         home: Arc<IdleQueue>,
         timeout: Duration,
     ) -> Result<Connection, ConnectError> {
-        let endpoint = key.endpoint;
-        let stream = connect_within(&self.connector, endpoint, timeout).await?;
-        let (sender, connection) = http1::Builder::new()
-            .max_buf_size(BACKEND_BUFFER)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| ConnectError::Handshake { endpoint, source })?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(backend = %endpoint, %error, "backend connection ended with an error");
-            }
-        });
+        let stream = connect_within(&self.connector, key.endpoint, timeout).await?;
         Ok(Connection {
-            sender,
+            http: Http1Connection::new(stream),
             home,
             reused: false,
         })
@@ -263,13 +233,15 @@ impl<C: Connector> ConnectionPool<C> {
         for queue in self.idle.load().values() {
             // Each connection is looked at once; those still good go back.
             for _ in 0..queue.len.load(Ordering::Relaxed) {
-                let Some(idle) = queue.pop() else { break };
-                if idle.sender.is_closed() {
-                    self.counters.count(Discard::BackendClosed);
-                } else if idle.since.elapsed() > IDLE_TIMEOUT {
-                    self.counters.count(Discard::Expired);
+                let Some(mut idle) = queue.pop() else { break };
+                let verdict = if idle.since.elapsed() > IDLE_TIMEOUT {
+                    Err(Discard::Expired)
                 } else {
-                    queue.push(idle);
+                    idle.check()
+                };
+                match verdict {
+                    Ok(()) => queue.push(idle),
+                    Err(discard) => self.counters.count(discard),
                 }
             }
         }
@@ -347,23 +319,49 @@ impl Connection {
         request: http::Request<RequestBody>,
         active: ActiveRequest,
     ) -> Result<http::Response<UpstreamBody>, SendError> {
-        match self.sender.try_send_request(request).await {
-            Ok(response) => Ok(response.map(|inner| UpstreamBody {
-                inner,
-                release: Some(Release {
-                    sender: self.sender,
-                    home: self.home,
-                    _active: active,
-                }),
-            })),
-            Err(mut error) => {
-                let unsent = error.take_message();
+        let (mut head, mut body) = request.into_parts();
+        // Before sending: a body read to its end looks the same.
+        let bodiless = body.is_end_stream();
+        match self.http.send(&mut head, &mut body).await {
+            Ok(response) => {
+                let body = ResponseBody::new(self.http, &response);
+                Ok(response.response.map(|()| UpstreamBody {
+                    body,
+                    release: Some(Release {
+                        home: self.home,
+                        _active: active,
+                    }),
+                }))
+            }
+            Err(failure) => {
+                // Sent again elsewhere: what the backend never saw, and an
+                // idempotent request without a body that a reused
+                // connection dropped unanswered (the backend closed it as
+                // the request went out, as NGINX retries it). Never a
+                // request whose body failed.
+                let dropped = self.reused
+                    && failure.closed_unanswered
+                    && bodiless
+                    && head.method.is_idempotent();
+                let resendable = (!failure.written || dropped) && !failure.error.is_client_body();
                 Err(SendError {
-                    error: error.into_error(),
-                    unsent,
+                    error: failure.error,
+                    unsent: resendable.then(|| http::Request::from_parts(head, body)),
                 })
             }
         }
+    }
+}
+
+// === impl IdleConnection ===
+
+impl IdleConnection {
+    /// Whether it can carry a request, or why it is discarded.
+    fn check(&mut self) -> Result<(), Discard> {
+        self.http.check_idle().map_err(|problem| match problem {
+            IdleProblem::Closed => Discard::BackendClosed,
+            IdleProblem::UnexpectedData => Discard::UnexpectedData,
+        })
     }
 }
 
@@ -372,25 +370,33 @@ impl Connection {
 impl UpstreamBody {
     fn release(&mut self) {
         if let Some(release) = self.release.take()
-            && !release.sender.is_closed()
+            && let Some(http) = self.body.take_reusable()
         {
             release.home.push(IdleConnection {
-                sender: release.sender,
+                http,
                 since: Instant::now(),
             });
         }
     }
 }
 
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("ended", &self.body.is_end_stream())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Http1Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, Http1Error>>> {
+        let polled = self.body.poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.release(),
             // A broken body means a broken connection: never reuse it.
@@ -401,18 +407,18 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.body.size_hint()
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // Bodiless responses (HEAD, 204, 304) may never be polled.
-        if self.inner.is_end_stream() {
+        if self.body.is_end_stream() {
             self.release();
         }
     }
@@ -422,7 +428,7 @@ impl Drop for UpstreamBody {
 
 impl DiscardCounters {
     fn new() -> Self {
-        DiscardCounters(["backend-closed", "expired", "not-ready", "evicted"].map(
+        DiscardCounters(["backend-closed", "expired", "unexpected-data", "evicted"].map(
             |reason| metrics::counter!(crate::metrics::UPSTREAM_IDLE_CLOSED, "reason" => reason),
         ))
     }
@@ -431,7 +437,7 @@ impl DiscardCounters {
         let index = match discard {
             Discard::BackendClosed => 0,
             Discard::Expired => 1,
-            Discard::NotReady => 2,
+            Discard::UnexpectedData => 2,
             Discard::Evicted => 3,
         };
         if let Some(counter) = self.0.get(index) {

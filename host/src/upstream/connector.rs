@@ -54,15 +54,6 @@ pub enum ConnectError {
         /// The budget.
         timeout: Duration,
     },
-    /// The HTTP handshake on a new connection failed.
-    #[error("http handshake with backend {endpoint} failed")]
-    Handshake {
-        /// The endpoint.
-        endpoint: SocketAddr,
-        /// Why.
-        #[source]
-        source: hyper::Error,
-    },
 }
 
 // === impl TcpConnector ===
