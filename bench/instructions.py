@@ -12,6 +12,7 @@ kernel's share of the work (about half, see BENCHMARKS.md) is not counted.
     python3 bench/instructions.py            # prints instructions per request
     python3 bench/instructions.py --top 25   # and the functions that grew most
     python3 bench/instructions.py --header-filter   # with the headers filter
+    python3 bench/instructions.py --binary OLD/bascule   # a saved build, for before/after
 
 Needs: valgrind, nginx (Debian packages), a release build (built here).
 """
@@ -78,8 +79,9 @@ def main():
     parser.add_argument("--top", type=int, default=0, help="show the N functions whose own (exclusive) cost per request is highest")
     parser.add_argument("--header-filter", action="store_true",
                         help="route through the built-in headers filter too (as bench/run.py's filter row)")
+    parser.add_argument("--binary", type=Path, help="measure this bascule binary instead of building the tree's")
     args = parser.parse_args()
-    binary = run.build_bascule()
+    binary = args.binary.resolve() if args.binary else run.build_bascule()
     with tempfile.TemporaryDirectory(prefix="bascule-callgrind-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)

@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::BufMut;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::runtime::RuntimeFlavor;
 use tokio::time::Instant;
 
 use super::proxy_protocol::{self, Signature};
@@ -122,11 +123,12 @@ async fn pump(
     // spare capacity, never zeroed, so a short connection costs no 16 KiB
     // memset per direction.
     let mut buffer = Vec::new();
+    let drained = DrainHint::for_this_runtime();
     if refuse_proxy_header {
-        read_past_signature(from, &mut buffer).await?;
+        read_past_signature(from, &mut buffer, drained).await?;
     }
     loop {
-        if buffer.is_empty() && read_some(from, &mut buffer).await? == 0 {
+        if buffer.is_empty() && read_some(from, &mut buffer, drained).await? == 0 {
             return Ok(activity.end_direction(to)?);
         }
         write_all(to, &buffer).await?;
@@ -148,9 +150,13 @@ async fn pump(
 
 /// Reads until the bytes show whether they open with a PROXY header; an
 /// opening header is refused. What was read stays in `buffer`.
-async fn read_past_signature(from: &TcpStream, buffer: &mut Vec<u8>) -> Result<(), PumpError> {
+async fn read_past_signature(
+    from: &TcpStream,
+    buffer: &mut Vec<u8>,
+    drained: DrainHint,
+) -> Result<(), PumpError> {
     loop {
-        let read = read_some(from, buffer).await?;
+        let read = read_some(from, buffer, drained).await?;
         match proxy_protocol::signature(buffer) {
             Signature::Present => return Err(PumpError::ProxyHeader),
             Signature::Undecided if read > 0 => {}
@@ -162,7 +168,11 @@ async fn read_past_signature(from: &TcpStream, buffer: &mut Vec<u8>) -> Result<(
 /// Appends what arrives next to `buffer`, up to its capacity (a buffer
 /// without one gets [`COPY_BUFFER`] once bytes are ready); 0 at end of
 /// stream.
-async fn read_some(from: &TcpStream, buffer: &mut Vec<u8>) -> io::Result<usize> {
+async fn read_some(
+    from: &TcpStream,
+    buffer: &mut Vec<u8>,
+    drained: DrainHint,
+) -> io::Result<usize> {
     loop {
         from.readable().await?;
         if buffer.capacity() == 0 {
@@ -171,19 +181,46 @@ async fn read_some(from: &TcpStream, buffer: &mut Vec<u8>) -> io::Result<usize> 
         let spare = buffer.capacity() - buffer.len();
         match from.try_read_buf(&mut (&mut *buffer).limit(spare)) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Ok(read) if read > 0 && read < spare => {
+            Ok(read) if read > 0 && read < spare && drained == DrainHint::ClearReadiness => {
                 // A short read drained the socket: mark it not readable now,
                 // so the next read waits for the next epoll edge instead of
                 // finding out with a read that fails (EAGAIN), one system
                 // call per message saved. tokio clears the readiness only
                 // if no new event arrived meanwhile, and never clears a
                 // read-closed state, so an end of stream is not missed.
+                // (Only where no other thread can turn the reactor between
+                // the read and the clear: see [`DrainHint`].)
                 let _ = from.try_io(Interest::READABLE, || {
                     Err::<(), _>(io::ErrorKind::WouldBlock.into())
                 });
                 return Ok(read);
             }
             result => return result,
+        }
+    }
+}
+
+/// What a short read may do with the socket's read readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrainHint {
+    /// Clear it: on a current-thread runtime the reactor only runs between
+    /// task polls, so no event can land between the read and the clear.
+    ClearReadiness,
+    /// Keep it: on a multi-thread runtime another worker may turn the
+    /// reactor between the read and the clear, and clearing would then
+    /// drop a fresh edge (a stalled connection); the next read pays an
+    /// EAGAIN instead.
+    Keep,
+}
+
+impl DrainHint {
+    fn for_this_runtime() -> Self {
+        let single = tokio::runtime::Handle::try_current()
+            .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        if single {
+            DrainHint::ClearReadiness
+        } else {
+            DrainHint::Keep
         }
     }
 }

@@ -9,6 +9,8 @@
 //! response, a `101` the proxy never asked for. Each is a [`HeadError`]
 //! and the client gets 502.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode, Version};
@@ -63,20 +65,25 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Where a field's name and value sit in the head's bytes.
+/// Where a field's name and value sit in the head's bytes (start, length;
+/// a head is at most 16 KiB plus one read, so `u16` holds them and the
+/// table stays small enough to zero cheaply).
 #[derive(Clone, Copy, Default)]
 struct FieldAt {
-    name: (usize, usize),
-    value: (usize, usize),
+    name: (u16, u16),
+    value: (u16, u16),
 }
 
 /// Parses a response head from the front of `buffer` and removes it;
 /// `Ok(None)` when the head is not complete yet. `head_request` says the
 /// request was HEAD (a response to it has no body, whatever it says).
 pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let length = match parsed.parse(buffer) {
+    // Uninitialised: zeroing 100 fields per response cost more than the
+    // parse.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let parser = httparse::ParserConfig::default();
+    let length = match parser.parse_response_with_uninit_headers(&mut parsed, buffer, &mut fields) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(error) => return Err(HeadError::Malformed(error)),
@@ -86,21 +93,26 @@ pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     // Offsets, so that the values can share the head's bytes once they are
     // split off the buffer (no copy per field).
     let base = buffer.as_ptr() as usize;
-    let offset = |bytes: &[u8]| (bytes.as_ptr() as usize - base, bytes.len());
+    let offset = |bytes: &[u8]| -> Result<(u16, u16), HeadError> {
+        let start = u16::try_from(bytes.as_ptr() as usize - base);
+        let len = u16::try_from(bytes.len());
+        start
+            .and_then(|start| Ok((start, len?)))
+            .map_err(|_| HeadError::Field)
+    };
     let count = parsed.headers.len();
     let mut at = [FieldAt::default(); MAX_HEADERS];
     for (slot, field) in at.iter_mut().zip(parsed.headers.iter()) {
         *slot = FieldAt {
-            name: offset(field.name.as_bytes()),
-            value: offset(field.value),
+            name: offset(field.name.as_bytes())?,
+            value: offset(field.value)?,
         };
     }
     let head = buffer.split_to(length).freeze();
     let mut headers = HeaderMap::with_capacity(count);
     for field in at.iter().take(count) {
-        let name = head
-            .get(field.name.0..field.name.0 + field.name.1)
-            .ok_or(HeadError::Field)?;
+        let (start, len) = (usize::from(field.name.0), usize::from(field.name.1));
+        let name = head.get(start..start + len).ok_or(HeadError::Field)?;
         let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Field)?;
         let value = slice(&head, field.value);
         let value = HeaderValue::from_maybe_shared(value).map_err(|_| HeadError::Field)?;
@@ -120,7 +132,8 @@ pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     }))
 }
 
-fn slice(head: &Bytes, (start, len): (usize, usize)) -> Bytes {
+fn slice(head: &Bytes, (start, len): (u16, u16)) -> Bytes {
+    let (start, len) = (usize::from(start), usize::from(len));
     if start + len <= head.len() {
         head.slice(start..start + len)
     } else {
