@@ -279,3 +279,114 @@ async fn idle_connections_to_a_removed_backend_are_closed_on_reload() {
         .await;
     assert_eq!(evicted, 1.0);
 }
+
+/// Serves each connection's first request with a keep-alive `first`, then
+/// reads the next request head and closes without a byte of answer: the
+/// backend closing a keep-alive connection just as a request goes out.
+/// Counts the request heads it read.
+async fn closes_after_first_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let heads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&heads);
+    let (address, _) = scripted_backend(move |mut stream| {
+        let heads = Arc::clone(&counted);
+        async move {
+            if !read_request_head(&mut stream).await {
+                return;
+            }
+            heads.fetch_add(1, Ordering::SeqCst);
+            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst";
+            if stream.write_all(reply).await.is_err() {
+                return;
+            }
+            if read_request_head(&mut stream).await {
+                heads.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+    .await;
+    (address, heads)
+}
+
+#[tokio::test]
+async fn an_idempotent_request_a_reused_connection_dropped_unanswered_is_sent_again() {
+    let (address, heads) = closes_after_first_backend().await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        ADMIN,
+        [backend_toml("closer", address)],
+    ));
+    let first = bascule.get_root().await;
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (http::StatusCode::OK, "first")
+    );
+    // Reuses the pooled connection, which the backend drops unanswered:
+    // sent again on a new connection, whose first answer it gets.
+    let again = bascule.get_root().await;
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (http::StatusCode::OK, "first")
+    );
+    assert_eq!(heads.load(Ordering::SeqCst), 3);
+    let resent = bascule
+        .metric("bascule_upstream_resent_requests_total", &[])
+        .await;
+    assert_eq!(resent, 1.0);
+
+    // A POST on the next reused connection may have had effects: never sent twice.
+    let mut post = get("app.test", "/");
+    *post.method_mut() = http::Method::POST;
+    let reply = send(bascule.addr("web"), post).await;
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert_eq!(heads.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_backend_answering_before_the_whole_upload_is_heard() {
+    let (address, _) = scripted_backend(|mut stream| async move {
+        if !read_request_head(&mut stream).await {
+            return;
+        }
+        let refusal = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big\n";
+        let _ = stream.write_all(refusal).await;
+        // Reads no more of the body, and keeps the connection open.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    })
+    .await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "",
+        [backend_toml("strict", address)],
+    ));
+    let mut client = tokio::net::TcpStream::connect(bascule.addr("web"))
+        .await
+        .unwrap();
+    let size = 64 * 1024 * 1024;
+    let head = format!("POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: {size}\r\n\r\n");
+    client.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = client.into_split();
+    // Sends the body for as long as anyone reads it.
+    let uploading = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..size / chunk.len() {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    uploading.abort();
+    assert!(read.is_ok(), "no answer while the upload was stalled");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
