@@ -11,6 +11,7 @@ mod authority;
 mod filter;
 mod framing;
 mod headers;
+mod http1;
 mod limits;
 mod local;
 mod path;
@@ -36,7 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use activity::{Activity, InFlightBody};
-use send_timeout::SendTimeoutIo;
+use crate::upstream::ClientBody;
 
 pub use attempt::{Attempt, AttemptCause, FailedAttempt};
 pub use authority::{Authority, AuthorityError};
@@ -104,7 +105,8 @@ struct OpenSlot(Arc<AtomicUsize>);
 
 impl ClientConnection {
     /// Serves `stream` until the client or a limit ends it, or `stop`
-    /// fires (then in-flight requests finish first).
+    /// fires (then in-flight requests finish first): HTTP/1.x by the
+    /// proxy's own server, HTTP/2 (prior knowledge) by hyper's.
     async fn serve(self, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<()>) {
         let _ = stream.set_nodelay(true);
         let limits = self.limits;
@@ -125,8 +127,13 @@ impl ClientConnection {
             }
             _ = stop.changed() => return,
         }
+        let client = ClientAddress::new(peer);
+        let handoff = match http1::serve(stream, &client, &self.proxy, limits, &mut stop).await {
+            http1::Served::Closed => return,
+            http1::Served::Http2(handoff) => handoff,
+        };
         let activity = Activity::new();
-        let client = Arc::new(ClientAddress::new(peer));
+        let client = Arc::new(client);
         let proxy = Arc::clone(&self.proxy);
         let counted = Arc::clone(&activity);
         let service = service_fn(move |request| {
@@ -137,11 +144,11 @@ impl ClientConnection {
             // life of the connection, and this one is 3.4 KiB; an idle
             // keep-alive connection should not hold that.
             Box::pin(async move {
-                let response = proxy.handle(request, &client).await;
+                let response = proxy.handle(request.map(ClientBody::Hyper), &client).await;
                 Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, in_flight)))
             })
         });
-        let io = TokioIo::new(SendTimeoutIo::new(stream, limits.send_timeout));
+        let io = TokioIo::new(http1::Rewind::new(handoff.read, handoff.io));
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
         let mut closing = false;

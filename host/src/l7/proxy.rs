@@ -21,7 +21,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::Either;
-use hyper::body::Incoming;
 
 use super::attempt::Attempt;
 use super::authority::Authority;
@@ -35,7 +34,7 @@ use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
 use crate::upstream::{
-    Backend, BackendPool, Choice, ConnectionPool, FailureKind, Protocol, RequestBody, RequestView,
+    Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind, Protocol, RequestBody, RequestView,
     RetryDecision, RetryPolicy, UpstreamBody, is_body_timeout,
 };
 
@@ -105,7 +104,7 @@ impl Proxy {
     /// becomes a status code.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         client: &ClientAddress,
     ) -> Response<ProxyBody> {
         let response = match self.proxy(request, client).await {
@@ -117,7 +116,7 @@ impl Proxy {
 
     async fn proxy(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         client: &ClientAddress,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();

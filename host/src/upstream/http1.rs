@@ -42,7 +42,7 @@ use super::request_body::{RequestBody, RequestBodyError};
 use request_head::BodyFraming;
 
 pub use body::ResponseBody;
-pub use chunked::ChunkError;
+pub use chunked::{ChunkError, Chunked, Step as ChunkStep};
 pub use response_head::{Framing, HeadError, ResponseHead};
 
 /// Largest response head: bounds what a backend can make the proxy hold,

@@ -15,10 +15,22 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
+/// An error reading a client's body, whatever read it.
+pub type ClientBodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client's request body as the server side read it.
+pub enum ClientBody {
+    /// None (most requests): nothing to read, nothing allocated.
+    Empty,
+    /// From hyper's server (HTTP/2).
+    Hyper(Incoming),
+    /// From the proxy's own HTTP/1 server.
+    Stream(Pin<Box<dyn Body<Data = Bytes, Error = ClientBodyError> + Send>>),
+}
+
 /// The body of a request being proxied.
-#[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    inner: ClientBody,
     timeout: Duration,
     /// Armed when the client has nothing ready; cleared by each frame.
     waiting: Option<Pin<Box<Sleep>>>,
@@ -30,7 +42,7 @@ pub struct RequestBody {
 pub enum RequestBodyError {
     /// Reading it failed (malformed chunked encoding, the client gone).
     #[error("reading the client's request body failed")]
-    Client(#[source] hyper::Error),
+    Client(#[source] ClientBodyError),
     /// The client sent nothing for this long.
     #[error("the client sent no request body bytes for {0:?}")]
     Idle(Duration),
@@ -40,7 +52,7 @@ pub enum RequestBodyError {
 
 impl RequestBody {
     /// `inner`, failing once it stalls for `timeout`.
-    pub fn new(inner: Incoming, timeout: Duration) -> Self {
+    pub fn new(inner: ClientBody, timeout: Duration) -> Self {
         RequestBody {
             inner,
             timeout,
@@ -58,9 +70,19 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = match &mut this.inner {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(|error| RequestBodyError::Client(error.into())))),
+            ClientBody::Stream(body) => body
+                .as_mut()
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(RequestBodyError::Client))),
+        };
+        if let Poll::Ready(frame) = polled {
             this.waiting = None;
-            return Poll::Ready(frame.map(|frame| frame.map_err(RequestBodyError::Client)));
+            return Poll::Ready(frame);
         }
         let timeout = this.timeout;
         let waiting = this
@@ -73,11 +95,27 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            ClientBody::Empty => true,
+            ClientBody::Hyper(body) => body.is_end_stream(),
+            ClientBody::Stream(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Hyper(body) => body.size_hint(),
+            ClientBody::Stream(body) => body.size_hint(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("ended", &self.is_end_stream())
+            .finish_non_exhaustive()
     }
 }
 
