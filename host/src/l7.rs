@@ -28,16 +28,16 @@ use std::time::Duration;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use activity::{Activity, InFlightBody};
 use crate::upstream::ClientBody;
+use activity::{Activity, InFlightBody};
 
 pub use attempt::{Attempt, AttemptCause, FailedAttempt};
 pub use authority::{Authority, AuthorityError};
@@ -92,7 +92,7 @@ pub async fn serve(listener: Arc<TcpListener>, proxy: Arc<Proxy>, mut stop: watc
 
 /// What serving one client connection needs.
 struct ClientConnection {
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<http2::Builder<TokioExecutor>>,
     proxy: Arc<Proxy>,
     limits: ConnectionLimits,
     _slot: OpenSlot,
@@ -213,23 +213,15 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
-/// Largest request head (and write buffer) per client connection: bounds
-/// what a client that stops reading can pin, as HAProxy's `tune.bufsize`
-/// (16 KiB) does. A larger head gets 431. (At 32 KiB a stalled reader
-/// pinned 127 KiB; at 16 KiB it stays under 100.)
+/// Largest request head per client connection: bounds what a client can
+/// make the proxy hold, as HAProxy's `tune.bufsize` (16 KiB) does. A larger
+/// head gets 431.
 const CLIENT_BUFFER: usize = 16 * 1024;
 
-/// HTTP/1.1 and HTTP/2 (prior knowledge) server settings for clients.
-fn client_connection_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(CLIENT_BUFFER)
-        // A client that half-closes after its request still gets the
-        // response, as HAProxy answers it.
-        .half_close(true);
-    builder.http2().timer(TokioTimer::new());
+/// HTTP/2 (prior knowledge) server settings for clients; HTTP/1.x is
+/// served by [`http1`].
+fn client_connection_builder() -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
     builder
 }

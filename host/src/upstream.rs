@@ -40,10 +40,14 @@ pub use connection_pool::{
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use endpoint::{BackendAddress, Endpoints};
-pub use http1::{ChunkError, ChunkStep, Chunked, Http1Connection, Http1Error, SendFailure, Transport};
+pub use http1::{
+    ChunkError, ChunkStep, Chunked, Http1Connection, Http1Error, SendFailure, Transport,
+};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
-pub use request_body::{ClientBody, ClientBodyError, RequestBody, RequestBodyError, is_body_timeout};
+pub use request_body::{
+    ClientBody, ClientBodyError, RequestBody, RequestBodyError, is_body_timeout,
+};
 pub use request_facts::{
     InvalidHeaderName, RequestFacts, RequestField, RequestNeeds, header_pairs,
 };

@@ -34,8 +34,8 @@ use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
 use crate::upstream::{
-    Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind, Protocol, RequestBody, RequestView,
-    RetryDecision, RetryPolicy, UpstreamBody, is_body_timeout,
+    Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind, Protocol, RequestBody,
+    RequestView, RetryDecision, RetryPolicy, UpstreamBody, is_body_timeout,
 };
 
 /// The one upgrade the proxy answers itself rather than tunnels: a client

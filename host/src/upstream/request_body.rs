@@ -72,9 +72,9 @@ impl Body for RequestBody {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             ClientBody::Empty => Poll::Ready(None),
-            ClientBody::Hyper(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|frame| frame.map_err(|error| RequestBodyError::Client(error.into())))),
+            ClientBody::Hyper(body) => Pin::new(body).poll_frame(cx).map(|frame| {
+                frame.map(|frame| frame.map_err(|error| RequestBodyError::Client(error.into())))
+            }),
             ClientBody::Stream(body) => body
                 .as_mut()
                 .poll_frame(cx)

@@ -72,7 +72,9 @@ impl ClientBodyReader {
                 State::Done => return Poll::Ready(None),
                 State::Length(left) => {
                     if !buffer.is_empty() {
-                        let take = usize::try_from(*left).unwrap_or(usize::MAX).min(buffer.len());
+                        let take = usize::try_from(*left)
+                            .unwrap_or(usize::MAX)
+                            .min(buffer.len());
                         let data = buffer.split_to(take).freeze();
                         *left -= take as u64;
                         if *left == 0 {

@@ -177,7 +177,8 @@ pub async fn serve(
             keep_alive: keep_alive && !unread_body && !stopping,
             ..exchange
         };
-        let persistent = write_response(&shared, response, exchange, accepts_trailers, &mut out).await;
+        let persistent =
+            write_response(&shared, response, exchange, accepts_trailers, &mut out).await;
         match persistent {
             Ok(true) if exchange.keep_alive => {}
             Ok(_) if unread_body => {
@@ -185,7 +186,8 @@ pub async fn serve(
                 return Served::Closed;
             }
             Ok(_) => {
-                let _ = poll_fn(|cx| Pin::new(&mut ClientIo::lock(&shared).io).poll_shutdown(cx)).await;
+                let _ =
+                    poll_fn(|cx| Pin::new(&mut ClientIo::lock(&shared).io).poll_shutdown(cx)).await;
                 return Served::Closed;
             }
             Err(error) => {
@@ -213,7 +215,10 @@ async fn next_request(
             let mut io = ClientIo::lock(shared);
             if !io.read.is_empty() {
                 started.get_or_insert_with(Instant::now);
-                let opening = io.read.get(..io.read.len().min(PREFACE.len())).unwrap_or_default();
+                let opening = io
+                    .read
+                    .get(..io.read.len().min(PREFACE.len()))
+                    .unwrap_or_default();
                 if first && PREFACE.starts_with(opening) {
                     if io.read.len() >= PREFACE.len() {
                         return Next::Http2;
@@ -266,8 +271,28 @@ async fn write_response(
     out: &mut Vec<u8>,
 ) -> io::Result<bool> {
     let (mut parts, mut body) = response.into_parts();
+    // Trailers go out only to a client that accepts them and only those
+    // the response declared in `Trailer` (as hyper's server did).
+    let declared: Vec<http::HeaderName> = if accepts_trailers {
+        parts
+            .headers
+            .get_all(http::header::TRAILER)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|names| names.split(','))
+            .filter_map(|name| http::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     out.clear();
-    let framing = response_head::encode(parts.status, &mut parts.headers, &body.size_hint(), exchange, out);
+    let framing = response_head::encode(
+        parts.status,
+        &mut parts.headers,
+        &body.size_hint(),
+        exchange,
+        out,
+    );
     let mut offset = 0;
     let mut sent: u64 = 0;
     let mut done = framing == Framing::Empty;
@@ -280,7 +305,7 @@ async fn write_response(
                 && out.len() - offset < WRITE_COALESCE
                 && let Poll::Ready(frame) = Pin::new(&mut body).poll_frame(cx)
             {
-                done = add_frame(frame, framing, accepts_trailers, &mut sent, out)?;
+                done = add_frame(frame, framing, &declared, &mut sent, out)?;
                 continue;
             }
             if offset < out.len() {
@@ -303,7 +328,7 @@ async fn write_response(
 fn add_frame(
     frame: Option<Result<http_body::Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>,
     framing: Framing,
-    accepts_trailers: bool,
+    declared_trailers: &[http::HeaderName],
     sent: &mut u64,
     out: &mut Vec<u8>,
 ) -> io::Result<bool> {
@@ -343,13 +368,14 @@ fn add_frame(
         Err(frame) => {
             if let (Ok(trailers), Framing::Chunked) = (frame.into_trailers(), framing) {
                 out.extend_from_slice(b"0\r\n");
-                if accepts_trailers {
-                    for (name, value) in &trailers {
-                        out.extend_from_slice(name.as_str().as_bytes());
-                        out.extend_from_slice(b": ");
-                        out.extend_from_slice(value.as_bytes());
-                        out.extend_from_slice(b"\r\n");
-                    }
+                let declared = trailers
+                    .iter()
+                    .filter(|(name, _)| declared_trailers.contains(name));
+                for (name, value) in declared {
+                    out.extend_from_slice(name.as_str().as_bytes());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(value.as_bytes());
+                    out.extend_from_slice(b"\r\n");
                 }
                 out.extend_from_slice(b"\r\n");
                 return Ok(true);

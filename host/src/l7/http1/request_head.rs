@@ -240,7 +240,11 @@ mod tests {
         assert_eq!(head.framing, BodyFraming::Length(3));
         assert!(head.keep_alive && head.expects_continue);
         assert_eq!(&buffer[..], b"abcGET");
-        assert!(parse_text("GET / HTTP/1.1\r\nHost: p\r\n").unwrap().is_none());
+        assert!(
+            parse_text("GET / HTTP/1.1\r\nHost: p\r\n")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -249,9 +253,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(head.framing, BodyFraming::Chunked);
-        let both = parse_text("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let both = parse_text(
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(both.framing, BodyFraming::Chunked);
         assert!(!both.keep_alive, "a request framed both ways closes");
         assert!(!both.head.headers.contains_key("content-length"));

@@ -3,8 +3,8 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderMap};
 use http::StatusCode;
+use http::header::{self, HeaderMap};
 use http_body::SizeHint;
 
 /// How the response body is delimited on the wire.
@@ -65,7 +65,11 @@ pub fn encode(
             (None, None) => Framing::Chunked,
         }
     };
-    let version = if exchange.http10 { "HTTP/1.0 " } else { "HTTP/1.1 " };
+    let version = if exchange.http10 {
+        "HTTP/1.0 "
+    } else {
+        "HTTP/1.1 "
+    };
     out.extend_from_slice(version.as_bytes());
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -142,7 +146,12 @@ mod tests {
         }
     }
 
-    fn head(status: StatusCode, headers: &mut HeaderMap, size: SizeHint, exchange: Exchange) -> (String, Framing) {
+    fn head(
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        size: SizeHint,
+        exchange: Exchange,
+    ) -> (String, Framing) {
         let mut out = Vec::new();
         let framing = encode(status, headers, &size, exchange, &mut out);
         (String::from_utf8(out).unwrap(), framing)
@@ -151,37 +160,88 @@ mod tests {
     #[test]
     fn framing_is_chosen_from_length_size_and_client() {
         let mut headers = HeaderMap::new();
-        let (text, framing) = head(StatusCode::OK, &mut headers, SizeHint::with_exact(3), exchange());
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ndate: "), "{text}");
+        let (text, framing) = head(
+            StatusCode::OK,
+            &mut headers,
+            SizeHint::with_exact(3),
+            exchange(),
+        );
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ndate: "),
+            "{text}"
+        );
         assert!(text.ends_with("GMT\r\n\r\n"), "{text}");
         assert_eq!(framing, Framing::Length(3));
 
-        let (text, framing) = head(StatusCode::OK, &mut HeaderMap::new(), SizeHint::default(), exchange());
+        let (text, framing) = head(
+            StatusCode::OK,
+            &mut HeaderMap::new(),
+            SizeHint::default(),
+            exchange(),
+        );
         assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
         assert_eq!(framing, Framing::Chunked);
 
-        let old = Exchange { http10: true, keep_alive: true, ..exchange() };
-        let (text, framing) = head(StatusCode::OK, &mut HeaderMap::new(), SizeHint::default(), old);
-        assert!(text.starts_with("HTTP/1.0 200 OK\r\n") && text.contains("connection: close"), "{text}");
+        let old = Exchange {
+            http10: true,
+            keep_alive: true,
+            ..exchange()
+        };
+        let (text, framing) = head(
+            StatusCode::OK,
+            &mut HeaderMap::new(),
+            SizeHint::default(),
+            old,
+        );
+        assert!(
+            text.starts_with("HTTP/1.0 200 OK\r\n") && text.contains("connection: close"),
+            "{text}"
+        );
         assert_eq!(framing, Framing::Close);
 
         let mut headers = HeaderMap::new();
         headers.insert("content-length", HeaderValue::from_static("10"));
-        let head_request = Exchange { head_request: true, ..exchange() };
-        let (text, framing) = head(StatusCode::OK, &mut headers, SizeHint::with_exact(0), head_request);
+        let head_request = Exchange {
+            head_request: true,
+            ..exchange()
+        };
+        let (text, framing) = head(
+            StatusCode::OK,
+            &mut headers,
+            SizeHint::with_exact(0),
+            head_request,
+        );
         assert!(text.contains("content-length: 10\r\n"), "{text}");
         assert_eq!(framing, Framing::Empty);
 
         let mut headers = HeaderMap::new();
         headers.insert("content-length", HeaderValue::from_static("10"));
-        let (text, framing) = head(StatusCode::OK, &mut headers, SizeHint::with_exact(4), exchange());
+        let (text, framing) = head(
+            StatusCode::OK,
+            &mut headers,
+            SizeHint::with_exact(4),
+            exchange(),
+        );
         assert!(text.contains("content-length: 4\r\n"), "{text}");
         assert_eq!(framing, Framing::Length(4));
 
-        let (_, framing) = head(StatusCode::NO_CONTENT, &mut HeaderMap::new(), SizeHint::default(), exchange());
+        let (_, framing) = head(
+            StatusCode::NO_CONTENT,
+            &mut HeaderMap::new(),
+            SizeHint::default(),
+            exchange(),
+        );
         assert_eq!(framing, Framing::Empty);
-        let closing = Exchange { keep_alive: false, ..exchange() };
-        let (text, _) = head(StatusCode::OK, &mut HeaderMap::new(), SizeHint::with_exact(0), closing);
+        let closing = Exchange {
+            keep_alive: false,
+            ..exchange()
+        };
+        let (text, _) = head(
+            StatusCode::OK,
+            &mut HeaderMap::new(),
+            SizeHint::with_exact(0),
+            closing,
+        );
         assert!(text.contains("connection: close\r\n"), "{text}");
     }
 }
