@@ -19,7 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,6 +38,9 @@ use crate::upstream::ClientBody;
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Bytes read at a time.
 const READ_CHUNK: usize = 8 * 1024;
+/// What an idle connection reads into before it has a buffer: a typical
+/// request head.
+const FIRST_READ: usize = 1024;
 /// Response bytes gathered before they are written.
 const WRITE_COALESCE: usize = 16 * 1024;
 /// How long a closing connection keeps reading what the client still
@@ -96,6 +99,20 @@ impl ClientIo {
         if room == 0 {
             return Poll::Ready(Err(io::ErrorKind::OutOfMemory.into()));
         }
+        if self.read.capacity() == 0 {
+            // An idle connection holds no buffer: the first bytes of the
+            // next request land on the stack, and a buffer is allocated
+            // once they are there.
+            let mut first = [0u8; FIRST_READ];
+            let mut first = ReadBuf::new(&mut first);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut first))?;
+            let read = first.filled().len();
+            if read > 0 {
+                self.read.reserve(READ_CHUNK);
+                self.read.extend_from_slice(first.filled());
+            }
+            return Poll::Ready(Ok(read));
+        }
         if self.read.capacity() - self.read.len() < room {
             self.read.reserve(READ_CHUNK);
         }
@@ -134,7 +151,6 @@ pub async fn serve(
         read: BytesMut::new(),
         body_pending: false,
     }));
-    let mut out = Vec::new();
     let mut first = true;
     loop {
         let head = match next_request(&shared, proxy, limits, first, stop).await {
@@ -170,15 +186,16 @@ pub async fn serve(
             Some(reader) => ClientBody::Stream(Box::pin(reader.map_err(Into::into))),
             None => ClientBody::Empty,
         };
-        let response = proxy.handle(Request::from_parts(head, body), client).await;
+        // Boxed: the request's future is several KiB, and an idle
+        // connection's task should not keep room for it.
+        let response = Box::pin(proxy.handle(Request::from_parts(head, body), client)).await;
         let unread_body = ClientIo::lock(&shared).body_pending;
         let stopping = !matches!(stop.has_changed(), Ok(false));
         let exchange = Exchange {
             keep_alive: keep_alive && !unread_body && !stopping,
             ..exchange
         };
-        let persistent =
-            write_response(&shared, response, exchange, accepts_trailers, &mut out).await;
+        let persistent = write_response(&shared, response, exchange, accepts_trailers).await;
         match persistent {
             Ok(true) if exchange.keep_alive => {}
             Ok(_) if unread_body => {
@@ -209,6 +226,13 @@ async fn next_request(
     stop: &mut watch::Receiver<()>,
 ) -> Next {
     let mut started: Option<Instant> = first.then(Instant::now);
+    {
+        // Between requests the connection holds no read buffer.
+        let mut io = ClientIo::lock(shared);
+        if io.read.is_empty() {
+            io.read = BytesMut::new();
+        }
+    }
     let idle_deadline = Instant::now() + limits.keep_alive_timeout;
     loop {
         {
@@ -268,8 +292,10 @@ async fn write_response(
     response: Response<ProxyBody>,
     exchange: Exchange,
     accepts_trailers: bool,
-    out: &mut Vec<u8>,
 ) -> io::Result<bool> {
+    // Per response, so that an idle connection holds no write buffer.
+    let mut out = Vec::with_capacity(1024);
+    let out = &mut out;
     let (mut parts, mut body) = response.into_parts();
     // Trailers go out only to a client that accepts them and only those
     // the response declared in `Trailer` (as hyper's server did).
@@ -285,7 +311,6 @@ async fn write_response(
     } else {
         Vec::new()
     };
-    out.clear();
     let framing = response_head::encode(
         parts.status,
         &mut parts.headers,
