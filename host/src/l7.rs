@@ -132,6 +132,21 @@ impl ClientConnection {
             http1::Served::Closed => return,
             http1::Served::Http2(handoff) => handoff,
         };
+        // Boxed: hyper's HTTP/2 connection is large, and a task serving
+        // HTTP/1 should not be sized for it.
+        Box::pin(self.serve_http2(handoff, client, peer, stop)).await;
+    }
+
+    /// Serves a connection that opened with the HTTP/2 preface, with
+    /// hyper's server.
+    async fn serve_http2(
+        self,
+        handoff: http1::Handoff,
+        client: ClientAddress,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<()>,
+    ) {
+        let limits = self.limits;
         let activity = Activity::new();
         let client = Arc::new(client);
         let proxy = Arc::clone(&self.proxy);
@@ -166,7 +181,7 @@ impl ClientConnection {
                 }
                 _ = activity.idle_for(limits.keep_alive_timeout), if !closing => {
                     crate::metrics::http_connection_closed(self.proxy.listener(), "keep-alive-timeout");
-                    // HTTP/2: GOAWAY; HTTP/1: closed now, nothing in flight.
+                    // GOAWAY: streams in flight finish.
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }

@@ -17,5 +17,5 @@ mod request_head;
 mod response_head;
 mod rewind;
 
-pub use connection::{Served, serve};
+pub use connection::{Handoff, Served, serve};
 pub use rewind::Rewind;
