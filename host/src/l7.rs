@@ -50,6 +50,17 @@ pub use limits::{
 pub use local::{next_connection, serve_local};
 pub use path::{EncodedSlashes, PathError, PathPolicy};
 pub use proxy::{Proxy, prepare_for_routing};
+
+/// The proxy's HTTP/1 request-head parser alone, as its server runs it on
+/// the bytes a client sends (what the fuzz target drives): the head, with
+/// its framing fields as they will be forwarded, `None` while incomplete,
+/// or the status it is refused with.
+pub fn parse_request_head(raw: &[u8]) -> Result<Option<http::request::Parts>, http::StatusCode> {
+    let mut buffer = bytes::BytesMut::from(raw);
+    http1::parse_request_head(&mut buffer)
+        .map(|head| head.map(|head| head.head))
+        .map_err(|refusal| refusal.status)
+}
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable};
 

@@ -18,4 +18,5 @@ mod response_head;
 mod rewind;
 
 pub use connection::{Handoff, Served, serve};
+pub use request_head::parse as parse_request_head;
 pub use rewind::Rewind;
