@@ -21,6 +21,7 @@ pub mod control;
 pub mod demo;
 pub mod header_rules;
 pub mod host_pattern;
+pub mod http1;
 pub mod l4;
 pub mod l7;
 pub mod metrics;

@@ -40,9 +40,7 @@ pub use connection_pool::{
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use endpoint::{BackendAddress, Endpoints};
-pub use http1::{
-    ChunkError, ChunkStep, Chunked, Http1Connection, Http1Error, SendFailure, Transport,
-};
+pub use http1::{Http1Connection, Http1Error, SendFailure, Transport};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
 pub use request_body::{

@@ -21,7 +21,6 @@
 //! bytes arrive, and the connection is not reused.
 
 mod body;
-mod chunked;
 mod request_head;
 mod response_head;
 
@@ -30,19 +29,17 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use http::Method;
 use http::request::Parts;
 use http_body::Body;
-use std::future::Future;
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::request_body::{RequestBody, RequestBodyError};
+use crate::http1::{self, ChunkError};
 use request_head::BodyFraming;
 
 pub use body::ResponseBody;
-pub use chunked::{ChunkError, Chunked, Step as ChunkStep};
 pub use response_head::{Framing, HeadError, ResponseHead};
 
 /// Largest response head: bounds what a backend can make the proxy hold,
@@ -50,8 +47,6 @@ pub use response_head::{Framing, HeadError, ResponseHead};
 pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// Interim (1xx) responses skipped before the final one.
 const MAX_INTERIM: usize = 8;
-/// Bytes read at a time.
-const READ_CHUNK: usize = 8 * 1024;
 /// Request body bytes gathered before they are written.
 const WRITE_COALESCE: usize = 16 * 1024;
 
@@ -289,7 +284,7 @@ impl Http1Connection {
                 writer.body_done = true;
                 return match writer.framing {
                     BodyFraming::Chunked => {
-                        request_head::last_chunk(None, &mut self.write);
+                        http1::last_chunk(std::iter::empty(), &mut self.write);
                         Ok(())
                     }
                     BodyFraming::Length(length) if length != writer.body_bytes => {
@@ -307,7 +302,7 @@ impl Http1Connection {
                 writer.body_bytes += data.len() as u64;
                 match writer.framing {
                     BodyFraming::Chunked => {
-                        request_head::chunk_header(data.len(), &mut self.write);
+                        http1::chunk_header(data.len(), &mut self.write);
                         self.write.extend_from_slice(&data);
                         self.write.extend_from_slice(b"\r\n");
                     }
@@ -323,7 +318,7 @@ impl Http1Connection {
                 if let (Ok(trailers), BodyFraming::Chunked) =
                     (frame.into_trailers(), writer.framing)
                 {
-                    request_head::last_chunk(Some(&trailers), &mut self.write);
+                    http1::last_chunk(&trailers, &mut self.write);
                     writer.body_done = true;
                 }
             }
@@ -362,13 +357,7 @@ impl Http1Connection {
     /// Reads what arrives into the buffer, which holds at most `limit`
     /// bytes; 0 at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<usize>> {
-        let room = limit.saturating_sub(self.read.len()).min(READ_CHUNK);
-        if self.read.capacity() - self.read.len() < room {
-            self.read.reserve(READ_CHUNK);
-        }
-        let mut limited = (&mut self.read).limit(room);
-        let read = std::pin::pin!(self.io.read_buf(&mut limited));
-        let read = ready!(read.poll(cx))?;
+        let read = ready!(http1::poll_fill(&mut self.io, &mut self.read, limit, cx))?;
         self.answered |= read > 0;
         Poll::Ready(Ok(read))
     }

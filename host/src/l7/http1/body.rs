@@ -1,6 +1,6 @@
 //! A client's request body, read from its connection by whoever forwards
-//! it (the backend client, inside the request's task): by length or by
-//! chunks, sliced from the connection's read buffer.
+//! it (the backend client, inside the request's task), decoded by
+//! [`BodyDecoder`] from the connection's read buffer.
 
 use std::io;
 use std::pin::Pin;
@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::connection::{ClientIo, SharedIo};
 use super::request_head::BodyFraming;
-use crate::upstream::{ChunkError, ChunkStep, Chunked};
+use crate::http1::{BodyDecoder, ChunkError, Chunked, Decoded};
 
 /// Bytes of body buffered at most before they are passed on.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -34,14 +34,7 @@ pub enum ClientBodyError {
 /// One request's body.
 pub struct ClientBodyReader {
     io: SharedIo,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Length(u64),
-    Chunked(Chunked),
-    Done,
+    decoder: BodyDecoder,
 }
 
 // === impl ClientBodyReader ===
@@ -49,15 +42,15 @@ enum State {
 impl ClientBodyReader {
     /// The body `framing` announces, read from `io`; `None` for no body.
     pub fn new(io: &SharedIo, framing: BodyFraming) -> Option<Self> {
-        let state = match framing {
+        let decoder = match framing {
             BodyFraming::Empty => return None,
-            BodyFraming::Length(length) => State::Length(length),
-            BodyFraming::Chunked => State::Chunked(Chunked::Size),
+            BodyFraming::Length(length) => BodyDecoder::Length(length),
+            BodyFraming::Chunked => BodyDecoder::Chunked(Chunked::Size),
         };
         ClientIo::lock(io).body_pending = true;
         Some(ClientBodyReader {
             io: Arc::clone(io),
-            state,
+            decoder,
         })
     }
 
@@ -67,40 +60,18 @@ impl ClientBodyReader {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         loop {
-            let buffer = &mut io.read;
-            match &mut self.state {
-                State::Done => return Poll::Ready(None),
-                State::Length(left) => {
-                    if !buffer.is_empty() {
-                        let take = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(buffer.len());
-                        let data = buffer.split_to(take).freeze();
-                        *left -= take as u64;
-                        if *left == 0 {
-                            self.state = State::Done;
-                            io.body_pending = false;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
+            let decoded = self.decoder.decode(&mut io.read);
+            if self.decoder.is_done() {
+                io.body_pending = false;
+            }
+            match decoded {
+                Err(error) => return Poll::Ready(Some(Err(ClientBodyError::Chunk(error)))),
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Decoded::End(trailers)) if trailers.is_empty() => return Poll::Ready(None),
+                Ok(Decoded::End(trailers)) => {
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
-                State::Chunked(chunked) => match chunked.step(buffer) {
-                    Err(error) => return Poll::Ready(Some(Err(ClientBodyError::Chunk(error)))),
-                    Ok(ChunkStep::Data(take)) => {
-                        let data = buffer.split_to(take).freeze();
-                        chunked.consumed(take);
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    Ok(ChunkStep::End(trailers)) => {
-                        self.state = State::Done;
-                        io.body_pending = false;
-                        if trailers.is_empty() {
-                            return Poll::Ready(None);
-                        }
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                    }
-                    Ok(ChunkStep::NeedMore) => {}
-                },
+                Ok(Decoded::NeedMore) => {}
             }
             match ready!(io.poll_fill(cx, BODY_LIMIT)) {
                 Err(error) => return Poll::Ready(Some(Err(ClientBodyError::Read(error)))),
@@ -125,14 +96,10 @@ impl Body for ClientBodyReader {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.state == State::Done
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.state {
-            State::Length(left) => SizeHint::with_exact(left),
-            State::Done => SizeHint::with_exact(0),
-            State::Chunked(_) => SizeHint::default(),
-        }
+        self.decoder.size_hint()
     }
 }

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::body::ClientBodyReader;
 use super::request_head::{self, RequestHead};
 use super::response_head::{self, Exchange, Framing};
+use crate::http1::{self, READ_CHUNK};
 use crate::l7::headers::ClientAddress;
 use crate::l7::limits::ConnectionLimits;
 use crate::l7::proxy::Proxy;
@@ -36,8 +37,6 @@ use crate::upstream::ClientBody;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Bytes read at a time.
-const READ_CHUNK: usize = 8 * 1024;
 /// What an idle connection reads into before it has a buffer: a typical
 /// request head.
 const FIRST_READ: usize = 1024;
@@ -95,10 +94,6 @@ impl ClientIo {
     /// Reads what arrives into the buffer, which holds at most `limit`
     /// bytes; 0 at the end of the stream.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<usize>> {
-        let room = limit.saturating_sub(self.read.len()).min(READ_CHUNK);
-        if room == 0 {
-            return Poll::Ready(Err(io::ErrorKind::OutOfMemory.into()));
-        }
         if self.read.capacity() == 0 {
             // An idle connection holds no buffer: the first bytes of the
             // next request land on the stack, and a buffer is allocated
@@ -113,12 +108,7 @@ impl ClientIo {
             }
             return Poll::Ready(Ok(read));
         }
-        if self.read.capacity() - self.read.len() < room {
-            self.read.reserve(READ_CHUNK);
-        }
-        let mut limited = (&mut self.read).limit(room);
-        let read = std::pin::pin!(self.io.read_buf(&mut limited));
-        std::future::Future::poll(read, cx)
+        http1::poll_fill(&mut self.io, &mut self.read, limit, cx)
     }
 
     /// Writes `out` from `offset` on.
@@ -365,7 +355,7 @@ fn add_frame(
                 return Err(io::Error::other("response body shorter than its length"));
             }
             if framing == Framing::Chunked {
-                out.extend_from_slice(b"0\r\n\r\n");
+                http1::last_chunk(std::iter::empty(), out);
             }
             return Ok(true);
         }
@@ -379,8 +369,7 @@ fn add_frame(
             *sent += data.len() as u64;
             match framing {
                 Framing::Chunked => {
-                    use std::io::Write;
-                    let _ = write!(out, "{:x}\r\n", data.len());
+                    http1::chunk_header(data.len(), out);
                     out.extend_from_slice(&data);
                     out.extend_from_slice(b"\r\n");
                 }
@@ -392,17 +381,10 @@ fn add_frame(
         }
         Err(frame) => {
             if let (Ok(trailers), Framing::Chunked) = (frame.into_trailers(), framing) {
-                out.extend_from_slice(b"0\r\n");
                 let declared = trailers
                     .iter()
                     .filter(|(name, _)| declared_trailers.contains(name));
-                for (name, value) in declared {
-                    out.extend_from_slice(name.as_str().as_bytes());
-                    out.extend_from_slice(b": ");
-                    out.extend_from_slice(value.as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(b"\r\n");
+                http1::last_chunk(declared, out);
                 return Ok(true);
             }
         }

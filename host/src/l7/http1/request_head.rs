@@ -11,12 +11,11 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::BytesMut;
+use http::header::{self, HeaderMap};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-/// Header fields a request head may carry.
-const MAX_HEADERS: usize = 100;
+use crate::http1::{FieldError, FieldTable, MAX_HEADERS, codings, content_length, has_token};
 
 /// How a request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +53,6 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-/// Where a field's name and value sit in the head (see the response side).
-#[derive(Clone, Copy, Default)]
-struct FieldAt {
-    name: (u16, u16),
-    value: (u16, u16),
-}
-
 fn bad(reason: &'static str) -> Refusal {
     Refusal {
         status: StatusCode::BAD_REQUEST,
@@ -91,33 +83,16 @@ pub fn parse(buffer: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let base = buffer.as_ptr() as usize;
-    let offset = |bytes: &[u8]| -> Result<(u16, u16), Refusal> {
-        let start = u16::try_from(bytes.as_ptr() as usize - base);
-        let len = u16::try_from(bytes.len());
-        start
-            .and_then(|start| Ok((start, len?)))
-            .map_err(|_| bad("request head too large"))
-    };
-    let target = offset(parsed.path.unwrap_or_default().as_bytes())?;
-    let count = parsed.headers.len();
-    let mut at = [FieldAt::default(); MAX_HEADERS];
-    for (slot, field) in at.iter_mut().zip(parsed.headers.iter()) {
-        *slot = FieldAt {
-            name: offset(field.name.as_bytes())?,
-            value: offset(field.value)?,
-        };
-    }
+    // Offsets, so that the target and values can share the head's bytes
+    // once they are split off the buffer.
+    let target = FieldTable::offset(buffer, parsed.path.unwrap_or_default().as_bytes())
+        .map_err(field_refusal)?;
+    let table = FieldTable::record(buffer, parsed.headers).map_err(field_refusal)?;
     let bytes = buffer.split_to(length).freeze();
-    let uri = Uri::from_maybe_shared(slice(&bytes, target)).map_err(|_| bad("invalid target"))?;
-    let mut headers = HeaderMap::with_capacity(count);
-    for field in at.iter().take(count) {
-        let name = HeaderName::from_bytes(&slice(&bytes, field.name))
-            .map_err(|_| bad("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(slice(&bytes, field.value))
-            .map_err(|_| bad("invalid header value"))?;
-        headers.append(name, value);
-    }
+    let uri = Uri::from_maybe_shared(FieldTable::slice(&bytes, target))
+        .map_err(|_| bad("invalid target"))?;
+    // Room for the forwarded fields the proxy adds.
+    let mut headers = table.into_map(&bytes, 3).map_err(field_refusal)?;
     let (framing, framed_both_ways) = framing(version, &mut headers)?;
     let keep_alive = !framed_both_ways && persistent(version, &headers);
     let expects_continue = framing != BodyFraming::Empty
@@ -125,12 +100,7 @@ pub fn parse(buffer: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let accepts_trailers = headers.get_all(header::TE).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|item| item.trim_ascii().eq_ignore_ascii_case(b"trailers"))
-    });
+    let accepts_trailers = has_token(&headers, header::TE, b"trailers");
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -145,54 +115,29 @@ pub fn parse(buffer: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
     }))
 }
 
-fn slice(bytes: &Bytes, (start, len): (u16, u16)) -> Bytes {
-    let (start, len) = (usize::from(start), usize::from(len));
-    if start + len <= bytes.len() {
-        bytes.slice(start..start + len)
-    } else {
-        Bytes::new()
-    }
+fn field_refusal(error: FieldError) -> Refusal {
+    bad(match error {
+        FieldError::TooFar => "request head too large",
+        FieldError::Name => "invalid header name",
+        FieldError::Value => "invalid header value",
+    })
 }
 
 /// The body's framing; `true` when the request had both a length and
 /// chunks (the length is removed).
 fn framing(version: Version, headers: &mut HeaderMap) -> Result<(BodyFraming, bool), Refusal> {
-    let mut last_coding: Option<Vec<u8>> = None;
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        for coding in value.as_bytes().split(|&b| b == b',') {
-            let coding = coding.trim_ascii();
-            if !coding.is_empty() {
-                last_coding = Some(coding.to_ascii_lowercase());
-            }
-        }
-    }
     if headers.contains_key(header::TRANSFER_ENCODING) {
         if version == Version::HTTP_10 {
             return Err(bad("transfer-encoding in an HTTP/1.0 request"));
         }
-        if last_coding.as_deref() != Some(b"chunked") {
+        let last = codings(headers).last();
+        if !last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")) {
             return Err(bad("transfer-encoding does not end in chunked"));
         }
         let both = headers.remove(header::CONTENT_LENGTH).is_some();
         return Ok((BodyFraming::Chunked, both));
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
-                return Err(bad("content-length is not a number"));
-            }
-            let parsed = std::str::from_utf8(item)
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok())
-                .ok_or(bad("content-length overflows"))?;
-            if length.is_some_and(|seen| seen != parsed) {
-                return Err(bad("content-lengths disagree"));
-            }
-            length = Some(parsed);
-        }
-    }
+    let length = content_length(headers).map_err(bad)?;
     Ok(match length {
         None | Some(0) => (BodyFraming::Empty, false),
         Some(length) => (BodyFraming::Length(length), false),
@@ -202,14 +147,7 @@ fn framing(version: Version, headers: &mut HeaderMap) -> Result<(BodyFraming, bo
 /// Whether the client keeps the connection: HTTP/1.1 unless `close`,
 /// HTTP/1.0 only with `keep-alive`.
 fn persistent(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &[u8]| {
-        headers.get_all(header::CONNECTION).iter().any(|value| {
-            value
-                .as_bytes()
-                .split(|&b| b == b',')
-                .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
+    let has = |token: &[u8]| has_token(headers, header::CONNECTION, token);
     match version {
         Version::HTTP_10 => has(b"keep-alive"),
         _ => !has(b"close"),

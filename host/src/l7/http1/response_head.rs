@@ -7,6 +7,8 @@ use http::StatusCode;
 use http::header::{self, HeaderMap};
 use http_body::SizeHint;
 
+use crate::http1;
+
 /// How the response body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -52,7 +54,9 @@ pub fn encode(
         Framing::Empty
     } else {
         match (size.exact(), stated) {
-            (Some(exact), Some(stated)) if exact != stated && !exact_unknown_for_head(exchange) => {
+            // A HEAD response's length describes the body a GET would
+            // get, which its empty body cannot contradict.
+            (Some(exact), Some(stated)) if exact != stated && !exchange.head_request => {
                 headers.insert(header::CONTENT_LENGTH, exact.into());
                 Framing::Length(exact)
             }
@@ -75,12 +79,7 @@ pub fn encode(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers.iter() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    http1::write_fields(headers.iter(), out);
     if framing == Framing::Chunked && !exchange.head_request {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -101,12 +100,6 @@ pub fn encode(
     } else {
         framing
     }
-}
-
-/// A HEAD response's length describes the body a GET would get, which
-/// the (empty) body here cannot contradict.
-fn exact_unknown_for_head(exchange: Exchange) -> bool {
-    exchange.head_request
 }
 
 thread_local! {

@@ -1,32 +1,23 @@
-//! A response body read from its connection: by length, by chunks, or
-//! until the backend closes; data is sliced from the read buffer.
+//! A response body read from its connection (decoded by
+//! [`BodyDecoder`]: by length, by chunks, or until the backend closes).
 
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use super::chunked::{Chunked, Step};
 use super::{Framing, Http1Connection, Http1Error, ResponseHead};
+use crate::http1::{BodyDecoder, Chunked, Decoded};
 
 /// Longest stretch of a body buffered before it is passed on.
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// The body of one response, owning its connection until it ends.
 pub struct ResponseBody {
-    /// Taken back for reuse once the body ended.
+    /// Taken back for reuse once the body ended; dropped when it failed.
     connection: Option<Http1Connection>,
-    state: State,
+    decoder: BodyDecoder,
     keep_alive: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Length(u64),
-    Chunked(Chunked),
-    Close,
-    Done,
-    Failed,
 }
 
 // === impl ResponseBody ===
@@ -34,15 +25,15 @@ enum State {
 impl ResponseBody {
     /// The body `head` announced, read from `connection`.
     pub fn new(connection: Http1Connection, head: &ResponseHead) -> Self {
-        let state = match head.framing {
-            Framing::Empty | Framing::Length(0) => State::Done,
-            Framing::Length(length) => State::Length(length),
-            Framing::Chunked => State::Chunked(Chunked::Size),
-            Framing::Close => State::Close,
+        let decoder = match head.framing {
+            Framing::Empty | Framing::Length(0) => BodyDecoder::Done,
+            Framing::Length(length) => BodyDecoder::Length(length),
+            Framing::Chunked => BodyDecoder::Chunked(Chunked::Size),
+            Framing::Close => BodyDecoder::Close,
         };
         ResponseBody {
             connection: Some(connection),
-            state,
+            decoder,
             keep_alive: head.keep_alive,
         }
     }
@@ -54,7 +45,7 @@ impl ResponseBody {
             .connection
             .as_ref()
             .is_some_and(|connection| connection.read.is_empty());
-        if self.state == State::Done && self.keep_alive && clean {
+        if self.decoder.is_done() && self.keep_alive && clean {
             self.connection.take()
         } else {
             None
@@ -63,16 +54,12 @@ impl ResponseBody {
 
     /// Whether the body has been read to its end.
     pub fn is_end_stream(&self) -> bool {
-        self.state == State::Done
+        self.decoder.is_done()
     }
 
     /// The bytes left, when known.
     pub fn size_hint(&self) -> SizeHint {
-        match self.state {
-            State::Length(left) => SizeHint::with_exact(left),
-            State::Done => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
-        }
+        self.decoder.size_hint()
     }
 
     /// The next frame of the body.
@@ -82,7 +69,8 @@ impl ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Http1Error>>> {
         let polled = self.poll_step(cx);
         if let Poll::Ready(Some(Err(_))) = &polled {
-            self.state = State::Failed;
+            // A broken body is a broken connection.
+            self.connection = None;
         }
         polled
     }
@@ -91,57 +79,22 @@ impl ResponseBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Http1Error>>> {
+        let Some(connection) = self.connection.as_mut() else {
+            return Poll::Ready(None);
+        };
         loop {
-            let Some(connection) = self.connection.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let buffer = &mut connection.read;
-            match &mut self.state {
-                State::Done | State::Failed => return Poll::Ready(None),
-                State::Length(left) => {
-                    if !buffer.is_empty() {
-                        let take = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(buffer.len());
-                        let data = buffer.split_to(take).freeze();
-                        *left -= take as u64;
-                        if *left == 0 {
-                            self.state = State::Done;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
+            match self.decoder.decode(&mut connection.read) {
+                Err(error) => return Poll::Ready(Some(Err(Http1Error::Chunk(error)))),
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Decoded::End(trailers)) if trailers.is_empty() => return Poll::Ready(None),
+                Ok(Decoded::End(trailers)) => {
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
-                State::Chunked(chunked) => match chunked.step(buffer) {
-                    Err(error) => return Poll::Ready(Some(Err(Http1Error::Chunk(error)))),
-                    Ok(Step::Data(take)) => {
-                        let data = buffer.split_to(take).freeze();
-                        chunked.consumed(take);
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    Ok(Step::End(trailers)) => {
-                        self.state = State::Done;
-                        if trailers.is_empty() {
-                            return Poll::Ready(None);
-                        }
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                    }
-                    Ok(Step::NeedMore) => {}
-                },
-                State::Close => {
-                    if !buffer.is_empty() {
-                        let data = buffer.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
+                Ok(Decoded::NeedMore) => {}
             }
-            let read = ready!(connection.poll_fill(cx, BODY_LIMIT)).map_err(Http1Error::Read);
-            match read {
-                Err(error) => return Poll::Ready(Some(Err(error))),
-                Ok(0) if self.state == State::Close => {
-                    self.state = State::Done;
-                    self.keep_alive = false;
-                    return Poll::Ready(None);
-                }
+            match ready!(connection.poll_fill(cx, BODY_LIMIT)) {
+                Err(error) => return Poll::Ready(Some(Err(Http1Error::Read(error)))),
+                Ok(0) if self.decoder.end_of_stream() => return Poll::Ready(None),
                 Ok(0) => return Poll::Ready(Some(Err(Http1Error::BodyCut))),
                 Ok(_) => {}
             }

@@ -10,6 +10,8 @@ use bytes::BufMut;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 
+use crate::http1;
+
 /// How the request body goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -72,31 +74,7 @@ pub fn encode(head: &Parts, out: &mut Vec<u8>) {
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &head.headers {
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
-    }
-    out.put_slice(b"\r\n");
-}
-
-/// Appends the header of one chunk of `len` bytes.
-pub fn chunk_header(len: usize, out: &mut Vec<u8>) {
-    use std::io::Write;
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{len:x}\r\n");
-}
-
-/// Appends the last chunk and `trailers`, ending the body.
-pub fn last_chunk(trailers: Option<&http::HeaderMap>, out: &mut Vec<u8>) {
-    out.put_slice(b"0\r\n");
-    for (name, value) in trailers.into_iter().flatten() {
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
-    }
+    http1::write_fields(&head.headers, out);
     out.put_slice(b"\r\n");
 }
 
@@ -143,24 +121,5 @@ mod tests {
         let mut head = parts(Request::post("/"));
         assert_eq!(framing(&mut head, false, None), BodyFraming::Chunked);
         assert_eq!(head.headers["transfer-encoding"], "chunked");
-    }
-
-    #[test]
-    fn chunk_headers_are_hex() {
-        for (len, text) in [
-            (0, "0\r\n"),
-            (5, "5\r\n"),
-            (255, "ff\r\n"),
-            (4096, "1000\r\n"),
-        ] {
-            let mut out = Vec::new();
-            chunk_header(len, &mut out);
-            assert_eq!(out, text.as_bytes());
-        }
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("x-sum", HeaderValue::from_static("7"));
-        let mut out = Vec::new();
-        last_chunk(Some(&trailers), &mut out);
-        assert_eq!(out, b"0\r\nx-sum: 7\r\n\r\n");
     }
 }

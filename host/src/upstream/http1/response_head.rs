@@ -11,12 +11,11 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::BytesMut;
+use http::header::{self, HeaderMap};
 use http::{Response, StatusCode, Version};
 
-/// Header fields a response head may carry; more is an error, as in hyper.
-const MAX_HEADERS: usize = 100;
+use crate::http1::{FieldTable, MAX_HEADERS, codings, content_length, has_token};
 
 /// Why a response head was refused.
 #[derive(Debug, thiserror::Error)]
@@ -65,15 +64,6 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Where a field's name and value sit in the head's bytes (start, length;
-/// a head is at most 16 KiB plus one read, so `u16` holds them and the
-/// table stays small enough to zero cheaply).
-#[derive(Clone, Copy, Default)]
-struct FieldAt {
-    name: (u16, u16),
-    value: (u16, u16),
-}
-
 /// Parses a response head from the front of `buffer` and removes it;
 /// `Ok(None)` when the head is not complete yet. `head_request` says the
 /// request was HEAD (a response to it has no body, whatever it says).
@@ -91,36 +81,15 @@ pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     let code = parsed.code.unwrap_or(0);
     let version = parsed.version.unwrap_or(1);
     // Offsets, so that the values can share the head's bytes once they are
-    // split off the buffer (no copy per field).
-    let base = buffer.as_ptr() as usize;
-    let offset = |bytes: &[u8]| -> Result<(u16, u16), HeadError> {
-        let start = u16::try_from(bytes.as_ptr() as usize - base);
-        let len = u16::try_from(bytes.len());
-        start
-            .and_then(|start| Ok((start, len?)))
-            .map_err(|_| HeadError::Field)
-    };
-    let count = parsed.headers.len();
-    let mut at = [FieldAt::default(); MAX_HEADERS];
-    for (slot, field) in at.iter_mut().zip(parsed.headers.iter()) {
-        *slot = FieldAt {
-            name: offset(field.name.as_bytes())?,
-            value: offset(field.value)?,
-        };
-    }
+    // split off the buffer.
+    let table = FieldTable::record(buffer, parsed.headers).map_err(|_| HeadError::Field)?;
     let head = buffer.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for field in at.iter().take(count) {
-        let (start, len) = (usize::from(field.name.0), usize::from(field.name.1));
-        let name = head.get(start..start + len).ok_or(HeadError::Field)?;
-        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Field)?;
-        let value = slice(&head, field.value);
-        let value = HeaderValue::from_maybe_shared(value).map_err(|_| HeadError::Field)?;
-        headers.append(name, value);
-    }
+    let headers = table.into_map(&head, 0).map_err(|_| HeadError::Field)?;
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Status(code))?;
     let framing = framing(status, version, head_request, &headers)?;
-    let keep_alive = version == 1 && framing != Framing::Close && !asks_close(&headers);
+    let keep_alive = version == 1
+        && framing != Framing::Close
+        && !has_token(&headers, header::CONNECTION, b"close");
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = Version::HTTP_11;
@@ -130,15 +99,6 @@ pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respons
         framing,
         keep_alive,
     }))
-}
-
-fn slice(head: &Bytes, (start, len): (u16, u16)) -> Bytes {
-    let (start, len) = (usize::from(start), usize::from(len));
-    if start + len <= head.len() {
-        head.slice(start..start + len)
-    } else {
-        Bytes::new()
-    }
 }
 
 /// RFC 9112 §6.3, strictly.
@@ -151,7 +111,7 @@ fn framing(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Err(HeadError::UnexpectedSwitch);
     }
-    let length = content_length(headers)?;
+    let length = content_length(headers).map_err(HeadError::Framing)?;
     let chunked = transfer_chunked(headers)?;
     if chunked && version == 0 {
         return Err(HeadError::Framing(
@@ -174,60 +134,21 @@ fn framing(
     })
 }
 
-/// The body length, when the fields give one: every `Content-Length`
-/// (repeated or listed) must be the same run of digits.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::Framing("content-length is not a number"));
-            }
-            let parsed = std::str::from_utf8(item)
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok())
-                .ok_or(HeadError::Framing("content-length overflows"))?;
-            if length.is_some_and(|seen| seen != parsed) {
-                return Err(HeadError::Framing("content-lengths disagree"));
-            }
-            length = Some(parsed);
-        }
-    }
-    Ok(length)
-}
-
 /// Whether the body is chunked: the codings, all fields together, must be
 /// exactly one `chunked` (any other coding would reach the client without
 /// its name, or need decoding the proxy does not do).
 fn transfer_chunked(headers: &HeaderMap) -> Result<bool, HeadError> {
     let mut chunked = false;
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        for coding in value.as_bytes().split(|&b| b == b',') {
-            let coding = coding.trim_ascii();
-            if coding.is_empty() {
-                continue;
-            }
-            if !coding.eq_ignore_ascii_case(b"chunked") {
-                return Err(HeadError::Framing("transfer coding other than chunked"));
-            }
-            if chunked {
-                return Err(HeadError::Framing("chunked applied twice"));
-            }
-            chunked = true;
+    for coding in codings(headers) {
+        if !coding.eq_ignore_ascii_case(b"chunked") {
+            return Err(HeadError::Framing("transfer coding other than chunked"));
         }
+        if chunked {
+            return Err(HeadError::Framing("chunked applied twice"));
+        }
+        chunked = true;
     }
     Ok(chunked)
-}
-
-/// Whether `Connection` lists `close`.
-fn asks_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
 }
 
 #[cfg(test)]

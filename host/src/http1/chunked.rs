@@ -1,4 +1,5 @@
-//! The chunked transfer coding (RFC 9112 §7.1), decoded from a buffer.
+//! The chunked transfer coding (RFC 9112 §7.1), decoded from a buffer and
+//! encoded into one.
 //!
 //! Strict where leniency lets two parsers disagree about where a body
 //! ends: every line ends in CRLF (a bare LF is an error), a size is 1 to
@@ -202,6 +203,23 @@ fn trailer_section(buffer: &mut BytesMut) -> Result<Option<HeaderMap>, ChunkErro
     Ok(Some(trailers))
 }
 
+/// Appends the header of one chunk of `len` bytes.
+pub fn chunk_header(len: usize, out: &mut Vec<u8>) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{len:x}\r\n");
+}
+
+/// Appends the last chunk and `trailers`, ending the body.
+pub fn last_chunk<'a>(
+    trailers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(b"0\r\n");
+    super::write_fields(trailers, out);
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +293,24 @@ mod tests {
         let mut buffer = BytesMut::from(&b"ffffffffffffffff\r\n"[..]);
         assert_eq!(state.step(&mut buffer), Ok(Step::NeedMore));
         assert_eq!(state, Chunked::Data(u64::MAX));
+    }
+
+    #[test]
+    fn chunk_headers_are_hex() {
+        for (len, text) in [
+            (0, "0\r\n"),
+            (5, "5\r\n"),
+            (255, "ff\r\n"),
+            (4096, "1000\r\n"),
+        ] {
+            let mut out = Vec::new();
+            chunk_header(len, &mut out);
+            assert_eq!(out, text.as_bytes());
+        }
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-sum", HeaderValue::from_static("7"));
+        let mut out = Vec::new();
+        last_chunk(&trailers, &mut out);
+        assert_eq!(out, b"0\r\nx-sum: 7\r\n\r\n");
     }
 }
