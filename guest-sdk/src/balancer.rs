@@ -66,6 +66,10 @@ pub struct Backend {
     /// Slow-start progress in thousandths (1..=1000); 1000 unless the
     /// backend recently joined or recovered. See [`Backend::effective_weight`].
     pub ramp_permille: u32,
+    /// Capacity left by health checks in thousandths (1..=1000); below 1000
+    /// while the pool's health interpreter calls the backend degraded. See
+    /// [`Backend::effective_weight`].
+    pub health_permille: u32,
     /// Opaque token naming the backend to clients, for affinity cookies.
     pub token: String,
     /// Operator-supplied labels, sorted by key.
@@ -114,6 +118,7 @@ impl Backend {
             id,
             weight: 1,
             ramp_permille: 1000,
+            health_permille: 1000,
             metadata: Vec::new(),
         }
     }
@@ -127,9 +132,12 @@ impl Backend {
     }
 
     /// The weight to balance by: the configured weight scaled by slow-start
-    /// progress, in thousandths of a configured unit (never 0).
+    /// progress and by health capacity, in thousandths of a configured unit
+    /// (never 0).
     pub fn effective_weight(&self) -> u64 {
-        (u64::from(self.weight) * u64::from(self.ramp_permille.clamp(1, 1000))).max(1)
+        let ramp = u64::from(self.ramp_permille.clamp(1, 1000));
+        let health = u64::from(self.health_permille.clamp(1, 1000));
+        (u64::from(self.weight) * ramp * health / 1000).max(1)
     }
 }
 

@@ -18,6 +18,13 @@ pub use balance::{
     RequestFacts, RequestNeeds as WitRequestNeeds, SelectError,
 };
 pub use filter::{FilterNeeds as WitFilterNeeds, HeaderEdit, Verdict as WitVerdict};
+pub use health::{
+    ProbeKind as WitProbeKind, ProbeNeeds as WitProbeNeeds, ProbeOutcome as WitProbeOutcome,
+    Verdict as WitHealthVerdict,
+};
+
+use crate::health::{ProbeKind, ProbeNeeds, ProbeOutcome, Verdict as HealthVerdict};
+use crate::health_bindings::exports::bascule::plugin::health;
 
 /// Converts the WIT backend record into the SDK's type.
 pub fn backend_from_wit(backend: WitBackend) -> Backend {
@@ -26,6 +33,7 @@ pub fn backend_from_wit(backend: WitBackend) -> Backend {
         address: backend.address,
         weight: backend.weight,
         ramp_permille: backend.ramp_permille,
+        health_permille: backend.health_permille,
         token: backend.token,
         metadata: backend.metadata,
     }
@@ -206,6 +214,52 @@ pub fn run_on_response(
     Ok(headers.into_edits().into_iter().map(edit_to_wit).collect())
 }
 
+/// The probe kind the host runs, in the SDK's type.
+pub fn probe_kind_from_wit(kind: WitProbeKind) -> ProbeKind {
+    match kind {
+        WitProbeKind::Http => ProbeKind::Http,
+        WitProbeKind::Tcp => ProbeKind::Tcp,
+        WitProbeKind::Udp => ProbeKind::Udp,
+    }
+}
+
+/// What an interpreter declared, as the contract's record.
+pub fn probe_needs_to_wit(needs: ProbeNeeds) -> WitProbeNeeds {
+    WitProbeNeeds {
+        headers: needs.headers,
+        body: needs.body,
+        send: needs.send,
+        until: needs.until,
+    }
+}
+
+/// One probe's outcome, in the SDK's type.
+pub fn probe_outcome_from_wit(outcome: WitProbeOutcome) -> ProbeOutcome {
+    ProbeOutcome {
+        kind: probe_kind_from_wit(outcome.kind),
+        status: outcome.status,
+        headers: outcome.headers,
+        body: outcome.body,
+        latency_us: outcome.latency_us,
+        error: outcome.error,
+    }
+}
+
+/// An interpreter's verdict, as the contract's variant.
+pub fn health_verdict_to_wit(verdict: HealthVerdict) -> WitHealthVerdict {
+    match verdict {
+        HealthVerdict::Healthy { reason } => WitHealthVerdict::Healthy(reason),
+        HealthVerdict::Degraded {
+            weight_factor,
+            reason,
+        } => WitHealthVerdict::Degraded(health::Degraded {
+            weight_factor,
+            reason,
+        }),
+        HealthVerdict::Unhealthy { reason } => WitHealthVerdict::Unhealthy(reason),
+    }
+}
+
 /// Exports a [`Balancer`](crate::Balancer) implementation as the
 /// component's `bascule:plugin/balance` interface.
 ///
@@ -358,6 +412,65 @@ macro_rules! export_header_filter {
             }
 
             $crate::filter_bindings::export_header_filter_world!(Export with_types_in $crate::filter_bindings);
+        };
+    };
+}
+
+/// Exports a [`HealthInterpreter`](crate::HealthInterpreter) implementation
+/// as the component's `bascule:plugin/health` interface.
+///
+/// Invoke it once, at the crate root of a `cdylib` built for
+/// `wasm32-wasip2`. The interpreter lives in a thread-local: a component
+/// instance is single-threaded. Compiled natively it expands to nothing.
+#[macro_export]
+macro_rules! export_health_interpreter {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            use $crate::export as __glue;
+            use $crate::health_bindings::exports::bascule::plugin::health::Guest;
+
+            ::std::thread_local! {
+                static STATE: ::std::cell::RefCell<::std::option::Option<$ty>> =
+                    const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            }
+
+            struct Export;
+
+            impl Guest for Export {
+                fn configure(
+                    options: ::std::string::String,
+                    kind: __glue::WitProbeKind,
+                ) -> ::std::result::Result<__glue::WitProbeNeeds, __glue::PluginError> {
+                    let options = $crate::Options::from_json(options);
+                    let interpreter = <$ty as $crate::HealthInterpreter>::configure(
+                        &options,
+                        __glue::probe_kind_from_wit(kind),
+                    )
+                    .map_err(__glue::error_to_wit)?;
+                    let needs = $crate::HealthInterpreter::needs(&interpreter);
+                    STATE.with_borrow_mut(|state| *state = ::std::option::Option::Some(interpreter));
+                    ::std::result::Result::Ok(__glue::probe_needs_to_wit(needs))
+                }
+
+                fn interpret(outcome: __glue::WitProbeOutcome) -> __glue::WitHealthVerdict {
+                    STATE.with_borrow_mut(|state| match state.as_mut() {
+                        ::std::option::Option::Some(interpreter) => {
+                            let outcome = __glue::probe_outcome_from_wit(outcome);
+                            __glue::health_verdict_to_wit($crate::HealthInterpreter::interpret(
+                                interpreter,
+                                &outcome,
+                            ))
+                        }
+                        ::std::option::Option::None => __glue::WitHealthVerdict::Unhealthy(
+                            ::std::string::String::from("interpreter used before configure"),
+                        ),
+                    })
+                }
+            }
+
+            $crate::health_bindings::export_health_interpreter_world!(Export with_types_in $crate::health_bindings);
         };
     };
 }

@@ -32,9 +32,12 @@
 //! bascule_guest_sdk::export_balancer!(FirstAvailable);
 //! ```
 //!
-//! Header filters, the other kind of plugin, rewrite request and response
+//! Header filters, the second kind of plugin, rewrite request and response
 //! headers or answer requests themselves: implement [`HeaderFilter`] and
 //! export it with [`export_header_filter!`] (see the [`filter`] module).
+//! Health interpreters, the third, judge the outcome of an active health
+//! probe: implement [`HealthInterpreter`] and export it with
+//! [`export_health_interpreter!`] (see the [`health`] module).
 //!
 //! What the host guarantees, and what it checks:
 //! - `configure` runs once per instance, before anything else.
@@ -55,6 +58,7 @@ mod duration;
 #[doc(hidden)]
 pub mod export;
 pub mod filter;
+pub mod health;
 pub mod key;
 mod log;
 mod request;
@@ -87,9 +91,26 @@ pub mod filter_bindings {
         pub_export_macro: true,
         export_macro_name: "export_header_filter_world",
         with: {
-            "bascule:plugin/types@0.3.0": crate::bindings::bascule::plugin::types,
-            "bascule:plugin/request-context@0.3.0": crate::bindings::bascule::plugin::request_context,
-            "bascule:plugin/log@0.3.0": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/types@0.4.0": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/request-context@0.4.0": crate::bindings::bascule::plugin::request_context,
+            "bascule:plugin/log@0.4.0": crate::bindings::bascule::plugin::log,
+        },
+    });
+}
+
+/// Raw bindings of the `health-interpreter` world, sharing the balancer
+/// world's `types` and `log`.
+#[allow(unsafe_code, missing_docs, clippy::all)]
+pub mod health_bindings {
+    wit_bindgen::generate!({
+        world: "health-interpreter",
+        path: "../wit",
+        default_bindings_module: "bascule_guest_sdk::health_bindings",
+        pub_export_macro: true,
+        export_macro_name: "export_health_interpreter_world",
+        with: {
+            "bascule:plugin/types@0.4.0": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/log@0.4.0": crate::bindings::bascule::plugin::log,
         },
     });
 }
@@ -101,6 +122,7 @@ pub use duration::DurationOption;
 pub use filter::{
     Edit, EditAction, FilterNeeds, HeaderFilter, Headers, LocalResponse, ResponseNeeds, Verdict,
 };
+pub use health::{HealthInterpreter, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict as HealthVerdict};
 pub use key::{KeySource, hash_key, hash_key_seeded};
 pub use log::{debug, error, info, warn};
 #[cfg(not(target_arch = "wasm32"))]

@@ -203,8 +203,78 @@ pub struct PoolConfig {
     /// How long TCP connections to a backend that left the config or turned
     /// unhealthy may go on before they are closed.
     pub drain_timeout: Duration,
+    /// Percent of healthy backends below which the pool ignores health and
+    /// serves every backend (Envoy's panic mode); 0 turns it off.
+    pub panic_threshold: u32,
+    /// Active health checks; `None`: no probes.
+    pub health: Option<HealthCheckConfig>,
+    /// Passive health (outlier ejection); `None`: off.
+    pub outlier_detection: Option<OutlierConfig>,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
+}
+
+/// `[pools.NAME.health]`: how and how often every backend is probed, and
+/// how many verdicts in a row change its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// HTTP request or TCP connect; `None`: HTTP when an HTTP listener
+    /// routes to the pool, TCP otherwise.
+    pub protocol: Option<ProbeProtocol>,
+    /// Time between the starts of two probes (jittered by ±10%).
+    pub interval: Duration,
+    /// Budget of one probe, connect to last byte.
+    pub timeout: Duration,
+    /// Good verdicts in a row that make an unhealthy backend healthy.
+    pub healthy_threshold: u32,
+    /// Bad verdicts in a row that make a healthy backend unhealthy.
+    pub unhealthy_threshold: u32,
+    /// HTTP probe path (with query, if any).
+    pub path: String,
+    /// HTTP probe method.
+    pub method: String,
+    /// HTTP probe `Host`; `None`: the backend's address.
+    pub host: Option<String>,
+    /// Port to probe instead of the backend's.
+    pub port: Option<u16>,
+    /// The interpreter; `None`: `builtin:http-status` or `builtin:tcp-connect`.
+    pub interpreter: Option<PluginRef>,
+    /// Where `interpreter` was written (or the table), for load errors.
+    pub interpreter_location: FieldLocation,
+    /// `interpreter-options` as JSON.
+    pub interpreter_options: String,
+    /// Where `interpreter-options` was written (or the table).
+    pub interpreter_options_location: FieldLocation,
+    /// Most body or answer bytes read and passed to the interpreter.
+    pub body_limit: usize,
+}
+
+/// What an active probe does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeProtocol {
+    /// An HTTP/1.1 request.
+    Http,
+    /// A TCP connect (and what the interpreter asks to send and read).
+    Tcp,
+}
+
+/// `[pools.NAME.outlier-detection]`: ejection on consecutive failures of
+/// live traffic. A threshold of 0 turns that trigger off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// Consecutive 5xx responses that eject.
+    pub consecutive_5xx: u32,
+    /// Consecutive failed connects that eject.
+    pub consecutive_connect_failures: u32,
+    /// Consecutive response timeouts that eject.
+    pub consecutive_timeouts: u32,
+    /// An ejection lasts this times the number of times the backend was
+    /// ejected.
+    pub base_ejection_time: Duration,
+    /// Longest ejection.
+    pub max_ejection_time: Duration,
+    /// Most of the pool's backends ejected at once, in percent.
+    pub max_ejection_percent: u32,
 }
 
 /// One backend server.
@@ -291,6 +361,33 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Long enough for requests and transfers in progress to finish, short
 /// enough that a removed backend is free within minutes.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `health.interval`: ALB's default.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `health.timeout`.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `health.healthy-threshold`.
+pub const DEFAULT_HEALTHY_THRESHOLD: u32 = 2;
+
+/// `health.unhealthy-threshold`.
+pub const DEFAULT_UNHEALTHY_THRESHOLD: u32 = 3;
+
+/// `health.body-limit`, bytes.
+pub const DEFAULT_HEALTH_BODY_LIMIT: usize = 4096;
+
+/// Outlier detection's default thresholds (Envoy's).
+pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 5;
+
+/// `outlier-detection.base-ejection-time`.
+pub const DEFAULT_BASE_EJECTION_TIME: Duration = Duration::from_secs(30);
+
+/// `outlier-detection.max-ejection-time`.
+pub const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+
+/// `outlier-detection.max-ejection-percent`.
+pub const DEFAULT_MAX_EJECTION_PERCENT: u32 = 50;
 
 // === impl Config ===
 

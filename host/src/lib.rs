@@ -20,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod header_rules;
+pub mod health;
 pub mod host_pattern;
 pub mod http1;
 pub mod l4;

@@ -50,6 +50,19 @@ pub const HTTP_CONNECTIONS_CLOSED: &str = "bascule_http_connections_closed_total
 /// by listener.
 pub const HTTP_CONNECTIONS_REFUSED: &str = "bascule_http_connections_refused_total";
 
+/// Backend health, by pool, backend and state (`healthy`, `degraded`,
+/// `unhealthy`, `draining`): 1 for the current state, 0 for the others.
+pub const BACKEND_HEALTH: &str = "bascule_backend_health";
+/// Active health probes, by pool, backend and result (`healthy`,
+/// `degraded`, `unhealthy`, `failed`: the interpreter failed).
+pub const HEALTH_PROBES: &str = "bascule_health_probes_total";
+/// How long probes took, connect to verdict, by pool.
+pub const HEALTH_PROBE_DURATION: &str = "bascule_health_probe_duration_seconds";
+/// Backends ejected by outlier detection, by pool, backend and reason
+/// (`consecutive-5xx`, `consecutive-connect-failures`,
+/// `consecutive-timeouts`).
+pub const OUTLIER_EJECTIONS: &str = "bascule_outlier_ejections_total";
+
 /// `accept` calls that failed (out of file descriptors, ...).
 pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
 
@@ -72,6 +85,14 @@ pub fn connect_failed(pool: &str, backend: &str) {
         "backend" => backend.to_owned(),
     )
     .increment(1);
+}
+
+/// Shows `health` as the current state of `backend` in `pool`.
+pub fn backend_health(pool: &str, backend: &str, health: crate::upstream::Health) {
+    for state in crate::upstream::Health::ALL {
+        metrics::gauge!(BACKEND_HEALTH, "pool" => pool.to_owned(), "backend" => backend.to_owned(), "state" => state.label())
+            .set(if state == health { 1.0 } else { 0.0 });
+    }
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -99,11 +120,21 @@ fn builder() -> PrometheusBuilder {
     const DURATION_BUCKETS: [f64; 12] = [
         0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0,
     ];
-    let builder = PrometheusBuilder::new();
-    match builder.set_buckets_for_metric(
-        Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
-        &DURATION_BUCKETS,
-    ) {
+    const PROBE_BUCKETS: [f64; 10] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
+            &DURATION_BUCKETS,
+        )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(HEALTH_PROBE_DURATION.to_owned()),
+                &PROBE_BUCKETS,
+            )
+        });
+    match builder {
         Ok(builder) => builder,
         Err(error) => {
             tracing::warn!(%error, "histogram buckets not set");
@@ -145,4 +176,12 @@ fn describe() {
     );
     metrics::describe_counter!(PLUGIN_FAILURES, "plugin calls that failed");
     metrics::describe_counter!(PLUGIN_INSTANCES_CREATED, "plugin instances created");
+    metrics::describe_gauge!(BACKEND_HEALTH, "backend health state (1 = current)");
+    metrics::describe_counter!(HEALTH_PROBES, "active health probes, by result");
+    metrics::describe_histogram!(
+        HEALTH_PROBE_DURATION,
+        metrics::Unit::Seconds,
+        "active health probe durations"
+    );
+    metrics::describe_counter!(OUTLIER_EJECTIONS, "backends ejected by outlier detection");
 }

@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigErrors, FieldLocation};
+use crate::health::HealthCheck;
 use crate::l4::TcpListenerPlan;
 use crate::l7::{ConnectionLimits, HeaderFilter, RouteTable};
 use crate::plugin::{self, PluginRuntime};
 use crate::upstream::{BackendPool, Endpoints, Resolver, StatsRegistry};
 
 mod filters;
+mod health;
 mod listeners;
 mod pools;
 
@@ -26,6 +28,8 @@ pub struct Plan {
     generation: u64,
     listeners: Vec<ListenerPlan>,
     pools: Vec<Arc<BackendPool>>,
+    /// The active health checks of the pools that have one.
+    health_checks: Vec<(Arc<BackendPool>, Arc<HealthCheck>)>,
     /// How this plan's backend names are resolved.
     resolver: Arc<Resolver>,
     /// Backends new to their pool: registered, and their slow start begun,
@@ -77,10 +81,21 @@ impl Plan {
     ) -> Result<Plan, ConfigErrors> {
         let mut errors = Vec::new();
         let mut pools = Vec::new();
+        let mut health_checks = Vec::new();
         let mut joined = Vec::new();
         for pool in &config.pools {
-            match pools::build_pool(config, pool, plugins, stats, generation, &mut joined) {
-                Ok(built) => pools.push(Arc::new(built)),
+            let built = pools::build_pool(config, pool, plugins, stats, generation, &mut joined)
+                .and_then(|built| {
+                    health::build_health_check(config, pool, plugins).map(|check| (built, check))
+                });
+            match built {
+                Ok((built, check)) => {
+                    let built = Arc::new(built);
+                    if let Some(check) = check {
+                        health_checks.push((Arc::clone(&built), Arc::new(check)));
+                    }
+                    pools.push(built);
+                }
                 Err(error) => errors.push(error.reported(config)),
             }
         }
@@ -106,6 +121,7 @@ impl Plan {
             generation,
             listeners,
             pools,
+            health_checks,
             resolver: Arc::new(Resolver::new(&config.resolver)),
             joined,
         })
@@ -142,9 +158,13 @@ impl Plan {
             }
         }
         for pool in &self.pools {
-            if let Some(ramped) = pool.ramped_backends() {
+            if let Some(ramped) = pool.refreshed_backends() {
                 pool.publish(ramped);
             }
+            for backend in &pool.backends().backends {
+                crate::metrics::backend_health(pool.name(), &backend.id, backend.stats.health());
+            }
+            pool.health_changed();
         }
     }
 
@@ -167,6 +187,11 @@ impl Plan {
     /// All pools, sorted by name.
     pub fn pools(&self) -> &[Arc<BackendPool>] {
         &self.pools
+    }
+
+    /// The pools with active health checks, and their checks.
+    pub fn health_checks(&self) -> &[(Arc<BackendPool>, Arc<HealthCheck>)] {
+        &self.health_checks
     }
 
     /// Whether the pool named `pool` has a backend with id `backend`.

@@ -1,6 +1,7 @@
 //! Everything that names wasmtime: the engine, compiled plugins, sandbox
-//! limits, and the two kinds of plugin on top of them: balancers
-//! ([`WasmBalancer`]) and header filters ([`WasmFilter`]).
+//! limits, and the three kinds of plugin on top of them: balancers
+//! ([`WasmBalancer`]), header filters ([`WasmFilter`]) and health
+//! interpreters ([`WasmInterpreter`]).
 //!
 //! Plugins are compiled when a plan is built, never on the request path.
 //! Each call runs under an epoch deadline and a memory cap; a call that
@@ -16,6 +17,7 @@ mod edits;
 mod engine;
 mod filter;
 mod instances;
+mod interpreter;
 mod limits;
 mod log_gate;
 mod source;
@@ -28,6 +30,7 @@ use std::path::PathBuf;
 pub use balancer::{CompiledBalancer, WasmBalancer};
 pub use engine::PluginRuntime;
 pub use filter::{CompiledFilter, WasmFilter};
+pub use interpreter::{CompiledInterpreter, WasmInterpreter};
 pub use source::builtin_names;
 
 /// Why a plugin could not be loaded or did not answer.

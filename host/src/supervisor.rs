@@ -1,7 +1,9 @@
 //! The supervisor: the one owner of long-lived background work.
 //!
-//! It runs per-pool work for the plan being served (slow-start steps now;
-//! health probes, discovery and drain timers join here), re-resolves
+//! It runs per-pool work for the plan being served (slow-start steps, one
+//! health prober per backend of a checked pool, the end of outlier
+//! ejections), closes idle connections to backends that stop taking
+//! work, re-resolves
 //! backend names, and keeps the upstream connection pool clean (idle
 //! reaping, eviction of endpoints no backend uses). Every reload hands it
 //! the new plan ([`Supervisor::watch`]): the old plan's tasks stop, the new
@@ -55,6 +57,18 @@ impl Supervisor {
     /// tasks stop, idle connections to endpoints it no longer uses close.
     pub fn watch(&mut self, plan: &Plan) {
         self.watch_pools(plan.pools(), plan.resolver());
+        for (pool, check) in plan.health_checks() {
+            for backend in 0..pool.backends().len() {
+                self.plan_tasks.spawn(crate::health::probe_backend(
+                    Arc::clone(check),
+                    Arc::clone(pool),
+                    backend,
+                ));
+            }
+        }
+        let pools = plan.pools().to_vec();
+        self.plan_tasks
+            .spawn(close_idle_to_leaving(pools, Arc::clone(&self.connections)));
     }
 
     fn watch_pools(&mut self, pools: &[Arc<BackendPool>], resolver: &Arc<Resolver>) {
@@ -73,6 +87,9 @@ impl Supervisor {
         for pool in pools {
             if let Some(step) = pool.ramp_step() {
                 self.plan_tasks.spawn(step_ramps(Arc::clone(pool), step));
+            }
+            if pool.settings().outlier_detection.is_some() {
+                self.plan_tasks.spawn(end_ejections(Arc::clone(pool)));
             }
             if pool
                 .backends()
@@ -102,11 +119,56 @@ async fn step_ramps(pool: Arc<BackendPool>, step: Duration) {
         if !ramping {
             started.await;
         }
-        if let Some(ramped) = pool.ramped_backends() {
+        if let Some(ramped) = pool.refreshed_backends() {
             let publishing = Arc::clone(&pool);
             let _ = tokio::task::spawn_blocking(move || publishing.publish(ramped)).await;
         }
         tokio::time::sleep(step).await;
+    }
+}
+
+/// Ends `pool`'s outlier ejections when they are due; sleeps until the
+/// next one, or until a backend is ejected.
+async fn end_ejections(pool: Arc<BackendPool>) {
+    loop {
+        let ejected = pool.ejected();
+        tokio::pin!(ejected);
+        ejected.as_mut().enable();
+        match pool.end_due_ejections(tokio::time::Instant::now()) {
+            Some(next) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(next) => {}
+                    () = ejected => {}
+                }
+            }
+            None => ejected.await,
+        }
+    }
+}
+
+/// Closes the idle pooled connections of every backend that stops taking
+/// new work (ejected, failing its checks, drained), at once: its busy
+/// connections are not pooled again when their request ends.
+async fn close_idle_to_leaving(pools: Vec<Arc<BackendPool>>, connections: Arc<ConnectionPool>) {
+    loop {
+        let left = crate::upstream::backend_left();
+        tokio::pin!(left);
+        left.as_mut().enable();
+        let leaving: HashSet<SocketAddr> = pools
+            .iter()
+            .flat_map(|pool| {
+                pool.backends()
+                    .backends
+                    .iter()
+                    .filter(|backend| backend.stats.is_leaving())
+                    .flat_map(|backend| backend.endpoints.all().to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !leaving.is_empty() {
+            connections.retain(|endpoint| !leaving.contains(&endpoint));
+        }
+        left.await;
     }
 }
 
@@ -180,6 +242,8 @@ mod tests {
             slow_start: Some(Duration::from_secs(20)),
             proxy_protocol: None,
             drain_timeout: Duration::from_secs(1),
+            panic_threshold: 0,
+            outlier_detection: None,
         };
         let pool = Arc::new(BackendPool::new(
             "p",

@@ -21,6 +21,7 @@ mod backend;
 mod connection_pool;
 mod connector;
 mod endpoint;
+mod health_signals;
 mod http1;
 mod pool;
 mod request;
@@ -53,4 +54,7 @@ pub use resolver::{LOOKUP_TIMEOUT, ResolveError, Resolver};
 pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};
 pub use round_robin::NativeRoundRobin;
 pub use selection::{BackendSelection, Selection, SelectionError};
-pub use stats::{ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, ramp_started};
+pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport, TrafficEvent};
+pub use stats::{
+    ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, Transition, backend_left, ramp_started,
+};

@@ -144,7 +144,61 @@ pub struct RawPool {
     #[serde(default)]
     pub drain_timeout: Option<Spanned<String>>,
     #[serde(default)]
+    pub panic_threshold: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub health: Option<Spanned<RawHealth>>,
+    #[serde(default)]
+    pub outlier_detection: Option<RawOutlierDetection>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
+}
+
+/// `[pools.NAME.health]`: active probes, in ALB's target-group vocabulary.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawHealth {
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub healthy_threshold: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub interpreter: Option<Spanned<String>>,
+    #[serde(default)]
+    pub interpreter_options: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub body_limit: Option<Spanned<i64>>,
+}
+
+/// `[pools.NAME.outlier-detection]`: passive health from live traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawOutlierDetection {
+    #[serde(default, rename = "consecutive-5xx")]
+    pub consecutive_5xx: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub consecutive_connect_failures: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub consecutive_timeouts: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub base_ejection_time: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_ejection_time: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_ejection_percent: Option<Spanned<i64>>,
 }
 
 /// `[[pools.NAME.backends]]`

@@ -7,6 +7,7 @@
 
 mod fields;
 mod filters;
+mod health;
 mod listeners;
 mod pools;
 mod resolver;

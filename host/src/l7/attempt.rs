@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::upstream::{
     AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, Http1Error,
-    RequestBody, UpstreamBody,
+    RequestBody, TrafficEvent, UpstreamBody,
 };
 
 /// One try of one candidate.
@@ -79,6 +79,7 @@ impl Attempt<'_> {
             Ok(connection) => connection,
             Err(error) => {
                 crate::metrics::connect_failed(self.pool.name(), &backend.id);
+                self.pool.observe(backend, TrafficEvent::ConnectFailure);
                 return Err(self.failed(FailureKind::Connect, false, Some(request), error.into()));
             }
         };
@@ -88,14 +89,19 @@ impl Attempt<'_> {
         let sent =
             tokio::time::timeout(timeout, connection.send(request, backend.stats.start())).await;
         match sent {
-            Err(_) => Err(self.failed(
+            Err(_) => {
+                self.pool.observe(backend, TrafficEvent::Timeout);
+                Err(self.failed(
                 FailureKind::ResponseTimeout,
                 reused,
                 None,
                 AttemptCause::Timeout(timeout),
-            )),
+                ))
+            }
             Ok(Ok(response)) => {
                 backend.stats.record_success(started.elapsed());
+                self.pool
+                    .observe(backend, TrafficEvent::Response(response.status().as_u16()));
                 Ok(response)
             }
             Ok(Err(error)) => {

@@ -70,6 +70,8 @@ mod tests {
             slow_start: None,
             proxy_protocol: None,
             drain_timeout: Duration::from_secs(1),
+            panic_threshold: 0,
+            outlier_detection: None,
         };
         let backends = Arc::new(BackendSet::new(Vec::new()));
         Arc::new(BackendPool::new(

@@ -54,7 +54,7 @@ pub(super) fn build_pool(
         })
         .collect();
     let mut backends = BackendSet::new(backends);
-    if let Some(ramped) = pool.slow_start.and_then(|window| backends.ramped(window)) {
+    if let Some(ramped) = backends.refreshed(pool.slow_start) {
         backends = ramped;
     }
     let backends = Arc::new(backends);
@@ -86,6 +86,8 @@ pub(super) fn build_pool(
         slow_start: pool.slow_start,
         proxy_protocol: pool.proxy_protocol,
         drain_timeout: pool.drain_timeout,
+        panic_threshold: pool.panic_threshold,
+        outlier_detection: pool.outlier_detection,
     };
     Ok(BackendPool::new(
         pool.name.as_str(),
@@ -97,7 +99,7 @@ pub(super) fn build_pool(
 
 /// What the pool's balancer will place: HTTP requests, TCP connections or
 /// both, depending on the listeners that route to it.
-fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
+pub(super) fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
     let mut protocols = Vec::new();
     for listener in config.listeners_using(&pool.name) {
         let protocol = match listener.mode {

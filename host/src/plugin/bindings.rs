@@ -22,9 +22,24 @@ mod header_filter {
     pub use self::exports::bascule::plugin::filter;
 }
 
+/// The `health-interpreter` world, sharing the balancer world's interfaces.
+mod health_interpreter {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "health-interpreter",
+        with: {
+            "bascule:plugin/types": super::bascule::plugin::types,
+            "bascule:plugin/log": super::bascule::plugin::log,
+        },
+    });
+
+    pub use self::exports::bascule::plugin::health;
+}
+
 pub use self::bascule::plugin::{affinity, backend_stats, log, request_context, types};
 pub use self::exports::bascule::plugin::balance;
 pub use header_filter::{HeaderFilter, HeaderFilterPre, filter, headers};
+pub use health_interpreter::{HealthInterpreter, HealthInterpreterPre, health};
 
 use std::net::IpAddr;
 
@@ -39,6 +54,7 @@ impl From<&upstream::Backend> for balance::Backend {
             address: backend.address.clone(),
             weight: backend.weight,
             ramp_permille: backend.ramp_permille,
+            health_permille: backend.health_permille,
             token: backend.token.clone(),
             metadata: backend.metadata.clone(),
         }
@@ -51,12 +67,18 @@ impl From<upstream::StatsSnapshot> for backend_stats::BackendSnapshot {
             active: stats.active,
             ewma_latency_us: stats.ewma_latency_us,
             recent_failures: stats.consecutive_failures,
-            health: match stats.health {
-                Health::Healthy => backend_stats::Health::Healthy,
-                Health::Degraded => backend_stats::Health::Degraded,
-                Health::Unhealthy => backend_stats::Health::Unhealthy,
-                Health::Draining => backend_stats::Health::Draining,
-            },
+            health: stats.health.into(),
+        }
+    }
+}
+
+impl From<Health> for backend_stats::Health {
+    fn from(health: Health) -> Self {
+        match health {
+            Health::Healthy => backend_stats::Health::Healthy,
+            Health::Degraded => backend_stats::Health::Degraded,
+            Health::Unhealthy => backend_stats::Health::Unhealthy,
+            Health::Draining => backend_stats::Health::Draining,
         }
     }
 }

@@ -7,8 +7,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, OptLevel};
 
 use super::balancer::CompiledBalancer;
-use super::bindings::{Balancer, BalancerPre, HeaderFilterPre, headers};
+use super::bindings::{Balancer, BalancerPre, HeaderFilterPre, HealthInterpreterPre, headers};
 use super::filter::CompiledFilter;
+use super::interpreter::CompiledInterpreter;
 use super::state::PluginState;
 use super::ticker::EpochTicker;
 use super::{Error, source, wasi};
@@ -16,7 +17,7 @@ use crate::config::PluginRef;
 
 /// The contract this host implements, as components name it in their
 /// imports and exports.
-pub const CONTRACT: &str = "bascule:plugin@0.3.0";
+pub const CONTRACT: &str = "bascule:plugin@0.4.0";
 
 /// Guests get a modest stack: balancing needs no deep recursion, and a
 /// runaway recursion should trap quickly.
@@ -109,6 +110,30 @@ impl PluginRuntime {
                 )
             })?;
         Ok(Arc::new(CompiledFilter::new(
+            name,
+            self.engine.clone(),
+            pre,
+        )))
+    }
+
+    /// Compiles (or finds already compiled) a health interpreter plugin and
+    /// links it against the host's imports.
+    pub fn compile_interpreter(
+        &self,
+        plugin: &PluginRef,
+    ) -> Result<Arc<CompiledInterpreter>, Error> {
+        let (name, component) = self.component(plugin)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(HealthInterpreterPre::new)
+            .map_err(|e| {
+                load_error(
+                    &name,
+                    e.context(self.why_not(&component, "a health interpreter")),
+                )
+            })?;
+        Ok(Arc::new(CompiledInterpreter::new(
             name,
             self.engine.clone(),
             pre,

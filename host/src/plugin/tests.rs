@@ -127,7 +127,7 @@ fn a_plugin_built_against_0_2_is_refused_naming_both_versions() {
     let message = crate::error_chain(&error);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
-        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.3.0"),
+        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.4.0"),
         "{message}"
     );
 }
@@ -141,7 +141,7 @@ fn a_header_filter_is_not_a_balancer() {
         .expect("a filter must not load as a balancer");
     let message = crate::error_chain(&error);
     assert!(
-        message.contains("not a balancer of bascule:plugin@0.3.0"),
+        message.contains("not a balancer of bascule:plugin@0.4.0"),
         "{message}"
     );
 }

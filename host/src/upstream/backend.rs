@@ -23,6 +23,8 @@ pub struct Backend {
     pub weight: u32,
     /// Slow-start progress in thousandths, 1 to [`FULL_RAMP`].
     pub ramp_permille: u32,
+    /// The weight a degraded verdict leaves, in thousandths, 1 to 1000.
+    pub health_permille: u32,
     /// Opaque token naming the backend to clients (affinity cookies).
     pub token: String,
     /// Operator labels, sorted by key.
@@ -62,19 +64,21 @@ impl Backend {
             endpoints,
             weight,
             ramp_permille: FULL_RAMP,
+            health_permille: FULL_RAMP,
             metadata,
             stats,
         }
     }
 
-    /// The same backend at another slow-start progress.
-    fn with_ramp(&self, ramp_permille: u32) -> Self {
+    /// The same backend at another slow-start progress and health weight.
+    fn with_capacity(&self, (ramp_permille, health_permille): Capacity) -> Self {
         Backend {
             id: self.id.clone(),
             address: self.address.clone(),
             endpoints: Arc::clone(&self.endpoints),
             weight: self.weight,
             ramp_permille,
+            health_permille,
             token: self.token.clone(),
             metadata: self.metadata.clone(),
             stats: Arc::clone(&self.stats),
@@ -128,37 +132,46 @@ impl BackendSet {
         self.backends.get(index)
     }
 
-    /// The same backends with their slow-start progress over `window` as
-    /// it is now, as a new generation; `None` when nothing changed.
-    pub fn ramped(&self, window: Duration) -> Option<BackendSet> {
-        let ramps: Vec<u32> = self
+    /// The same backends with their slow-start progress over `slow_start`
+    /// and their degraded weight as they are now, as a new generation;
+    /// `None` when nothing changed.
+    pub fn refreshed(&self, slow_start: Option<Duration>) -> Option<BackendSet> {
+        let capacities: Vec<Capacity> = self
             .backends
             .iter()
-            .map(|backend| backend.stats.ramp_permille(window))
+            .map(|backend| {
+                let ramp = slow_start.map_or(FULL_RAMP, |window| backend.stats.ramp_permille(window));
+                (ramp, backend.stats.signals().health_permille())
+            })
             .collect();
-        self.with_ramps(&ramps)
+        self.with_capacities(&capacities)
     }
 
-    /// The same backends with the given slow-start progress, as a new
-    /// generation; `None` when nothing changed.
-    fn with_ramps(&self, ramps: &[u32]) -> Option<BackendSet> {
+    /// The same backends with the given capacities, as a new generation;
+    /// `None` when nothing changed.
+    fn with_capacities(&self, capacities: &[Capacity]) -> Option<BackendSet> {
         let unchanged = self
             .backends
             .iter()
-            .zip(ramps)
-            .all(|(backend, &ramp)| backend.ramp_permille == ramp);
+            .zip(capacities)
+            .all(|(backend, &(ramp, health))| {
+                backend.ramp_permille == ramp && backend.health_permille == health
+            });
         if unchanged {
             return None;
         }
         Some(BackendSet::new(
             self.backends
                 .iter()
-                .zip(ramps)
-                .map(|(backend, &ramp)| backend.with_ramp(ramp))
+                .zip(capacities)
+                .map(|(backend, &capacity)| backend.with_capacity(capacity))
                 .collect(),
         ))
     }
 }
+
+/// Slow-start progress and degraded weight, both in thousandths.
+type Capacity = (u32, u32);
 
 fn next_generation() -> u64 {
     static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -189,8 +202,8 @@ mod tests {
             Vec::new(),
             Arc::default(),
         )]);
-        assert!(set.with_ramps(&[FULL_RAMP]).is_none());
-        let ramped = set.with_ramps(&[250]).unwrap();
+        assert!(set.with_capacities(&[(FULL_RAMP, FULL_RAMP)]).is_none());
+        let ramped = set.with_capacities(&[(250, FULL_RAMP)]).unwrap();
         assert!(ramped.generation > set.generation);
         assert_eq!(
             (ramped.backends[0].ramp_permille, ramped.backends[0].weight),

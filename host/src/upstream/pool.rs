@@ -7,14 +7,18 @@
 //! path ([`BackendPool::publish`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::{
-    AffinityCookie, Backend, BackendSelection, BackendSet, NativeRoundRobin, RequestView,
-    Selection, SelectionError,
+    AffinityCookie, Backend, BackendSelection, BackendSet, EjectionReason, Health,
+    NativeRoundRobin, RequestView, Selection, SelectionError, TrafficEvent, Transition,
 };
+use crate::config::OutlierConfig;
 use crate::l4::ProxyProtocolVersion;
 
 /// A named group of backends and how to choose among them.
@@ -24,6 +28,12 @@ pub struct BackendPool {
     balancer: Box<dyn BackendSelection>,
     fallback: NativeRoundRobin,
     settings: PoolSettings,
+    /// Whether too few backends are healthy and health is ignored
+    /// (`panic-threshold`); recomputed at every health change.
+    panicking: AtomicBool,
+    /// Woken when outlier detection ejects a backend, so that the
+    /// supervisor schedules its return.
+    ejected: Notify,
 }
 
 /// How a request is served when its pool's plugin traps, times out, runs out
@@ -84,6 +94,10 @@ pub struct PoolSettings {
     pub proxy_protocol: Option<ProxyProtocolVersion>,
     /// How long TCP connections to a leaving backend may go on.
     pub drain_timeout: Duration,
+    /// Percent of healthy backends below which health is ignored; 0: off.
+    pub panic_threshold: u32,
+    /// Passive health; `None`: off.
+    pub outlier_detection: Option<OutlierConfig>,
 }
 
 // === impl BackendPool ===
@@ -102,6 +116,8 @@ impl BackendPool {
             balancer,
             fallback: NativeRoundRobin::default(),
             settings,
+            panicking: AtomicBool::new(false),
+            ejected: Notify::new(),
         }
     }
 
@@ -151,7 +167,14 @@ impl BackendPool {
             candidates: ranked,
             affinity,
         } = selection;
-        let candidates = self.usable(&backends, ranked);
+        let panicking = self.panicking.load(Ordering::Relaxed);
+        let mut candidates = self.usable(&backends, ranked, panicking);
+        if candidates.is_empty() && panicking {
+            // The plugin itself may skip unhealthy backends; in panic every
+            // backend but a draining one is fair game.
+            let ranked = self.fallback.select(&backends, request).unwrap_or_default();
+            candidates = self.usable(&backends, ranked.candidates, true);
+        }
         if candidates.is_empty() {
             return Err(PoolError::NoUsableBackend {
                 pool: Arc::clone(&self.name),
@@ -172,11 +195,11 @@ impl BackendPool {
         Some((window / 20).max(Duration::from_millis(50)))
     }
 
-    /// The backends with their slow-start progress as it is now, as a new
-    /// generation, when any of it changed. Called by the supervisor.
-    pub fn ramped_backends(&self) -> Option<BackendSet> {
-        let window = self.settings.slow_start?;
-        self.backends.load().ramped(window)
+    /// The backends with their slow-start progress and degraded weights
+    /// as they are now, as a new generation, when any of it changed.
+    /// Called by the supervisor.
+    pub fn refreshed_backends(&self) -> Option<BackendSet> {
+        self.backends.load().refreshed(self.settings.slow_start)
     }
 
     /// Makes `backends` current: the balancer learns them first (off the
@@ -189,7 +212,114 @@ impl BackendPool {
         prepared
     }
 
-    fn usable(&self, backends: &BackendSet, ranked: Vec<u32>) -> Vec<usize> {
+    /// Whether the pool is in panic: fewer than `panic-threshold` percent
+    /// of its backends healthy, so that health is ignored.
+    pub fn is_panicking(&self) -> bool {
+        self.panicking.load(Ordering::Relaxed)
+    }
+
+    /// Recomputes what depends on the health of all backends (panic mode).
+    /// Called by whoever changed a backend's health.
+    pub fn health_changed(&self) {
+        let threshold = self.settings.panic_threshold;
+        if threshold == 0 {
+            return;
+        }
+        let backends = self.backends.load();
+        let healthy = backends
+            .backends
+            .iter()
+            .filter(|backend| backend.stats.health().accepts_new_work())
+            .count();
+        let panicking = healthy * 100 < threshold as usize * backends.len();
+        if self.panicking.swap(panicking, Ordering::Relaxed) != panicking {
+            tracing::warn!(
+                pool = %self.name,
+                healthy,
+                backends = backends.len(),
+                panic_threshold = threshold,
+                "{}",
+                if panicking {
+                    "pool in panic: too few healthy backends, health is ignored"
+                } else {
+                    "pool out of panic"
+                }
+            );
+        }
+    }
+
+    /// Counts one event of live traffic against `backend` for outlier
+    /// detection, and ejects it when a threshold is crossed and
+    /// `max-ejection-percent` allows. Returns the change of health.
+    pub fn observe(&self, backend: &Backend, event: TrafficEvent) -> Option<Transition> {
+        let outlier = self.settings.outlier_detection.as_ref()?;
+        let (reason, count) = backend.stats.count(event)?;
+        let threshold = match reason {
+            EjectionReason::Consecutive5xx => outlier.consecutive_5xx,
+            EjectionReason::ConsecutiveConnectFailures => outlier.consecutive_connect_failures,
+            EjectionReason::ConsecutiveTimeouts => outlier.consecutive_timeouts,
+        };
+        if threshold == 0 || count < threshold {
+            return None;
+        }
+        let backends = self.backends.load();
+        let ejected = backends
+            .backends
+            .iter()
+            .filter(|other| other.stats.signals().is_ejected())
+            .count();
+        let allowed = backends.len() * outlier.max_ejection_percent as usize / 100;
+        if ejected >= allowed {
+            return None;
+        }
+        let times = backend.stats.signals().ejections().saturating_add(1);
+        let duration = outlier
+            .base_ejection_time
+            .saturating_mul(times)
+            .min(outlier.max_ejection_time);
+        let transition = backend.stats.eject(Instant::now() + duration)?;
+        metrics::counter!(crate::metrics::OUTLIER_EJECTIONS, "pool" => self.name.to_string(), "backend" => backend.id.clone(), "reason" => reason.label()).increment(1);
+        tracing::warn!(
+            pool = %self.name,
+            backend = %backend.id,
+            reason = reason.label(),
+            consecutive = count,
+            for_seconds = duration.as_secs_f64(),
+            "backend ejected by outlier detection"
+        );
+        crate::metrics::backend_health(&self.name, &backend.id, transition.to);
+        self.health_changed();
+        self.ejected.notify_one();
+        Some(transition)
+    }
+
+    /// Completes when a backend of the pool is next ejected.
+    pub fn ejected(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ejected.notified()
+    }
+
+    /// Ends the ejections that are due; returns when the next one is.
+    pub fn end_due_ejections(&self, now: Instant) -> Option<Instant> {
+        let backends = self.backends.load();
+        let mut next: Option<Instant> = None;
+        for backend in &backends.backends {
+            let Some(until) = backend.stats.signals().ejected_until() else {
+                continue;
+            };
+            if until > now {
+                next = Some(next.map_or(until, |next| next.min(until)));
+                continue;
+            }
+            if let Some(transition) = backend.stats.uneject() {
+                tracing::info!(pool = %self.name, backend = %backend.id, from = transition.from.label(), to = transition.to.label(), "ejection ended");
+                crate::metrics::backend_health(&self.name, &backend.id, transition.to);
+            }
+            self.health_changed();
+        }
+        next
+    }
+
+    fn usable(&self, backends: &BackendSet, ranked: Vec<u32>, panicking: bool) -> Vec<usize> {
         let max_attempts = usize::try_from(self.settings.max_attempts)
             .unwrap_or(1)
             .max(1);
@@ -204,7 +334,10 @@ impl BackendPool {
             let Some(backend) = backends.get(index) else {
                 continue;
             };
-            if backend.stats.health().accepts_new_work() && !candidates.contains(&index) {
+            let health = backend.stats.health();
+            let takes_work =
+                health.accepts_new_work() || (panicking && health == Health::Unhealthy);
+            if takes_work && !candidates.contains(&index) {
                 candidates.push(index);
             }
         }
@@ -231,7 +364,7 @@ impl Choice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::{BackendStats, Health, Protocol};
+    use crate::upstream::{BackendStats, Protocol};
 
     /// Returns a fixed ranking, or fails.
     struct Fixed(Option<Vec<u32>>);
@@ -283,6 +416,8 @@ mod tests {
             slow_start: Some(Duration::from_secs(3600)),
             proxy_protocol: None,
             drain_timeout: Duration::from_secs(1),
+            panic_threshold: 0,
+            outlier_detection: None,
         };
         BackendPool::new(
             "p",
@@ -320,8 +455,10 @@ mod tests {
     fn skips_backends_that_take_no_new_work() {
         let pool = pool(Some(vec![0, 1, 2]), PluginFailurePolicy::RoundRobin, 3);
         let backends = pool.backends();
-        backends.backends[0].stats.set_health(Health::Draining);
-        backends.backends[2].stats.set_health(Health::Unhealthy);
+        backends.backends[0].stats.set_drained(true);
+        backends.backends[2]
+            .stats
+            .set_checked(crate::upstream::CheckState::Unhealthy, 0);
         assert_eq!(ids(&pool.choose(&request()).unwrap()), ["b1"]);
     }
 
@@ -329,7 +466,7 @@ mod tests {
     async fn slow_start_publishes_ramped_weights() {
         let pool = pool(Some(vec![0]), PluginFailurePolicy::RoundRobin, 1);
         let before = pool.backends();
-        assert!(pool.ramped_backends().is_none(), "nothing ramps yet");
+        assert!(pool.refreshed_backends().is_none(), "nothing ramps yet");
         before.backends[1].stats.start_ramp();
         pool.choose(&request()).unwrap();
         assert_eq!(
@@ -337,7 +474,7 @@ mod tests {
             before.generation,
             "choosing never publishes"
         );
-        pool.publish(pool.ramped_backends().unwrap());
+        pool.publish(pool.refreshed_backends().unwrap());
         let after = pool.backends();
         assert!(after.generation > before.generation);
         let ramps: Vec<u32> = after.backends.iter().map(|b| b.ramp_permille).collect();
@@ -345,7 +482,7 @@ mod tests {
         assert!(ramps[1] < 10, "{ramps:?}");
         assert_eq!(pool.ramp_step(), Some(Duration::from_secs(180)));
         tokio::time::advance(Duration::from_secs(1800)).await;
-        pool.publish(pool.ramped_backends().unwrap());
+        pool.publish(pool.refreshed_backends().unwrap());
         assert_eq!(pool.backends().backends[1].ramp_permille, 500);
     }
 

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::FULL_RAMP;
+use super::health_signals::{CheckState, EjectionReason, HealthSignals, TrafficEvent};
 
 /// The weight of a new latency sample in the moving average (1/8, as TCP's
 /// smoothed RTT): one slow response moves the average, a few dominate it.
@@ -35,7 +36,9 @@ pub struct BackendStats {
     active: AtomicU32,
     ewma_latency_us: AtomicU64,
     consecutive_failures: AtomicU32,
+    /// The effective health, computed from `signals` at every change.
     health: AtomicU8,
+    signals: HealthSignals,
     /// When slow start began (joined or recovered); `None` when fully
     /// ramped. Read by the supervisor and the status page, never per
     /// request, so a lock is fine; tokio's clock lets tests pause time.
@@ -60,6 +63,15 @@ pub struct StatsSnapshot {
     pub health: Health,
 }
 
+/// A change of a backend's effective health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// Before.
+    pub from: Health,
+    /// After.
+    pub to: Health,
+}
+
 /// Counts one in-flight request on a backend until dropped.
 #[derive(Debug)]
 pub struct ActiveRequest {
@@ -80,6 +92,24 @@ impl Health {
     pub fn accepts_new_work(self) -> bool {
         matches!(self, Health::Healthy | Health::Degraded)
     }
+
+    /// The label in metrics and on the status page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+            Health::Draining => "draining",
+        }
+    }
+
+    /// Every state, for gauges that show one of them as 1.
+    pub const ALL: [Health; 4] = [
+        Health::Healthy,
+        Health::Degraded,
+        Health::Unhealthy,
+        Health::Draining,
+    ];
 
     fn from_u8(value: u8) -> Health {
         match value {
@@ -124,14 +154,59 @@ impl BackendStats {
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sets the health. A backend that starts taking work again after
-    /// failing or draining begins its slow start.
-    pub fn set_health(&self, health: Health) {
+    /// The inputs of the backend's health, for reading.
+    pub fn signals(&self) -> &HealthSignals {
+        &self.signals
+    }
+
+    /// Records what active checks concluded (`permille`: the degraded
+    /// weight factor in thousandths).
+    pub fn set_checked(&self, state: CheckState, permille: u32) -> Option<Transition> {
+        self.signals.set_checked(state, permille);
+        self.refresh_health()
+    }
+
+    /// Ejects the backend until `until`; `None` when it was already.
+    pub fn eject(&self, until: Instant) -> Option<Transition> {
+        if !self.signals.eject(until) {
+            return None;
+        }
+        self.refresh_health()
+    }
+
+    /// Ends an ejection.
+    pub fn uneject(&self) -> Option<Transition> {
+        if !self.signals.uneject() {
+            return None;
+        }
+        self.refresh_health()
+    }
+
+    /// Drains (`true`) or restores (`false`) the backend by hand.
+    pub fn set_drained(&self, drained: bool) -> Option<Transition> {
+        self.signals.set_drained(drained);
+        self.refresh_health()
+    }
+
+    /// Counts one event of live traffic for passive health; returns the
+    /// consecutive count it raised.
+    pub fn count(&self, event: TrafficEvent) -> Option<(EjectionReason, u32)> {
+        self.signals.count(event)
+    }
+
+    /// Recomputes the effective health. A backend that starts taking work
+    /// again after failing or draining begins its slow start.
+    fn refresh_health(&self) -> Option<Transition> {
+        let health = self.signals.health();
         let old = Health::from_u8(self.health.swap(health as u8, Ordering::Relaxed));
         if !old.accepts_new_work() && health.accepts_new_work() {
             self.start_ramp();
         }
         self.update_leaving();
+        (old != health).then_some(Transition {
+            from: old,
+            to: health,
+        })
     }
 
     /// Marks the backend removed from (`true`) or back in (`false`) its
@@ -149,11 +224,20 @@ impl BackendStats {
 
     fn update_leaving(&self) {
         let leaving = self.retired.load(Ordering::Relaxed) || !self.health().accepts_new_work();
-        self.leaving.send_if_modified(|current| {
+        let changed = self.leaving.send_if_modified(|current| {
             let changed = *current != leaving;
             *current = leaving;
             changed
         });
+        if changed && leaving {
+            BACKEND_LEFT.notify_waiters();
+        }
+    }
+
+    /// Whether the backend takes no new work (retired, failing or
+    /// draining): connections to it are not pooled again.
+    pub fn is_leaving(&self) -> bool {
+        *self.leaving.borrow()
     }
 
     /// Begins slow start now: the backend just joined or recovered.
@@ -206,6 +290,15 @@ impl BackendStats {
             health: self.health(),
         }
     }
+}
+
+/// Woken whenever any backend starts leaving.
+static BACKEND_LEFT: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Completes when some backend next starts leaving: the supervisor closes
+/// its idle connections. `enable` it before looking.
+pub fn backend_left() -> tokio::sync::futures::Notified<'static> {
+    BACKEND_LEFT.notified()
 }
 
 /// Woken whenever any backend starts a slow start.
@@ -350,8 +443,8 @@ mod tests {
             FULL_RAMP,
             "finished ramps stay finished"
         );
-        stats.set_health(Health::Unhealthy);
-        stats.set_health(Health::Healthy);
+        stats.set_checked(CheckState::Unhealthy, 0);
+        stats.set_checked(CheckState::Healthy, 0);
         assert!(stats.ramp_permille(Duration::from_secs(3600)) < 10);
     }
 
@@ -365,9 +458,9 @@ mod tests {
         assert!(*leaving_b.borrow());
         registry.retire_all_but(|_, _| true);
         assert!(!*leaving_b.borrow());
-        a.set_health(Health::Unhealthy);
+        a.set_checked(CheckState::Unhealthy, 0);
         assert!(*leaving_a.borrow());
-        a.set_health(Health::Degraded);
+        a.set_checked(CheckState::Degraded, 500);
         assert!(!*leaving_a.borrow());
     }
 

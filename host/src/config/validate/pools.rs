@@ -1,5 +1,6 @@
 //! `[pools.NAME]`: the balancer and its options, failure policy, attempts,
-//! timeouts, slow start, PROXY protocol, draining and the backends.
+//! timeouts, slow start, PROXY protocol, draining, panic threshold and the
+//! backends (health checks are in `health.rs`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -80,6 +81,18 @@ impl Validator<'_> {
             DEFAULT_DRAIN_TIMEOUT,
             Duration::ZERO..=Duration::from_secs(24 * 3600),
         );
+        let panic_threshold = match &raw.panic_threshold {
+            None => Some(0),
+            Some(percent) => self.bounded(field("panic-threshold"), percent, 0, 100),
+        };
+        let health = match &raw.health {
+            None => Some(None),
+            Some(health) => self.health(name.get_ref(), health).map(Some),
+        };
+        let outlier_detection = match &raw.outlier_detection {
+            None => Some(None),
+            Some(outlier) => self.outlier_detection(name.get_ref(), outlier).map(Some),
+        };
         let backends = self.backends(name.get_ref(), &raw.backends);
         Some(PoolConfig {
             name: pool_name?,
@@ -94,6 +107,9 @@ impl Validator<'_> {
             slow_start: slow_start?,
             proxy_protocol: proxy_protocol?,
             drain_timeout: drain_timeout?,
+            panic_threshold: panic_threshold?,
+            health: health?,
+            outlier_detection: outlier_detection?,
             backends: backends?,
         })
     }

@@ -1,0 +1,24 @@
+//! Active health checking: one prober per backend of every pool with a
+//! `[pools.NAME.health]` table, owned by the supervisor (so one per
+//! process, not per worker), each running one probe at a time at the
+//! pool's jittered interval, off the request path.
+//!
+//! ```text
+//! Prober ── ProbeSpec::run ──▶ ProbeOutcome ── Interpreter::interpret ──▶ Verdict
+//!    │                                            (a WASM plugin)
+//!    └── Tracker (thresholds) ──▶ BackendStats::set_checked ──▶ BackendPool::health_changed
+//! ```
+//!
+//! Passive health (outlier ejection from live traffic) lives with the pool
+//! ([`crate::upstream::BackendPool::observe`]); a passing probe ends an
+//! ejection early.
+
+mod interpreter;
+mod probe;
+mod prober;
+mod tracker;
+
+pub use interpreter::{InterpretError, Interpreter, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
+pub use probe::ProbeSpec;
+pub use prober::{HealthCheck, probe_backend};
+pub use tracker::{Decided, Tracker};

@@ -1,0 +1,266 @@
+//! One active probe: an HTTP/1.1 request or a TCP exchange on a connection
+//! of its own (never pooled, never counted as traffic), bounded as a whole
+//! by the pool's `timeout`. What arrived before a timeout is kept: the
+//! interpreter sees the partial answer and the error.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{ProbeKind, ProbeNeeds, ProbeOutcome};
+use crate::http1::{BodyDecoder, Chunked, Decoded, MAX_HEADERS};
+
+/// Largest HTTP response head a probe reads.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// What a pool's probes send and read.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    /// HTTP or TCP.
+    pub kind: ProbeKind,
+    /// HTTP method.
+    pub method: String,
+    /// HTTP path.
+    pub path: String,
+    /// HTTP `Host`; `None`: the backend's configured address.
+    pub host: Option<String>,
+    /// Budget of the whole probe.
+    pub timeout: Duration,
+    /// Most body or answer bytes kept.
+    pub body_limit: usize,
+    /// What the interpreter declared.
+    pub needs: ProbeNeeds,
+}
+
+/// What a probe has gathered so far.
+struct Gathered {
+    status: Option<u16>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+// === impl ProbeSpec ===
+
+impl ProbeSpec {
+    /// Probes `address`; `backend` (the configured `host:port`) is the
+    /// `Host` unless the pool names one.
+    pub async fn run(&self, address: SocketAddr, backend: &str) -> ProbeOutcome {
+        let started = Instant::now();
+        let mut gathered = Gathered {
+            status: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let exchange = self.exchange(address, backend, &mut gathered);
+        let error = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error),
+            Err(_) => Some(format!(
+                "timed out after {}",
+                humantime::format_duration(self.timeout)
+            )),
+        };
+        ProbeOutcome {
+            kind: self.kind,
+            status: gathered.status,
+            headers: gathered.headers,
+            body: gathered.body,
+            latency: started.elapsed(),
+            error,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        address: SocketAddr,
+        backend: &str,
+        gathered: &mut Gathered,
+    ) -> Result<(), String> {
+        let mut stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("connect to {address}: {}", io_reason(&e)))?;
+        let _ = stream.set_nodelay(true);
+        match self.kind {
+            ProbeKind::Http => self.http(&mut stream, backend, gathered).await,
+            ProbeKind::Tcp => self.tcp(&mut stream, gathered).await,
+        }
+    }
+
+    async fn tcp(&self, stream: &mut TcpStream, gathered: &mut Gathered) -> Result<(), String> {
+        if let Some(payload) = &self.needs.send {
+            stream
+                .write_all(payload)
+                .await
+                .map_err(|e| format!("send: {}", io_reason(&e)))?;
+        }
+        if !self.needs.body {
+            return Ok(());
+        }
+        let mut chunk = [0u8; 2048];
+        while gathered.body.len() < self.body_limit {
+            let read = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| format!("read: {}", io_reason(&e)))?;
+            let Some(data) = chunk.get(..read).filter(|data| !data.is_empty()) else {
+                return Ok(());
+            };
+            let room = self.body_limit - gathered.body.len();
+            gathered.body.extend_from_slice(data.get(..room.min(data.len())).unwrap_or(data));
+            if let Some(until) = &self.needs.until
+                && contains(&gathered.body, until)
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn http(
+        &self,
+        stream: &mut TcpStream,
+        backend: &str,
+        gathered: &mut Gathered,
+    ) -> Result<(), String> {
+        let host = self.host.as_deref().unwrap_or(backend);
+        let request = format!(
+            "{} {} HTTP/1.1\r\nhost: {host}\r\nuser-agent: bascule-health-check\r\naccept: */*\r\nconnection: close\r\n\r\n",
+            self.method, self.path
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("send: {}", io_reason(&e)))?;
+        let mut buffer = BytesMut::with_capacity(4096);
+        let (head_len, decoder) = loop {
+            if let Some(parsed) = self.parse_head(&buffer, gathered)? {
+                break parsed;
+            }
+            if buffer.len() >= MAX_HEAD {
+                return Err(format!("response head over {MAX_HEAD} bytes"));
+            }
+            let read = stream
+                .read_buf(&mut buffer)
+                .await
+                .map_err(|e| format!("read: {}", io_reason(&e)))?;
+            if read == 0 {
+                return Err("closed before a response head".to_owned());
+            }
+        };
+        if !self.needs.body {
+            return Ok(());
+        }
+        let _ = buffer.split_to(head_len);
+        let mut decoder = decoder;
+        while gathered.body.len() < self.body_limit {
+            match decoder
+                .decode(&mut buffer)
+                .map_err(|e| format!("malformed body: {e}"))?
+            {
+                Decoded::Data(data) => {
+                    let room = self.body_limit - gathered.body.len();
+                    gathered
+                        .body
+                        .extend_from_slice(data.get(..room.min(data.len())).unwrap_or(&data));
+                }
+                Decoded::End(_) => return Ok(()),
+                Decoded::NeedMore => {
+                    let read = stream
+                        .read_buf(&mut buffer)
+                        .await
+                        .map_err(|e| format!("read: {}", io_reason(&e)))?;
+                    if read == 0 {
+                        return if decoder.end_of_stream() {
+                            Ok(())
+                        } else {
+                            Err("closed inside the body".to_owned())
+                        };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The head's length and the body's framing once a whole final
+    /// response head is in `buffer` (interim 1xx heads are skipped);
+    /// `None` while more is needed.
+    fn parse_head(
+        &self,
+        buffer: &BytesMut,
+        gathered: &mut Gathered,
+    ) -> Result<Option<(usize, BodyDecoder)>, String> {
+        let mut offset = 0;
+        loop {
+            let rest = buffer.get(offset..).unwrap_or_default();
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut fields);
+            let len = match response.parse(rest) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(e) => return Err(format!("malformed response: {e}")),
+            };
+            let status = response.code.unwrap_or(0);
+            if (100..200).contains(&status) && status != 101 {
+                offset += len;
+                continue;
+            }
+            gathered.status = Some(status);
+            let mut decoder = BodyDecoder::Close;
+            for field in response.headers.iter() {
+                let name = field.name;
+                if name.eq_ignore_ascii_case("content-length") {
+                    let length = std::str::from_utf8(field.value)
+                        .ok()
+                        .and_then(|value| value.trim().parse().ok())
+                        .ok_or_else(|| "malformed content-length".to_owned())?;
+                    if decoder == BodyDecoder::Close {
+                        decoder = BodyDecoder::Length(length);
+                    }
+                } else if name.eq_ignore_ascii_case("transfer-encoding")
+                    && field.value.eq_ignore_ascii_case(b"chunked")
+                {
+                    decoder = BodyDecoder::Chunked(Chunked::Size);
+                }
+                if self
+                    .needs
+                    .headers
+                    .iter()
+                    .any(|wanted| wanted.as_str().eq_ignore_ascii_case(name))
+                    && let Ok(value) = std::str::from_utf8(field.value)
+                {
+                    gathered
+                        .headers
+                        .push((name.to_ascii_lowercase(), value.to_owned()));
+                }
+            }
+            if matches!(status, 204 | 304) || self.method.eq_ignore_ascii_case("HEAD") {
+                decoder = BodyDecoder::Done;
+            }
+            return Ok(Some((offset + len, decoder)));
+        }
+    }
+}
+
+/// Whether `haystack` holds `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+/// An I/O error as the few words an operator reads on the status page.
+fn io_reason(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        ErrorKind::ConnectionReset => "connection reset".to_owned(),
+        ErrorKind::ConnectionAborted => "connection aborted".to_owned(),
+        _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

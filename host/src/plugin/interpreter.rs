@@ -1,0 +1,236 @@
+//! A health interpreter plugin as a [`health::Interpreter`]: configured once
+//! per pool, what it declared checked, one guarded call per probe. A trap,
+//! timeout or invalid verdict is a plugin failure (counted, instance
+//! replaced) and a failed probe.
+
+use std::sync::Arc;
+
+use http::HeaderName;
+use wasmtime::{Engine, Store};
+
+use super::Error;
+use super::bindings::{HealthInterpreter, HealthInterpreterPre, health};
+use super::budget::{self, Limits};
+use super::instances::{Instances, SETUP_LIMITS, classify, new_store};
+use super::state::PluginState;
+use crate::config::SandboxConfig;
+use crate::health::{self as checks, InterpretError, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
+
+/// Longest reason kept from a verdict: it is logged and shown.
+const MAX_REASON: usize = 256;
+
+/// A compiled health interpreter component, linked and ready to
+/// instantiate.
+pub struct CompiledInterpreter {
+    name: Arc<str>,
+    engine: Engine,
+    pre: HealthInterpreterPre<PluginState>,
+}
+
+/// An interpreter configured for one pool.
+pub struct WasmInterpreter {
+    compiled: Arc<CompiledInterpreter>,
+    options: String,
+    kind: ProbeKind,
+    sandbox: SandboxConfig,
+    needs: ProbeNeeds,
+    instances: Instances<InterpreterInstance>,
+    /// `bascule_plugin_calls_total` for `interpret`.
+    calls: metrics::Counter,
+}
+
+struct InterpreterInstance {
+    store: Store<PluginState>,
+    bindings: HealthInterpreter,
+}
+
+// === impl CompiledInterpreter ===
+
+impl CompiledInterpreter {
+    pub(super) fn new(
+        name: String,
+        engine: Engine,
+        pre: HealthInterpreterPre<PluginState>,
+    ) -> Self {
+        CompiledInterpreter {
+            name: name.into(),
+            engine,
+            pre,
+        }
+    }
+}
+
+// === impl WasmInterpreter ===
+
+impl WasmInterpreter {
+    /// Configures `compiled` for a pool probed as `kind`; rejected options
+    /// or a bad declaration fail the config load.
+    pub fn new(
+        compiled: Arc<CompiledInterpreter>,
+        options: String,
+        kind: ProbeKind,
+        sandbox: SandboxConfig,
+    ) -> Result<Self, Error> {
+        let (instance, declared) = instantiate(&compiled, &options, kind, &sandbox)?;
+        let needs = check_needs(declared, kind).map_err(|message| Error::Rejected {
+            plugin: compiled.name.to_string(),
+            message,
+        })?;
+        let calls = metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => compiled.name.to_string(), "hook" => "interpret");
+        let interpreter = WasmInterpreter {
+            instances: Instances::new(Arc::clone(&compiled.name)),
+            compiled,
+            options,
+            kind,
+            sandbox,
+            needs,
+            calls,
+        };
+        interpreter.instances.check_in(instance);
+        Ok(interpreter)
+    }
+}
+
+fn instantiate(
+    compiled: &CompiledInterpreter,
+    options: &str,
+    kind: ProbeKind,
+    sandbox: &SandboxConfig,
+) -> Result<(InterpreterInstance, health::ProbeNeeds), Error> {
+    let plugin = &compiled.name;
+    let mut store = new_store(&compiled.engine, plugin, sandbox.memory_limit_bytes);
+    let _in_call = budget::arm(&mut store, SETUP_LIMITS);
+    let bindings = compiled
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| classify(e, &store, plugin))?;
+    let needs = bindings
+        .bascule_plugin_health()
+        .call_configure(&mut store, options, kind.into())
+        .map_err(|e| classify(e, &store, plugin))?
+        .map_err(|e| Error::Rejected {
+            plugin: plugin.to_string(),
+            message: e.message,
+        })?;
+    metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
+        .increment(1);
+    Ok((InterpreterInstance { store, bindings }, needs))
+}
+
+/// The declaration, checked: valid header names, TCP-only fields only on
+/// TCP probes.
+fn check_needs(needs: health::ProbeNeeds, kind: ProbeKind) -> Result<ProbeNeeds, String> {
+    let headers = needs
+        .headers
+        .iter()
+        .map(|name| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("declared `{name}` is not a valid header name"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if kind == ProbeKind::Http && (needs.send.is_some() || needs.until.is_some()) {
+        return Err("declared `send` or `until` for an HTTP probe".to_owned());
+    }
+    if needs.until.as_ref().is_some_and(Vec::is_empty) {
+        return Err("declared an empty `until`".to_owned());
+    }
+    Ok(ProbeNeeds {
+        headers,
+        body: needs.body,
+        send: needs.send,
+        until: needs.until,
+    })
+}
+
+impl checks::Interpreter for WasmInterpreter {
+    fn name(&self) -> &str {
+        &self.compiled.name
+    }
+
+    fn needs(&self) -> &ProbeNeeds {
+        &self.needs
+    }
+
+    fn interpret(&self, outcome: &ProbeOutcome) -> Result<Verdict, InterpretError> {
+        let limits = Limits::of(&self.sandbox);
+        self.calls.increment(1);
+        let plugin = self.instances.plugin();
+        let outcome = health::ProbeOutcome::from(outcome);
+        self.instances
+            .call(
+                || {
+                    instantiate(&self.compiled, &self.options, self.kind, &self.sandbox)
+                        .map(|(instance, _)| instance)
+                },
+                |instance| {
+                    let _in_call = budget::arm(&mut instance.store, limits);
+                    let verdict = instance
+                        .bindings
+                        .bascule_plugin_health()
+                        .call_interpret(&mut instance.store, &outcome)
+                        .map_err(|e| classify(e, &instance.store, plugin))?;
+                    checked_verdict(verdict).map_err(|reason| Error::InvalidOutput {
+                        plugin: plugin.to_string(),
+                        reason,
+                    })
+                },
+            )
+            .map_err(InterpretError::new)
+    }
+}
+
+/// The verdict, with a weight factor in (0, 1] as thousandths and a
+/// bounded reason.
+fn checked_verdict(verdict: health::Verdict) -> Result<Verdict, String> {
+    let bounded = |mut reason: String| {
+        if reason.len() > MAX_REASON {
+            let mut end = MAX_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        reason
+    };
+    Ok(match verdict {
+        health::Verdict::Healthy(reason) => Verdict::Healthy(bounded(reason)),
+        health::Verdict::Unhealthy(reason) => Verdict::Unhealthy(bounded(reason)),
+        health::Verdict::Degraded(degraded) => {
+            let factor = degraded.weight_factor;
+            if !(factor > 0.0 && factor <= 1.0) {
+                return Err(format!("degraded weight factor {factor} is not in (0, 1]"));
+            }
+            // In (0, 1], so the product is in (0, 1000].
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let permille = ((factor * 1000.0).round() as u32).clamp(1, 1000);
+            Verdict::Degraded {
+                permille,
+                reason: bounded(degraded.reason),
+            }
+        }
+    })
+}
+
+// === impl conversions ===
+
+impl From<ProbeKind> for health::ProbeKind {
+    fn from(kind: ProbeKind) -> Self {
+        match kind {
+            ProbeKind::Http => health::ProbeKind::Http,
+            ProbeKind::Tcp => health::ProbeKind::Tcp,
+        }
+    }
+}
+
+impl From<&ProbeOutcome> for health::ProbeOutcome {
+    fn from(outcome: &ProbeOutcome) -> Self {
+        health::ProbeOutcome {
+            kind: outcome.kind.into(),
+            status: outcome.status,
+            headers: outcome.headers.clone(),
+            body: outcome.body.clone(),
+            latency_us: u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX),
+            error: outcome.error.clone(),
+        }
+    }
+}
