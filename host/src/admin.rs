@@ -1,5 +1,7 @@
 //! The admin listener: `/metrics` in Prometheus text format, `/status` (the
-//! running plan as JSON) and `/healthz`.
+//! running plan as JSON), `/healthz`, and draining a backend by hand:
+//! `POST /pools/NAME/backends/ID/drain` (no new work; what is in flight
+//! finishes) and `.../undrain`.
 
 mod status;
 
@@ -49,12 +51,51 @@ fn respond(
             format!("{:#}\n", status::render(plan)),
         ),
         ("/healthz", _) => text(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        (path, _) if path.starts_with("/pools/") => drain(request, plan),
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
             "not found\n".to_owned(),
         ),
     }
+}
+
+/// `POST /pools/NAME/backends/ID/drain` or `/undrain`.
+fn drain(request: &Request<Incoming>, plan: &Plan) -> Response<Full<Bytes>> {
+    let parts: Vec<&str> = request.uri().path().split('/').collect();
+    let (pool, backend, drained) = match parts.as_slice() {
+        ["", "pools", pool, "backends", backend, "drain"] => (*pool, *backend, true),
+        ["", "pools", pool, "backends", backend, "undrain"] => (*pool, *backend, false),
+        _ => return text(StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+    };
+    if request.method() != http::Method::POST {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use POST\n".to_owned(),
+        );
+    }
+    let Some(pool) = plan.pools().iter().find(|p| &**p.name() == pool) else {
+        return text(StatusCode::NOT_FOUND, "text/plain", format!("no pool `{pool}`\n"));
+    };
+    let backends = pool.backends();
+    let Some(found) = backends.backends.iter().find(|b| b.id == backend) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            format!("no backend `{backend}` in pool `{}`\n", pool.name()),
+        );
+    };
+    if let Some(transition) = found.stats.set_drained(drained) {
+        let reason = if drained { "drained by hand" } else { "undrained by hand" };
+        crate::health::report(pool, &found.id, transition.from, transition.to, reason);
+        pool.health_changed();
+    }
+    text(
+        StatusCode::OK,
+        "text/plain",
+        format!("{}\n", found.stats.health().label()),
+    )
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

@@ -20,5 +20,5 @@ mod tracker;
 
 pub use interpreter::{InterpretError, Interpreter, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
 pub use probe::ProbeSpec;
-pub use prober::{HealthCheck, probe_backend};
+pub use prober::{HealthCheck, probe_backend, report};
 pub use tracker::{Decided, Tracker};

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
 use crate::upstream::PluginFailurePolicy;
-use crate::upstream::{BackendPool, Health};
+use crate::upstream::{BackendPool, HealthSignals};
 
 /// The plan as a JSON document.
 pub fn render(plan: &Plan) -> Value {
@@ -67,6 +67,7 @@ fn render_pool(pool: &BackendPool) -> Value {
             PluginFailurePolicy::FailClosed => "fail-closed",
         },
         "backend-generation": backends.generation,
+        "panic": pool.is_panicking(),
         "backends": backends.backends.iter().map(|backend| {
             let stats = backend.stats.snapshot();
             json!({
@@ -74,16 +75,34 @@ fn render_pool(pool: &BackendPool) -> Value {
                 "address": backend.address,
                 "weight": backend.weight,
                 "ramp-permille": backend.ramp_permille,
-                "health": match stats.health {
-                    Health::Healthy => "healthy",
-                    Health::Degraded => "degraded",
-                    Health::Unhealthy => "unhealthy",
-                    Health::Draining => "draining",
-                },
+                "health-permille": backend.health_permille,
+                "health": stats.health.label(),
+                "check": render_check(backend.stats.signals()),
                 "active": stats.active,
                 "ewma-latency-us": stats.ewma_latency_us,
                 "consecutive-failures": stats.consecutive_failures,
             })
         }).collect::<Vec<_>>(),
+    })
+}
+
+/// What active and passive health say of one backend.
+fn render_check(signals: &HealthSignals) -> Value {
+    let last_probe = signals.last_probe().map(|probe| {
+        json!({
+            "result": probe.result,
+            "reason": probe.reason,
+            "seconds-ago": probe.at.elapsed().as_secs_f64(),
+        })
+    });
+    json!({
+        "state": signals.checked().label(),
+        "last-probe": last_probe,
+        "ejected": signals.is_ejected(),
+        "ejected-for-seconds": signals
+            .ejected_until()
+            .map(|until| until.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64()),
+        "ejections": signals.ejections(),
+        "drained": signals.is_drained(),
     })
 }

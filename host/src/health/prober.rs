@@ -121,7 +121,7 @@ pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, back
 }
 
 /// Logs a change of effective health once, and moves the state gauge.
-pub(crate) fn report(pool: &BackendPool, backend: &str, from: Health, to: Health, reason: &str) {
+pub fn report(pool: &BackendPool, backend: &str, from: Health, to: Health, reason: &str) {
     tracing::warn!(
         pool = %pool.name(),
         backend,

@@ -234,3 +234,6 @@ impl From<&ProbeOutcome> for health::ProbeOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
