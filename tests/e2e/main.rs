@@ -17,6 +17,7 @@ mod config_errors;
 mod demo;
 mod edge;
 mod filters;
+mod health;
 mod lifetime;
 mod proxying;
 mod reload;

@@ -83,6 +83,7 @@ pub fn native_backends(set: &BackendSet) -> Vec<sdk::Backend> {
             address: b.address.clone(),
             weight: b.weight,
             ramp_permille: b.ramp_permille,
+            health_permille: b.health_permille,
             token: b.token.clone(),
             metadata: b.metadata.clone(),
         })
