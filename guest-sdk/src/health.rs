@@ -195,8 +195,7 @@ impl ProbeOutcome {
     /// The same outcome with a response header added, for tests.
     #[must_use]
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.into()));
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
         self
     }
 

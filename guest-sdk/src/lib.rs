@@ -122,7 +122,9 @@ pub use duration::DurationOption;
 pub use filter::{
     Edit, EditAction, FilterNeeds, HeaderFilter, Headers, LocalResponse, ResponseNeeds, Verdict,
 };
-pub use health::{HealthInterpreter, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict as HealthVerdict};
+pub use health::{
+    HealthInterpreter, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict as HealthVerdict,
+};
 pub use key::{KeySource, hash_key, hash_key_seeded};
 pub use log::{debug, error, info, warn};
 #[cfg(not(target_arch = "wasm32"))]

@@ -66,7 +66,13 @@ fn drain(request: &Request<Incoming>, plan: &Plan) -> Response<Full<Bytes>> {
     let (pool, backend, drained) = match parts.as_slice() {
         ["", "pools", pool, "backends", backend, "drain"] => (*pool, *backend, true),
         ["", "pools", pool, "backends", backend, "undrain"] => (*pool, *backend, false),
-        _ => return text(StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+        _ => {
+            return text(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found\n".to_owned(),
+            );
+        }
     };
     if request.method() != http::Method::POST {
         return text(
@@ -76,7 +82,11 @@ fn drain(request: &Request<Incoming>, plan: &Plan) -> Response<Full<Bytes>> {
         );
     }
     let Some(pool) = plan.pools().iter().find(|p| &**p.name() == pool) else {
-        return text(StatusCode::NOT_FOUND, "text/plain", format!("no pool `{pool}`\n"));
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            format!("no pool `{pool}`\n"),
+        );
     };
     let backends = pool.backends();
     let Some(found) = backends.backends.iter().find(|b| b.id == backend) else {
@@ -87,7 +97,11 @@ fn drain(request: &Request<Incoming>, plan: &Plan) -> Response<Full<Bytes>> {
         );
     };
     if let Some(transition) = found.stats.set_drained(drained) {
-        let reason = if drained { "drained by hand" } else { "undrained by hand" };
+        let reason = if drained {
+            "drained by hand"
+        } else {
+            "undrained by hand"
+        };
         crate::health::report(pool, &found.id, transition.from, transition.to, reason);
         pool.health_changed();
     }

@@ -9,16 +9,18 @@
 //!    └── Tracker (thresholds) ──▶ BackendStats::set_checked ──▶ BackendPool::health_changed
 //! ```
 //!
-//! Passive health (outlier ejection from live traffic) lives with the pool
-//! ([`crate::upstream::BackendPool::observe`]); a passing probe ends an
-//! ejection early.
+//! Passive health ([`observe`]) ejects backends on consecutive failures of
+//! live traffic; the ejection ends on its own ([`end_due_ejections`], run
+//! by the supervisor) or when a probe passes.
 
 mod interpreter;
+mod passive;
 mod probe;
 mod prober;
 mod tracker;
 
 pub use interpreter::{InterpretError, Interpreter, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
+pub use passive::{end_due_ejections, observe};
 pub use probe::ProbeSpec;
 pub use prober::{HealthCheck, probe_backend, report};
 pub use tracker::{Decided, Tracker};

@@ -134,7 +134,7 @@ async fn end_ejections(pool: Arc<BackendPool>) {
         let ejected = pool.ejected();
         tokio::pin!(ejected);
         ejected.as_mut().enable();
-        match pool.end_due_ejections(tokio::time::Instant::now()) {
+        match crate::health::end_due_ejections(&pool, tokio::time::Instant::now()) {
             Some(next) => {
                 tokio::select! {
                     () = tokio::time::sleep_until(next) => {}

@@ -41,6 +41,7 @@ pub use connection_pool::{
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use endpoint::{BackendAddress, Endpoints};
+pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport, TrafficEvent};
 pub use http1::{Http1Connection, Http1Error, SendFailure, Transport};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
@@ -54,7 +55,7 @@ pub use resolver::{LOOKUP_TIMEOUT, ResolveError, Resolver};
 pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};
 pub use round_robin::NativeRoundRobin;
 pub use selection::{BackendSelection, Selection, SelectionError};
-pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport, TrafficEvent};
 pub use stats::{
-    ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, Transition, backend_left, ramp_started,
+    ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, Transition, backend_left,
+    ramp_started,
 };

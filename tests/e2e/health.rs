@@ -77,8 +77,11 @@ impl HealthBackend {
                 opened.fetch_add(1, Ordering::SeqCst);
                 connections.spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
-                        let (answers, probed, served) =
-                            (Arc::clone(&answers), Arc::clone(&probed), Arc::clone(&served));
+                        let (answers, probed, served) = (
+                            Arc::clone(&answers),
+                            Arc::clone(&probed),
+                            Arc::clone(&served),
+                        );
                         async move {
                             if request.uri().path() == "/health" {
                                 // Counted under the answer's lock: a switch
@@ -88,10 +91,14 @@ impl HealthBackend {
                                     probed.fetch_add(1, Ordering::SeqCst);
                                     answer.clone()
                                 };
-                                let mut response = Response::new(Full::new(Bytes::from(answer.body)));
-                                *response.status_mut() = http::StatusCode::from_u16(answer.status).unwrap();
+                                let mut response =
+                                    Response::new(Full::new(Bytes::from(answer.body)));
+                                *response.status_mut() =
+                                    http::StatusCode::from_u16(answer.status).unwrap();
                                 if let Some(value) = answer.header {
-                                    response.headers_mut().insert("x-health", value.parse().unwrap());
+                                    response
+                                        .headers_mut()
+                                        .insert("x-health", value.parse().unwrap());
                                 }
                                 return Ok::<_, Infallible>(response);
                             }
@@ -193,34 +200,52 @@ async fn thresholds_are_counted_exactly_and_traffic_follows() {
     let config = single_pool_config("builtin:round-robin", health, [a.toml(), b.toml()]) + ADMIN;
     let bascule = Bascule::start(&config);
     assert!(
-        eventually(|| async { backend_status(&bascule, "b").await["check"]["state"] == "healthy" }).await,
+        eventually(|| async { backend_status(&bascule, "b").await["check"]["state"] == "healthy" })
+            .await,
         "unknown ends at the first probe"
     );
 
     let before = b.answer(503, "down", None);
     let at_change = probes_when(&bascule, &b, "unhealthy").await;
-    assert_eq!(at_change - before, 3, "unhealthy after exactly unhealthy-threshold bad probes");
+    assert_eq!(
+        at_change - before,
+        3,
+        "unhealthy after exactly unhealthy-threshold bad probes"
+    );
     let status = backend_status(&bascule, "b").await;
     assert_eq!(status["check"]["last-probe"]["result"], "unhealthy");
-    assert_eq!(status["check"]["last-probe"]["reason"], "status 503 is not expected");
+    assert_eq!(
+        status["check"]["last-probe"]["reason"],
+        "status 503 is not expected"
+    );
     let traffic = b.traffic();
     assert!(served_by(&bascule, 20).await.iter().all(|name| name == "a"));
     assert_eq!(b.traffic(), traffic, "an unhealthy backend gets no traffic");
     assert!(
         bascule
-            .metric("bascule_backend_health", &["backend=\"b\"", "state=\"unhealthy\""])
+            .metric(
+                "bascule_backend_health",
+                &["backend=\"b\"", "state=\"unhealthy\""]
+            )
             .await
             == 1.0
     );
 
     let before = b.answer(200, "ok", None);
     let at_change = probes_when(&bascule, &b, "healthy").await;
-    assert_eq!(at_change - before, 2, "healthy after exactly healthy-threshold good probes");
+    assert_eq!(
+        at_change - before,
+        2,
+        "healthy after exactly healthy-threshold good probes"
+    );
     let served = served_by(&bascule, 20).await;
     assert!(served.iter().any(|name| name == "b"), "{served:?}");
     assert!(
         bascule
-            .metric("bascule_health_probes_total", &["backend=\"b\"", "result=\"unhealthy\""])
+            .metric(
+                "bascule_health_probes_total",
+                &["backend=\"b\"", "result=\"unhealthy\""]
+            )
             .await
             >= 3.0
     );
@@ -247,7 +272,10 @@ async fn a_killed_backend_is_ejected_and_no_request_fails() {
             failed += 1;
         }
     }
-    assert_eq!(failed, 0, "idempotent requests fall through to the healthy backend");
+    assert_eq!(
+        failed, 0,
+        "idempotent requests fall through to the healthy backend"
+    );
     assert!(
         bascule
             .metric(
@@ -263,12 +291,18 @@ async fn a_killed_backend_is_ejected_and_no_request_fails() {
     assert!(status["check"]["ejections"].as_u64().unwrap() >= 1);
     // Ejected: requests no longer try it at all.
     let failures = bascule
-        .metric("bascule_upstream_connect_failures_total", &["backend=\"b\""])
+        .metric(
+            "bascule_upstream_connect_failures_total",
+            &["backend=\"b\""],
+        )
         .await;
     served_by(&bascule, 50).await;
     assert_eq!(
         bascule
-            .metric("bascule_upstream_connect_failures_total", &["backend=\"b\""])
+            .metric(
+                "bascule_upstream_connect_failures_total",
+                &["backend=\"b\""]
+            )
             .await,
         failures
     );
@@ -329,16 +363,25 @@ async fn a_user_interpreter_decides_from_a_header_and_a_trapping_one_fails_probe
         eventually(|| async { backend_status(&bascule, "a").await["health"] == "unhealthy" }).await
     );
     let status = backend_status(&bascule, "a").await;
-    assert_eq!(status["check"]["last-probe"]["result"], "failed", "{status}");
+    assert_eq!(
+        status["check"]["last-probe"]["result"], "failed",
+        "{status}"
+    );
     assert!(
         bascule
-            .metric("bascule_health_probes_total", &["backend=\"a\"", "result=\"failed\""])
+            .metric(
+                "bascule_health_probes_total",
+                &["backend=\"a\"", "result=\"failed\""]
+            )
             .await
             >= 1.0
     );
     assert!(
         bascule
-            .metric("bascule_plugin_failures_total", &["test_health_header", "kind=\"trap\""])
+            .metric(
+                "bascule_plugin_failures_total",
+                &["test_health_header", "kind=\"trap\""]
+            )
             .await
             >= 1.0
     );
@@ -358,14 +401,23 @@ async fn a_backend_removed_by_reload_drains() {
     assert_eq!(served_by(&bascule, 1).await, ["old"]);
     assert_eq!(old.open_connections(), 2);
 
-    let printed = bascule.reload(&(single_pool_config("builtin:round-robin", "", [new.toml()]) + ADMIN));
+    let printed =
+        bascule.reload(&(single_pool_config("builtin:round-robin", "", [new.toml()]) + ADMIN));
     assert!(printed.contains("bascule: reloaded"), "{printed}");
     assert!(
         eventually(|| async { old.open_connections() == 1 }).await,
         "the idle connection closes at once"
     );
-    assert!(!slow.is_finished(), "closed while the slow request is still in flight");
-    assert!(served_by(&bascule, 5).await.iter().all(|name| name == "new"));
+    assert!(
+        !slow.is_finished(),
+        "closed while the slow request is still in flight"
+    );
+    assert!(
+        served_by(&bascule, 5)
+            .await
+            .iter()
+            .all(|name| name == "new")
+    );
     let reply = slow.await.unwrap();
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "old"));
     assert!(
@@ -387,11 +439,18 @@ async fn drain_by_hand_stops_new_work_and_undrain_restores_it() {
             .unwrap()
     };
     let reply = send(bascule.addr("admin"), post("/pools/main/backends/b/drain")).await;
-    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "draining\n"));
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "draining\n")
+    );
     assert!(served_by(&bascule, 10).await.iter().all(|name| name == "a"));
     let missing = send(bascule.addr("admin"), post("/pools/main/backends/zz/drain")).await;
     assert_eq!(missing.status.as_u16(), 404);
-    let reply = send(bascule.addr("admin"), post("/pools/main/backends/b/undrain")).await;
+    let reply = send(
+        bascule.addr("admin"),
+        post("/pools/main/backends/b/undrain"),
+    )
+    .await;
     assert_eq!(reply.body, "healthy\n");
     assert!(served_by(&bascule, 10).await.iter().any(|name| name == "b"));
 }
@@ -418,7 +477,115 @@ async fn panic_threshold_serves_every_backend_or_answers_503() {
             .await
         );
         for _ in 0..6 {
-            assert_eq!(bascule.get_root().await.status.as_u16(), expected, "{panic:?}");
+            assert_eq!(
+                bascule.get_root().await.status.as_u16(),
+                expected,
+                "{panic:?}"
+            );
         }
     }
+}
+
+#[tokio::test]
+async fn a_frozen_backend_is_ejected_on_timeouts() {
+    let a = HealthBackend::start("a").await;
+    let frozen = SilentBackend::start().await;
+    let pool = "response-timeout = \"200ms\"\n\n[pools.main.outlier-detection]\nconsecutive-timeouts = 2\n";
+    let config = single_pool_config(
+        "builtin:round-robin",
+        pool,
+        [a.toml(), backend_toml("frozen", frozen.address)],
+    ) + ADMIN;
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let mut timeouts = 0;
+    for _ in 0..8 {
+        match bascule.get_root().await.status.as_u16() {
+            200 => {}
+            504 => timeouts += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        timeouts, 2,
+        "ejected after exactly consecutive-timeouts 504s"
+    );
+    assert!(served_by(&bascule, 20).await.iter().all(|name| name == "a"));
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_outlier_ejections_total",
+                &["backend=\"frozen\"", "reason=\"consecutive-timeouts\""]
+            )
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn tcp_pools_are_probed_with_tcp_expect() {
+    // A Redis-like backend: `+PONG` to `PING`, or `-LOADING` while the
+    // test says it is loading.
+    let loading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answers = Arc::clone(&loading);
+    let (redis, _) = scripted_backend(move |mut stream| {
+        let loading = Arc::clone(&answers);
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buffer = [0u8; 64];
+            let Ok(read) = stream.read(&mut buffer).await else {
+                return;
+            };
+            if &buffer[..read] == b"PING\r\n" {
+                let answer: &[u8] = if loading.load(Ordering::SeqCst) {
+                    b"-LOADING dataset in memory\r\n"
+                } else {
+                    b"+PONG\r\n"
+                };
+                let _ = stream.write_all(answer).await;
+            }
+        }
+    })
+    .await;
+    let config = format!(
+        r#"
+[[listeners]]
+name = "redis"
+address = "127.0.0.1:0"
+mode = "tcp"
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{}]
+
+[pools.main.health]
+interval = "100ms"
+unhealthy-threshold = 2
+interpreter = "builtin:tcp-expect"
+interpreter-options = {{ send = "PING\r\n", expect = "+PONG" }}
+{ADMIN}"#,
+        backend_toml("r1", redis)
+    );
+    let bascule = Bascule::start(&config);
+    assert!(
+        eventually(|| async {
+            backend_status(&bascule, "r1").await["check"]["state"] == "healthy"
+        })
+        .await
+    );
+    assert_eq!(
+        backend_status(&bascule, "r1").await["check"]["last-probe"]["reason"],
+        "answered `+PONG`"
+    );
+    loading.store(true, Ordering::SeqCst);
+    assert!(
+        eventually(|| async { backend_status(&bascule, "r1").await["health"] == "unhealthy" })
+            .await
+    );
+    assert_eq!(
+        backend_status(&bascule, "r1").await["check"]["last-probe"]["reason"],
+        "unexpected answer `-LOADING dataset in memory`"
+    );
 }

@@ -110,7 +110,9 @@ impl ProbeSpec {
                 return Ok(());
             };
             let room = self.body_limit - gathered.body.len();
-            gathered.body.extend_from_slice(data.get(..room.min(data.len())).unwrap_or(data));
+            gathered
+                .body
+                .extend_from_slice(data.get(..room.min(data.len())).unwrap_or(data));
             if let Some(until) = &self.needs.until
                 && contains(&gathered.body, until)
             {
@@ -248,7 +250,10 @@ impl ProbeSpec {
 
 /// Whether `haystack` holds `needle`.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
 }
 
 /// An I/O error as the few words an operator reads on the status page.

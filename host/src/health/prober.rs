@@ -110,7 +110,13 @@ pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, back
             // An active check that passes ends an ejection early (Envoy's
             // default): live traffic ejected it, a probe says it is back.
             if let Some(transition) = stats.uneject() {
-                report(&pool, &id, transition.from, transition.to, "passed its health check");
+                report(
+                    &pool,
+                    &id,
+                    transition.from,
+                    transition.to,
+                    "passed its health check",
+                );
                 pool.health_changed();
             }
         }
@@ -217,7 +223,10 @@ mod tests {
         let mut jitter = Jitter::seeded("p", "b");
         let interval = Duration::from_secs(1);
         let delays: Vec<Duration> = (0..1000).map(|_| jitter.around(interval)).collect();
-        assert!(delays.iter().all(|d| (900..=1100).contains(&d.as_millis())), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| (900..=1100).contains(&d.as_millis())),
+            "{delays:?}"
+        );
         let distinct: std::collections::HashSet<_> = delays.iter().collect();
         assert!(distinct.len() > 900);
         assert!((0..100).all(|_| jitter.within(interval) < interval));

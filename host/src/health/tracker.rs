@@ -116,16 +116,26 @@ mod tests {
     fn states(tracker: &mut Tracker, verdicts: &[Option<Verdict>]) -> Vec<Option<CheckState>> {
         verdicts
             .iter()
-            .map(|verdict| tracker.observe(verdict.as_ref()).map(|decided| decided.state))
+            .map(|verdict| {
+                tracker
+                    .observe(verdict.as_ref())
+                    .map(|decided| decided.state)
+            })
             .collect()
     }
 
     #[test]
     fn first_verdict_decides_unknown() {
         let mut tracker = Tracker::new(CheckState::Unknown, 1000, 2, 3);
-        assert_eq!(states(&mut tracker, &[unhealthy()]), [Some(CheckState::Unhealthy)]);
+        assert_eq!(
+            states(&mut tracker, &[unhealthy()]),
+            [Some(CheckState::Unhealthy)]
+        );
         let mut tracker = Tracker::new(CheckState::Unknown, 1000, 2, 3);
-        assert_eq!(states(&mut tracker, &[healthy()]), [Some(CheckState::Healthy)]);
+        assert_eq!(
+            states(&mut tracker, &[healthy()]),
+            [Some(CheckState::Healthy)]
+        );
     }
 
     #[test]
@@ -133,12 +143,25 @@ mod tests {
         let mut tracker = Tracker::new(CheckState::Healthy, 1000, 2, 3);
         let none = None;
         assert_eq!(
-            states(&mut tracker, &[unhealthy(), unhealthy(), healthy(), unhealthy(), unhealthy(), None]),
+            states(
+                &mut tracker,
+                &[
+                    unhealthy(),
+                    unhealthy(),
+                    healthy(),
+                    unhealthy(),
+                    unhealthy(),
+                    None
+                ]
+            ),
             [none, none, none, none, none, Some(CheckState::Unhealthy)],
             "a good verdict starts the count over; a failed interpreter counts as bad"
         );
         assert_eq!(
-            states(&mut tracker, &[healthy(), unhealthy(), healthy(), healthy()]),
+            states(
+                &mut tracker,
+                &[healthy(), unhealthy(), healthy(), healthy()]
+            ),
             [none, none, none, Some(CheckState::Healthy)]
         );
     }

@@ -17,8 +17,7 @@ use super::proxy_protocol::ProxyProtocolVersion;
 use super::proxy_protocol::{self, Origin, ProxyHeader, TLV_AUTHORITY, Tlv};
 use crate::upstream::{
     ActiveRequest, Backend, BackendPool, Choice, ConnectError, Protocol, RequestView, TcpConnector,
-    TrafficEvent,
-    connect_within,
+    TrafficEvent, connect_within,
 };
 
 /// How long a client may take to send what must be read before a backend
@@ -295,14 +294,14 @@ async fn connect<'c>(pool: &BackendPool, choice: &'c Choice) -> Option<(TcpStrea
                 // For a TCP backend, connecting is the exchange whose
                 // latency balancers compare.
                 backend.stats.record_success(started.elapsed());
-                pool.observe(backend, TrafficEvent::Connected);
+                crate::health::observe(pool, backend, TrafficEvent::Connected);
                 return Some((stream, backend));
             }
             Err(error) => error,
         };
         backend.stats.record_failure();
         crate::metrics::connect_failed(pool.name(), &backend.id);
-        pool.observe(backend, TrafficEvent::ConnectFailure);
+        crate::health::observe(pool, backend, TrafficEvent::ConnectFailure);
         tracing::warn!(pool = %pool.name(), backend = %backend.id, error = %crate::error_chain(&error), "connect failed, trying next backend");
     }
     None

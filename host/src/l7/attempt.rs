@@ -79,7 +79,7 @@ impl Attempt<'_> {
             Ok(connection) => connection,
             Err(error) => {
                 crate::metrics::connect_failed(self.pool.name(), &backend.id);
-                self.pool.observe(backend, TrafficEvent::ConnectFailure);
+                crate::health::observe(self.pool, backend, TrafficEvent::ConnectFailure);
                 return Err(self.failed(FailureKind::Connect, false, Some(request), error.into()));
             }
         };
@@ -90,18 +90,21 @@ impl Attempt<'_> {
             tokio::time::timeout(timeout, connection.send(request, backend.stats.start())).await;
         match sent {
             Err(_) => {
-                self.pool.observe(backend, TrafficEvent::Timeout);
+                crate::health::observe(self.pool, backend, TrafficEvent::Timeout);
                 Err(self.failed(
-                FailureKind::ResponseTimeout,
-                reused,
-                None,
-                AttemptCause::Timeout(timeout),
+                    FailureKind::ResponseTimeout,
+                    reused,
+                    None,
+                    AttemptCause::Timeout(timeout),
                 ))
             }
             Ok(Ok(response)) => {
                 backend.stats.record_success(started.elapsed());
-                self.pool
-                    .observe(backend, TrafficEvent::Response(response.status().as_u16()));
+                crate::health::observe(
+                    self.pool,
+                    backend,
+                    TrafficEvent::Response(response.status().as_u16()),
+                );
                 Ok(response)
             }
             Ok(Err(error)) => {

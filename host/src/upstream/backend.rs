@@ -140,7 +140,8 @@ impl BackendSet {
             .backends
             .iter()
             .map(|backend| {
-                let ramp = slow_start.map_or(FULL_RAMP, |window| backend.stats.ramp_permille(window));
+                let ramp =
+                    slow_start.map_or(FULL_RAMP, |window| backend.stats.ramp_permille(window));
                 (ramp, backend.stats.signals().health_permille())
             })
             .collect();

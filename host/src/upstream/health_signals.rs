@@ -204,7 +204,8 @@ impl HealthSignals {
         match event {
             TrafficEvent::Response(status) if status >= 500 => {
                 self.consecutive_timeouts.store(0, Ordering::Relaxed);
-                self.consecutive_connect_failures.store(0, Ordering::Relaxed);
+                self.consecutive_connect_failures
+                    .store(0, Ordering::Relaxed);
                 Some((EjectionReason::Consecutive5xx, bump(&self.consecutive_5xx)))
             }
             TrafficEvent::Response(_) => {
@@ -213,7 +214,8 @@ impl HealthSignals {
             }
             TrafficEvent::Connected => {
                 if self.consecutive_connect_failures.load(Ordering::Relaxed) != 0 {
-                    self.consecutive_connect_failures.store(0, Ordering::Relaxed);
+                    self.consecutive_connect_failures
+                        .store(0, Ordering::Relaxed);
                 }
                 None
             }
@@ -294,7 +296,10 @@ mod tests {
         let signals = HealthSignals::default();
         assert_eq!(signals.health(), Health::Healthy, "unknown takes traffic");
         signals.set_checked(CheckState::Degraded, 200);
-        assert_eq!((signals.health(), signals.health_permille()), (Health::Degraded, 200));
+        assert_eq!(
+            (signals.health(), signals.health_permille()),
+            (Health::Degraded, 200)
+        );
         assert!(signals.eject(Instant::now()));
         assert!(!signals.eject(Instant::now()), "already ejected");
         assert_eq!(signals.health(), Health::Unhealthy);
@@ -303,7 +308,10 @@ mod tests {
         signals.set_drained(false);
         assert!(signals.uneject());
         signals.set_checked(CheckState::Healthy, 0);
-        assert_eq!((signals.health(), signals.health_permille()), (Health::Healthy, 1000));
+        assert_eq!(
+            (signals.health(), signals.health_permille()),
+            (Health::Healthy, 1000)
+        );
         assert_eq!(signals.ejections(), 1);
     }
 }

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::{
-    AffinityCookie, Backend, BackendSelection, BackendSet, EjectionReason, Health,
-    NativeRoundRobin, RequestView, Selection, SelectionError, TrafficEvent, Transition,
+    AffinityCookie, Backend, BackendSelection, BackendSet, Health, NativeRoundRobin, RequestView,
+    Selection, SelectionError,
 };
 use crate::config::OutlierConfig;
 use crate::l4::ProxyProtocolVersion;
@@ -248,75 +247,15 @@ impl BackendPool {
         }
     }
 
-    /// Counts one event of live traffic against `backend` for outlier
-    /// detection, and ejects it when a threshold is crossed and
-    /// `max-ejection-percent` allows. Returns the change of health.
-    pub fn observe(&self, backend: &Backend, event: TrafficEvent) -> Option<Transition> {
-        let outlier = self.settings.outlier_detection.as_ref()?;
-        let (reason, count) = backend.stats.count(event)?;
-        let threshold = match reason {
-            EjectionReason::Consecutive5xx => outlier.consecutive_5xx,
-            EjectionReason::ConsecutiveConnectFailures => outlier.consecutive_connect_failures,
-            EjectionReason::ConsecutiveTimeouts => outlier.consecutive_timeouts,
-        };
-        if threshold == 0 || count < threshold {
-            return None;
-        }
-        let backends = self.backends.load();
-        let ejected = backends
-            .backends
-            .iter()
-            .filter(|other| other.stats.signals().is_ejected())
-            .count();
-        let allowed = backends.len() * outlier.max_ejection_percent as usize / 100;
-        if ejected >= allowed {
-            return None;
-        }
-        let times = backend.stats.signals().ejections().saturating_add(1);
-        let duration = outlier
-            .base_ejection_time
-            .saturating_mul(times)
-            .min(outlier.max_ejection_time);
-        let transition = backend.stats.eject(Instant::now() + duration)?;
-        metrics::counter!(crate::metrics::OUTLIER_EJECTIONS, "pool" => self.name.to_string(), "backend" => backend.id.clone(), "reason" => reason.label()).increment(1);
-        tracing::warn!(
-            pool = %self.name,
-            backend = %backend.id,
-            reason = reason.label(),
-            consecutive = count,
-            for_seconds = duration.as_secs_f64(),
-            "backend ejected by outlier detection"
-        );
-        crate::metrics::backend_health(&self.name, &backend.id, transition.to);
-        self.health_changed();
+    /// Wakes the supervisor's task that ends `pool`'s ejections: one was
+    /// just made.
+    pub fn notify_ejected(&self) {
         self.ejected.notify_one();
-        Some(transition)
     }
 
     /// Completes when a backend of the pool is next ejected.
     pub fn ejected(&self) -> tokio::sync::futures::Notified<'_> {
         self.ejected.notified()
-    }
-
-    /// Ends the ejections that are due; returns when the next one is.
-    pub fn end_due_ejections(&self, now: Instant) -> Option<Instant> {
-        let backends = self.backends.load();
-        let mut next: Option<Instant> = None;
-        for backend in &backends.backends {
-            let Some(until) = backend.stats.signals().ejected_until() else {
-                continue;
-            };
-            if until > now {
-                next = Some(next.map_or(until, |next| next.min(until)));
-                continue;
-            }
-            if let Some(transition) = backend.stats.uneject() {
-                tracing::info!(pool = %self.name, backend = %backend.id, from = transition.from.label(), to = transition.to.label(), "ejection ended");
-                crate::metrics::backend_health(&self.name, &backend.id, transition.to);
-            }
-            self.health_changed();
-        }
-        next
     }
 
     fn usable(&self, backends: &BackendSet, ranked: Vec<u32>, panicking: bool) -> Vec<usize> {

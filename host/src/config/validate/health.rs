@@ -46,10 +46,11 @@ impl Validator<'_> {
             DEFAULT_HEALTH_TIMEOUT,
             Duration::from_millis(1)..=Duration::from_secs(600),
         );
-        let threshold = |validator: &mut Self, key: &str, raw: &Option<Spanned<i64>>, default| match raw {
-            None => Some(default),
-            Some(n) => validator.bounded(field(key), n, 1, 100),
-        };
+        let threshold =
+            |validator: &mut Self, key: &str, raw: &Option<Spanned<i64>>, default| match raw {
+                None => Some(default),
+                Some(n) => validator.bounded(field(key), n, 1, 100),
+            };
         let healthy_threshold = threshold(
             self,
             "healthy-threshold",
@@ -72,10 +73,17 @@ impl Validator<'_> {
         };
         let host = match &table.host {
             None => Some(None),
-            Some(host) if http::HeaderValue::from_str(host.get_ref()).is_ok() && !host.get_ref().is_empty() => {
+            Some(host)
+                if http::HeaderValue::from_str(host.get_ref()).is_ok()
+                    && !host.get_ref().is_empty() =>
+            {
                 Some(Some(host.get_ref().clone()))
             }
-            Some(host) => self.fail(field("host"), host.span(), "not a valid Host header value".to_owned()),
+            Some(host) => self.fail(
+                field("host"),
+                host.span(),
+                "not a valid Host header value".to_owned(),
+            ),
         };
         let port = match &table.port {
             None => Some(None),
@@ -183,11 +191,16 @@ impl Validator<'_> {
 
     fn probe_path(&mut self, field: String, raw: &Spanned<String>) -> Option<String> {
         let path = raw.get_ref();
-        let valid = path.starts_with('/') && http::uri::PathAndQuery::try_from(path.as_str()).is_ok();
+        let valid =
+            path.starts_with('/') && http::uri::PathAndQuery::try_from(path.as_str()).is_ok();
         if valid {
             Some(path.clone())
         } else {
-            self.fail(field, raw.span(), format!("`{path}` is not an absolute request path"))
+            self.fail(
+                field,
+                raw.span(),
+                format!("`{path}` is not an absolute request path"),
+            )
         }
     }
 
@@ -195,7 +208,11 @@ impl Validator<'_> {
         let method = raw.get_ref();
         match http::Method::from_bytes(method.as_bytes()) {
             Ok(_) if !method.is_empty() => Some(method.clone()),
-            _ => self.fail(field, raw.span(), format!("`{method}` is not an HTTP method")),
+            _ => self.fail(
+                field,
+                raw.span(),
+                format!("`{method}` is not an HTTP method"),
+            ),
         }
     }
 }

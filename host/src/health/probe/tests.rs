@@ -64,7 +64,10 @@ async fn http_probe_sends_the_request_and_reads_declared_headers_and_a_bounded_b
     let outcome = spec.run(address, "web.internal:8080").await;
     assert_eq!(outcome.error, None);
     assert_eq!(outcome.status, Some(503), "the 100 is skipped");
-    assert_eq!(outcome.headers, [("x-health".to_owned(), "draining".to_owned())]);
+    assert_eq!(
+        outcome.headers,
+        [("x-health".to_owned(), "draining".to_owned())]
+    );
     assert_eq!(outcome.body, b"{\"status", "cut at body-limit");
     let request = String::from_utf8(served.await.unwrap()).unwrap();
     assert!(
@@ -95,11 +98,25 @@ async fn refused_and_malformed_are_transport_errors() {
     drop(listener);
     let outcome = http_spec(ProbeNeeds::default()).run(closed, "b").await;
     assert_eq!(outcome.status, None);
-    assert!(outcome.error.as_deref().unwrap().contains("connection refused"), "{outcome:?}");
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused"),
+        "{outcome:?}"
+    );
 
     let (address, _served) = backend(Some(b"SSH-2.0-OpenSSH\r\n\r\n")).await;
     let outcome = http_spec(ProbeNeeds::default()).run(address, "b").await;
-    assert!(outcome.error.as_deref().unwrap().starts_with("malformed response"), "{outcome:?}");
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("malformed response"),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

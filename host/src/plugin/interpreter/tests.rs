@@ -8,7 +8,11 @@ use crate::config::PluginRef;
 use crate::health::Interpreter;
 use crate::plugin::PluginRuntime;
 
-fn interpreter(plugin: PluginRef, options: &str, kind: ProbeKind) -> Result<WasmInterpreter, Error> {
+fn interpreter(
+    plugin: PluginRef,
+    options: &str,
+    kind: ProbeKind,
+) -> Result<WasmInterpreter, Error> {
     let runtime = PluginRuntime::new().unwrap();
     let compiled = runtime.compile_interpreter(&plugin)?;
     WasmInterpreter::new(compiled, options.to_owned(), kind, SandboxConfig::default())
@@ -38,23 +42,44 @@ fn http(status: u16) -> ProbeOutcome {
 #[test]
 fn http_status_judges_codes_as_configured() {
     let default = builtin("http-status", "{}", ProbeKind::Http);
-    assert_eq!(default.needs(), &ProbeNeeds::default(), "reads nothing past the status");
-    assert_eq!(default.interpret(&http(204)).unwrap(), Verdict::Healthy("status 204".into()));
+    assert_eq!(
+        default.needs(),
+        &ProbeNeeds::default(),
+        "reads nothing past the status"
+    );
+    assert_eq!(
+        default.interpret(&http(204)).unwrap(),
+        Verdict::Healthy("status 204".into())
+    );
     assert_eq!(
         default.interpret(&http(503)).unwrap(),
         Verdict::Unhealthy("status 503 is not expected".into())
     );
     let only_200 = builtin("http-status", r#"{"codes": "200"}"#, ProbeKind::Http);
-    assert!(matches!(only_200.interpret(&http(204)).unwrap(), Verdict::Unhealthy(_)));
+    assert!(matches!(
+        only_200.interpret(&http(204)).unwrap(),
+        Verdict::Unhealthy(_)
+    ));
 }
 
 #[test]
 fn http_status_refuses_bad_codes_and_tcp_pools() {
-    let error = interpreter(PluginRef::Builtin("http-status".into()), r#"{"codes": "2xx"}"#, ProbeKind::Http)
-        .err()
-        .unwrap();
+    let error = interpreter(
+        PluginRef::Builtin("http-status".into()),
+        r#"{"codes": "2xx"}"#,
+        ProbeKind::Http,
+    )
+    .err()
+    .unwrap();
     assert!(matches!(error, Error::Rejected { .. }), "{error:?}");
-    assert!(interpreter(PluginRef::Builtin("http-status".into()), "{}", ProbeKind::Tcp).is_err());
+    assert!(
+        interpreter(
+            PluginRef::Builtin("http-status".into()),
+            "{}",
+            ProbeKind::Tcp
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -89,23 +114,44 @@ fn tcp_interpreters_declare_what_to_send_and_judge_the_answer() {
         connect.interpret(&tcp(b"", None)).unwrap(),
         Verdict::Healthy("connected in 250 µs".into())
     );
-    assert!(matches!(connect.interpret(&tcp(b"", Some("connection refused"))).unwrap(), Verdict::Unhealthy(_)));
-    let redis = builtin("tcp-expect", r#"{"send": "PING\r\n", "expect": "+PONG"}"#, ProbeKind::Tcp);
+    assert!(matches!(
+        connect
+            .interpret(&tcp(b"", Some("connection refused")))
+            .unwrap(),
+        Verdict::Unhealthy(_)
+    ));
+    let redis = builtin(
+        "tcp-expect",
+        r#"{"send": "PING\r\n", "expect": "+PONG"}"#,
+        ProbeKind::Tcp,
+    );
     assert_eq!(redis.needs().send.as_deref(), Some(&b"PING\r\n"[..]));
     assert_eq!(redis.needs().until.as_deref(), Some(&b"\n"[..]));
-    assert!(matches!(redis.interpret(&tcp(b"+PONG\r\n", None)).unwrap(), Verdict::Healthy(_)));
-    assert!(matches!(redis.interpret(&tcp(b"-ERR\r\n", None)).unwrap(), Verdict::Unhealthy(_)));
+    assert!(matches!(
+        redis.interpret(&tcp(b"+PONG\r\n", None)).unwrap(),
+        Verdict::Healthy(_)
+    ));
+    assert!(matches!(
+        redis.interpret(&tcp(b"-ERR\r\n", None)).unwrap(),
+        Verdict::Unhealthy(_)
+    ));
 }
 
 #[test]
 fn a_user_interpreter_reads_a_declared_header_and_a_trap_is_a_plugin_failure() {
     let header = interpreter(test_plugin(), "{}", ProbeKind::Http).unwrap();
-    assert_eq!(header.needs().headers, [HeaderName::from_static("x-health")]);
+    assert_eq!(
+        header.needs().headers,
+        [HeaderName::from_static("x-health")]
+    );
     let with = |value: &str| ProbeOutcome {
         headers: vec![("x-health".into(), value.into())],
         ..http(200)
     };
-    assert_eq!(header.interpret(&with("ok")).unwrap(), Verdict::Healthy("x-health: ok".into()));
+    assert_eq!(
+        header.interpret(&with("ok")).unwrap(),
+        Verdict::Healthy("x-health: ok".into())
+    );
     assert_eq!(
         header.interpret(&with("degraded")).unwrap(),
         Verdict::Degraded {
@@ -113,17 +159,28 @@ fn a_user_interpreter_reads_a_declared_header_and_a_trap_is_a_plugin_failure() {
             reason: "x-health: degraded".into()
         }
     );
-    let trapped = header.interpret(&with("trap")).err().expect("a trap fails the call");
-    assert!(crate::error_chain(&trapped).contains("trapped"), "{}", crate::error_chain(&trapped));
+    let trapped = header
+        .interpret(&with("trap"))
+        .err()
+        .expect("a trap fails the call");
+    assert!(
+        crate::error_chain(&trapped).contains("trapped"),
+        "{}",
+        crate::error_chain(&trapped)
+    );
     // The trapped instance was replaced: the next call answers.
     assert!(header.interpret(&with("ok")).is_ok());
 }
 
 #[test]
 fn a_balancer_is_not_an_interpreter() {
-    let error = interpreter(PluginRef::Builtin("round-robin".into()), "{}", ProbeKind::Http)
-        .err()
-        .unwrap();
+    let error = interpreter(
+        PluginRef::Builtin("round-robin".into()),
+        "{}",
+        ProbeKind::Http,
+    )
+    .err()
+    .unwrap();
     assert!(
         crate::error_chain(&error).contains("not a health interpreter of bascule:plugin@0.4.0"),
         "{}",
