@@ -157,3 +157,57 @@ fn every_example_config_checks_ok() {
         dir.display()
     );
 }
+
+#[test]
+fn health_check_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |health: &str| {
+        single_pool_config(
+            "builtin:round-robin",
+            &format!("\n[pools.main.health]\n{health}\n"),
+            ["{ address = \"127.0.0.1:9\" }".to_owned()],
+        )
+    };
+    let cases = [
+        (
+            "interval = \"1s\"\ntimeout = \"2s\"",
+            "pools.main.health.timeout: a timeout of 2s is longer than the interval of 1s",
+        ),
+        (
+            "healthy-threshold = 0",
+            "pools.main.health.healthy-threshold: 0 is out of range 1..=100",
+        ),
+        (
+            "path = \"health\"",
+            "pools.main.health.path: `health` is not an absolute request path",
+        ),
+        (
+            "interpreter-options = { codes = \"2xx\" }",
+            "pools.main.health.interpreter-options: plugin builtin:http-status rejected its options: `codes`: `2xx` is not an HTTP status or range of them",
+        ),
+        (
+            "interpreter = \"builtin:round-robin\"",
+            "pools.main.health.interpreter: plugin builtin:round-robin cannot be loaded: it is not a health interpreter of bascule:plugin@0.4.0",
+        ),
+        (
+            "interpreter = \"builtin:tcp-expect\"\ninterpreter-options = { expect = \"+PONG\" }",
+            "pools.main.health.interpreter-options: plugin builtin:tcp-expect rejected its options: tcp-expect judges TCP probes",
+        ),
+    ];
+    for (health, expected) in cases {
+        let (ok, stderr) = check(dir.path(), "health.toml", &with(health));
+        assert!(!ok, "{health}");
+        assert!(stderr.contains(expected), "{health}: {stderr}");
+    }
+    let outlier = single_pool_config(
+        "builtin:round-robin",
+        "\n[pools.main.outlier-detection]\nmax-ejection-percent = 101\n",
+        ["{ address = \"127.0.0.1:9\" }".to_owned()],
+    );
+    let (ok, stderr) = check(dir.path(), "outlier.toml", &outlier);
+    assert!(!ok);
+    assert!(
+        stderr.contains("pools.main.outlier-detection.max-ejection-percent: 101 is out of range 0..=100"),
+        "{stderr}"
+    );
+}
