@@ -53,6 +53,8 @@ pub const HTTP_CONNECTIONS_REFUSED: &str = "bascule_http_connections_refused_tot
 /// Backend health, by pool, backend and state (`healthy`, `degraded`,
 /// `unhealthy`, `draining`): 1 for the current state, 0 for the others.
 pub const BACKEND_HEALTH: &str = "bascule_backend_health";
+/// Changes of a backend's effective health, by pool and new state.
+pub const BACKEND_HEALTH_TRANSITIONS: &str = "bascule_backend_health_transitions_total";
 /// Active health probes, by pool, backend and result (`healthy`,
 /// `degraded`, `unhealthy`, `failed`: the interpreter failed).
 pub const HEALTH_PROBES: &str = "bascule_health_probes_total";
@@ -93,6 +95,14 @@ pub fn backend_health(pool: &str, backend: &str, health: crate::upstream::Health
         metrics::gauge!(BACKEND_HEALTH, "pool" => pool.to_owned(), "backend" => backend.to_owned(), "state" => state.label())
             .set(if state == health { 1.0 } else { 0.0 });
     }
+}
+
+/// Counts a change of `backend`'s health in `pool` to `health`, and moves
+/// its state gauge.
+pub fn health_transition(pool: &str, backend: &str, health: crate::upstream::Health) {
+    metrics::counter!(BACKEND_HEALTH_TRANSITIONS, "pool" => pool.to_owned(), "to" => health.label())
+        .increment(1);
+    backend_health(pool, backend, health);
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -177,6 +187,7 @@ fn describe() {
     metrics::describe_counter!(PLUGIN_FAILURES, "plugin calls that failed");
     metrics::describe_counter!(PLUGIN_INSTANCES_CREATED, "plugin instances created");
     metrics::describe_gauge!(BACKEND_HEALTH, "backend health state (1 = current)");
+    metrics::describe_counter!(BACKEND_HEALTH_TRANSITIONS, "changes of backend health");
     metrics::describe_counter!(HEALTH_PROBES, "active health probes, by result");
     metrics::describe_histogram!(
         HEALTH_PROBE_DURATION,

@@ -146,14 +146,25 @@ async fn end_ejections(pool: Arc<BackendPool>) {
     }
 }
 
+/// How long the supervisor gathers backends that start leaving before it
+/// closes their idle connections: one scan of every pool for a burst of
+/// departures (a flapping fleet), not one per backend.
+const LEAVING_BATCH: Duration = Duration::from_millis(20);
+
 /// Closes the idle pooled connections of every backend that stops taking
-/// new work (ejected, failing its checks, drained), at once: its busy
-/// connections are not pooled again when their request ends.
+/// new work (ejected, failing its checks, drained), within
+/// [`LEAVING_BATCH`]: its busy connections are not pooled again when their
+/// request ends.
 async fn close_idle_to_leaving(pools: Vec<Arc<BackendPool>>, connections: Arc<ConnectionPool>) {
+    let mut first = true;
     loop {
         let left = crate::upstream::backend_left();
         tokio::pin!(left);
         left.as_mut().enable();
+        if !first {
+            tokio::time::sleep(LEAVING_BATCH).await;
+        }
+        first = false;
         let leaving: HashSet<SocketAddr> = pools
             .iter()
             .flat_map(|pool| {

@@ -207,7 +207,9 @@ fn health_check_errors_name_the_field() {
     let (ok, stderr) = check(dir.path(), "outlier.toml", &outlier);
     assert!(!ok);
     assert!(
-        stderr.contains("pools.main.outlier-detection.max-ejection-percent: 101 is out of range 0..=100"),
+        stderr.contains(
+            "pools.main.outlier-detection.max-ejection-percent: 101 is out of range 0..=100"
+        ),
         "{stderr}"
     );
 }

@@ -50,7 +50,7 @@ pub fn observe(pool: &BackendPool, backend: &Backend, event: TrafficEvent) -> Op
         for_seconds = duration.as_secs_f64(),
         "backend ejected by outlier detection"
     );
-    crate::metrics::backend_health(pool.name(), &backend.id, transition.to);
+    crate::metrics::health_transition(pool.name(), &backend.id, transition.to);
     pool.health_changed();
     pool.notify_ejected();
     Some(transition)

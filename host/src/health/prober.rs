@@ -91,6 +91,7 @@ pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, back
         });
         let good = verdict.as_ref().is_ok_and(Verdict::is_good);
         if let Some(decided) = tracker.observe(verdict.as_ref().ok()) {
+            let weight_before = signals.health_permille();
             let transition = stats.set_checked(decided.state, decided.permille);
             tracing::info!(
                 pool = %pool.name(),
@@ -104,7 +105,11 @@ pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, back
                 report(&pool, &id, transition.from, transition.to, &reason);
             }
             pool.health_changed();
-            republish(&pool).await;
+            if signals.health_permille() != weight_before {
+                // Only a weight change concerns the balancer: the host
+                // itself skips a backend that takes no traffic.
+                republish(&pool).await;
+            }
         }
         if good && signals.is_ejected() {
             // An active check that passes ends an ejection early (Envoy's
@@ -136,7 +141,7 @@ pub fn report(pool: &BackendPool, backend: &str, from: Health, to: Health, reaso
         reason,
         "backend health changed"
     );
-    crate::metrics::backend_health(pool.name(), backend, to);
+    crate::metrics::health_transition(pool.name(), backend, to);
 }
 
 /// Lets the balancer learn new degraded weights off the request path.

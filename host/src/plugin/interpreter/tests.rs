@@ -161,8 +161,7 @@ fn a_user_interpreter_reads_a_declared_header_and_a_trap_is_a_plugin_failure() {
     );
     let trapped = header
         .interpret(&with("trap"))
-        .err()
-        .expect("a trap fails the call");
+        .expect_err("a trap fails the call");
     assert!(
         crate::error_chain(&trapped).contains("trapped"),
         "{}",
