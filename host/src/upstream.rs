@@ -20,6 +20,7 @@ mod affinity;
 mod backend;
 mod connection_pool;
 mod connector;
+mod drain;
 mod endpoint;
 mod health_signals;
 mod http1;
@@ -40,6 +41,7 @@ pub use connection_pool::{
     SendError, UpstreamBody,
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
+pub use drain::drained;
 pub use endpoint::{BackendAddress, Endpoints};
 pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport, TrafficEvent};
 pub use http1::{Http1Connection, Http1Error, SendFailure, Transport};

@@ -589,3 +589,69 @@ interpreter-options = {{ send = "PING\r\n", expect = "+PONG" }}
         "unexpected answer `-LOADING dataset in memory`"
     );
 }
+
+#[tokio::test]
+async fn drain_timeout_ends_a_body_still_streaming_from_a_leaving_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that sends the head and one chunk, then streams nothing
+    // more for a minute.
+    let (streaming, _) = scripted_backend(|mut stream| async move {
+        if read_request_head(&mut stream).await {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+                .await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    })
+    .await;
+    let config = single_pool_config(
+        "builtin:round-robin",
+        "drain-timeout = \"300ms\"",
+        [backend_toml("streaming", streaming)],
+    ) + ADMIN;
+    let bascule = Bascule::start(&config);
+    let mut client = tokio::net::TcpStream::connect(bascule.addr("web")).await.unwrap();
+    client
+        .write_all(b"GET /stream HTTP/1.1\r\nhost: example.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !received.windows(5).any(|w| w == b"first") {
+        let read = tokio::time::timeout(WAIT, client.read(&mut buffer)).await.unwrap().unwrap();
+        assert!(read > 0, "closed before the first chunk");
+        received.extend_from_slice(&buffer[..read]);
+    }
+    // Still streaming well past the drain timeout while the backend stays.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        client.try_read(&mut buffer).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "nothing ends the body while its backend stays"
+    );
+    let drain = Request::post("/pools/main/backends/streaming/drain")
+        .header("host", "admin")
+        .body(Full::default())
+        .unwrap();
+    let drained_at = std::time::Instant::now();
+    assert_eq!(send(bascule.addr("admin"), drain).await.status.as_u16(), 200);
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match client.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the body is cut after the drain timeout");
+    assert!(
+        drained_at.elapsed() >= Duration::from_millis(300),
+        "cut {:?} after the drain, before its timeout",
+        drained_at.elapsed()
+    );
+    assert!(
+        !received.windows(5).any(|w| w == b"0\r\n\r\n"),
+        "a cut body must not look complete"
+    );
+}

@@ -92,7 +92,7 @@ async fn serve(
         options,
         drain_timeout,
     } = bridged;
-    let drained = drained(leaving, drain_timeout);
+    let drained = crate::upstream::drained(leaving, drain_timeout);
     match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
         BridgeEnd::Closed => CloseReason::Done,
         BridgeEnd::Idle => CloseReason::Idle,
@@ -332,26 +332,6 @@ fn opening_bytes(
     };
     bytes.extend_from_slice(&preamble.payload);
     bytes
-}
-
-/// Completes `grace` after the backend starts leaving (removed by a reload,
-/// unhealthy or draining), unless it comes back first.
-async fn drained(mut leaving: watch::Receiver<bool>, grace: Duration) {
-    loop {
-        let left = leaving.wait_for(|leaving| *leaving).await.is_ok();
-        if !left {
-            // The stats are gone, so is any reason to drain.
-            return std::future::pending().await;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(grace) => return,
-            back = async { leaving.wait_for(|leaving| !*leaving).await.is_ok() } => {
-                if !back {
-                    return std::future::pending().await;
-                }
-            }
-        }
-    }
 }
 
 /// An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`;

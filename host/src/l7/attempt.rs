@@ -86,8 +86,11 @@ impl Attempt<'_> {
         let reused = connection.is_reused();
         let started = Instant::now();
         let timeout = settings.response_timeout;
-        let sent =
-            tokio::time::timeout(timeout, connection.send(request, backend.stats.start())).await;
+        let sent = tokio::time::timeout(
+            timeout,
+            connection.send(request, backend.stats.start(), settings.drain_timeout),
+        )
+        .await;
         match sent {
             Err(_) => {
                 crate::health::observe(self.pool, backend, TrafficEvent::Timeout);

@@ -94,6 +94,17 @@ pub struct SendError {
 pub struct UpstreamBody {
     body: ResponseBody,
     release: Option<Release>,
+    /// The pool's `drain-timeout`, armed only once the body waits on the
+    /// backend: a body read from what already arrived costs nothing.
+    drain: Drain,
+}
+
+/// The bound on a body in progress when its backend leaves.
+enum Drain {
+    /// Not waited on the backend yet.
+    Unarmed(Duration),
+    /// Completes when the backend has been leaving for the timeout.
+    Armed(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
 /// Why idle connections were closed, for
@@ -127,7 +138,7 @@ struct IdleConnection {
 
 struct Release {
     home: Arc<IdleQueue>,
-    _active: ActiveRequest,
+    active: ActiveRequest,
 }
 
 // === impl PoolKey ===
@@ -314,10 +325,12 @@ impl Connection {
 
     /// Sends `request`. A request that was never written comes back in the
     /// error so that the caller can try again elsewhere.
+    /// `drain_timeout` bounds the response body once the backend leaves.
     pub async fn send(
         mut self,
         request: http::Request<RequestBody>,
         active: ActiveRequest,
+        drain_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, SendError> {
         let (mut head, mut body) = request.into_parts();
         // Before sending: a body read to its end looks the same.
@@ -329,8 +342,9 @@ impl Connection {
                     body,
                     release: Some(Release {
                         home: self.home,
-                        _active: active,
+                        active,
                     }),
+                    drain: Drain::Unarmed(drain_timeout),
                 }))
             }
             Err(failure) => {
@@ -380,6 +394,24 @@ impl UpstreamBody {
     }
 }
 
+impl UpstreamBody {
+    /// Whether the backend has been leaving for the drain timeout; arms
+    /// the wait the first time the body waits on the backend.
+    fn poll_drained(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Drain::Unarmed(timeout) = self.drain {
+            let Some(release) = &self.release else {
+                return Poll::Pending;
+            };
+            let leaving = release.active.stats().leaving();
+            self.drain = Drain::Armed(Box::pin(super::drained(leaving, timeout)));
+        }
+        match &mut self.drain {
+            Drain::Armed(drained) => drained.as_mut().poll(cx),
+            Drain::Unarmed(_) => Poll::Pending,
+        }
+    }
+}
+
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamBody")
@@ -401,7 +433,13 @@ impl Body for UpstreamBody {
             Poll::Ready(None) => self.release(),
             // A broken body means a broken connection: never reuse it.
             Poll::Ready(Some(Err(_))) => self.release = None,
-            _ => {}
+            Poll::Pending => {
+                if self.poll_drained(cx).is_ready() {
+                    self.release = None;
+                    return Poll::Ready(Some(Err(Http1Error::Drained)));
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => {}
         }
         polled
     }

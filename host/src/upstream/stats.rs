@@ -313,6 +313,13 @@ pub fn ramp_started() -> tokio::sync::futures::Notified<'static> {
 
 // === impl ActiveRequest ===
 
+impl ActiveRequest {
+    /// The stats of the backend the request is on.
+    pub fn stats(&self) -> &Arc<BackendStats> {
+        &self.stats
+    }
+}
+
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
         self.stats.active.fetch_sub(1, Ordering::Relaxed);
