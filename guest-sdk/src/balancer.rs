@@ -237,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn effective_weight_scales_by_ramp_and_health() {
+        let mut backend = Backend::named("a");
+        backend.weight = 4;
+        assert_eq!(backend.effective_weight(), 4000);
+        backend.health_permille = 200;
+        assert_eq!(backend.effective_weight(), 800, "degraded to a fifth");
+        backend.ramp_permille = 500;
+        assert_eq!(backend.effective_weight(), 400, "and half way up its slow start");
+        backend.health_permille = 0;
+        backend.ramp_permille = 0;
+        assert_eq!(backend.effective_weight(), 1, "never 0");
+    }
+
+    #[test]
     fn options_parse_typed() {
         let options = Options::from_json(r#"{"vnodes": 160}"#);
         assert_eq!(options.parse::<Ring>().unwrap(), Ring { vnodes: 160 });

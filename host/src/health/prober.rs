@@ -92,17 +92,19 @@ pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, back
         let good = verdict.as_ref().is_ok_and(Verdict::is_good);
         if let Some(decided) = tracker.observe(verdict.as_ref().ok()) {
             let weight_before = signals.health_permille();
-            let transition = stats.set_checked(decided.state, decided.permille);
-            tracing::info!(
-                pool = %pool.name(),
-                backend = %id,
-                check = decided.state.label(),
-                weight_permille = decided.permille,
-                reason = %reason,
-                "health check changed state"
-            );
-            if let Some(transition) = transition {
-                report(&pool, &id, transition.from, transition.to, &reason);
+            match stats.set_checked(decided.state, decided.permille) {
+                Some(transition) => report(&pool, &id, transition.from, transition.to, &reason),
+                // The check moved without moving the backend's health (a
+                // new degraded weight; an ejected or drained backend whose
+                // checks pass): one line all the same.
+                None => tracing::info!(
+                    pool = %pool.name(),
+                    backend = %id,
+                    check = decided.state.label(),
+                    weight_permille = decided.permille,
+                    reason = %reason,
+                    "health check changed state"
+                ),
             }
             pool.health_changed();
             if signals.health_permille() != weight_before {
