@@ -244,7 +244,11 @@ mod tests {
         backend.health_permille = 200;
         assert_eq!(backend.effective_weight(), 800, "degraded to a fifth");
         backend.ramp_permille = 500;
-        assert_eq!(backend.effective_weight(), 400, "and half way up its slow start");
+        assert_eq!(
+            backend.effective_weight(),
+            400,
+            "and half way up its slow start"
+        );
         backend.health_permille = 0;
         backend.ramp_permille = 0;
         assert_eq!(backend.effective_weight(), 1, "never 0");

@@ -610,7 +610,9 @@ async fn drain_timeout_ends_a_body_still_streaming_from_a_leaving_backend() {
         [backend_toml("streaming", streaming)],
     ) + ADMIN;
     let bascule = Bascule::start(&config);
-    let mut client = tokio::net::TcpStream::connect(bascule.addr("web")).await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(bascule.addr("web"))
+        .await
+        .unwrap();
     client
         .write_all(b"GET /stream HTTP/1.1\r\nhost: example.test\r\n\r\n")
         .await
@@ -618,7 +620,10 @@ async fn drain_timeout_ends_a_body_still_streaming_from_a_leaving_backend() {
     let mut received = Vec::new();
     let mut buffer = [0u8; 1024];
     while !received.windows(5).any(|w| w == b"first") {
-        let read = tokio::time::timeout(WAIT, client.read(&mut buffer)).await.unwrap().unwrap();
+        let read = tokio::time::timeout(WAIT, client.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(read > 0, "closed before the first chunk");
         received.extend_from_slice(&buffer[..read]);
     }
@@ -634,7 +639,10 @@ async fn drain_timeout_ends_a_body_still_streaming_from_a_leaving_backend() {
         .body(Full::default())
         .unwrap();
     let drained_at = std::time::Instant::now();
-    assert_eq!(send(bascule.addr("admin"), drain).await.status.as_u16(), 200);
+    assert_eq!(
+        send(bascule.addr("admin"), drain).await.status.as_u16(),
+        200
+    );
     let ended = tokio::time::timeout(WAIT, async {
         loop {
             match client.read(&mut buffer).await {
