@@ -638,7 +638,7 @@ async fn drain_timeout_ends_a_body_still_streaming_from_a_leaving_backend() {
         .header("host", "admin")
         .body(Full::default())
         .unwrap();
-    let drained_at = std::time::Instant::now();
+    let drained_at = tokio::time::Instant::now();
     assert_eq!(
         send(bascule.addr("admin"), drain).await.status.as_u16(),
         200
