@@ -200,8 +200,8 @@ mod tests {
 
     use super::*;
     use crate::upstream::{
-        Backend, BackendSelection, BackendSet, BackendStats, PluginFailurePolicy, PoolSettings,
-        RequestView, Selection, SelectionError, fixed_endpoints,
+        Backend, BackendSelection, BackendSet, BackendStats, PoolSettings, RequestView, Selection,
+        SelectionError, fixed_endpoints,
     };
 
     /// Counts what the supervisor and the request path ask of it.
@@ -246,15 +246,8 @@ mod tests {
             })
             .collect();
         let settings = PoolSettings {
-            on_balancer_failure: PluginFailurePolicy::RoundRobin,
-            max_attempts: 1,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
             slow_start: Some(Duration::from_secs(20)),
-            proxy_protocol: None,
-            drain_timeout: Duration::from_secs(1),
-            panic_threshold: 0,
-            outlier_detection: None,
+            ..PoolSettings::for_tests()
         };
         let pool = Arc::new(BackendPool::new(
             "p",

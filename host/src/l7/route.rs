@@ -55,24 +55,12 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
-    use crate::upstream::PluginFailurePolicy;
     use crate::upstream::{BackendSet, NativeRoundRobin, PoolSettings};
 
     fn pool(name: &str) -> Arc<BackendPool> {
-        let settings = PoolSettings {
-            on_balancer_failure: PluginFailurePolicy::RoundRobin,
-            max_attempts: 1,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            slow_start: None,
-            proxy_protocol: None,
-            drain_timeout: Duration::from_secs(1),
-            panic_threshold: 0,
-            outlier_detection: None,
-        };
+        let settings = PoolSettings::for_tests();
         let backends = Arc::new(BackendSet::new(Vec::new()));
         Arc::new(BackendPool::new(
             name,

@@ -10,7 +10,7 @@ use wasmtime::{Engine, Store};
 use super::Error;
 use super::bindings::{Balancer, BalancerPre, balance, types};
 use super::budget::{self, Limits};
-use super::instances::{Instances, SETUP_LIMITS, classify, new_store};
+use super::instances::{Instances, SETUP_LIMITS, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
@@ -107,28 +107,19 @@ impl WasmBalancer {
     }
 
     fn configured(&self) -> Result<(BalancerInstance, types::RequestNeeds), Error> {
-        let plugin = &self.compiled.name;
-        let mut store = new_store(
+        let (store, bindings, needs) = set_up(
             &self.compiled.engine,
-            plugin,
+            &self.compiled.name,
             self.sandbox.memory_limit_bytes,
-        );
-        let _in_call = budget::arm(&mut store, SETUP_LIMITS);
-        let bindings = self
-            .compiled
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, &store, plugin))?;
-        let configured = bindings
-            .bascule_plugin_balance()
-            .call_configure(&mut store, &self.options, &self.protocols)
-            .map_err(|e| classify(e, &store, plugin))?;
-        let needs = configured.map_err(|e| Error::Rejected {
-            plugin: plugin.to_string(),
-            message: e.message,
-        })?;
-        metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
-            .increment(1);
+            |store| self.compiled.pre.instantiate(store),
+            |bindings, store| {
+                bindings.bascule_plugin_balance().call_configure(
+                    store,
+                    &self.options,
+                    &self.protocols,
+                )
+            },
+        )?;
         let instance = BalancerInstance {
             store,
             bindings,

@@ -14,7 +14,7 @@ use super::Error;
 use super::bindings::{HeaderFilter, HeaderFilterPre, filter, types};
 use super::budget::{self, Limits};
 use super::edits::{self, Edit, Values};
-use super::instances::{Instances, SETUP_LIMITS, classify, new_store};
+use super::instances::{Instances, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse};
@@ -124,23 +124,17 @@ fn instantiate(
     options: &str,
     sandbox: &SandboxConfig,
 ) -> Result<(FilterInstance, filter::FilterNeeds), Error> {
-    let plugin = &compiled.name;
-    let mut store = new_store(&compiled.engine, plugin, sandbox.memory_limit_bytes);
-    let _in_call = budget::arm(&mut store, SETUP_LIMITS);
-    let bindings = compiled
-        .pre
-        .instantiate(&mut store)
-        .map_err(|e| classify(e, &store, plugin))?;
-    let needs = bindings
-        .bascule_plugin_filter()
-        .call_configure(&mut store, options)
-        .map_err(|e| classify(e, &store, plugin))?
-        .map_err(|e| Error::Rejected {
-            plugin: plugin.to_string(),
-            message: e.message,
-        })?;
-    metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
-        .increment(1);
+    let (store, bindings, needs) = set_up(
+        &compiled.engine,
+        &compiled.name,
+        sandbox.memory_limit_bytes,
+        |store| compiled.pre.instantiate(store),
+        |bindings, store| {
+            bindings
+                .bascule_plugin_filter()
+                .call_configure(store, options)
+        },
+    )?;
     Ok((FilterInstance { store, bindings }, needs))
 }
 

@@ -22,6 +22,7 @@ use crossbeam_utils::atomic::AtomicCell;
 use wasmtime::{Engine, Store, Trap};
 
 use super::Error;
+use super::bindings::types;
 use super::breaker::Breaker;
 use super::budget::{self, Limits, Stopped};
 use super::log_gate::{FAILURE_LOG_INTERVAL, LogGate};
@@ -336,6 +337,34 @@ pub(super) fn new_store(
 
 /// Names what stopped a call: the memory cap, the CPU budget, the
 /// wall-clock backstop, or a trap.
+/// A new instance of a plugin, set up under [`SETUP_LIMITS`]:
+/// `instantiate` makes it in a fresh store, `configure` calls its
+/// `configure` export. Options it rejects come back as
+/// [`Error::Rejected`]; a created instance is counted.
+pub(super) fn set_up<B, N>(
+    engine: &Engine,
+    plugin: &Arc<str>,
+    memory_limit_bytes: usize,
+    instantiate: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<B>,
+    configure: impl FnOnce(
+        &B,
+        &mut Store<PluginState>,
+    ) -> wasmtime::Result<Result<N, types::PluginError>>,
+) -> Result<(Store<PluginState>, B, N), Error> {
+    let mut store = new_store(engine, plugin, memory_limit_bytes);
+    let _in_call = budget::arm(&mut store, SETUP_LIMITS);
+    let bindings = instantiate(&mut store).map_err(|e| classify(e, &store, plugin))?;
+    let needs = configure(&bindings, &mut store)
+        .map_err(|e| classify(e, &store, plugin))?
+        .map_err(|e| Error::Rejected {
+            plugin: plugin.to_string(),
+            message: e.message,
+        })?;
+    metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
+        .increment(1);
+    Ok((store, bindings, needs))
+}
+
 pub(super) fn classify(error: wasmtime::Error, store: &Store<PluginState>, plugin: &str) -> Error {
     let plugin = plugin.to_owned();
     let memory = &store.data().memory;

@@ -11,7 +11,7 @@ use wasmtime::{Engine, Store};
 use super::Error;
 use super::bindings::{HealthInterpreter, HealthInterpreterPre, health};
 use super::budget::{self, Limits};
-use super::instances::{Instances, SETUP_LIMITS, classify, new_store};
+use super::instances::{Instances, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::health::{self as checks, InterpretError, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
@@ -97,23 +97,17 @@ fn instantiate(
     kind: ProbeKind,
     sandbox: &SandboxConfig,
 ) -> Result<(InterpreterInstance, health::ProbeNeeds), Error> {
-    let plugin = &compiled.name;
-    let mut store = new_store(&compiled.engine, plugin, sandbox.memory_limit_bytes);
-    let _in_call = budget::arm(&mut store, SETUP_LIMITS);
-    let bindings = compiled
-        .pre
-        .instantiate(&mut store)
-        .map_err(|e| classify(e, &store, plugin))?;
-    let needs = bindings
-        .bascule_plugin_health()
-        .call_configure(&mut store, options, kind.into())
-        .map_err(|e| classify(e, &store, plugin))?
-        .map_err(|e| Error::Rejected {
-            plugin: plugin.to_string(),
-            message: e.message,
-        })?;
-    metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED, "plugin" => plugin.to_string())
-        .increment(1);
+    let (store, bindings, needs) = set_up(
+        &compiled.engine,
+        &compiled.name,
+        sandbox.memory_limit_bytes,
+        |store| compiled.pre.instantiate(store),
+        |bindings, store| {
+            bindings
+                .bascule_plugin_health()
+                .call_configure(store, options, kind.into())
+        },
+    )?;
     Ok((InterpreterInstance { store, bindings }, needs))
 }
 

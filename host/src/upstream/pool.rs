@@ -99,6 +99,27 @@ pub struct PoolSettings {
     pub outlier_detection: Option<OutlierConfig>,
 }
 
+// === impl PoolSettings ===
+
+#[cfg(test)]
+impl PoolSettings {
+    /// Settings for tests: one attempt, round-robin fallback, 1 s budgets,
+    /// and nothing else on (no slow start, PROXY header, health).
+    pub fn for_tests() -> Self {
+        PoolSettings {
+            on_balancer_failure: PluginFailurePolicy::RoundRobin,
+            max_attempts: 1,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            slow_start: None,
+            proxy_protocol: None,
+            drain_timeout: Duration::from_secs(1),
+            panic_threshold: 0,
+            outlier_detection: None,
+        }
+    }
+}
+
 // === impl BackendPool ===
 
 impl BackendPool {
@@ -350,13 +371,8 @@ mod tests {
         let settings = PoolSettings {
             on_balancer_failure: policy,
             max_attempts,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
             slow_start: Some(Duration::from_secs(3600)),
-            proxy_protocol: None,
-            drain_timeout: Duration::from_secs(1),
-            panic_threshold: 0,
-            outlier_detection: None,
+            ..PoolSettings::for_tests()
         };
         BackendPool::new(
             "p",

@@ -7,8 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::OutlierConfig;
 use crate::upstream::{
-    Backend, BackendSet, BackendStats, Health, NativeRoundRobin, PluginFailurePolicy, PoolSettings,
-    fixed_endpoints,
+    Backend, BackendSet, BackendStats, Health, NativeRoundRobin, PoolSettings, fixed_endpoints,
 };
 
 fn pool(backends: usize, max_ejection_percent: u32) -> BackendPool {
@@ -24,14 +23,6 @@ fn pool(backends: usize, max_ejection_percent: u32) -> BackendPool {
         })
         .collect();
     let settings = PoolSettings {
-        on_balancer_failure: PluginFailurePolicy::RoundRobin,
-        max_attempts: 1,
-        connect_timeout: Duration::from_secs(1),
-        response_timeout: Duration::from_secs(1),
-        slow_start: None,
-        proxy_protocol: None,
-        drain_timeout: Duration::from_secs(1),
-        panic_threshold: 0,
         outlier_detection: Some(OutlierConfig {
             consecutive_5xx: 3,
             consecutive_connect_failures: 2,
@@ -40,6 +31,7 @@ fn pool(backends: usize, max_ejection_percent: u32) -> BackendPool {
             max_ejection_time: Duration::from_secs(75),
             max_ejection_percent,
         }),
+        ..PoolSettings::for_tests()
     };
     BackendPool::new(
         "p",
