@@ -123,6 +123,17 @@ pub enum Error {
     },
 }
 
+/// Header names a plugin declared it reads, checked.
+fn declared_header_names(names: &[String]) -> Result<Vec<http::HeaderName>, String> {
+    names
+        .iter()
+        .map(|name| {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("declared `{name}` is not a valid header name"))
+        })
+        .collect()
+}
+
 /// The underlying error of a load failure or trap. wasmtime's own error
 /// type does not leave this module; its chain of causes does.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;

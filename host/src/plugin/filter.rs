@@ -276,14 +276,7 @@ impl Declared {
         let on_request = needs.on_request.map(request_needs).transpose()?;
         let on_response = match needs.on_response {
             Some(response) => {
-                let names = response
-                    .headers
-                    .iter()
-                    .map(|name| {
-                        HeaderName::from_bytes(name.as_bytes())
-                            .map_err(|_| format!("declared `{name}` is not a valid header name"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let names = super::declared_header_names(&response.headers)?;
                 Some((request_needs(response.request)?, names))
             }
             None => None,

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use http::HeaderName;
 use wasmtime::{Engine, Store};
 
 use super::Error;
@@ -114,14 +113,7 @@ fn instantiate(
 /// The declaration, checked: valid header names, TCP-only fields only on
 /// TCP probes.
 fn check_needs(needs: health::ProbeNeeds, kind: ProbeKind) -> Result<ProbeNeeds, String> {
-    let headers = needs
-        .headers
-        .iter()
-        .map(|name| {
-            HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("declared `{name}` is not a valid header name"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let headers = super::declared_header_names(&needs.headers)?;
     if kind == ProbeKind::Http && (needs.send.is_some() || needs.until.is_some()) {
         return Err("declared `send` or `until` for an HTTP probe".to_owned());
     }

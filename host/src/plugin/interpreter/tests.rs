@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use http::HeaderName;
+
 use super::*;
 use crate::config::PluginRef;
 use crate::health::Interpreter;
