@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
             "content-lengths that disagree: {lengths:?}"
         );
     }
-    let client = ClientAddress::new("127.0.0.1:40000".parse().unwrap());
+    let client = ClientAddress::new("127.0.0.1:40000".parse().unwrap(), None);
     let Ok(authority) = prepare_for_routing(&mut head, &paths, &client) else {
         return;
     };

@@ -107,6 +107,57 @@ pub struct ListenerConfig {
     pub mode: ListenerMode,
     /// Routes in config order; the first that matches wins.
     pub routes: Vec<RouteConfig>,
+    /// TLS termination; `None`: plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[listeners.tls]`: the certificates a listener serves and how it
+/// negotiates. Files are read when the plan is built (at start and at
+/// every reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// In config order; the first is the default certificate.
+    pub certificates: Vec<CertificateConfig>,
+    /// ALPN protocols offered, in preference order.
+    pub alpn: Vec<String>,
+    /// The oldest TLS version accepted.
+    pub min_version: TlsVersion,
+    /// What a client without SNI, or naming no certificate's name, gets.
+    pub unknown_sni: UnknownSni,
+    /// Stateless session resumption (tickets).
+    pub session_tickets: bool,
+}
+
+/// One certificate chain and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateConfig {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Server names it serves (exact or `*.example.com`); empty: the names
+    /// in the certificate.
+    pub sni: Vec<String>,
+    /// Where the entry was written, for load errors.
+    pub location: FieldLocation,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// What a client gets when no certificate is named for its SNI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSni {
+    /// The first certificate.
+    Default,
+    /// A handshake failure (`unrecognized_name`).
+    Refuse,
 }
 
 /// What a listener speaks.

@@ -36,6 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::tls::ClientStream;
 use crate::upstream::ClientBody;
 use activity::{Activity, InFlightBody};
 
@@ -121,24 +122,38 @@ impl ClientConnection {
     async fn serve(self, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<()>) {
         let _ = stream.set_nodelay(true);
         let limits = self.limits;
-        // hyper-util's protocol detection has no timer: a client that
-        // never speaks would hold the connection forever.
-        let mut first = [0u8; 1];
-        tokio::select! {
-            peeked = tokio::time::timeout(limits.first_byte_timeout, stream.peek(&mut first)) => {
-                match peeked {
-                    Ok(Ok(n)) if n > 0 => {}
-                    // Closed or failed before a byte: nothing to count.
-                    Ok(_) => return,
-                    Err(_) => {
-                        crate::metrics::http_connection_closed(self.proxy.listener(), "first-byte-timeout");
-                        return;
+        let (stream, tls) = match self.proxy.tls() {
+            // The handshake is the client's first bytes: it gets the
+            // first-byte budget.
+            Some(tls) => tokio::select! {
+                accepted = tls.accept(stream, limits.first_byte_timeout) => match accepted {
+                    Some((stream, session)) => (stream, Some(session)),
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            },
+            None => {
+                // hyper-util's protocol detection has no timer: a client
+                // that never speaks would hold the connection forever.
+                let mut first = [0u8; 1];
+                tokio::select! {
+                    peeked = tokio::time::timeout(limits.first_byte_timeout, stream.peek(&mut first)) => {
+                        match peeked {
+                            Ok(Ok(n)) if n > 0 => {}
+                            // Closed or failed before a byte: nothing to count.
+                            Ok(_) => return,
+                            Err(_) => {
+                                crate::metrics::http_connection_closed(self.proxy.listener(), "first-byte-timeout");
+                                return;
+                            }
+                        }
                     }
+                    _ = stop.changed() => return,
                 }
+                (ClientStream::Plain(stream), None)
             }
-            _ = stop.changed() => return,
-        }
-        let client = ClientAddress::new(peer);
+        };
+        let client = ClientAddress::new(peer, tls);
         let handoff = match http1::serve(stream, &client, &self.proxy, limits, &mut stop).await {
             http1::Served::Closed => return,
             http1::Served::Http2(handoff) => handoff,

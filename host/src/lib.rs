@@ -30,6 +30,7 @@ pub mod plan;
 pub mod plugin;
 pub mod server;
 pub mod supervisor;
+pub mod tls;
 pub mod upstream;
 
 /// Formats an error with its chain of causes: `a: b: c`.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::health::HealthCheck;
+use crate::tls::ServerTls;
 use crate::l4::TcpListenerPlan;
 use crate::l7::{ConnectionLimits, HeaderFilter, RouteTable};
 use crate::plugin::{self, PluginRuntime};
@@ -45,10 +46,13 @@ pub struct ListenerPlan {
     pub address: SocketAddr,
     /// Its routes, HTTP or TCP.
     pub routes: ListenerRoutes,
+    /// TLS termination, with the certificates read for this plan.
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 /// A part of the config that could not be built (a plugin that failed to
-/// load, or rejected its options), and the field that asked for it.
+/// load or rejected its options, a certificate that cannot be used), and
+/// the field that asked for it.
 #[derive(Debug, thiserror::Error)]
 #[error("`{}` cannot be built", location.field)]
 pub struct PlanError {
@@ -56,7 +60,18 @@ pub struct PlanError {
     pub location: FieldLocation,
     /// Why.
     #[source]
-    pub source: plugin::Error,
+    pub source: PlanCause,
+}
+
+/// What could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanCause {
+    /// A plugin.
+    #[error(transparent)]
+    Plugin(#[from] plugin::Error),
+    /// A listener's certificate.
+    #[error(transparent)]
+    Certificate(#[from] crate::tls::CertificateError),
 }
 
 /// What a listener serves.
@@ -109,13 +124,21 @@ impl Plan {
                 Err(error) => errors.push(error.reported(config)),
             }
         }
+        let mut tls = Vec::new();
+        for listener in &config.listeners {
+            match listener.tls.as_ref().map(ServerTls::load).transpose() {
+                Ok(loaded) => tls.push(loaded.map(Arc::new)),
+                Err((location, error)) => errors.push(PlanError::at(&location, error).reported(config)),
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         let listeners = config
             .listeners
             .iter()
-            .map(|listener| listeners::listener_plan(listener, &pools, &filters))
+            .zip(tls)
+            .map(|(listener, tls)| listeners::listener_plan(listener, &pools, &filters, tls))
             .collect();
         Ok(Plan {
             generation,
@@ -226,10 +249,10 @@ impl ListenerRoutes {
 // === impl PlanError ===
 
 impl PlanError {
-    fn at(location: &FieldLocation, source: plugin::Error) -> Self {
+    fn at(location: &FieldLocation, source: impl Into<PlanCause>) -> Self {
         PlanError {
             location: location.clone(),
-            source,
+            source: source.into(),
         }
     }
 

@@ -45,6 +45,9 @@ pub struct BoundListener {
     /// Whether it serves TCP (else HTTP): a mode change needs a new accept
     /// task, on the same socket.
     tcp: bool,
+    /// Whether it terminated TLS when it started, for announcements (the
+    /// handshake itself follows each plan).
+    tls: bool,
     /// The socket, shared with the accept task so that a reload that
     /// renames the listener or changes its mode takes it over.
     socket: Arc<TcpListener>,
@@ -243,13 +246,15 @@ impl Server {
             Arc::clone(&self.plan),
             Arc::clone(&self.connections),
         ));
-        BoundListener::start(
+        let mut bound = BoundListener::start(
             name,
             listener.address,
             false,
             socket,
             move |socket, stopped| l7::serve(socket, proxy, stopped),
-        )
+        );
+        bound.tls = listener.tls.is_some();
+        bound
     }
 
     /// The admin listener, when configured.
@@ -329,6 +334,7 @@ impl BoundListener {
             address,
             configured,
             tcp,
+            tls: false,
             task: Some(tokio::spawn(serve(Arc::clone(&socket), stopped))),
             socket,
             stop,
@@ -337,9 +343,14 @@ impl BoundListener {
 }
 
 impl BoundListener {
-    /// `tcp` or `http`: what the listener serves, for announcements.
+    /// `tcp`, `http` or `https`: what the listener serves, for
+    /// announcements.
     pub fn scheme(&self) -> &'static str {
-        if self.tcp { "tcp" } else { "http" }
+        match (self.tcp, self.tls) {
+            (true, _) => "tcp",
+            (false, true) => "https",
+            (false, false) => "http",
+        }
     }
 }
 

@@ -419,6 +419,7 @@ impl Bascule {
         let announced = match line.strip_prefix("bascule: listener ") {
             Some(rest) => rest
                 .split_once(" serving http://")
+                .or_else(|| rest.split_once(" serving https://"))
                 .or_else(|| rest.split_once(" serving tcp://")),
             None => line
                 .strip_prefix("bascule: admin serving http://")

@@ -82,6 +82,33 @@ pub struct RawListener {
     pub send_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub max_connections: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// `[listeners.tls]`: TLS termination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTls {
+    pub certificates: Spanned<Vec<RawCertificate>>,
+    #[serde(default)]
+    pub alpn: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub min_version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub unknown_sni: Option<Spanned<String>>,
+    #[serde(default)]
+    pub session_tickets: Option<Spanned<bool>>,
+}
+
+/// One entry of `certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCertificate {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    #[serde(default)]
+    pub sni: Option<Vec<Spanned<String>>>,
 }
 
 /// `[listeners.path]`: how an HTTP listener normalises request paths.

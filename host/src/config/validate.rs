@@ -12,6 +12,7 @@ mod listeners;
 mod pools;
 mod resolver;
 mod sandbox;
+mod tls;
 
 use std::collections::HashSet;
 

@@ -136,6 +136,7 @@ async fn set_up(
         listener: Arc::clone(&context.listener),
         client: preamble.client,
         sni: preamble.sni.as_deref().map(Arc::from),
+        tls: None,
         http: None,
     };
     let choice = match pool.choose(&request) {

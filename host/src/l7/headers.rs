@@ -2,8 +2,11 @@
 //! rules live in [`crate::header_rules`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::tls::TlsSession;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -15,30 +18,34 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub struct ClientAddress {
     /// The peer address of the connection.
     pub socket: SocketAddr,
+    /// What the TLS handshake negotiated, on a TLS listener.
+    pub tls: Option<Arc<TlsSession>>,
     forwarded_for: HeaderValue,
 }
 
 impl ClientAddress {
-    /// The address of a newly accepted client connection.
-    pub fn new(socket: SocketAddr) -> Self {
+    /// The address of a newly accepted client connection, and its TLS
+    /// session when the listener terminated TLS.
+    pub fn new(socket: SocketAddr, tls: Option<TlsSession>) -> Self {
         let forwarded_for = HeaderValue::try_from(socket.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ClientAddress {
             socket,
+            tls: tls.map(Arc::new),
             forwarded_for,
         }
+    }
+
+    /// `https` on a TLS listener, else `http`: `X-Forwarded-Proto`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
 /// Appends the client to `X-Forwarded-For` (keeping what earlier proxies
 /// wrote, as NGINX's `$proxy_add_x_forwarded_for` does) and sets
 /// `X-Forwarded-Proto` and, when known, `X-Forwarded-Host`.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: &ClientAddress,
-    proto: &'static str,
-    host: Option<&str>,
-) {
+pub fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&str>) {
     let earlier = headers
         .get(&X_FORWARDED_FOR)
         .map(HeaderValue::as_bytes)
@@ -51,7 +58,10 @@ pub fn add_forwarded(
         None => client.forwarded_for.clone(),
     };
     headers.insert(X_FORWARDED_FOR, forwarded_for);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(client.scheme()),
+    );
     match host.and_then(|h| HeaderValue::from_str(h).ok()) {
         Some(host) => headers.insert(X_FORWARDED_HOST, host),
         None => headers.remove(X_FORWARDED_HOST),
@@ -65,13 +75,18 @@ mod tests {
     #[test]
     fn forwarded_for_appends_client() {
         let mut headers = HeaderMap::new();
-        let first = ClientAddress::new("10.1.1.1:4000".parse().unwrap());
-        add_forwarded(&mut headers, &first, "http", Some("a.test"));
+        let first = ClientAddress::new("10.1.1.1:4000".parse().unwrap(), None);
+        add_forwarded(&mut headers, &first, Some("a.test"));
         assert_eq!(headers["x-forwarded-for"], "10.1.1.1");
-        let second = ClientAddress::new("[::1]:4000".parse().unwrap());
-        add_forwarded(&mut headers, &second, "http", None);
+        let session = TlsSession {
+            version: "1.3",
+            alpn: None,
+            sni: None,
+        };
+        let second = ClientAddress::new("[::1]:4000".parse().unwrap(), Some(session));
+        add_forwarded(&mut headers, &second, None);
         assert_eq!(headers["x-forwarded-for"], "10.1.1.1, ::1");
-        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-proto"], "https");
         assert!(headers.get("x-forwarded-host").is_none());
     }
 }

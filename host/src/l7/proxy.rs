@@ -100,6 +100,15 @@ impl Proxy {
             .unwrap_or_default()
     }
 
+    /// The TLS termination of this listener in the plan serving now: a
+    /// reload's new certificates serve new connections.
+    pub fn tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.plan
+            .load()
+            .listener(&self.listener)
+            .and_then(|listener| listener.tls.clone())
+    }
+
     /// Handles one request from `client`. Never fails: every problem
     /// becomes a status code.
     pub async fn handle(
@@ -132,7 +141,12 @@ impl Proxy {
             protocol: Protocol::Http,
             listener: Arc::clone(&self.listener),
             client: client.socket,
-            sni: None,
+            sni: client
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.sni.as_deref())
+                .map(Arc::from),
+            tls: client.tls.clone(),
             http: Some(Arc::new(head)),
         };
         filter_request(&filters, &mut view)?;
@@ -274,7 +288,7 @@ fn prepare_head(
     }
     header_rules::forward_trailers(headers, &hop);
     framing::reemit(headers, chunked);
-    headers::add_forwarded(headers, client, "http", host);
+    headers::add_forwarded(headers, client, host);
     Ok(())
 }
 

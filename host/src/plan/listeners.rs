@@ -7,12 +7,14 @@ use super::{ListenerPlan, ListenerRoutes};
 use crate::config::{ListenerConfig, ListenerMode};
 use crate::l4::{TcpListenerPlan, TcpRoute};
 use crate::l7::{HeaderFilter, Route, RouteTable};
+use crate::tls::ServerTls;
 use crate::upstream::BackendPool;
 
 pub(super) fn listener_plan(
     listener: &ListenerConfig,
     pools: &[Arc<BackendPool>],
     filters: &[(&str, Arc<dyn HeaderFilter>)],
+    tls: Option<Arc<ServerTls>>,
 ) -> ListenerPlan {
     // Validation made sure every route names a pool and declared filters.
     let pool_of = |name: &str| pools.iter().find(|p| **p.name() == *name).cloned();
@@ -62,5 +64,6 @@ pub(super) fn listener_plan(
         name: listener.name.as_str().into(),
         address: listener.address,
         routes,
+        tls,
     }
 }

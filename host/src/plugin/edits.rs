@@ -293,6 +293,7 @@ mod tests {
             listener: "web".into(),
             client: "192.0.2.7:4000".parse().unwrap(),
             sni: None,
+            tls: None,
             http: Some(Arc::new(head)),
         }
     }

@@ -33,6 +33,7 @@ fn request() -> RequestView {
         listener: "test".into(),
         client: "127.0.0.1:40000".parse().unwrap(),
         sni: None,
+        tls: None,
         http: None,
     }
 }

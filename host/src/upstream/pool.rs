@@ -388,6 +388,7 @@ mod tests {
             listener: "l".into(),
             client: "127.0.0.1:5".parse().unwrap(),
             sni: None,
+            tls: None,
             http: None,
         }
     }

@@ -30,6 +30,9 @@ pub struct RequestView {
     pub client: SocketAddr,
     /// TLS server name, when the listener saw a ClientHello.
     pub sni: Option<Arc<str>>,
+    /// What the client's TLS handshake negotiated, when the listener
+    /// terminated TLS.
+    pub tls: Option<Arc<crate::tls::TlsSession>>,
     /// The HTTP request head, shared; `None` for TCP. A header filter
     /// edits it through `Arc::make_mut`, which copies only if someone else
     /// still holds it.
@@ -98,6 +101,7 @@ mod tests {
             listener: "l".into(),
             client: "127.0.0.1:1".parse().unwrap(),
             sni: None,
+            tls: None,
             http: Some(Arc::new(parts)),
         }
     }

@@ -88,8 +88,8 @@ impl RequestField {
             RequestField::Query => head.and_then(|h| h.uri.query()).map(str::to_owned),
             RequestField::Sni => view.sni.as_deref().map(str::to_owned),
             RequestField::Listener => Some(view.listener.to_string()),
-            // No listener terminates TLS yet, so no request has these.
-            RequestField::TlsVersion | RequestField::Alpn => None,
+            RequestField::TlsVersion => view.tls.as_ref().map(|tls| tls.version.to_owned()),
+            RequestField::Alpn => view.tls.as_ref().and_then(|tls| tls.alpn.clone()),
         }
     }
 }
@@ -214,6 +214,7 @@ mod tests {
             listener: "web".into(),
             client: "192.0.2.7:4000".parse().unwrap(),
             sni: None,
+            tls: None,
             http: Some(Arc::new(head)),
         }
     }

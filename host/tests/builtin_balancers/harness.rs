@@ -158,6 +158,7 @@ impl TestRequest {
             listener: "test".into(),
             client: format!("{}:40000", self.client_ip).parse().unwrap(),
             sni: None,
+            tls: None,
             http: Some(std::sync::Arc::new(parts)),
         }
     }

@@ -56,6 +56,15 @@ impl Validator<'_> {
                 );
             }
             let mode = self.listener_mode(i, listener);
+            let tls = match &listener.tls {
+                None => Some(None),
+                Some(raw) if declares_tcp(listener) == Some(true) => self.fail(
+                    field("tls"),
+                    raw.span(),
+                    "TLS termination is for HTTP listeners (TCP listeners pass TLS through, routed by SNI)",
+                ),
+                Some(raw) => self.tls(i, raw).map(Some),
+            };
             if listener.routes.is_empty() {
                 self.fail::<()>(
                     field("name"),
@@ -74,12 +83,13 @@ impl Validator<'_> {
                     self.route(format!("listeners[{i}].routes[{j}]"), route, known, tcp)
                 })
                 .collect();
-            if let (Some(name), Some(address), Some(mode)) = (name, address, mode) {
+            if let (Some(name), Some(address), Some(mode), Some(tls)) = (name, address, mode, tls) {
                 listeners.push(ListenerConfig {
                     name,
                     address,
                     mode,
                     routes,
+                    tls,
                 });
             }
         }

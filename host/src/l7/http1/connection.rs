@@ -20,7 +20,6 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -33,6 +32,7 @@ use crate::l7::limits::ConnectionLimits;
 use crate::l7::proxy::Proxy;
 use crate::l7::response::ProxyBody;
 use crate::l7::send_timeout::SendTimeoutIo;
+use crate::tls::ClientStream;
 use crate::upstream::ClientBody;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -48,7 +48,7 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// The socket and read buffer of a client connection.
 pub struct ClientIo {
-    io: SendTimeoutIo<TcpStream>,
+    io: SendTimeoutIo<ClientStream>,
     /// Bytes read and not consumed yet.
     pub read: BytesMut,
     /// Whether the current request's body has not been read to its end.
@@ -69,7 +69,7 @@ pub enum Served {
 /// A connection handed to the HTTP/2 server, with what was already read.
 pub struct Handoff {
     /// The socket.
-    pub io: SendTimeoutIo<TcpStream>,
+    pub io: SendTimeoutIo<ClientStream>,
     /// Bytes read from it already.
     pub read: Bytes,
 }
@@ -130,7 +130,7 @@ impl ClientIo {
 
 /// Serves `stream` until the client, a limit or `stop` ends it.
 pub async fn serve(
-    stream: TcpStream,
+    stream: ClientStream,
     client: &ClientAddress,
     proxy: &Proxy,
     limits: ConnectionLimits,

@@ -69,7 +69,7 @@ const CONNECTION: &[&str] = &["", "host", "content-length", "close, host, x", "u
 #[test]
 fn forwarded_heads_carry_exactly_what_was_routed() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let client = ClientAddress::new("127.0.0.1:40000".parse().unwrap());
+    let client = ClientAddress::new("127.0.0.1:40000".parse().unwrap(), None);
     let mut let_through = 0;
     for _ in 0..20_000 {
         let path: String = (0..1 + rng.next() % 6)

@@ -1,0 +1,17 @@
+//! TLS termination on listeners: certificates read and checked at plan
+//! build (start and every reload), chosen per handshake by SNI, and the
+//! client stream that is either plain TCP or TLS over it.
+//!
+//! ```text
+//! [listeners.tls] ── ServerTls::load ──▶ rustls ServerConfig (SniResolver)
+//! accept ── ServerTls::accept (first-byte-timeout) ──▶ ClientStream::Tls + TlsSession
+//! ```
+
+mod certificates;
+mod resolver;
+mod server;
+mod stream;
+
+pub use certificates::CertificateError;
+pub use server::{ServerTls, TlsSession};
+pub use stream::ClientStream;
