@@ -156,7 +156,7 @@ pub enum TlsVersion {
 pub enum UnknownSni {
     /// The first certificate.
     Default,
-    /// A handshake failure (`unrecognized_name`).
+    /// A handshake failure (rustls sends an `access_denied` alert).
     Refuse,
 }
 

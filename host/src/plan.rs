@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::health::HealthCheck;
-use crate::tls::ServerTls;
 use crate::l4::TcpListenerPlan;
 use crate::l7::{ConnectionLimits, HeaderFilter, RouteTable};
 use crate::plugin::{self, PluginRuntime};
+use crate::tls::ServerTls;
 use crate::upstream::{BackendPool, Endpoints, Resolver, StatsRegistry};
 
 mod filters;
@@ -128,7 +128,9 @@ impl Plan {
         for listener in &config.listeners {
             match listener.tls.as_ref().map(ServerTls::load).transpose() {
                 Ok(loaded) => tls.push(loaded.map(Arc::new)),
-                Err((location, error)) => errors.push(PlanError::at(&location, error).reported(config)),
+                Err((location, error)) => {
+                    errors.push(PlanError::at(&location, error).reported(config))
+                }
             }
         }
         if !errors.is_empty() {

@@ -28,5 +28,6 @@ mod tcp;
 mod tcp_backends;
 mod tcp_proxy_protocol;
 mod tcp_sni;
+mod tls;
 mod upstream;
 mod vtc;

@@ -58,10 +58,7 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Opti
         None => client.forwarded_for.clone(),
     };
     headers.insert(X_FORWARDED_FOR, forwarded_for);
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(client.scheme()),
-    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme()));
     match host.and_then(|h| HeaderValue::from_str(h).ok()) {
         Some(host) => headers.insert(X_FORWARDED_HOST, host),
         None => headers.remove(X_FORWARDED_HOST),

@@ -130,11 +130,10 @@ fn read(path: &Path) -> Result<Vec<u8>, CertificateError> {
 /// The leaf's DNS names (subject alternative names, else the common
 /// name), lowercase; warns when it has expired or is not valid yet.
 fn leaf_names(leaf: &CertificateDer<'_>, path: &Path) -> Result<Vec<String>, CertificateError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|_| {
-        CertificateError::Unparsable {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(leaf).map_err(|_| CertificateError::Unparsable {
             path: path.to_owned(),
-        }
-    })?;
+        })?;
     if !parsed.validity().is_valid() {
         tracing::warn!(
             certificate = %path.display(),

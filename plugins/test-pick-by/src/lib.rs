@@ -5,7 +5,7 @@
 //! `request-context` imports.
 //!
 //! Option `field`: `method`, `host`, `path`, `query`, `client-ip`,
-//! `client-port`, `sni`, `listener`, `protocol`, `header:<name>` or `cookie:<name>`. Characters a
+//! `client-port`, `sni`, `listener`, `tls-version`, `alpn`, `protocol`, `header:<name>` or `cookie:<name>`. Characters a
 //! backend name cannot hold (anything but letters, digits, `-`, `_`, `.`)
 //! are read as `_`, so path `/a/b` picks backend `_a_b`. No backend of that
 //! name: no candidate (the host answers 503).
@@ -34,6 +34,10 @@ pub enum Field {
     Sni,
     /// Listener name.
     Listener,
+    /// Negotiated TLS version (`1.2`, `1.3`).
+    TlsVersion,
+    /// Negotiated ALPN protocol.
+    Alpn,
     /// `http` or `tcp`.
     Protocol,
     /// A request header.
@@ -72,6 +76,8 @@ impl Field {
             "client-port" => Field::ClientPort,
             "sni" => Field::Sni,
             "listener" => Field::Listener,
+            "tls-version" => Field::TlsVersion,
+            "alpn" => Field::Alpn,
             "protocol" => Field::Protocol,
             other => match other.split_once(':') {
                 Some(("header", name)) => Field::Header(name.to_owned()),
@@ -92,6 +98,8 @@ impl Field {
             Field::Query => needs.field(Declared::Query),
             Field::Sni => needs.field(Declared::Sni),
             Field::Listener => needs.field(Declared::Listener),
+            Field::TlsVersion => needs.field(Declared::TlsVersion),
+            Field::Alpn => needs.field(Declared::Alpn),
             Field::ClientIp | Field::ClientPort | Field::Protocol => needs,
             Field::Header(name) => needs.header(name),
             Field::Cookie(name) => needs.cookie(name),
@@ -108,6 +116,8 @@ impl Field {
             Field::ClientPort => Some(request.client_port().to_string()),
             Field::Sni => request.sni(),
             Field::Listener => Some(request.listener()),
+            Field::TlsVersion => request.tls_version(),
+            Field::Alpn => request.alpn(),
             Field::Protocol => Some(match request.protocol() {
                 Protocol::Http => "http".to_owned(),
                 Protocol::Tcp => "tcp".to_owned(),

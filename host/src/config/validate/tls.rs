@@ -82,7 +82,10 @@ impl Validator<'_> {
                 field("unknown-sni"),
                 policy,
                 "policy",
-                &[("default", UnknownSni::Default), ("refuse", UnknownSni::Refuse)],
+                &[
+                    ("default", UnknownSni::Default),
+                    ("refuse", UnknownSni::Refuse),
+                ],
             ),
         };
         if !ok {
@@ -93,7 +96,10 @@ impl Validator<'_> {
             alpn,
             min_version: min_version?,
             unknown_sni: unknown_sni?,
-            session_tickets: table.session_tickets.as_ref().is_none_or(|on| *on.get_ref()),
+            session_tickets: table
+                .session_tickets
+                .as_ref()
+                .is_none_or(|on| *on.get_ref()),
         })
     }
 

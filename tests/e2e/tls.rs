@@ -1,0 +1,389 @@
+//! TLS termination on HTTP listeners: certificates made at test time by a
+//! test CA (rcgen), chosen by SNI and checked by a rustls client that trusts
+//! only that CA; ALPN h2 and HTTP/1.1 on one listener; versions; reloads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::support::*;
+
+/// A test CA and the certificates it signs, written as PEM files.
+struct TestCa {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    der: CertificateDer<'static>,
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Bascule test CA");
+        let der = params.self_signed(&key).unwrap().der().clone();
+        TestCa {
+            params,
+            key,
+            der,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Writes `<file>.pem` and `<file>.key` for a leaf valid for `names`;
+    /// returns the TOML entry naming them.
+    fn issue(&self, file: &str, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
+        let leaf = params.signed_by(&key, &issuer).unwrap();
+        let cert = self.dir.path().join(format!("{file}.pem"));
+        let key_path = self.dir.path().join(format!("{file}.key"));
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert.display().to_string(), key_path.display().to_string())
+    }
+
+    fn path(&self, file: &str) -> std::path::PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// A rustls client trusting only this CA, offering `alpn`, limited to
+    /// `versions`.
+    fn client(
+        &self,
+        alpn: &[&str],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+const ALL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// The listener `web` with `[listeners.tls]` `tls`, routing to `backend`.
+fn tls_config(backend: &RecordingBackend, tls: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  pool = "main"
+
+  [listeners.tls]
+{tls}
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{}]
+"#,
+        backend.toml()
+    )
+}
+
+fn certificate_entry((cert, key): &(String, String), sni: &[&str]) -> String {
+    let sni = if sni.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", sni = [{}]",
+            sni.iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!("{{ cert = \"{cert}\", key = \"{key}\"{sni} }}")
+}
+
+/// Handshakes with `server_name`; the leaf certificate the server sent,
+/// or the handshake error.
+async fn handshake(
+    connector: &tokio_rustls::TlsConnector,
+    address: std::net::SocketAddr,
+    server_name: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, std::io::Error> {
+    let stream = TcpStream::connect(address).await.unwrap();
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    tokio::time::timeout(WAIT, connector.connect(name, stream))
+        .await
+        .expect("handshake timed out")
+}
+
+fn leaf(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> CertificateDer<'static> {
+    stream.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+/// `GET /` over an established TLS stream with HTTP/1.1.
+async fn get_over_h1(stream: tokio_rustls::client::TlsStream<TcpStream>, host: &str) -> Reply {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(get(host, "/")).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn certificates_are_chosen_by_sni_with_a_default_or_a_refusal() {
+    let backend = RecordingBackend::start("b").await;
+    let ca = TestCa::new();
+    let a = ca.issue("a", &["a.example.com"]);
+    let b = ca.issue("b", &["*.b.example.com", "b.example.com"]);
+    let tls = format!(
+        "  certificates = [{}, {}]\n",
+        certificate_entry(&a, &[]),
+        certificate_entry(&b, &[])
+    );
+    let bascule = Bascule::start(&tls_config(&backend, &tls));
+    let web = bascule.addr("web");
+    let client = ca.client(&["http/1.1"], ALL_VERSIONS);
+    let a_der = CertificateDer::from_pem_file(&a.0);
+    let b_der = CertificateDer::from_pem_file(&b.0);
+
+    let to_a = handshake(&client, web, "a.example.com").await.unwrap();
+    assert_eq!(leaf(&to_a), a_der, "exact name from the certificate");
+    let reply = get_over_h1(to_a, "a.example.com").await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "b"));
+    assert_eq!(backend.seen()[0].headers["x-forwarded-proto"], "https");
+
+    let to_b = handshake(&client, web, "x.b.example.com").await.unwrap();
+    assert_eq!(leaf(&to_b), b_der, "wildcard name");
+    // An unknown name gets the default (first) certificate, which the
+    // client then refuses for its name: the server did answer.
+    let unknown = handshake(&client, web, "c.example.com").await;
+    let error = unknown.expect_err("a's certificate does not name c.example.com");
+    assert!(
+        error
+            .to_string()
+            .contains("only valid for DnsName(\"a.example.com\")"),
+        "the default is the first certificate: {error}"
+    );
+
+    // `unknown-sni = "refuse"`, and explicit `sni` lists instead of the
+    // certificate's names.
+    let tls = format!(
+        "  certificates = [{}]\n  unknown-sni = \"refuse\"\n",
+        certificate_entry(&b, &["only.example.com"])
+    );
+    let refusing = Bascule::start(&tls_config(&backend, &tls));
+    let refused = handshake(&client, refusing.addr("web"), "x.b.example.com").await;
+    let error = refused.expect_err("no certificate lists that name");
+    // rustls answers a handshake it has no certificate for with an
+    // `access_denied` alert.
+    assert!(error.to_string().contains("AccessDenied"), "{error}");
+}
+
+#[tokio::test]
+async fn tls_1_2_is_refused_under_min_version_1_3() {
+    let backend = RecordingBackend::start("b").await;
+    let ca = TestCa::new();
+    let a = ca.issue("a", &["a.example.com"]);
+    let tls = format!(
+        "  certificates = [{}]\n  min-version = \"1.3\"\n",
+        certificate_entry(&a, &[])
+    );
+    let bascule = Bascule::start(&tls_config(&backend, &tls));
+    let tls12_only = ca.client(&[], &[&rustls::version::TLS12]);
+    assert!(
+        handshake(&tls12_only, bascule.addr("web"), "a.example.com")
+            .await
+            .is_err()
+    );
+    let tls13 = ca.client(&[], &[&rustls::version::TLS13]);
+    let stream = handshake(&tls13, bascule.addr("web"), "a.example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+}
+
+#[tokio::test]
+async fn alpn_h2_and_http_1_1_share_a_listener_and_plugins_see_the_session() {
+    let h2 = RecordingBackend::start("h2").await;
+    let http11 = RecordingBackend::start("http_1.1").await;
+    let ca = TestCa::new();
+    let a = ca.issue("a", &["a.example.com"]);
+    // Balanced by the negotiated ALPN: each protocol's backend is named
+    // after it.
+    let config = format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  pool = "main"
+
+  [listeners.tls]
+  certificates = [{}]
+
+[pools.main]
+balancer = "{}"
+balancer-options = {{ field = "alpn" }}
+backends = [{}, {}]
+"#,
+        certificate_entry(&a, &[]),
+        test_plugin("test-pick-by").display(),
+        h2.toml(),
+        http11.toml()
+    );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+
+    let client = ca.client(&["h2"], ALL_VERSIONS);
+    let stream = handshake(&client, web, "a.example.com").await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for _ in 0..3 {
+        let request = Request::get("https://a.example.com/over-h2")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "h2");
+    }
+
+    let client = ca.client(&["http/1.1"], ALL_VERSIONS);
+    let stream = handshake(&client, web, "a.example.com").await.unwrap();
+    let reply = get_over_h1(stream, "a.example.com").await;
+    assert_eq!(reply.body, "http_1.1");
+    assert_eq!(h2.seen().len(), 3);
+}
+
+#[tokio::test]
+async fn a_reload_swaps_the_certificate_and_open_connections_keep_working() {
+    let backend = RecordingBackend::start("b").await;
+    let ca = TestCa::new();
+    let old = ca.issue("old", &["a.example.com"]);
+    let new = ca.issue("new", &["a.example.com"]);
+    let tls = |pair: &(String, String)| {
+        tls_config(
+            &backend,
+            &format!("  certificates = [{}]\n", certificate_entry(pair, &[])),
+        )
+    };
+    let mut bascule = Bascule::start(&tls(&old));
+    let web = bascule.addr("web");
+    let client = ca.client(&["http/1.1"], ALL_VERSIONS);
+    let open = handshake(&client, web, "a.example.com").await.unwrap();
+    assert_eq!(leaf(&open), CertificateDer::from_pem_file(&old.0));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(open))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+
+    let printed = bascule.reload(&tls(&new));
+    assert!(printed.contains("bascule: reloaded"), "{printed}");
+    let fresh = handshake(&client, web, "a.example.com").await.unwrap();
+    assert_eq!(leaf(&fresh), CertificateDer::from_pem_file(&new.0));
+    let response = sender
+        .send_request(get("a.example.com", "/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the open connection keeps working");
+
+    // A reload with a broken certificate is refused; the new one serves on.
+    std::fs::write(ca.path("broken.pem"), "not a certificate").unwrap();
+    let broken = (ca.path("broken.pem").display().to_string(), new.1.clone());
+    let printed = bascule.reload(&tls(&broken));
+    assert!(printed.contains("holds no PEM certificate"), "{printed}");
+    let after = handshake(&client, web, "a.example.com").await.unwrap();
+    assert_eq!(leaf(&after), CertificateDer::from_pem_file(&new.0));
+}
+
+#[test]
+fn certificate_errors_name_the_file_and_the_problem() {
+    let ca = TestCa::new();
+    let a = ca.issue("a", &["a.example.com"]);
+    let b = ca.issue("b", &["b.example.com"]);
+    std::fs::write(ca.path("empty.pem"), "").unwrap();
+    let config = |cert: &str, key: &str| {
+        format!(
+            "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n\n  [[listeners.routes]]\n  pool = \"main\"\n\n  [listeners.tls]\n  certificates = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n[pools.main]\nbalancer = \"builtin:round-robin\"\nbackends = [{{ address = \"127.0.0.1:9\" }}]\n"
+        )
+    };
+    let empty = ca.path("empty.pem").display().to_string();
+    let missing = ca.path("missing.pem").display().to_string();
+    let cases = [
+        (
+            config(&a.0, &b.1),
+            format!(
+                "the key in {} does not match the certificate in {}",
+                b.1, a.0
+            ),
+        ),
+        (
+            config(&empty, &a.1),
+            format!("{empty} holds no PEM certificate"),
+        ),
+        (
+            config(&a.0, &a.0),
+            format!("{} holds no PEM private key", a.0),
+        ),
+        (config(&missing, &a.1), format!("cannot read {missing}")),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in cases {
+        let (ok, stderr) = check(dir.path(), "tls.toml", &text);
+        assert!(!ok, "{text}");
+        assert!(
+            stderr.contains("listeners[0].tls.certificates[0].cert"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&expected), "{expected}: {stderr}");
+    }
+}
+
+/// Reads the first certificate of a PEM file.
+trait FromPemFile {
+    fn from_pem_file(path: impl AsRef<Path>) -> Self;
+}
+
+impl FromPemFile for CertificateDer<'static> {
+    fn from_pem_file(path: impl AsRef<Path>) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        <CertificateDer<'static> as PemObject>::from_pem_file(path).unwrap()
+    }
+}
