@@ -58,9 +58,10 @@ pub struct ListenerPlan {
 pub struct PlanError {
     /// The config field to report.
     pub location: FieldLocation,
-    /// Why.
+    /// Why (boxed: plan errors travel in `Result`s that are otherwise
+    /// small).
     #[source]
-    pub source: PlanCause,
+    pub source: Box<PlanCause>,
 }
 
 /// What could not be built.
@@ -126,10 +127,16 @@ impl Plan {
         }
         let mut tls = Vec::new();
         for listener in &config.listeners {
-            match listener.tls.as_ref().map(ServerTls::load).transpose() {
-                Ok(loaded) => tls.push(loaded.map(Arc::new)),
-                Err((location, error)) => {
-                    errors.push(PlanError::at(&location, error).reported(config))
+            let Some(listener_tls) = &listener.tls else {
+                tls.push(None);
+                continue;
+            };
+            match ServerTls::load(listener_tls) {
+                Ok(loaded) => tls.push(Some(Arc::new(loaded))),
+                Err((index, error)) => {
+                    if let Some(certificate) = listener_tls.certificates.get(index) {
+                        errors.push(PlanError::at(&certificate.location, error).reported(config));
+                    }
                 }
             }
         }
@@ -254,7 +261,7 @@ impl PlanError {
     fn at(location: &FieldLocation, source: impl Into<PlanCause>) -> Self {
         PlanError {
             location: location.clone(),
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
 

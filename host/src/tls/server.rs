@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use super::certificates::{self, CertificateError};
 use super::resolver::SniResolver;
 use super::stream::ClientStream;
-use crate::config::{FieldLocation, TlsConfig, TlsVersion, UnknownSni};
+use crate::config::{TlsConfig, TlsVersion, UnknownSni};
 
 /// A listener's TLS termination, ready to accept.
 pub struct ServerTls {
@@ -34,15 +34,15 @@ pub struct TlsSession {
 // === impl ServerTls ===
 
 impl ServerTls {
-    /// Reads and checks every certificate of `config`; an error names the
-    /// certificate entry it came from.
-    pub fn load(config: &TlsConfig) -> Result<Self, (FieldLocation, CertificateError)> {
+    /// Reads and checks every certificate of `config`; an error comes with
+    /// the index of the certificate entry it came from.
+    pub fn load(config: &TlsConfig) -> Result<Self, (usize, CertificateError)> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut resolver = SniResolver::default();
         let mut default = None;
-        for certificate in &config.certificates {
+        for (index, certificate) in config.certificates.iter().enumerate() {
             let loaded = certificates::load(&certificate.cert, &certificate.key, &provider)
-                .map_err(|error| (certificate.location.clone(), error))?;
+                .map_err(|error| (index, error))?;
             let names = if certificate.sni.is_empty() {
                 &loaded.names
             } else {
