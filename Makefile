@@ -25,11 +25,12 @@ vtc: wasm-target test-packages
 	cargo test -p bascule --test e2e vtc::
 
 ## Third-party programs the end-to-end tests run: a real DNS server
-## (dnsmasq) and the VTest engine for the protocol scripts (varnishtest).
+## (dnsmasq), the VTest engine for the protocol scripts (varnishtest) and
+## the TLS scanner run against TLS listeners (testssl.sh).
 test-packages:
-	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 || { \
+	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 && command -v testssl >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dnsmasq-base varnish; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dnsmasq-base varnish testssl.sh; }
 
 ## Fuzz the request-head steps (authority, path, framing, hop-by-hop) for
 ## FUZZ_SECONDS with libFuzzer. cargo-fuzz's flags are unstable ones, which

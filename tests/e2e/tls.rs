@@ -20,6 +20,7 @@ struct TestCa {
     params: rcgen::CertificateParams,
     key: rcgen::KeyPair,
     der: CertificateDer<'static>,
+    pem: String,
     dir: tempfile::TempDir,
 }
 
@@ -31,11 +32,12 @@ impl TestCa {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "Bascule test CA");
-        let der = params.self_signed(&key).unwrap().der().clone();
+        let certificate = params.self_signed(&key).unwrap();
         TestCa {
             params,
             key,
-            der,
+            der: certificate.der().clone(),
+            pem: certificate.pem(),
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -44,10 +46,24 @@ impl TestCa {
     /// returns the TOML entry naming them.
     fn issue(&self, file: &str, names: &[&str]) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(
+        let mut params = rcgen::CertificateParams::new(
             names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
         )
         .unwrap();
+        // What a scanner expects of a served certificate: a year or two of
+        // validity left, and a revocation pointer (never fetched here).
+        let year = 1970
+            + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 31_556_952;
+        let year = i32::try_from(year).unwrap();
+        params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec!["http://127.0.0.1:9/ca.crl".to_owned()],
+        }];
         let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
         let leaf = params.signed_by(&key, &issuer).unwrap();
         let cert = self.dir.path().join(format!("{file}.pem"));
@@ -386,4 +402,57 @@ impl FromPemFile for CertificateDer<'static> {
         use rustls::pki_types::pem::PemObject;
         <CertificateDer<'static> as PemObject>::from_pem_file(path).unwrap()
     }
+}
+
+/// `testssl.sh` (Debian's `testssl.sh`, installed by `make test`) against a
+/// TLS listener serving a certificate from a CA it is told to trust: no
+/// finding rated HIGH or CRITICAL.
+#[tokio::test]
+async fn testssl_finds_nothing_high_or_critical() {
+    let backend = RecordingBackend::start("b").await;
+    let ca = TestCa::new();
+    let site = ca.issue("site", &["localhost"]);
+    std::fs::write(ca.path("ca.pem"), &ca.pem).unwrap();
+    let tls = format!("  certificates = [{}]\n", certificate_entry(&site, &[]));
+    let bascule = Bascule::start(&tls_config(&backend, &tls));
+    let report = ca.path("testssl.json");
+    let mut command = tokio::process::Command::new("testssl");
+    command
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "--severity",
+            "HIGH",
+        ])
+        .args(["--connect-timeout", "5", "--openssl-timeout", "5"])
+        .arg("--add-ca")
+        .arg(ca.path("ca.pem"))
+        .arg("--jsonfile")
+        .arg(&report)
+        .arg(format!("localhost:{}", bascule.addr("web").port()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(ca.path("testssl.log")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    // Its exit status counts findings; the report says which.
+    tokio::time::timeout(std::time::Duration::from_secs(300), command.status())
+        .await
+        .expect("testssl ran past 300 s")
+        .expect("testssl is installed (make test-packages)");
+    let findings: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let log = std::fs::read_to_string(ca.path("testssl.log")).unwrap_or_default();
+    assert!(
+        log.contains("TLS 1.3    offered") && log.contains(" Done "),
+        "the scan did not run to its end: {log}"
+    );
+    let serious: Vec<String> = findings
+        .iter()
+        .filter(|finding| matches!(finding["severity"].as_str(), Some("HIGH" | "CRITICAL")))
+        .map(|finding| format!("{}: {}", finding["id"], finding["finding"]))
+        .collect();
+    assert!(serious.is_empty(), "{serious:#?}");
 }

@@ -111,6 +111,9 @@ fn server_config(
     let mut server = builder
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
+    // The server's cipher suite order (rustls's: AEADs with forward
+    // secrecy, strongest first), not the client's.
+    server.ignore_client_order = true;
     server.alpn_protocols = config
         .alpn
         .iter()
