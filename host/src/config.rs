@@ -261,6 +261,8 @@ pub struct PoolConfig {
     pub health: Option<HealthCheckConfig>,
     /// Passive health (outlier ejection); `None`: off.
     pub outlier_detection: Option<OutlierConfig>,
+    /// TLS to the backends; `None`: plaintext.
+    pub tls: Option<UpstreamTlsConfig>,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
 }
@@ -298,6 +300,24 @@ pub struct HealthCheckConfig {
     pub interpreter_options_location: FieldLocation,
     /// Most body or answer bytes read and passed to the interpreter.
     pub body_limit: usize,
+}
+
+/// `tls` of a pool: TLS from the proxy to its backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTlsConfig {
+    /// PEM bundle of the roots to trust; `None`: the platform's.
+    pub ca: Option<PathBuf>,
+    /// The name to verify and send as SNI; `None`: each backend's host
+    /// name.
+    pub server_name: Option<String>,
+    /// Verify the backend's certificate (`verify = false` turns it off,
+    /// loudly).
+    pub verify: bool,
+    /// A client certificate chain and key, for backends that require
+    /// mutual TLS.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
+    /// Where `tls` was written, for load errors.
+    pub location: FieldLocation,
 }
 
 /// What an active probe does.

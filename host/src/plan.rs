@@ -73,6 +73,9 @@ pub enum PlanCause {
     /// A listener's certificate.
     #[error(transparent)]
     Certificate(#[from] crate::tls::CertificateError),
+    /// A pool's TLS to its backends.
+    #[error(transparent)]
+    UpstreamTls(#[from] crate::tls::UpstreamTlsError),
 }
 
 /// What a listener serves.

@@ -177,7 +177,35 @@ pub struct RawPool {
     #[serde(default)]
     pub outlier_detection: Option<RawOutlierDetection>,
     #[serde(default)]
+    pub tls: Option<Spanned<RawUpstreamTls>>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
+}
+
+/// `tls = true` or `[pools.NAME.tls]`: TLS to the pool's backends.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawUpstreamTls {
+    /// `tls = true`: the platform's roots, the backend's host name.
+    On(bool),
+    /// The table.
+    Table(RawUpstreamTlsTable),
+}
+
+/// `[pools.NAME.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUpstreamTlsTable {
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
+    #[serde(default)]
+    pub server_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub verify: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[pools.NAME.health]`: active probes, in ALB's target-group vocabulary.

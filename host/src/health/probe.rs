@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{ProbeKind, ProbeNeeds, ProbeOutcome};
 use crate::http1::{BodyDecoder, Chunked, Decoded, MAX_HEADERS};
+use crate::tls::TlsTarget;
 
 /// Largest HTTP response head a probe reads.
 const MAX_HEAD: usize = 16 * 1024;
@@ -46,16 +47,22 @@ struct Gathered {
 // === impl ProbeSpec ===
 
 impl ProbeSpec {
-    /// Probes `address`; `backend` (the configured `host:port`) is the
-    /// `Host` unless the pool names one.
-    pub async fn run(&self, address: SocketAddr, backend: &str) -> ProbeOutcome {
+    /// Probes `address` (over `tls` when the pool's backends speak TLS);
+    /// `backend` (the configured `host:port`) is the `Host` unless the
+    /// pool names one.
+    pub async fn run(
+        &self,
+        address: SocketAddr,
+        backend: &str,
+        tls: Option<&TlsTarget>,
+    ) -> ProbeOutcome {
         let started = Instant::now();
         let mut gathered = Gathered {
             status: None,
             headers: Vec::new(),
             body: Vec::new(),
         };
-        let exchange = self.exchange(address, backend, &mut gathered);
+        let exchange = self.exchange(address, backend, tls, &mut gathered);
         let error = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error),
@@ -78,19 +85,42 @@ impl ProbeSpec {
         &self,
         address: SocketAddr,
         backend: &str,
+        tls: Option<&TlsTarget>,
         gathered: &mut Gathered,
     ) -> Result<(), String> {
-        let mut stream = TcpStream::connect(address)
+        let stream = TcpStream::connect(address)
             .await
             .map_err(|e| format!("connect to {address}: {}", io_reason(&e)))?;
         let _ = stream.set_nodelay(true);
+        match tls {
+            None => self.speak(stream, backend, gathered).await,
+            Some(tls) => {
+                let stream = tls
+                    .connect(stream)
+                    .await
+                    .map_err(|e| format!("TLS handshake: {e}"))?;
+                self.speak(stream, backend, gathered).await
+            }
+        }
+    }
+
+    async fn speak<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        backend: &str,
+        gathered: &mut Gathered,
+    ) -> Result<(), String> {
         match self.kind {
             ProbeKind::Http => self.http(&mut stream, backend, gathered).await,
             ProbeKind::Tcp => self.tcp(&mut stream, gathered).await,
         }
     }
 
-    async fn tcp(&self, stream: &mut TcpStream, gathered: &mut Gathered) -> Result<(), String> {
+    async fn tcp<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        gathered: &mut Gathered,
+    ) -> Result<(), String> {
         if let Some(payload) = &self.needs.send {
             stream
                 .write_all(payload)
@@ -122,9 +152,9 @@ impl ProbeSpec {
         Ok(())
     }
 
-    async fn http(
+    async fn http<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         backend: &str,
         gathered: &mut Gathered,
     ) -> Result<(), String> {

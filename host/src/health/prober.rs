@@ -35,14 +35,17 @@ const JITTER_PERCENT: u64 = 10;
 /// task started; the backend's endpoints and stats are shared by every
 /// later generation) until the task is aborted by the supervisor.
 pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, backend: usize) {
-    let Some((id, address, endpoints, stats)) = pool.backends().get(backend).map(|b: &Backend| {
-        (
-            b.id.clone(),
-            b.address.clone(),
-            Arc::clone(&b.endpoints),
-            Arc::clone(&b.stats),
-        )
-    }) else {
+    let Some((id, address, endpoints, stats, tls)) =
+        pool.backends().get(backend).map(|b: &Backend| {
+            (
+                b.id.clone(),
+                b.address.clone(),
+                Arc::clone(&b.endpoints),
+                Arc::clone(&b.stats),
+                b.tls.clone(),
+            )
+        })
+    else {
         return;
     };
     let signals = stats.signals();
@@ -67,7 +70,7 @@ pub async fn probe_backend(check: Arc<HealthCheck>, pool: Arc<BackendPool>, back
         let outcome = match endpoints.pick() {
             Some(endpoint) => {
                 let target = SocketAddr::new(endpoint.ip(), check.port.unwrap_or(endpoint.port()));
-                check.spec.run(target, &address).await
+                check.spec.run(target, &address, tls.as_deref()).await
             }
             None => super::ProbeOutcome {
                 kind: check.spec.kind,

@@ -66,12 +66,12 @@ impl Attempt<'_> {
             }),
             Some(endpoint) if self.new_connection => {
                 self.connections
-                    .get_new(endpoint, settings.connect_timeout)
+                    .get_new(endpoint, backend.tls.as_deref(), settings.connect_timeout)
                     .await
             }
             Some(endpoint) => {
                 self.connections
-                    .get(endpoint, settings.connect_timeout)
+                    .get(endpoint, backend.tls.as_deref(), settings.connect_timeout)
                     .await
             }
         };

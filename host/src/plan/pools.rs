@@ -6,9 +6,12 @@ use std::sync::Arc;
 use super::PlanError;
 use crate::config::{BalancerRef, Config, ListenerMode, PoolConfig};
 use crate::plugin::{self, PluginRuntime, WasmBalancer};
+use rustls::pki_types::ServerName;
+
+use crate::tls::{TlsTarget, UpstreamTls};
 use crate::upstream::{
-    Backend, BackendPool, BackendSelection, BackendSet, BackendStats, Endpoints, NativeRoundRobin,
-    PoolSettings, Protocol, StatsRegistry,
+    Backend, BackendAddress, BackendPool, BackendSelection, BackendSet, BackendStats, Endpoints,
+    NativeRoundRobin, PoolSettings, Protocol, StatsRegistry,
 };
 
 /// A backend this plan adds to its pool.
@@ -27,6 +30,15 @@ pub(super) fn build_pool(
     generation: u64,
     joined: &mut Vec<JoinedBackend>,
 ) -> Result<BackendPool, PlanError> {
+    let tls = pool
+        .tls
+        .as_ref()
+        .map(|config| {
+            UpstreamTls::load(config)
+                .map(Arc::new)
+                .map_err(|e| PlanError::at(&config.location, e))
+        })
+        .transpose()?;
     let backends = pool
         .backends
         .iter()
@@ -44,6 +56,12 @@ pub(super) fn build_pool(
             }
             // Names are resolved before the plan is committed
             // (`Plan::resolve_names`), and again by the supervisor.
+            let target = tls.as_ref().map(|tls| {
+                Arc::new(TlsTarget::new(
+                    Arc::clone(tls),
+                    server_name(pool, &backend.address),
+                ))
+            });
             Backend::new(
                 backend.id.clone(),
                 Arc::new(Endpoints::unresolved(backend.address.clone())),
@@ -51,6 +69,7 @@ pub(super) fn build_pool(
                 backend.metadata.clone(),
                 stats,
             )
+            .with_tls(target)
         })
         .collect();
     let mut backends = BackendSet::new(backends);
@@ -95,6 +114,22 @@ pub(super) fn build_pool(
         balancer,
         settings,
     ))
+}
+
+/// The name a backend's certificate must carry: the pool's `server-name`,
+/// else the backend's host name, else its IP address (validation allows
+/// that only with `verify = false`).
+fn server_name(pool: &PoolConfig, address: &BackendAddress) -> ServerName<'static> {
+    let configured = pool
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.server_name.as_deref())
+        .and_then(|name| ServerName::try_from(name.to_owned()).ok());
+    configured.unwrap_or_else(|| match address {
+        BackendAddress::Name { host, .. } => ServerName::try_from(host.to_string())
+            .unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into())),
+        BackendAddress::Socket(socket) => ServerName::IpAddress(socket.ip().into()),
+    })
 }
 
 /// What the pool's balancer will place: HTTP requests, TCP connections or

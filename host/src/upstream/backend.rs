@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{BackendAddress, BackendStats, Endpoints};
+use crate::tls::TlsTarget;
 
 /// Full slow-start progress: the backend takes its whole weight.
 pub const FULL_RAMP: u32 = 1000;
@@ -31,6 +32,8 @@ pub struct Backend {
     pub metadata: Vec<(String, String)>,
     /// Live counters, shared by every worker and kept across reloads.
     pub stats: Arc<BackendStats>,
+    /// How HTTP connections to it run TLS; `None`: plaintext.
+    pub tls: Option<Arc<TlsTarget>>,
 }
 
 /// An immutable list of backends with a generation number.
@@ -67,7 +70,15 @@ impl Backend {
             health_permille: FULL_RAMP,
             metadata,
             stats,
+            tls: None,
         }
+    }
+
+    /// The same backend, reached over `tls`.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Arc<TlsTarget>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The same backend at another slow-start progress and health weight.
@@ -82,6 +93,7 @@ impl Backend {
             token: self.token.clone(),
             metadata: self.metadata.clone(),
             stats: Arc::clone(&self.stats),
+            tls: self.tls.clone(),
         }
     }
 }

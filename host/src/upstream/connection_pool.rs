@@ -40,6 +40,7 @@ use super::ActiveRequest;
 use super::connector::{ConnectError, Connector, TcpConnector, connect_within};
 use super::http1::{Http1Connection, Http1Error, IdleProblem, ResponseBody};
 use super::request_body::RequestBody;
+use crate::tls::TlsTarget;
 
 /// An idle connection unused for this long is closed rather than reused:
 /// backends commonly time out idle keep-alive connections after 60 s or more.
@@ -54,6 +55,10 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 pub enum ConnectionKind {
     /// HTTP/1.1 over plain TCP.
     Http1,
+    /// HTTP/1.1 over TLS, by [`TlsTarget::key`]: configuration and server
+    /// name, so that a connection verified for one name never carries a
+    /// request for another.
+    Http1Tls(u64),
 }
 
 /// Where a pooled connection goes: endpoint and kind.
@@ -144,11 +149,13 @@ struct Release {
 // === impl PoolKey ===
 
 impl PoolKey {
-    /// The key of plain HTTP/1.1 connections to `endpoint`.
-    pub fn http1(endpoint: SocketAddr) -> Self {
+    /// The key of HTTP/1.1 connections to `endpoint`, plain or over `tls`.
+    pub fn http1(endpoint: SocketAddr, tls: Option<&TlsTarget>) -> Self {
         PoolKey {
             endpoint,
-            kind: ConnectionKind::Http1,
+            kind: tls.map_or(ConnectionKind::Http1, |tls| {
+                ConnectionKind::Http1Tls(tls.key())
+            }),
         }
     }
 }
@@ -171,13 +178,15 @@ impl<C: Connector> ConnectionPool<C> {
         }
     }
 
-    /// A connection to `endpoint`: a ready idle one, or a new one.
+    /// A connection to `endpoint` (over `tls` when given): a ready idle
+    /// one, or a new one.
     pub async fn get(
         &self,
         endpoint: SocketAddr,
+        tls: Option<&TlsTarget>,
         connect_timeout: Duration,
     ) -> Result<Connection, ConnectError> {
-        let key = PoolKey::http1(endpoint);
+        let key = PoolKey::http1(endpoint, tls);
         let home = self.queue(key);
         while let Some(mut idle) = home.pop() {
             if idle.since.elapsed() > IDLE_TIMEOUT {
@@ -195,7 +204,7 @@ impl<C: Connector> ConnectionPool<C> {
                 Err(discard) => self.counters.count(discard),
             }
         }
-        self.connect(key, home, connect_timeout).await
+        self.connect(key, tls, home, connect_timeout).await
     }
 
     /// A new connection to `endpoint`, never an idle one: the retry after
@@ -203,22 +212,38 @@ impl<C: Connector> ConnectionPool<C> {
     pub async fn get_new(
         &self,
         endpoint: SocketAddr,
+        tls: Option<&TlsTarget>,
         connect_timeout: Duration,
     ) -> Result<Connection, ConnectError> {
-        let key = PoolKey::http1(endpoint);
+        let key = PoolKey::http1(endpoint, tls);
         let home = self.queue(key);
-        self.connect(key, home, connect_timeout).await
+        self.connect(key, tls, home, connect_timeout).await
     }
 
+    /// Connects, then runs the TLS handshake when there is one, each within
+    /// `timeout`.
     async fn connect(
         &self,
         key: PoolKey,
+        tls: Option<&TlsTarget>,
         home: Arc<IdleQueue>,
         timeout: Duration,
     ) -> Result<Connection, ConnectError> {
         let stream = connect_within(&self.connector, key.endpoint, timeout).await?;
+        let http = match tls {
+            None => Http1Connection::new(stream),
+            Some(tls) => {
+                let endpoint = key.endpoint;
+                let handshake = tokio::time::timeout(timeout, tls.connect(stream)).await;
+                match handshake {
+                    Ok(Ok(stream)) => Http1Connection::new(stream),
+                    Ok(Err(source)) => return Err(ConnectError::Tls { endpoint, source }),
+                    Err(_) => return Err(ConnectError::Timeout { endpoint, timeout }),
+                }
+            }
+        };
         Ok(Connection {
-            http: Http1Connection::new(stream),
+            http,
             home,
             reused: false,
         })
@@ -282,13 +307,15 @@ impl<C: Connector> ConnectionPool<C> {
         }
     }
 
-    /// Idle connections to `endpoint`, for the status page and tests.
+    /// Idle connections to `endpoint` of every kind, for the status page
+    /// and tests.
     pub fn idle_count(&self, endpoint: SocketAddr) -> usize {
-        let key = PoolKey::http1(endpoint);
         self.idle
             .load()
-            .get(&key)
-            .map_or(0, |queue| queue.len.load(Ordering::Relaxed))
+            .iter()
+            .filter(|(key, _)| key.endpoint == endpoint)
+            .map(|(_, queue)| queue.len.load(Ordering::Relaxed))
+            .sum()
     }
 }
 

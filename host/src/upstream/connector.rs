@@ -46,6 +46,16 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed (an unknown issuer, a name the
+    /// certificate does not carry, a refused client certificate, ...).
+    #[error("TLS handshake with backend {endpoint} failed")]
+    Tls {
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// rustls's reason.
+        #[source]
+        source: std::io::Error,
+    },
     /// The connect did not finish in time.
     #[error("connecting to backend {endpoint} timed out after {timeout:?}")]
     Timeout {

@@ -94,6 +94,11 @@ impl Validator<'_> {
             Some(outlier) => self.outlier_detection(name.get_ref(), outlier).map(Some),
         };
         let backends = self.backends(name.get_ref(), &raw.backends);
+        let tls = match (&raw.tls, &backends) {
+            (None, _) => Some(None),
+            (Some(tls), Some(backends)) => self.upstream_tls(name.get_ref(), tls, backends),
+            (Some(_), None) => None,
+        };
         Some(PoolConfig {
             name: pool_name?,
             balancer: balancer?,
@@ -110,6 +115,7 @@ impl Validator<'_> {
             panic_threshold: panic_threshold?,
             health: health?,
             outlier_detection: outlier_detection?,
+            tls: tls?,
             backends: backends?,
         })
     }

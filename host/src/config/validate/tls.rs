@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::Validator;
-use super::raw::RawTls;
+use super::raw::{RawTls, RawUpstreamTls};
 use crate::config::*;
 
 /// ALPN protocols the proxy can serve behind TLS.
@@ -111,5 +111,79 @@ impl Validator<'_> {
         } else {
             path
         }
+    }
+}
+
+// === impl Validator: upstream TLS ===
+
+impl Validator<'_> {
+    /// `tls` of pool `pool`, whose backends are `backends`.
+    pub(super) fn upstream_tls(
+        &mut self,
+        pool: &str,
+        raw: &Spanned<RawUpstreamTls>,
+        backends: &[BackendConfig],
+    ) -> Option<Option<UpstreamTlsConfig>> {
+        let field = |key: &str| format!("pools.{pool}.tls{key}");
+        let location = FieldLocation::new(field(""), raw.span());
+        let table = match raw.get_ref() {
+            RawUpstreamTls::On(false) => return Some(None),
+            RawUpstreamTls::On(true) => None,
+            RawUpstreamTls::Table(table) => Some(table),
+        };
+        let verify = table
+            .and_then(|t| t.verify.as_ref())
+            .is_none_or(|verify| *verify.get_ref());
+        let server_name = match table.and_then(|t| t.server_name.as_ref()) {
+            None => None,
+            Some(name) => match rustls::pki_types::ServerName::try_from(name.get_ref().as_str()) {
+                Ok(_) => Some(name.get_ref().clone()),
+                Err(_) => {
+                    return self.fail(
+                        field(".server-name"),
+                        name.span(),
+                        format!("`{}` is not a DNS name or IP address", name.get_ref()),
+                    );
+                }
+            },
+        };
+        if verify && server_name.is_none() {
+            let by_address: Vec<&str> = backends
+                .iter()
+                .filter(|backend| !backend.address.is_name())
+                .map(|backend| backend.id.as_str())
+                .collect();
+            if !by_address.is_empty() {
+                return self.fail(
+                    field(""),
+                    raw.span(),
+                    format!(
+                        "backends given by IP address ({}) have no host name to verify: set `server-name`, or `verify = false`",
+                        by_address.join(", ")
+                    ),
+                );
+            }
+        }
+        let client_certificate = match (
+            table.and_then(|t| t.cert.as_ref()),
+            table.and_then(|t| t.key.as_ref()),
+        ) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((self.file(cert), self.file(key))),
+            (Some(one), None) | (None, Some(one)) => {
+                return self.fail(
+                    field(""),
+                    one.span(),
+                    "a client certificate needs both `cert` and `key`",
+                );
+            }
+        };
+        Some(Some(UpstreamTlsConfig {
+            ca: table.and_then(|t| t.ca.as_ref()).map(|ca| self.file(ca)),
+            server_name,
+            verify,
+            client_certificate,
+            location,
+        }))
     }
 }

@@ -61,7 +61,7 @@ async fn http_probe_sends_the_request_and_reads_declared_headers_and_a_bounded_b
         body: true,
         ..ProbeNeeds::default()
     });
-    let outcome = spec.run(address, "web.internal:8080").await;
+    let outcome = spec.run(address, "web.internal:8080", None).await;
     assert_eq!(outcome.error, None);
     assert_eq!(outcome.status, Some(503), "the 100 is skipped");
     assert_eq!(
@@ -86,7 +86,7 @@ async fn chunked_bodies_are_decoded() {
     let mut spec = http_spec(ProbeNeeds::default().clone());
     spec.needs.body = true;
     spec.body_limit = 4096;
-    let outcome = spec.run(address, "b").await;
+    let outcome = spec.run(address, "b", None).await;
     assert_eq!((outcome.status, outcome.error), (Some(200), None));
     assert_eq!(outcome.body, b"{\"st\":1");
 }
@@ -96,7 +96,9 @@ async fn refused_and_malformed_are_transport_errors() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed = listener.local_addr().unwrap();
     drop(listener);
-    let outcome = http_spec(ProbeNeeds::default()).run(closed, "b").await;
+    let outcome = http_spec(ProbeNeeds::default())
+        .run(closed, "b", None)
+        .await;
     assert_eq!(outcome.status, None);
     assert!(
         outcome
@@ -108,7 +110,9 @@ async fn refused_and_malformed_are_transport_errors() {
     );
 
     let (address, _served) = backend(Some(b"SSH-2.0-OpenSSH\r\n\r\n")).await;
-    let outcome = http_spec(ProbeNeeds::default()).run(address, "b").await;
+    let outcome = http_spec(ProbeNeeds::default())
+        .run(address, "b", None)
+        .await;
     assert!(
         outcome
             .error
@@ -124,7 +128,7 @@ async fn a_silent_backend_times_out_with_what_it_sent() {
     let (address, _served) = backend(None).await;
     let mut spec = http_spec(ProbeNeeds::default());
     spec.timeout = Duration::from_secs(2);
-    let outcome = spec.run(address, "b").await;
+    let outcome = spec.run(address, "b", None).await;
     assert_eq!(outcome.error.as_deref(), Some("timed out after 2s"));
     assert!(outcome.latency >= Duration::from_secs(2));
 }
@@ -146,7 +150,7 @@ async fn tcp_probe_sends_the_payload_and_stops_at_until() {
             until: Some(b"\n".to_vec()),
         },
     };
-    let outcome = spec.run(address, "redis").await;
+    let outcome = spec.run(address, "redis", None).await;
     assert_eq!(outcome.error, None);
     assert!(outcome.body.starts_with(b"+PONG\r\n"), "{:?}", outcome.body);
     assert_eq!(served.await.unwrap(), b"PING\r\n");
