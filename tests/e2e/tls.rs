@@ -456,3 +456,212 @@ async fn testssl_finds_nothing_high_or_critical() {
         .collect();
     assert!(serious.is_empty(), "{serious:#?}");
 }
+
+/// A backend on 127.0.0.1 serving HTTPS with `certificate` (from
+/// [`TestCa::issue`]); with `client_ca`, it requires a client certificate
+/// that CA signed. Answers its name.
+async fn tls_backend(
+    name: &'static str,
+    (cert, key): &(String, String),
+    client_ca: Option<&TestCa>,
+) -> std::net::SocketAddr {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der.clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(chain, key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = socket.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_request| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                        name,
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+fn upstream_config(backend: std::net::SocketAddr, tls: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{{ name = "secure", address = "{backend}" }}]
+
+  [pools.main.tls]
+{tls}
+
+[admin]
+address = "127.0.0.1:0"
+"#
+    )
+}
+
+#[tokio::test]
+async fn upstream_tls_verifies_the_backend_against_the_configured_ca() {
+    let ca = TestCa::new();
+    let other_ca = TestCa::new();
+    let served = ca.issue("backend", &["backend.test"]);
+    let backend = tls_backend("secure", &served, None).await;
+    std::fs::write(ca.path("ca.pem"), &ca.pem).unwrap();
+    std::fs::write(other_ca.path("ca.pem"), &other_ca.pem).unwrap();
+
+    // Health probes of the pool run over TLS too.
+    let trusting = Bascule::start(&upstream_config(
+        backend,
+        &format!(
+            "  ca = \"{}\"\n  server-name = \"backend.test\"\n\n[pools.main.health]\ninterval = \"100ms\"\n",
+            ca.path("ca.pem").display()
+        ),
+    ));
+    assert!(
+        eventually(|| async {
+            trusting
+                .metric(
+                    "bascule_health_probes_total",
+                    &["backend=\"secure\"", "result=\"healthy\""],
+                )
+                .await
+                >= 1.0
+        })
+        .await,
+        "a probe over TLS passed"
+    );
+    for _ in 0..3 {
+        let reply = trusting.get_root().await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.body.as_str()),
+            (200, "secure")
+        );
+    }
+
+    let wrong_ca = Bascule::start(&upstream_config(
+        backend,
+        &format!(
+            "  ca = \"{}\"\n  server-name = \"backend.test\"\n",
+            other_ca.path("ca.pem").display()
+        ),
+    ));
+    assert_eq!(wrong_ca.get_root().await.status.as_u16(), 502);
+    assert!(
+        wrong_ca
+            .metric(
+                "bascule_upstream_connect_failures_total",
+                &["backend=\"secure\""]
+            )
+            .await
+            >= 1.0
+    );
+    let wrong_name = Bascule::start(&upstream_config(
+        backend,
+        &format!(
+            "  ca = \"{}\"\n  server-name = \"other.test\"\n",
+            ca.path("ca.pem").display()
+        ),
+    ));
+    assert_eq!(wrong_name.get_root().await.status.as_u16(), 502);
+    let unverified = Bascule::start(&upstream_config(backend, "  verify = false\n"));
+    assert_eq!(unverified.get_root().await.status.as_u16(), 200);
+}
+
+#[tokio::test]
+async fn mutual_tls_presents_the_client_certificate() {
+    let ca = TestCa::new();
+    let served = ca.issue("backend", &["backend.test"]);
+    let client = ca.issue("client", &["proxy.test"]);
+    let backend = tls_backend("secure", &served, Some(&ca)).await;
+    std::fs::write(ca.path("ca.pem"), &ca.pem).unwrap();
+    let trust = format!(
+        "  ca = \"{}\"\n  server-name = \"backend.test\"\n",
+        ca.path("ca.pem").display()
+    );
+    let with_certificate = Bascule::start(&upstream_config(
+        backend,
+        &format!(
+            "{trust}  cert = \"{}\"\n  key = \"{}\"\n",
+            client.0, client.1
+        ),
+    ));
+    let reply = with_certificate.get_root().await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "secure")
+    );
+    let without = Bascule::start(&upstream_config(backend, &trust));
+    assert_eq!(without.get_root().await.status.as_u16(), 502);
+}
+
+#[test]
+fn upstream_tls_errors_name_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip_without_name = upstream_config("127.0.0.1:9".parse().unwrap(), "  verify = true\n");
+    let (ok, stderr) = check(dir.path(), "ip.toml", &ip_without_name);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "pools.main.tls: backends given by IP address (secure) have no host name to verify"
+        ),
+        "{stderr}"
+    );
+    let half = upstream_config(
+        "127.0.0.1:9".parse().unwrap(),
+        "  verify = false\n  cert = \"c.pem\"\n",
+    );
+    let (ok, stderr) = check(dir.path(), "half.toml", &half);
+    assert!(!ok);
+    assert!(
+        stderr.contains("a client certificate needs both `cert` and `key`"),
+        "{stderr}"
+    );
+    let missing_ca = upstream_config(
+        "127.0.0.1:9".parse().unwrap(),
+        "  server-name = \"b.test\"\n  ca = \"/nonexistent/ca.pem\"\n",
+    );
+    let (ok, stderr) = check(dir.path(), "ca.toml", &missing_ca);
+    assert!(!ok);
+    assert!(
+        stderr.contains("/nonexistent/ca.pem holds no usable PEM certificate to trust"),
+        "{stderr}"
+    );
+}

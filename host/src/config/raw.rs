@@ -176,36 +176,29 @@ pub struct RawPool {
     pub health: Option<Spanned<RawHealth>>,
     #[serde(default)]
     pub outlier_detection: Option<RawOutlierDetection>,
+    /// `true`, `false` or a table ([`RawUpstreamTlsTable`]).
     #[serde(default)]
-    pub tls: Option<Spanned<RawUpstreamTls>>,
+    pub tls: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 
-/// `tls = true` or `[pools.NAME.tls]`: TLS to the pool's backends.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawUpstreamTls {
-    /// `tls = true`: the platform's roots, the backend's host name.
-    On(bool),
-    /// The table.
-    Table(RawUpstreamTlsTable),
-}
-
-/// `[pools.NAME.tls]`
-#[derive(Debug, Deserialize)]
+/// `[pools.NAME.tls]`, read from the `tls` value (which may also be
+/// `true` or `false`) once its kind is known. Its fields carry no spans:
+/// errors point at the `tls` key.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawUpstreamTlsTable {
     #[serde(default)]
-    pub ca: Option<Spanned<String>>,
+    pub ca: Option<String>,
     #[serde(default)]
-    pub server_name: Option<Spanned<String>>,
+    pub server_name: Option<String>,
     #[serde(default)]
-    pub verify: Option<Spanned<bool>>,
+    pub verify: Option<bool>,
     #[serde(default)]
-    pub cert: Option<Spanned<String>>,
+    pub cert: Option<String>,
     #[serde(default)]
-    pub key: Option<Spanned<String>>,
+    pub key: Option<String>,
 }
 
 /// `[pools.NAME.health]`: active probes, in ALB's target-group vocabulary.

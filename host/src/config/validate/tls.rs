@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::Validator;
-use super::raw::{RawTls, RawUpstreamTls};
+use super::raw::{RawTls, RawUpstreamTlsTable};
 use crate::config::*;
 
 /// ALPN protocols the proxy can serve behind TLS.
@@ -105,7 +105,12 @@ impl Validator<'_> {
 
     /// A file named in the config, relative to the config file's directory.
     fn file(&self, raw: &Spanned<String>) -> PathBuf {
-        let path = PathBuf::from(raw.get_ref());
+        self.path(raw.get_ref())
+    }
+
+    /// `text` as a path, relative to the config file's directory.
+    fn path(&self, text: &str) -> PathBuf {
+        let path = PathBuf::from(text);
         if path.is_relative() {
             self.source.dir().join(path)
         } else {
@@ -117,37 +122,36 @@ impl Validator<'_> {
 // === impl Validator: upstream TLS ===
 
 impl Validator<'_> {
-    /// `tls` of pool `pool`, whose backends are `backends`.
+    /// `tls` of pool `pool`, whose backends are `backends`: `true`,
+    /// `false` or a table.
     pub(super) fn upstream_tls(
         &mut self,
         pool: &str,
-        raw: &Spanned<RawUpstreamTls>,
+        raw: &Spanned<toml::Value>,
         backends: &[BackendConfig],
     ) -> Option<Option<UpstreamTlsConfig>> {
-        let field = |key: &str| format!("pools.{pool}.tls{key}");
-        let location = FieldLocation::new(field(""), raw.span());
-        let table = match raw.get_ref() {
-            RawUpstreamTls::On(false) => return Some(None),
-            RawUpstreamTls::On(true) => None,
-            RawUpstreamTls::Table(table) => Some(table),
-        };
-        let verify = table
-            .and_then(|t| t.verify.as_ref())
-            .is_none_or(|verify| *verify.get_ref());
-        let server_name = match table.and_then(|t| t.server_name.as_ref()) {
-            None => None,
-            Some(name) => match rustls::pki_types::ServerName::try_from(name.get_ref().as_str()) {
-                Ok(_) => Some(name.get_ref().clone()),
-                Err(_) => {
-                    return self.fail(
-                        field(".server-name"),
-                        name.span(),
-                        format!("`{}` is not a DNS name or IP address", name.get_ref()),
-                    );
-                }
+        let field = format!("pools.{pool}.tls");
+        let span = raw.span();
+        let table: RawUpstreamTlsTable = match raw.get_ref() {
+            toml::Value::Boolean(false) => return Some(None),
+            toml::Value::Boolean(true) => RawUpstreamTlsTable::default(),
+            table @ toml::Value::Table(_) => match table.clone().try_into() {
+                Ok(table) => table,
+                Err(error) => return self.fail(field, span, error.message().to_owned()),
             },
+            _ => return self.fail(field, span, "expected `true`, `false` or a table"),
         };
-        if verify && server_name.is_none() {
+        let verify = table.verify.unwrap_or(true);
+        if let Some(name) = &table.server_name
+            && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            return self.fail(
+                field,
+                span,
+                format!("`server-name`: `{name}` is not a DNS name or IP address"),
+            );
+        }
+        if verify && table.server_name.is_none() {
             let by_address: Vec<&str> = backends
                 .iter()
                 .filter(|backend| !backend.address.is_name())
@@ -155,8 +159,8 @@ impl Validator<'_> {
                 .collect();
             if !by_address.is_empty() {
                 return self.fail(
-                    field(""),
-                    raw.span(),
+                    field,
+                    span,
                     format!(
                         "backends given by IP address ({}) have no host name to verify: set `server-name`, or `verify = false`",
                         by_address.join(", ")
@@ -164,26 +168,23 @@ impl Validator<'_> {
                 );
             }
         }
-        let client_certificate = match (
-            table.and_then(|t| t.cert.as_ref()),
-            table.and_then(|t| t.key.as_ref()),
-        ) {
+        let client_certificate = match (&table.cert, &table.key) {
             (None, None) => None,
-            (Some(cert), Some(key)) => Some((self.file(cert), self.file(key))),
-            (Some(one), None) | (None, Some(one)) => {
+            (Some(cert), Some(key)) => Some((self.path(cert), self.path(key))),
+            _ => {
                 return self.fail(
-                    field(""),
-                    one.span(),
+                    field,
+                    span,
                     "a client certificate needs both `cert` and `key`",
                 );
             }
         };
         Some(Some(UpstreamTlsConfig {
-            ca: table.and_then(|t| t.ca.as_ref()).map(|ca| self.file(ca)),
-            server_name,
+            ca: table.ca.as_deref().map(|ca| self.path(ca)),
+            server_name: table.server_name,
             verify,
             client_certificate,
-            location,
+            location: FieldLocation::new(field, span),
         }))
     }
 }
