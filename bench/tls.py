@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""TLS termination: Bascule beside NGINX and HAProxy with the same certificate.
+
+    python3 bench/tls.py            # 3 interleaved rounds of 10 s
+    python3 bench/tls.py --quick    # 1 round of 3 s
+
+Every proxy terminates TLS 1.3 with one ECDSA P-256 certificate (made here
+with openssl), one worker alone on core 1, and forwards plaintext HTTP/1.1
+to an NGINX backend on core 0, where wrk runs too. Two scenarios:
+- **keep-alive**: 64 HTTPS connections, small responses (req/s per core);
+- **handshakes**: `Connection: close` on every request, so each request is
+  a new TCP connection and a full TLS 1.3 handshake (wrk does not resume
+  sessions): handshakes per second per core, resumption off.
+The table gives req/s and CPU cores per 10k req/s of the proxy. Needs nginx,
+haproxy, wrk, openssl, taskset; the current bascule is built here (release).
+"""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (the shared measuring code)
+
+SCENARIOS = {
+    "keep-alive": [],
+    "handshakes": ["-H", "Connection: close"],
+}
+
+
+def certificate(workdir):
+    key, cert = workdir / "tls.key", workdir / "tls.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "30",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True)
+    (workdir / "tls-combined.pem").write_text(cert.read_text() + key.read_text())
+    return cert, key
+
+
+def bascule(workdir, port, backend_port, binary):
+    conf = workdir / "bascule-tls.toml"
+    conf.write_text(f"""
+[[listeners]]
+name = "bench"
+address = "127.0.0.1:{port}"
+
+  [[listeners.routes]]
+  pool = "backend"
+
+  [listeners.tls]
+  certificates = [{{ cert = "{workdir / 'tls.pem'}", key = "{workdir / 'tls.key'}" }}]
+  min-version = "1.3"
+  alpn = ["http/1.1"]
+
+[pools.backend]
+balancer = "builtin:round-robin"
+backends = [{{ address = "127.0.0.1:{backend_port}" }}]
+""")
+    return [str(binary), "--workers", "1", "run", "-c", str(conf)], {"RUST_LOG": "error"}
+
+
+def nginx(workdir, port, backend_port, _binary):
+    conf = workdir / "nginx-tls.conf"
+    server = run.nginx_proxy_server(port, backend_port).replace(
+        f"listen 127.0.0.1:{port};",
+        f"""listen 127.0.0.1:{port} ssl;
+        ssl_certificate {workdir / 'tls.pem'};
+        ssl_certificate_key {workdir / 'tls.key'};
+        ssl_protocols TLSv1.3;""")
+    conf.write_text(run.nginx_conf(workdir, "nginx-tls", server))
+    return ["nginx", "-c", str(conf), "-p", str(workdir)], {}
+
+
+def haproxy(workdir, port, backend_port, _binary):
+    conf = workdir / "haproxy-tls.cfg"
+    conf.write_text(f"""
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend bench
+    bind 127.0.0.1:{port} ssl crt {workdir / 'tls-combined.pem'} ssl-min-ver TLSv1.3
+    default_backend backend
+backend backend
+    http-reuse always
+    server s1 127.0.0.1:{backend_port}
+""")
+    return ["haproxy", "-db", "-f", str(conf)], {}
+
+
+PROXIES = {"bascule": bascule, "nginx": nginx, "haproxy": haproxy}
+
+
+def wrk(port, headers, seconds):
+    output = subprocess.run(
+        ["taskset", "-c", run.LOAD_CORE, "wrk", "-t1", f"-c{run.CONNECTIONS}", f"-d{seconds}s",
+         *headers, f"https://127.0.0.1:{port}/small"],
+        capture_output=True, text=True, check=True).stdout
+    import re
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} error responses:\n{output}")
+    return rps
+
+
+def measure(name, start, workdir, backend_port, binary, seconds):
+    port = run.free_port()
+    argv, env = start(workdir, port, backend_port, binary)
+    process = run.Process(name, argv, run.PROXY_CORE, workdir, env)
+    try:
+        run.wait_for_port(port)
+        wrk(port, [], 1)
+        results = {}
+        for scenario, headers in SCENARIOS.items():
+            before = process.cpu_seconds()
+            rps = wrk(port, headers, seconds)
+            cores = (process.cpu_seconds() - before) / seconds
+            results[scenario] = {"rps": rps, "cpu_per_10k": cores / (rps / 10_000) if rps else 0.0}
+        return results
+    finally:
+        process.stop()
+
+
+def main():
+    args = run.arguments(__doc__, "results-tls.md")
+    run.require(["nginx", "haproxy", "wrk", "openssl", "taskset"], "bench/tls.py")
+    binary = run.build_bascule()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        certificate(workdir)
+        backend, backend_port = run.start_backend(workdir)
+        try:
+            results = {name: [] for name in PROXIES}
+            for round_number in range(1, args.rounds + 1):
+                print(f"round {round_number}/{args.rounds}", file=sys.stderr)
+                for name, start in PROXIES.items():
+                    print(f"  {name}", file=sys.stderr)
+                    results[name].append(measure(name, start, workdir, backend_port, binary, args.seconds))
+        finally:
+            backend.stop()
+    lines = [
+        f"{args.rounds} interleaved round(s) of {args.seconds} s; medians. TLS 1.3, ECDSA P-256; "
+        "wrk and the NGINX backend on core 0, the proxy alone on core 1, one worker.",
+        "",
+        "| proxy | keep-alive req/s | CPU cores per 10k req/s | handshakes/s (new connection each) | CPU cores per 10k handshakes |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rounds in results.items():
+        def med(scenario, key):
+            values = sorted(r[scenario][key] for r in rounds)
+            return values[len(values) // 2]
+        lines.append(
+            f"| {name} | {med('keep-alive', 'rps'):,.0f} | {med('keep-alive', 'cpu_per_10k'):.3f} | "
+            f"{med('handshakes', 'rps'):,.0f} | {med('handshakes', 'cpu_per_10k'):.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
