@@ -229,7 +229,14 @@ def nginx_proxy(workdir, port, backend_port, _binary):
 
 def haproxy(workdir, port, backend_port, _binary):
     conf = workdir / "haproxy.cfg"
-    conf.write_text(f"""
+    conf.write_text(haproxy_config(port, backend_port))
+    return ["haproxy", "-db", "-f", str(conf)], {}
+
+
+def haproxy_config(port, backend_port, bind_options=""):
+    """HAProxy in HTTP mode with keep-alive on both sides; `bind_options`
+    are added to the frontend's `bind` line (`ssl crt ...`)."""
+    return f"""
 global
     nbthread 1
     maxconn 4096
@@ -240,13 +247,12 @@ defaults
     timeout client 30s
     timeout server 30s
 frontend bench
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port} {bind_options}
     default_backend backend
 backend backend
     http-reuse always
     server s1 127.0.0.1:{backend_port}
-""")
-    return ["haproxy", "-db", "-f", str(conf)], {}
+"""
 
 
 def envoy(workdir, port, backend_port, _binary):

@@ -76,23 +76,8 @@ def nginx(workdir, port, backend_port, _binary):
 
 def haproxy(workdir, port, backend_port, _binary):
     conf = workdir / "haproxy-tls.cfg"
-    conf.write_text(f"""
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend bench
-    bind 127.0.0.1:{port} ssl crt {workdir / 'tls-combined.pem'} ssl-min-ver TLSv1.3
-    default_backend backend
-backend backend
-    http-reuse always
-    server s1 127.0.0.1:{backend_port}
-""")
+    conf.write_text(run.haproxy_config(
+        port, backend_port, f"ssl crt {workdir / 'tls-combined.pem'} ssl-min-ver TLSv1.3"))
     return ["haproxy", "-db", "-f", str(conf)], {}
 
 

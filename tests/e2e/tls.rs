@@ -635,33 +635,24 @@ async fn mutual_tls_presents_the_client_certificate() {
 #[test]
 fn upstream_tls_errors_name_the_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let ip_without_name = upstream_config("127.0.0.1:9".parse().unwrap(), "  verify = true\n");
-    let (ok, stderr) = check(dir.path(), "ip.toml", &ip_without_name);
-    assert!(!ok);
-    assert!(
-        stderr.contains(
-            "pools.main.tls: backends given by IP address (secure) have no host name to verify"
+    let backend = "127.0.0.1:9".parse().unwrap();
+    let cases = [
+        (
+            "  verify = true\n",
+            "pools.main.tls: backends given by IP address (secure) have no host name to verify",
         ),
-        "{stderr}"
-    );
-    let half = upstream_config(
-        "127.0.0.1:9".parse().unwrap(),
-        "  verify = false\n  cert = \"c.pem\"\n",
-    );
-    let (ok, stderr) = check(dir.path(), "half.toml", &half);
-    assert!(!ok);
-    assert!(
-        stderr.contains("a client certificate needs both `cert` and `key`"),
-        "{stderr}"
-    );
-    let missing_ca = upstream_config(
-        "127.0.0.1:9".parse().unwrap(),
-        "  server-name = \"b.test\"\n  ca = \"/nonexistent/ca.pem\"\n",
-    );
-    let (ok, stderr) = check(dir.path(), "ca.toml", &missing_ca);
-    assert!(!ok);
-    assert!(
-        stderr.contains("/nonexistent/ca.pem holds no usable PEM certificate to trust"),
-        "{stderr}"
-    );
+        (
+            "  verify = false\n  cert = \"c.pem\"\n",
+            "a client certificate needs both `cert` and `key`",
+        ),
+        (
+            "  server-name = \"b.test\"\n  ca = \"/nonexistent/ca.pem\"\n",
+            "/nonexistent/ca.pem holds no usable PEM certificate to trust",
+        ),
+    ];
+    for (tls, expected) in cases {
+        let (ok, stderr) = check(dir.path(), "upstream.toml", &upstream_config(backend, tls));
+        assert!(!ok, "{tls}");
+        assert!(stderr.contains(expected), "{tls}: {stderr}");
+    }
 }
