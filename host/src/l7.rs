@@ -126,7 +126,7 @@ impl ClientConnection {
             // The handshake is the client's first bytes: it gets the
             // first-byte budget.
             Some(tls) => tokio::select! {
-                accepted = tls.accept(stream, limits.first_byte_timeout) => match accepted {
+                accepted = tls.accept(stream, limits.first_byte_timeout, self.proxy.listener()) => match accepted {
                     Some((stream, session)) => (stream, Some(session)),
                     None => return,
                 },

@@ -65,6 +65,13 @@ pub const HEALTH_PROBE_DURATION: &str = "bascule_health_probe_duration_seconds";
 /// `consecutive-timeouts`).
 pub const OUTLIER_EJECTIONS: &str = "bascule_outlier_ejections_total";
 
+/// TLS handshakes completed on listeners, by listener, version and ALPN
+/// protocol (`none` when the client offered none).
+pub const TLS_HANDSHAKES: &str = "bascule_tls_handshakes_total";
+/// TLS handshakes that failed on listeners, by listener and reason
+/// (`timeout`, `failed`).
+pub const TLS_HANDSHAKE_ERRORS: &str = "bascule_tls_handshake_errors_total";
+
 /// `accept` calls that failed (out of file descriptors, ...).
 pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
 
@@ -187,6 +194,11 @@ fn describe() {
     metrics::describe_counter!(PLUGIN_FAILURES, "plugin calls that failed");
     metrics::describe_counter!(PLUGIN_INSTANCES_CREATED, "plugin instances created");
     metrics::describe_gauge!(BACKEND_HEALTH, "backend health state (1 = current)");
+    metrics::describe_counter!(TLS_HANDSHAKES, "TLS handshakes completed on listeners");
+    metrics::describe_counter!(
+        TLS_HANDSHAKE_ERRORS,
+        "TLS handshakes that failed on listeners"
+    );
     metrics::describe_counter!(BACKEND_HEALTH_TRANSITIONS, "changes of backend health");
     metrics::describe_counter!(HEALTH_PROBES, "active health probes, by result");
     metrics::describe_histogram!(

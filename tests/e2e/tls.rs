@@ -118,6 +118,9 @@ address = "127.0.0.1:0"
 [pools.main]
 balancer = "builtin:round-robin"
 backends = [{}]
+
+[admin]
+address = "127.0.0.1:0"
 "#,
         backend.toml()
     )
@@ -240,6 +243,19 @@ async fn tls_1_2_is_refused_under_min_version_1_3() {
             .await
             .is_err()
     );
+    assert!(
+        eventually(|| async {
+            bascule
+                .metric(
+                    "bascule_tls_handshake_errors_total",
+                    &["listener=\"web\"", "reason=\"failed\""],
+                )
+                .await
+                == 1.0
+        })
+        .await,
+        "the refused handshake is counted"
+    );
     let tls13 = ca.client(&[], &[&rustls::version::TLS13]);
     let stream = handshake(&tls13, bascule.addr("web"), "a.example.com")
         .await
@@ -247,6 +263,18 @@ async fn tls_1_2_is_refused_under_min_version_1_3() {
     assert_eq!(
         stream.get_ref().1.protocol_version(),
         Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert!(
+        eventually(|| async {
+            bascule
+                .metric(
+                    "bascule_tls_handshakes_total",
+                    &["version=\"1.3\"", "alpn=\"none\""],
+                )
+                .await
+                == 1.0
+        })
+        .await
     );
 }
 

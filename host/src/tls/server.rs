@@ -61,12 +61,18 @@ impl ServerTls {
     }
 
     /// Runs the handshake on `stream` within `timeout`; `None` when it
-    /// failed or timed out (logged at debug: clients cause it).
+    /// failed or timed out (logged at debug: clients cause it). Counted
+    /// per `listener`.
     pub async fn accept(
         &self,
         stream: TcpStream,
         timeout: Duration,
+        listener: &str,
     ) -> Option<(ClientStream, TlsSession)> {
+        let failed = |reason: &'static str| {
+            metrics::counter!(crate::metrics::TLS_HANDSHAKE_ERRORS, "listener" => listener.to_owned(), "reason" => reason)
+                .increment(1);
+        };
         let peer = stream.peer_addr().ok();
         match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
@@ -81,13 +87,22 @@ impl ServerTls {
                         .map(|alpn| String::from_utf8_lossy(alpn).into_owned()),
                     sni: connection.server_name().map(str::to_owned),
                 };
+                metrics::counter!(
+                    crate::metrics::TLS_HANDSHAKES,
+                    "listener" => listener.to_owned(),
+                    "version" => session.version,
+                    "alpn" => session.alpn.clone().unwrap_or_else(|| "none".to_owned()),
+                )
+                .increment(1);
                 Some((ClientStream::Tls(Box::new(tls)), session))
             }
             Ok(Err(error)) => {
+                failed("failed");
                 tracing::debug!(client = ?peer, %error, "TLS handshake failed");
                 None
             }
             Err(_) => {
+                failed("timeout");
                 tracing::debug!(client = ?peer, "TLS handshake timed out");
                 None
             }
