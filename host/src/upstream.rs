@@ -44,7 +44,7 @@ pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use drain::drained;
 pub use endpoint::{BackendAddress, Endpoints};
 pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport, TrafficEvent};
-pub use http1::{Http1Connection, Http1Error, SendFailure, Transport};
+pub use http1::{Http1Connection, Http1Error, SendFailure, Transport, parse_response_head};
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
 pub use request_body::{

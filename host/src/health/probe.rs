@@ -12,8 +12,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{ProbeKind, ProbeNeeds, ProbeOutcome};
-use crate::http1::{BodyDecoder, Chunked, Decoded, MAX_HEADERS};
+use crate::http1::Decoded;
 use crate::tls::TlsTarget;
+use crate::upstream::{header_pairs, parse_response_head};
 
 /// Largest HTTP response head a probe reads.
 const MAX_HEAD: usize = 16 * 1024;
@@ -167,10 +168,17 @@ impl ProbeSpec {
             .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("send: {}", io_reason(&e)))?;
+        // The proxy's own response-head parser: a probe judges the
+        // backend by the rules its traffic is held to.
+        let head_request = self.method.eq_ignore_ascii_case("HEAD");
         let mut buffer = BytesMut::with_capacity(4096);
-        let (head_len, decoder) = loop {
-            if let Some(parsed) = self.parse_head(&buffer, gathered)? {
-                break parsed;
+        let head = loop {
+            match parse_response_head(&mut buffer, head_request) {
+                // Interim answers (100 Continue) are skipped.
+                Ok(Some(head)) if head.response.status().is_informational() => continue,
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(error) => return Err(crate::error_chain(&error)),
             }
             if buffer.len() >= MAX_HEAD {
                 return Err(format!("response head over {MAX_HEAD} bytes"));
@@ -183,11 +191,12 @@ impl ProbeSpec {
                 return Err("closed before a response head".to_owned());
             }
         };
+        gathered.status = Some(head.response.status().as_u16());
+        gathered.headers = header_pairs(head.response.headers(), &self.needs.headers);
         if !self.needs.body {
             return Ok(());
         }
-        let _ = buffer.split_to(head_len);
-        let mut decoder = decoder;
+        let mut decoder = head.framing.decoder();
         while gathered.body.len() < self.body_limit {
             match decoder
                 .decode(&mut buffer)
@@ -216,65 +225,6 @@ impl ProbeSpec {
             }
         }
         Ok(())
-    }
-
-    /// The head's length and the body's framing once a whole final
-    /// response head is in `buffer` (interim 1xx heads are skipped);
-    /// `None` while more is needed.
-    fn parse_head(
-        &self,
-        buffer: &BytesMut,
-        gathered: &mut Gathered,
-    ) -> Result<Option<(usize, BodyDecoder)>, String> {
-        let mut offset = 0;
-        loop {
-            let rest = buffer.get(offset..).unwrap_or_default();
-            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut fields);
-            let len = match response.parse(rest) {
-                Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) => return Ok(None),
-                Err(e) => return Err(format!("malformed response: {e}")),
-            };
-            let status = response.code.unwrap_or(0);
-            if (100..200).contains(&status) && status != 101 {
-                offset += len;
-                continue;
-            }
-            gathered.status = Some(status);
-            let mut decoder = BodyDecoder::Close;
-            for field in response.headers.iter() {
-                let name = field.name;
-                if name.eq_ignore_ascii_case("content-length") {
-                    let length = std::str::from_utf8(field.value)
-                        .ok()
-                        .and_then(|value| value.trim().parse().ok())
-                        .ok_or_else(|| "malformed content-length".to_owned())?;
-                    if decoder == BodyDecoder::Close {
-                        decoder = BodyDecoder::Length(length);
-                    }
-                } else if name.eq_ignore_ascii_case("transfer-encoding")
-                    && field.value.eq_ignore_ascii_case(b"chunked")
-                {
-                    decoder = BodyDecoder::Chunked(Chunked::Size);
-                }
-                if self
-                    .needs
-                    .headers
-                    .iter()
-                    .any(|wanted| wanted.as_str().eq_ignore_ascii_case(name))
-                    && let Ok(value) = std::str::from_utf8(field.value)
-                {
-                    gathered
-                        .headers
-                        .push((name.to_ascii_lowercase(), value.to_owned()));
-                }
-            }
-            if matches!(status, 204 | 304) || self.method.eq_ignore_ascii_case("HEAD") {
-                decoder = BodyDecoder::Done;
-            }
-            return Ok(Some((offset + len, decoder)));
-        }
     }
 }
 

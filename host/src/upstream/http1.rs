@@ -40,7 +40,7 @@ use crate::http1::{self, ChunkError};
 use request_head::BodyFraming;
 
 pub use body::ResponseBody;
-pub use response_head::{Framing, HeadError, ResponseHead};
+pub use response_head::{HeadError, ResponseHead, parse as parse_response_head};
 
 /// Largest response head: bounds what a backend can make the proxy hold,
 /// as HAProxy's 16 KiB buffer does.

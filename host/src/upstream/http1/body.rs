@@ -6,8 +6,8 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use super::{Framing, Http1Connection, Http1Error, ResponseHead};
-use crate::http1::{BodyDecoder, Chunked, Decoded};
+use super::{Http1Connection, Http1Error, ResponseHead};
+use crate::http1::{BodyDecoder, Decoded};
 
 /// Longest stretch of a body buffered before it is passed on.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -25,15 +25,9 @@ pub struct ResponseBody {
 impl ResponseBody {
     /// The body `head` announced, read from `connection`.
     pub fn new(connection: Http1Connection, head: &ResponseHead) -> Self {
-        let decoder = match head.framing {
-            Framing::Empty | Framing::Length(0) => BodyDecoder::Done,
-            Framing::Length(length) => BodyDecoder::Length(length),
-            Framing::Chunked => BodyDecoder::Chunked(Chunked::Size),
-            Framing::Close => BodyDecoder::Close,
-        };
         ResponseBody {
             connection: Some(connection),
-            decoder,
+            decoder: head.framing.decoder(),
             keep_alive: head.keep_alive,
         }
     }

@@ -15,7 +15,9 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap};
 use http::{Response, StatusCode, Version};
 
-use crate::http1::{FieldTable, MAX_HEADERS, codings, content_length, has_token};
+use crate::http1::{
+    BodyDecoder, Chunked, FieldTable, MAX_HEADERS, codings, content_length, has_token,
+};
 
 /// Why a response head was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,20 @@ pub enum Framing {
     Chunked,
     /// Until the backend closes the connection.
     Close,
+}
+
+// === impl Framing ===
+
+impl Framing {
+    /// The decoder that reads a body framed this way.
+    pub fn decoder(self) -> BodyDecoder {
+        match self {
+            Framing::Empty | Framing::Length(0) => BodyDecoder::Done,
+            Framing::Length(length) => BodyDecoder::Length(length),
+            Framing::Chunked => BodyDecoder::Chunked(Chunked::Size),
+            Framing::Close => BodyDecoder::Close,
+        }
+    }
 }
 
 /// A parsed response head.
