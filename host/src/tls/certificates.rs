@@ -83,23 +83,12 @@ pub(super) fn load(
     key: &Path,
     provider: &CryptoProvider,
 ) -> Result<LoadedCertificate, CertificateError> {
-    let chain_pem = read(cert)?;
-    let chain = CertificateDer::pem_slice_iter(&chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| CertificateError::BadChain {
-            path: cert.to_owned(),
-            source,
-        })?;
-    let Some(leaf) = chain.first() else {
-        return Err(CertificateError::NoCertificate {
-            path: cert.to_owned(),
-        });
-    };
-    let names = leaf_names(leaf, cert)?;
-    let key_pem = read(key)?;
-    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| CertificateError::NoKey {
-        path: key.to_owned(),
-    })?;
+    let (chain, private) = read_pair(cert, key)?;
+    let names = chain
+        .first()
+        .map(|leaf| leaf_names(leaf, cert))
+        .transpose()?
+        .unwrap_or_default();
     let signing = provider
         .key_provider
         .load_private_key(private)
@@ -118,6 +107,31 @@ pub(super) fn load(
         key: Arc::new(certified),
         names,
     })
+}
+
+/// The PEM chain in `cert` (at least one certificate) and the PEM private
+/// key in `key`, unchecked against each other: a listener's certificate
+/// and an upstream client certificate are read alike.
+pub(super) fn read_pair(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CertificateError> {
+    let chain = CertificateDer::pem_slice_iter(&read(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| CertificateError::BadChain {
+            path: cert.to_owned(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(CertificateError::NoCertificate {
+            path: cert.to_owned(),
+        });
+    }
+    let private =
+        PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|_| CertificateError::NoKey {
+            path: key.to_owned(),
+        })?;
+    Ok((chain, private))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CertificateError> {

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::certificates::CertificateError;
+use super::certificates::{self, CertificateError};
 use crate::config::UpstreamTlsConfig;
 
 /// A pool's TLS to its backends.
@@ -79,7 +79,7 @@ impl UpstreamTls {
         let mut client = match &config.client_certificate {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
-                let (chain, key) = client_certificate(cert, key)?;
+                let (chain, key) = certificates::read_pair(cert, key)?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(UpstreamTlsError::Rejected)?
@@ -152,33 +152,6 @@ fn roots(ca: Option<&Path>) -> Result<RootCertStore, UpstreamTlsError> {
         }
     }
     Ok(roots)
-}
-
-fn client_certificate(
-    cert: &Path,
-    key: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CertificateError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| CertificateError::Read {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let chain = CertificateDer::pem_slice_iter(&read(cert)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| CertificateError::BadChain {
-            path: cert.to_owned(),
-            source,
-        })?;
-    if chain.is_empty() {
-        return Err(CertificateError::NoCertificate {
-            path: cert.to_owned(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|_| CertificateError::NoKey {
-        path: key.to_owned(),
-    })?;
-    Ok((chain, key))
 }
 
 /// `verify = false`: any certificate is accepted, signatures still checked
