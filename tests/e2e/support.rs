@@ -657,6 +657,17 @@ pub fn single_pool_config(
     extra: &str,
     backends: impl IntoIterator<Item = String>,
 ) -> String {
+    single_pool_config_on("", balancer, extra, backends)
+}
+
+/// [`single_pool_config`] with `listener_extra` (sub-tables of the
+/// listener, such as `[listeners.tls]`) after its route.
+pub fn single_pool_config_on(
+    listener_extra: &str,
+    balancer: &str,
+    extra: &str,
+    backends: impl IntoIterator<Item = String>,
+) -> String {
     let list: Vec<String> = backends.into_iter().collect();
     format!(
         r#"
@@ -666,7 +677,7 @@ address = "127.0.0.1:0"
 
   [[listeners.routes]]
   pool = "main"
-
+{listener_extra}
 [pools.main]
 balancer = "{balancer}"
 backends = [{}]

@@ -101,28 +101,16 @@ impl TestCa {
 const ALL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
+/// The admin listener, for metrics.
+const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
+
 /// The listener `web` with `[listeners.tls]` `tls`, routing to `backend`.
 fn tls_config(backend: &RecordingBackend, tls: &str) -> String {
-    format!(
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-
-  [[listeners.routes]]
-  pool = "main"
-
-  [listeners.tls]
-{tls}
-
-[pools.main]
-balancer = "builtin:round-robin"
-backends = [{}]
-
-[admin]
-address = "127.0.0.1:0"
-"#,
-        backend.toml()
+    single_pool_config_on(
+        &format!("\n  [listeners.tls]\n{tls}"),
+        "builtin:round-robin",
+        ADMIN,
+        [backend.toml()],
     )
 }
 
@@ -286,27 +274,14 @@ async fn alpn_h2_and_http_1_1_share_a_listener_and_plugins_see_the_session() {
     let a = ca.issue("a", &["a.example.com"]);
     // Balanced by the negotiated ALPN: each protocol's backend is named
     // after it.
-    let config = format!(
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-
-  [[listeners.routes]]
-  pool = "main"
-
-  [listeners.tls]
-  certificates = [{}]
-
-[pools.main]
-balancer = "{}"
-balancer-options = {{ field = "alpn" }}
-backends = [{}, {}]
-"#,
-        certificate_entry(&a, &[]),
-        test_plugin("test-pick-by").display(),
-        h2.toml(),
-        http11.toml()
+    let config = single_pool_config_on(
+        &format!(
+            "\n  [listeners.tls]\n  certificates = [{}]\n",
+            certificate_entry(&a, &[])
+        ),
+        &test_plugin("test-pick-by").display().to_string(),
+        "balancer-options = { field = \"alpn\" }",
+        [h2.toml(), http11.toml()],
     );
     let bascule = Bascule::start(&config);
     let web = bascule.addr("web");
@@ -384,8 +359,14 @@ fn certificate_errors_name_the_file_and_the_problem() {
     let b = ca.issue("b", &["b.example.com"]);
     std::fs::write(ca.path("empty.pem"), "").unwrap();
     let config = |cert: &str, key: &str| {
-        format!(
-            "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n\n  [[listeners.routes]]\n  pool = \"main\"\n\n  [listeners.tls]\n  certificates = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n[pools.main]\nbalancer = \"builtin:round-robin\"\nbackends = [{{ address = \"127.0.0.1:9\" }}]\n"
+        single_pool_config_on(
+            &format!(
+                "\n  [listeners.tls]\n  certificates = [{}]\n",
+                certificate_entry(&(cert.to_owned(), key.to_owned()), &[])
+            ),
+            "builtin:round-robin",
+            "",
+            ["{ address = \"127.0.0.1:9\" }".to_owned()],
         )
     };
     let empty = ca.path("empty.pem").display().to_string();
@@ -544,25 +525,10 @@ async fn tls_backend(
 }
 
 fn upstream_config(backend: std::net::SocketAddr, tls: &str) -> String {
-    format!(
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-
-  [[listeners.routes]]
-  pool = "main"
-
-[pools.main]
-balancer = "builtin:round-robin"
-backends = [{{ name = "secure", address = "{backend}" }}]
-
-  [pools.main.tls]
-{tls}
-
-[admin]
-address = "127.0.0.1:0"
-"#
+    single_pool_config(
+        "builtin:round-robin",
+        &format!("\n  [pools.main.tls]\n{tls}\n{ADMIN}"),
+        [backend_toml("secure", backend)],
     )
 }
 
