@@ -15,6 +15,8 @@ mod read;
 
 pub use body::{BodyDecoder, Decoded};
 pub use chunked::{ChunkError, Chunked, Step as ChunkStep, chunk_header, last_chunk};
+#[cfg(test)]
+pub use fields::field_map;
 pub use fields::{
     FieldError, FieldTable, MAX_HEADERS, codings, content_length, has_token, write_fields,
 };

@@ -141,20 +141,24 @@ pub fn write_fields<'a>(
     }
 }
 
+/// A header map of `fields` in order, for tests of the rules read from it.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub fn field_map(fields: &[(&str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
+    use super::field_map as map;
     use super::*;
-
-    fn map(fields: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in fields {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
-    }
 
     #[test]
     fn lengths_must_agree_and_be_digits() {

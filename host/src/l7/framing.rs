@@ -114,16 +114,7 @@ pub fn downgrade_h2_fields(headers: &mut HeaderMap) -> Result<(), &'static str> 
 mod tests {
     use super::*;
 
-    fn map(fields: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in fields {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
-    }
+    use crate::http1::field_map as map;
 
     #[test]
     fn only_chunked_is_a_transfer_coding_the_proxy_forwards() {
