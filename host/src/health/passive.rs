@@ -61,6 +61,7 @@ pub fn observe(pool: &BackendPool, backend: &Backend, event: TrafficEvent) -> Op
 pub fn end_due_ejections(pool: &BackendPool, now: Instant) -> Option<Instant> {
     let backends = pool.backends();
     let mut next: Option<Instant> = None;
+    let mut ended = false;
     for backend in &backends.backends {
         let Some(until) = backend.stats.signals().ejected_until() else {
             continue;
@@ -78,6 +79,10 @@ pub fn end_due_ejections(pool: &BackendPool, now: Instant) -> Option<Instant> {
                 "ejection ended",
             );
         }
+        ended = true;
+    }
+    if ended {
+        // Once for all the ejections that ended: it looks at every backend.
         pool.health_changed();
     }
     next
