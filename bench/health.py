@@ -17,7 +17,6 @@ taskset; builds the release binary when missing (`--binary` to pick one).
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (the shared measuring code)
+
+ROOT = run.ROOT
 
 
 def serve_backends(count, ready):
@@ -69,19 +71,6 @@ def metric_sum(admin, name):
     return total
 
 
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--backends", type=int, default=1000)
@@ -94,18 +83,18 @@ def main():
     if not binary.exists():
         subprocess.run(["cargo", "build", "--release", "-p", "bascule"], cwd=ROOT, check=True)
 
-    os.sched_setaffinity(0, {0})
+    os.sched_setaffinity(0, {int(run.LOAD_CORE)})
     ports = []
     threading.Thread(target=serve_backends, args=(args.backends, ports), daemon=True).start()
     while len(ports) < args.backends:
         time.sleep(0.05)
 
-    admin = f"127.0.0.1:{free_port()}"
+    admin = f"127.0.0.1:{run.free_port()}"
     backends = ",\n  ".join(f'{{ name = "b{i}", address = "127.0.0.1:{port}" }}' for i, port in enumerate(ports))
     config = f"""
 [[listeners]]
 name = "web"
-address = "127.0.0.1:{free_port()}"
+address = "127.0.0.1:{run.free_port()}"
 
   [[listeners.routes]]
   pool = "main"
@@ -125,38 +114,29 @@ backends = [
 [admin]
 address = "{admin}"
 """
-    with tempfile.TemporaryDirectory() as workdir:
-        path = Path(workdir) / "health.toml"
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        path = workdir / "health.toml"
         path.write_text(config)
-        proxy = subprocess.Popen(
-            ["taskset", "-c", "1", str(binary), "--workers", "1", "run", "-c", str(path)],
-            env={**os.environ, "RUST_LOG": "error"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proxy = run.Process("bascule", [str(binary), "--workers", "1", "run", "-c", str(path)],
+                            run.PROXY_CORE, workdir, {"RUST_LOG": "error"})
         if os.environ.get("PERF"):
             subprocess.Popen(["perf", "record", "-g", "-o", "/tmp/health.perf", "-p", str(proxy.pid), "--", "sleep", "15"])
         try:
-            for _ in range(200):
-                try:
-                    metric_sum(admin, "bascule_health_probes_total")
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            run.wait_for_port(int(admin.rsplit(":", 1)[1]))
             time.sleep(5)  # every prober past its first, jittered, probe
             start = time.monotonic()
             probes0 = metric_sum(admin, "bascule_health_probes_total")
             changes0 = metric_sum(admin, "bascule_backend_health_transitions_total")
-            cpu0 = cpu_seconds(proxy.pid)
+            cpu0 = proxy.cpu_seconds()
             time.sleep(args.seconds)
             elapsed = time.monotonic() - start
             probes = metric_sum(admin, "bascule_health_probes_total") - probes0
             changes = metric_sum(admin, "bascule_backend_health_transitions_total") - changes0
-            cpu = cpu_seconds(proxy.pid) - cpu0
-            rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{proxy.pid}/status").read_text()).group(1))
+            cpu = proxy.cpu_seconds() - cpu0
+            rss = proxy.memory_kib("VmRSS")
         finally:
-            proxy.kill()
-            proxy.wait()
+            proxy.stop()
     print(f"| backends | interval | probes/s | transitions/s | CPU per probe | one core | RSS |")
     print(f"|---|---|---|---|---|---|---|")
     print(
