@@ -626,7 +626,8 @@ pub async fn send_h2(address: SocketAddr, request: Request<Full<Bytes>>) -> Repl
     .expect("request timed out")
 }
 
-async fn reply(response: Response<Incoming>) -> Reply {
+/// A response read whole, as the tests look at it.
+pub async fn reply(response: Response<Incoming>) -> Reply {
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     Reply {

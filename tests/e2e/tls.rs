@@ -155,14 +155,7 @@ async fn get_over_h1(stream: tokio_rustls::client::TlsStream<TcpStream>, host: &
         .await
         .unwrap();
     tokio::spawn(connection);
-    let response = sender.send_request(get(host, "/")).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    reply(sender.send_request(get(host, "/")).await.unwrap()).await
 }
 
 #[tokio::test]
