@@ -263,6 +263,8 @@ pub struct PoolConfig {
     pub outlier_detection: Option<OutlierConfig>,
     /// TLS to the backends; `None`: plaintext.
     pub tls: Option<UpstreamTlsConfig>,
+    /// The HTTP version requests reach the backends in.
+    pub protocol: UpstreamProtocol,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
 }
@@ -300,6 +302,22 @@ pub struct HealthCheckConfig {
     pub interpreter_options_location: FieldLocation,
     /// Most body or answer bytes read and passed to the interpreter.
     pub body_limit: usize,
+}
+
+/// `protocol` of a pool: the HTTP version spoken to its backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, one request per connection at a time (`"http1"`, the
+    /// default).
+    #[default]
+    Http1,
+    /// HTTP/2: by prior knowledge over plain TCP (h2c backends, gRPC), or
+    /// required by ALPN over TLS (`"h2"`). Requests from many clients
+    /// share a few connections as streams.
+    Http2,
+    /// HTTP/2 when the backend picks `h2` by ALPN, else HTTP/1.1
+    /// (`"auto"`; TLS only).
+    Auto,
 }
 
 /// `tls` of a pool: TLS from the proxy to its backends.

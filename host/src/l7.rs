@@ -1,5 +1,7 @@
-//! The HTTP reverse proxy: HTTP/1.1 and HTTP/2 (prior knowledge) from
-//! clients, pooled HTTP/1.1 to backends through [`crate::upstream`].
+//! The HTTP reverse proxy: HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN
+//! over TLS) from clients; HTTP/1.1 or HTTP/2 to backends through
+//! [`crate::upstream`]; gRPC calls answered as gRPC when the proxy itself
+//! answers (`grpc.rs`).
 //!
 //! [`Proxy`] runs the request path in named steps (route, prepare head,
 //! request filters, choose, attempts, response filters; see `proxy.rs`).
@@ -10,6 +12,7 @@ mod attempt;
 mod authority;
 mod filter;
 mod framing;
+mod grpc;
 mod headers;
 mod http1;
 mod limits;

@@ -6,8 +6,9 @@
 //! BackendPool ── choose(RequestView) ──▶ Choice (ranked, validated candidates)
 //!     │ BackendSet (generation) of Backend { id, Endpoints, weight, stats }
 //!     │
-//! ConnectionPool<Connector> ── get(endpoint) ──▶ Connection ── send ──▶ UpstreamBody
-//!     idle queues per (endpoint, kind), reaped and evicted by the supervisor
+//! ConnectionPool<Connector> ── get(backend, endpoint) ──▶ Connection ── send ──▶ UpstreamBody
+//!     HTTP/1.1: idle queues per (endpoint, kind); HTTP/2: a few shared
+//!     connections per (endpoint, kind); reaped and evicted by the supervisor
 //! RetryPolicy ── decide(AttemptFailure) ──▶ same backend / next candidate / stop
 //! ```
 //!
@@ -22,8 +23,10 @@ mod connection_pool;
 mod connector;
 mod drain;
 mod endpoint;
+mod exchange_error;
 mod health_signals;
 mod http1;
+mod http2;
 mod pool;
 mod request;
 mod request_body;
@@ -33,18 +36,21 @@ mod retry;
 mod round_robin;
 mod selection;
 mod stats;
+mod upstream_body;
 
 pub use affinity::{AffinityCookie, AffinityCookieError};
 pub use backend::{Backend, BackendSet, FULL_RAMP, fixed_endpoints, token_for};
 pub use connection_pool::{
     Connection, ConnectionKind, ConnectionPool, IDLE_TIMEOUT, MAX_IDLE_PER_ENDPOINT, PoolKey,
-    SendError, UpstreamBody,
+    SendError,
 };
 pub use connector::{ConnectError, Connector, TcpConnector, connect_within};
 pub use drain::drained;
 pub use endpoint::{BackendAddress, Endpoints};
+pub use exchange_error::ExchangeError;
 pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport, TrafficEvent};
 pub use http1::{Http1Connection, Http1Error, SendFailure, Transport, parse_response_head};
+pub use http2::MAX_STREAMS_PER_CONNECTION;
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
 pub use request_body::{
@@ -61,3 +67,4 @@ pub use stats::{
     ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, Transition, backend_left,
     ramp_started,
 };
+pub use upstream_body::UpstreamBody;

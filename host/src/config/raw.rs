@@ -180,6 +180,8 @@ pub struct RawPool {
     #[serde(default)]
     pub tls: Option<Spanned<toml::Value>>,
     #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use tokio::time::Instant;
 
 use crate::upstream::{
-    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, FailureKind, Http1Error,
+    AttemptFailure, Backend, BackendPool, ConnectError, ConnectionPool, ExchangeError, FailureKind,
     RequestBody, TrafficEvent, UpstreamBody,
 };
 
@@ -23,6 +23,9 @@ pub struct Attempt<'a> {
     pub connections: &'a ConnectionPool,
     /// Open a new connection even if an idle one is there.
     pub new_connection: bool,
+    /// When the client stops waiting (a gRPC call's `grpc-timeout`): the
+    /// response head is awaited until then at most.
+    pub deadline: Option<Instant>,
 }
 
 /// An attempt that produced no response.
@@ -44,7 +47,7 @@ pub enum AttemptCause {
     Connect(#[from] ConnectError),
     /// The exchange failed.
     #[error("backend connection failed")]
-    Http(#[source] Http1Error),
+    Http(#[source] ExchangeError),
     /// No response head in time.
     #[error("backend did not answer within {0:?}")]
     Timeout(std::time::Duration),
@@ -64,14 +67,14 @@ impl Attempt<'_> {
             None => Err(ConnectError::Unresolved {
                 backend: backend.address.clone(),
             }),
-            Some(endpoint) if self.new_connection => {
-                self.connections
-                    .get_new(endpoint, backend.tls.as_deref(), settings.connect_timeout)
-                    .await
-            }
             Some(endpoint) => {
                 self.connections
-                    .get(endpoint, backend.tls.as_deref(), settings.connect_timeout)
+                    .get(
+                        backend,
+                        endpoint,
+                        self.new_connection,
+                        settings.connect_timeout,
+                    )
                     .await
             }
         };
@@ -85,10 +88,20 @@ impl Attempt<'_> {
         };
         let reused = connection.is_reused();
         let started = Instant::now();
-        let timeout = settings.response_timeout;
+        let timeout = match self.deadline {
+            Some(at) => settings
+                .response_timeout
+                .min(at.saturating_duration_since(started)),
+            None => settings.response_timeout,
+        };
         let sent = tokio::time::timeout(
             timeout,
-            connection.send(request, backend.stats.start(), settings.drain_timeout),
+            connection.send(
+                request,
+                &backend.address,
+                backend.stats.start(),
+                settings.drain_timeout,
+            ),
         )
         .await;
         match sent {

@@ -26,6 +26,7 @@ use super::attempt::Attempt;
 use super::authority::Authority;
 use super::filter::{FilterVerdict, HeaderFilter, KeptRequest};
 use super::framing;
+use super::grpc;
 use super::headers::{self, ClientAddress};
 use super::limits::ConnectionLimits;
 use super::path::PathPolicy;
@@ -116,17 +117,23 @@ impl Proxy {
         request: Request<ClientBody>,
         client: &ClientAddress,
     ) -> Response<ProxyBody> {
-        let response = match self.proxy(request, client).await {
+        let call = grpc::Call::of(request.headers());
+        let response = match self.proxy(request, client, call).await {
             Ok(response) | Err(response) => response,
         };
         self.requests.count(response.status());
-        response
+        match call {
+            // The proxy's own answers, as gRPC statuses.
+            Some(call) if matches!(response.body(), Either::Right(_)) => call.answer(response),
+            _ => response,
+        }
     }
 
     async fn proxy(
         &self,
         request: Request<ClientBody>,
         client: &ClientAddress,
+        call: Option<grpc::Call>,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();
         let Routed {
@@ -159,9 +166,13 @@ impl Proxy {
         })?;
         let head = into_head(view);
         let body = RequestBody::new(body, limits.request_body_timeout);
-        let response = self
-            .attempts(&pool, &choice, Request::from_parts(head, body))
+        let deadline = call.and_then(|call| call.deadline);
+        let mut response = self
+            .attempts(&pool, &choice, Request::from_parts(head, body), deadline)
             .await?;
+        if let (Some(at), Either::Left(body)) = (deadline, response.body_mut()) {
+            body.cut_off_at(at, grpc::deadline_trailers());
+        }
         Ok(match kept {
             Some(kept) => filter_response(&filters, kept, response),
             None => response,
@@ -194,6 +205,7 @@ impl Proxy {
         pool: &BackendPool,
         choice: &Choice,
         request: Request<RequestBody>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let mut request = request;
         for backend in choice.backends() {
@@ -204,6 +216,7 @@ impl Proxy {
                     backend,
                     connections: &self.connections,
                     new_connection: resent,
+                    deadline,
                 };
                 let failed = match attempt.run(request).await {
                     Ok(response) => return Ok(client_response(response, choice, backend)),

@@ -34,7 +34,7 @@ pub(super) fn build_pool(
         .tls
         .as_ref()
         .map(|config| {
-            UpstreamTls::load(config)
+            UpstreamTls::load(config, pool.protocol)
                 .map(Arc::new)
                 .map_err(|e| PlanError::at(&config.location, e))
         })
@@ -70,6 +70,7 @@ pub(super) fn build_pool(
                 stats,
             )
             .with_tls(target)
+            .with_protocol(pool.protocol)
         })
         .collect();
     let mut backends = BackendSet::new(backends);

@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::certificates::{self, CertificateError};
-use crate::config::UpstreamTlsConfig;
+use crate::config::{UpstreamProtocol, UpstreamTlsConfig};
 
 /// A pool's TLS to its backends.
 pub struct UpstreamTls {
@@ -50,6 +50,10 @@ pub enum UpstreamTlsError {
     /// The client certificate or its key cannot be used.
     #[error(transparent)]
     ClientCertificate(#[from] CertificateError),
+    /// The crypto provider cannot do the TLS versions rustls offers by
+    /// default (a build problem, never a config one).
+    #[error("the TLS crypto provider supports no default protocol version")]
+    Provider(#[source] rustls::Error),
     /// rustls refused the client certificate.
     #[error("the client certificate cannot be used")]
     Rejected(#[source] rustls::Error),
@@ -59,12 +63,16 @@ pub enum UpstreamTlsError {
 
 impl UpstreamTls {
     /// Builds the client configuration of `config`: reads `ca` (or the
-    /// platform's roots) and the client certificate.
-    pub fn load(config: &UpstreamTlsConfig) -> Result<Self, UpstreamTlsError> {
+    /// platform's roots) and the client certificate, and offers the ALPN
+    /// protocols `protocol` allows.
+    pub fn load(
+        config: &UpstreamTlsConfig,
+        protocol: UpstreamProtocol,
+    ) -> Result<Self, UpstreamTlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .unwrap_or_else(|_| ClientConfig::builder());
+            .map_err(UpstreamTlsError::Provider)?;
         let builder = if config.verify {
             builder.with_root_certificates(roots(config.ca.as_deref())?)
         } else {
@@ -86,7 +94,11 @@ impl UpstreamTls {
             }
         };
         // The backend connection speaks HTTP/1.1.
-        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        client.alpn_protocols = match protocol {
+            UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
+            UpstreamProtocol::Http2 => vec![b"h2".to_vec()],
+            UpstreamProtocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
         static IDS: AtomicU64 = AtomicU64::new(1);
         Ok(UpstreamTls {
             connector: TlsConnector::from(Arc::new(client)),

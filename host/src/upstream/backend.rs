@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{BackendAddress, BackendStats, Endpoints};
+use crate::config::UpstreamProtocol;
 use crate::tls::TlsTarget;
 
 /// Full slow-start progress: the backend takes its whole weight.
@@ -34,6 +35,8 @@ pub struct Backend {
     pub stats: Arc<BackendStats>,
     /// How HTTP connections to it run TLS; `None`: plaintext.
     pub tls: Option<Arc<TlsTarget>>,
+    /// The HTTP version requests reach it in.
+    pub protocol: UpstreamProtocol,
 }
 
 /// An immutable list of backends with a generation number.
@@ -71,6 +74,7 @@ impl Backend {
             metadata,
             stats,
             tls: None,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 
@@ -78,6 +82,13 @@ impl Backend {
     #[must_use]
     pub fn with_tls(mut self, tls: Option<Arc<TlsTarget>>) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// The same backend, spoken to in `protocol`.
+    #[must_use]
+    pub fn with_protocol(mut self, protocol: UpstreamProtocol) -> Self {
+        self.protocol = protocol;
         self
     }
 
@@ -94,6 +105,7 @@ impl Backend {
             metadata: self.metadata.clone(),
             stats: Arc::clone(&self.stats),
             tls: self.tls.clone(),
+            protocol: self.protocol,
         }
     }
 }

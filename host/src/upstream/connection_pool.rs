@@ -1,22 +1,25 @@
-//! Keep-alive connections to backends, pooled per endpoint and kind.
+//! Connections to backends: HTTP/1.1 keep-alive connections pooled per
+//! endpoint and kind, and shared HTTP/2 connections (`http2.rs`).
 //!
 //! A connection is taken before the request is committed to it, so a
 //! backend that refuses the connection costs nothing but a retry on the
-//! next candidate. A connection goes back to the pool when its response
-//! body has been read to the end; a body dropped half-read takes its
-//! connection with it (it cannot be reused safely).
+//! next candidate. An HTTP/1.1 connection goes back to the pool when its
+//! response body has been read to the end (`upstream_body.rs`); a body
+//! dropped half-read takes its connection with it (it cannot be reused
+//! safely).
 //!
-//! The hot path takes no lock: the endpoint map is an immutable snapshot
-//! (replaced only when an endpoint is first used or evicted) and each
-//! endpoint's idle connections sit in a lock-free queue. The supervisor
-//! calls [`ConnectionPool::reap`] on an interval (expired and closed idle
-//! connections) and [`ConnectionPool::retain`] after every reload
-//! (endpoints no backend uses any more), so idle sockets and map keys never
-//! pile up.
+//! The HTTP/1.1 hot path takes no lock: the endpoint map is an immutable
+//! snapshot (replaced only when an endpoint is first used or evicted) and
+//! each endpoint's idle connections sit in a lock-free queue. The
+//! supervisor calls [`ConnectionPool::reap`] on an interval (expired and
+//! closed idle connections) and [`ConnectionPool::retain`] after every
+//! reload (endpoints no backend uses any more), so idle sockets and map
+//! keys never pile up.
 //!
-//! Connections speak HTTP/1.1 through [`Http1Connection`], driven in the
+//! HTTP/1.1 connections run through [`Http1Connection`], driven in the
 //! request's own task (no task or channel per connection): an idle one
-//! costs its socket and a read buffer.
+//! costs its socket and a read buffer. HTTP/2 connections are hyper's, one
+//! task each, as multiplexing needs.
 //!
 //! hyper-util's legacy `Client` does not fit here: it consumes the request
 //! when a connect fails, and the request must survive to the next
@@ -24,22 +27,25 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use crossbeam_queue::SegQueue;
-use http_body::{Body, Frame, SizeHint};
+use http::uri::Scheme;
+use http_body::Body;
 use tokio::time::Instant;
 
 use super::ActiveRequest;
+use super::backend::Backend;
 use super::connector::{ConnectError, Connector, TcpConnector, connect_within};
-use super::http1::{Http1Connection, Http1Error, IdleProblem, ResponseBody};
+use super::exchange_error::ExchangeError;
+use super::http1::{Http1Connection, IdleProblem, ResponseBody};
+use super::http2::{self, Http2Connections, Http2Stream};
 use super::request_body::RequestBody;
+use super::upstream_body::UpstreamBody;
+use crate::config::UpstreamProtocol;
 use crate::tls::TlsTarget;
 
 /// An idle connection unused for this long is closed rather than reused:
@@ -49,8 +55,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// clients to find a warm connection after a burst.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
-/// What a pooled connection speaks. Upstream TLS and HTTP/2 add kinds; one
-/// endpoint may have idle connections of several kinds.
+/// What a pooled connection speaks; one endpoint may have connections of
+/// several kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionKind {
     /// HTTP/1.1 over plain TCP.
@@ -59,6 +65,10 @@ pub enum ConnectionKind {
     /// name, so that a connection verified for one name never carries a
     /// request for another.
     Http1Tls(u64),
+    /// HTTP/2 over plain TCP (prior knowledge).
+    Http2,
+    /// HTTP/2 over TLS, by [`TlsTarget::key`].
+    Http2Tls(u64),
 }
 
 /// Where a pooled connection goes: endpoint and kind.
@@ -75,41 +85,34 @@ pub struct PoolKey {
 pub struct ConnectionPool<C = TcpConnector> {
     connector: C,
     idle: ArcSwap<HashMap<PoolKey, Arc<IdleQueue>>>,
+    http2: Http2Connections,
     counters: DiscardCounters,
 }
 
 /// A connection ready to carry one request.
 pub struct Connection {
-    http: Http1Connection,
-    home: Arc<IdleQueue>,
+    exchange: Exchange,
     reused: bool,
+}
+
+/// What the request will be sent on.
+enum Exchange {
+    /// An HTTP/1.1 connection, held alone, and the queue it returns to.
+    Http1 {
+        http: Http1Connection,
+        home: Arc<IdleQueue>,
+    },
+    /// A stream on a shared HTTP/2 connection.
+    Http2(Http2Stream),
 }
 
 /// What sending a request produced when it did not produce a response.
 #[derive(Debug)]
 pub struct SendError {
     /// The error.
-    pub error: Http1Error,
+    pub error: ExchangeError,
     /// The request, when it was never written and may be sent elsewhere.
     pub unsent: Option<http::Request<RequestBody>>,
-}
-
-/// A response body that returns its connection to the pool once read to
-/// the end, and keeps the backend's active-request count until then.
-pub struct UpstreamBody {
-    body: ResponseBody,
-    release: Option<Release>,
-    /// The pool's `drain-timeout`, armed only once the body waits on the
-    /// backend: a body read from what already arrived costs nothing.
-    drain: Drain,
-}
-
-/// The bound on a body in progress when its backend leaves.
-enum Drain {
-    /// Not waited on the backend yet.
-    Unarmed(Duration),
-    /// Completes when the backend has been leaving for the timeout.
-    Armed(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
 /// Why idle connections were closed, for
@@ -128,8 +131,9 @@ enum Discard {
 
 struct DiscardCounters([metrics::Counter; 4]);
 
+/// One endpoint's idle HTTP/1.1 connections of one kind.
 #[derive(Default)]
-struct IdleQueue {
+pub(super) struct IdleQueue {
     connections: SegQueue<IdleConnection>,
     len: AtomicUsize,
     /// Set once the endpoint left the pool: returned connections close.
@@ -141,11 +145,6 @@ struct IdleConnection {
     since: Instant,
 }
 
-struct Release {
-    home: Arc<IdleQueue>,
-    active: ActiveRequest,
-}
-
 // === impl PoolKey ===
 
 impl PoolKey {
@@ -155,6 +154,16 @@ impl PoolKey {
             endpoint,
             kind: tls.map_or(ConnectionKind::Http1, |tls| {
                 ConnectionKind::Http1Tls(tls.key())
+            }),
+        }
+    }
+
+    /// The key of HTTP/2 connections to `endpoint`, plain or over `tls`.
+    pub fn http2(endpoint: SocketAddr, tls: Option<&TlsTarget>) -> Self {
+        PoolKey {
+            endpoint,
+            kind: tls.map_or(ConnectionKind::Http2, |tls| {
+                ConnectionKind::Http2Tls(tls.key())
             }),
         }
     }
@@ -174,20 +183,46 @@ impl<C: Connector> ConnectionPool<C> {
         ConnectionPool {
             connector,
             idle: ArcSwap::default(),
+            http2: Http2Connections::default(),
             counters: DiscardCounters::new(),
         }
     }
 
-    /// A connection to `endpoint` (over `tls` when given): a ready idle
-    /// one, or a new one.
+    /// A connection to `backend` at `endpoint`, in the backend's protocol
+    /// and over its TLS: a ready idle (HTTP/1.1) or shared (HTTP/2) one,
+    /// or a new one when there is none or `fresh` asks for it (the retry
+    /// after a reused connection turned out to be dead).
     pub async fn get(
         &self,
+        backend: &Backend,
         endpoint: SocketAddr,
-        tls: Option<&TlsTarget>,
+        fresh: bool,
         connect_timeout: Duration,
     ) -> Result<Connection, ConnectError> {
-        let key = PoolKey::http1(endpoint, tls);
-        let home = self.queue(key);
+        let tls = backend.tls.as_deref();
+        if backend.protocol == UpstreamProtocol::Http1 {
+            let key = PoolKey::http1(endpoint, tls);
+            let home = self.queue(key);
+            if !fresh && let Some(connection) = self.idle_http1(&home) {
+                return Ok(connection);
+            }
+            return self.connect_http1(key, tls, home, connect_timeout).await;
+        }
+        // Waiting for another request's connect counts against the
+        // budget too.
+        tokio::time::timeout(
+            connect_timeout,
+            self.get_http2(backend.protocol, endpoint, tls, fresh, connect_timeout),
+        )
+        .await
+        .unwrap_or(Err(ConnectError::Timeout {
+            endpoint,
+            timeout: connect_timeout,
+        }))
+    }
+
+    /// A ready idle HTTP/1.1 connection from `home`, if any.
+    fn idle_http1(&self, home: &Arc<IdleQueue>) -> Option<Connection> {
         while let Some(mut idle) = home.pop() {
             if idle.since.elapsed() > IDLE_TIMEOUT {
                 self.counters.count(Discard::Expired);
@@ -195,34 +230,23 @@ impl<C: Connector> ConnectionPool<C> {
             }
             match idle.check() {
                 Ok(()) => {
-                    return Ok(Connection {
-                        http: idle.http,
-                        home,
+                    return Some(Connection {
+                        exchange: Exchange::Http1 {
+                            http: idle.http,
+                            home: Arc::clone(home),
+                        },
                         reused: true,
                     });
                 }
                 Err(discard) => self.counters.count(discard),
             }
         }
-        self.connect(key, tls, home, connect_timeout).await
-    }
-
-    /// A new connection to `endpoint`, never an idle one: the retry after
-    /// a reused connection turned out to be dead.
-    pub async fn get_new(
-        &self,
-        endpoint: SocketAddr,
-        tls: Option<&TlsTarget>,
-        connect_timeout: Duration,
-    ) -> Result<Connection, ConnectError> {
-        let key = PoolKey::http1(endpoint, tls);
-        let home = self.queue(key);
-        self.connect(key, tls, home, connect_timeout).await
+        None
     }
 
     /// Connects, then runs the TLS handshake when there is one, each within
     /// `timeout`.
-    async fn connect(
+    async fn connect_http1(
         &self,
         key: PoolKey,
         tls: Option<&TlsTarget>,
@@ -243,8 +267,88 @@ impl<C: Connector> ConnectionPool<C> {
             }
         };
         Ok(Connection {
-            http,
-            home,
+            exchange: Exchange::Http1 { http, home },
+            reused: false,
+        })
+    }
+
+    /// A stream on a shared HTTP/2 connection, or (`auto`, when the
+    /// backend chose HTTP/1.1 by ALPN) an HTTP/1.1 connection.
+    async fn get_http2(
+        &self,
+        protocol: UpstreamProtocol,
+        endpoint: SocketAddr,
+        tls: Option<&TlsTarget>,
+        fresh: bool,
+        timeout: Duration,
+    ) -> Result<Connection, ConnectError> {
+        let key = PoolKey::http2(endpoint, tls);
+        let scheme = if tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let http1_home =
+            (protocol == UpstreamProtocol::Auto).then(|| self.queue(PoolKey::http1(endpoint, tls)));
+        let reuse = |connections: Option<Http2Stream>| {
+            connections.map(|stream| Connection {
+                exchange: Exchange::Http2(stream),
+                reused: true,
+            })
+        };
+        if !fresh {
+            if let Some(connection) = reuse(self.http2.stream(key, &scheme)) {
+                return Ok(connection);
+            }
+            if let Some(home) = &http1_home
+                && let Some(connection) = self.idle_http1(home)
+            {
+                return Ok(connection);
+            }
+        }
+        let connections = self.http2.endpoint(key);
+        let _opening = connections.opening().await;
+        if !fresh && let Some(connection) = reuse(connections.stream(&scheme)) {
+            return Ok(connection);
+        }
+        let stream = connect_within(&self.connector, endpoint, timeout).await?;
+        let handshake = |error| ConnectError::Http2 {
+            endpoint,
+            source: error,
+        };
+        let stream = match tls {
+            None => self
+                .http2
+                .handshake(&connections, stream, scheme)
+                .await
+                .map_err(handshake)?,
+            Some(tls) => {
+                let stream = tls
+                    .connect(stream)
+                    .await
+                    .map_err(|source| ConnectError::Tls { endpoint, source })?;
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                match (h2, http1_home) {
+                    (true, _) => self
+                        .http2
+                        .handshake(&connections, stream, scheme)
+                        .await
+                        .map_err(handshake)?,
+                    (false, Some(home)) => {
+                        return Ok(Connection {
+                            exchange: Exchange::Http1 {
+                                http: Http1Connection::new(stream),
+                                home,
+                            },
+                            reused: false,
+                        });
+                    }
+                    (false, None) => return Err(ConnectError::NoH2 { endpoint }),
+                }
+            }
+        };
+        Ok(Connection {
+            exchange: Exchange::Http2(stream),
             reused: false,
         })
     }
@@ -266,6 +370,7 @@ impl<C: Connector> ConnectionPool<C> {
 
     /// Closes idle connections that expired or that their backend closed.
     pub fn reap(&self) {
+        self.http2.reap(IDLE_TIMEOUT);
         for queue in self.idle.load().values() {
             // Each connection is looked at once; those still good go back.
             for _ in 0..queue.len.load(Ordering::Relaxed) {
@@ -286,6 +391,7 @@ impl<C: Connector> ConnectionPool<C> {
     /// Forgets every endpoint `in_use` rejects and closes its idle
     /// connections; connections in flight to it close when they finish.
     pub fn retain(&self, in_use: impl Fn(SocketAddr) -> bool) {
+        self.http2.retain(&in_use);
         let mut evicted = Vec::new();
         self.idle.rcu(|map| {
             evicted.clear();
@@ -307,8 +413,8 @@ impl<C: Connector> ConnectionPool<C> {
         }
     }
 
-    /// Idle connections to `endpoint` of every kind, for the status page
-    /// and tests.
+    /// Idle HTTP/1.1 connections to `endpoint` of every kind, for the
+    /// status page and tests.
     pub fn idle_count(&self, endpoint: SocketAddr) -> usize {
         self.idle
             .load()
@@ -316,6 +422,12 @@ impl<C: Connector> ConnectionPool<C> {
             .filter(|(key, _)| key.endpoint == endpoint)
             .map(|(_, queue)| queue.len.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Open HTTP/2 connections to `endpoint`, for the status page and
+    /// tests.
+    pub fn http2_count(&self, endpoint: SocketAddr) -> usize {
+        self.http2.open_count(endpoint)
     }
 }
 
@@ -326,6 +438,15 @@ impl IdleQueue {
         let idle = self.connections.pop()?;
         self.len.fetch_sub(1, Ordering::Relaxed);
         Some(idle)
+    }
+
+    /// Takes `http` back after a response, unless the queue is full or
+    /// evicted (then it closes).
+    pub(super) fn push_idle(&self, http: Http1Connection) {
+        self.push(IdleConnection {
+            http,
+            since: Instant::now(),
+        });
     }
 
     /// Keeps `idle` unless the queue is full or evicted (then it closes).
@@ -350,46 +471,73 @@ impl Connection {
         self.reused
     }
 
-    /// Sends `request`. A request that was never written comes back in the
-    /// error so that the caller can try again elsewhere.
+    /// Sends `request` (`address` is the backend's, the HTTP/2 authority of
+    /// a request without `Host`). A request that was never written comes
+    /// back in the error so that the caller can try again elsewhere.
     /// `drain_timeout` bounds the response body once the backend leaves.
     pub async fn send(
-        mut self,
+        self,
         request: http::Request<RequestBody>,
+        address: &str,
         active: ActiveRequest,
         drain_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, SendError> {
-        let (mut head, mut body) = request.into_parts();
-        // Before sending: a body read to its end looks the same.
-        let bodiless = body.is_end_stream();
-        match self.http.send(&mut head, &mut body).await {
-            Ok(response) => {
-                let body = ResponseBody::new(self.http, &response);
-                Ok(response.response.map(|()| UpstreamBody {
-                    body,
-                    release: Some(Release {
-                        home: self.home,
-                        active,
+        match self.exchange {
+            Exchange::Http1 { http, home } => {
+                send_http1(http, home, self.reused, request, active, drain_timeout).await
+            }
+            Exchange::Http2(stream) => {
+                let (mut head, body) = request.into_parts();
+                let h2 = http2::to_h2(&mut head, stream.scheme().clone(), address);
+                match stream.send(http::Request::from_parts(head, body)).await {
+                    Ok((response, stream)) => Ok(response
+                        .map(|body| UpstreamBody::http2(body, stream, active, drain_timeout))),
+                    Err(failed) => Err(SendError {
+                        error: ExchangeError::Http2(failed.error),
+                        unsent: failed.unsent.map(|request| {
+                            let (mut head, body) = request.into_parts();
+                            http2::to_http1(&mut head, h2);
+                            http::Request::from_parts(head, body)
+                        }),
                     }),
-                    drain: Drain::Unarmed(drain_timeout),
-                }))
+                }
             }
-            Err(failure) => {
-                // Sent again elsewhere: what the backend never saw, and an
-                // idempotent request without a body that a reused
-                // connection dropped unanswered (the backend closed it as
-                // the request went out, as NGINX retries it). Never a
-                // request whose body failed.
-                let dropped = self.reused
-                    && failure.closed_unanswered
-                    && bodiless
-                    && head.method.is_idempotent();
-                let resendable = (!failure.written || dropped) && !failure.error.is_client_body();
-                Err(SendError {
-                    error: failure.error,
-                    unsent: resendable.then(|| http::Request::from_parts(head, body)),
-                })
-            }
+        }
+    }
+}
+
+/// Sends `request` on an HTTP/1.1 connection.
+async fn send_http1(
+    mut http: Http1Connection,
+    home: Arc<IdleQueue>,
+    reused: bool,
+    request: http::Request<RequestBody>,
+    active: ActiveRequest,
+    drain_timeout: Duration,
+) -> Result<http::Response<UpstreamBody>, SendError> {
+    let (mut head, mut body) = request.into_parts();
+    // Before sending: a body read to its end looks the same.
+    let bodiless = body.is_end_stream();
+    match http.send(&mut head, &mut body).await {
+        Ok(response) => {
+            let body = ResponseBody::new(http, &response);
+            Ok(response
+                .response
+                .map(|()| UpstreamBody::http1(body, home, active, drain_timeout)))
+        }
+        Err(failure) => {
+            // Sent again elsewhere: what the backend never saw, and an
+            // idempotent request without a body that a reused connection
+            // dropped unanswered (the backend closed it as the request
+            // went out, as NGINX retries it). Never a request whose body
+            // failed.
+            let dropped =
+                reused && failure.closed_unanswered && bodiless && head.method.is_idempotent();
+            let resendable = (!failure.written || dropped) && !failure.error.is_client_body();
+            Err(SendError {
+                error: ExchangeError::Http1(failure.error),
+                unsent: resendable.then(|| http::Request::from_parts(head, body)),
+            })
         }
     }
 }
@@ -403,89 +551,6 @@ impl IdleConnection {
             IdleProblem::Closed => Discard::BackendClosed,
             IdleProblem::UnexpectedData => Discard::UnexpectedData,
         })
-    }
-}
-
-// === impl UpstreamBody ===
-
-impl UpstreamBody {
-    fn release(&mut self) {
-        if let Some(release) = self.release.take()
-            && let Some(http) = self.body.take_reusable()
-        {
-            release.home.push(IdleConnection {
-                http,
-                since: Instant::now(),
-            });
-        }
-    }
-}
-
-impl UpstreamBody {
-    /// Whether the backend has been leaving for the drain timeout; arms
-    /// the wait the first time the body waits on the backend.
-    fn poll_drained(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Drain::Unarmed(timeout) = self.drain {
-            let Some(release) = &self.release else {
-                return Poll::Pending;
-            };
-            let leaving = release.active.stats().leaving();
-            self.drain = Drain::Armed(Box::pin(super::drained(leaving, timeout)));
-        }
-        match &mut self.drain {
-            Drain::Armed(drained) => drained.as_mut().poll(cx),
-            Drain::Unarmed(_) => Poll::Pending,
-        }
-    }
-}
-
-impl std::fmt::Debug for UpstreamBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamBody")
-            .field("ended", &self.body.is_end_stream())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = Http1Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Http1Error>>> {
-        let polled = self.body.poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.release(),
-            // A broken body means a broken connection: never reuse it.
-            Poll::Ready(Some(Err(_))) => self.release = None,
-            Poll::Pending => {
-                if self.poll_drained(cx).is_ready() {
-                    self.release = None;
-                    return Poll::Ready(Some(Err(Http1Error::Drained)));
-                }
-            }
-            Poll::Ready(Some(Ok(_))) => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // Bodiless responses (HEAD, 204, 304) may never be polled.
-        if self.body.is_end_stream() {
-            self.release();
-        }
     }
 }
 

@@ -56,6 +56,23 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP/2 handshake failed (the backend does not speak HTTP/2 by
+    /// prior knowledge, or closed the connection).
+    #[error("HTTP/2 handshake with backend {endpoint} failed")]
+    Http2 {
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// hyper's reason.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The pool asks for HTTP/2 (`protocol = "h2"`) and the backend did
+    /// not choose `h2` by ALPN.
+    #[error("backend {endpoint} did not agree to HTTP/2 (ALPN `h2`) in the TLS handshake")]
+    NoH2 {
+        /// The endpoint.
+        endpoint: SocketAddr,
+    },
     /// The connect did not finish in time.
     #[error("connecting to backend {endpoint} timed out after {timeout:?}")]
     Timeout {

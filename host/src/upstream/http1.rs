@@ -99,10 +99,6 @@ pub enum Http1Error {
     /// The client's request body failed.
     #[error("the client's request body failed")]
     RequestBody(#[source] RequestBodyError),
-    /// The backend left (reload, ejection, failed checks, drained by hand)
-    /// and its pool's `drain-timeout` passed before the body ended.
-    #[error("the backend left and its drain timeout passed before the response body ended")]
-    Drained,
 }
 
 /// Why an idle connection cannot be used.

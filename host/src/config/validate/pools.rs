@@ -1,6 +1,6 @@
 //! `[pools.NAME]`: the balancer and its options, failure policy, attempts,
-//! timeouts, slow start, PROXY protocol, draining, panic threshold and the
-//! backends (health checks are in `health.rs`).
+//! timeouts, slow start, PROXY protocol, draining, panic threshold, the
+//! backend protocol and the backends (health checks are in `health.rs`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -99,6 +99,7 @@ impl Validator<'_> {
             (Some(tls), Some(backends)) => self.upstream_tls(name.get_ref(), tls, backends),
             (Some(_), None) => None,
         };
+        let protocol = self.upstream_protocol(name.get_ref(), raw, tls.as_ref());
         Some(PoolConfig {
             name: pool_name?,
             balancer: balancer?,
@@ -116,8 +117,41 @@ impl Validator<'_> {
             health: health?,
             outlier_detection: outlier_detection?,
             tls: tls?,
+            protocol: protocol?,
             backends: backends?,
         })
+    }
+
+    /// `protocol`: `auto` chooses by ALPN, so it needs TLS.
+    fn upstream_protocol(
+        &mut self,
+        pool: &str,
+        raw: &RawPool,
+        tls: Option<&Option<UpstreamTlsConfig>>,
+    ) -> Option<UpstreamProtocol> {
+        let Some(protocol) = &raw.protocol else {
+            return Some(UpstreamProtocol::Http1);
+        };
+        let field = format!("pools.{pool}.protocol");
+        let protocol = self.keyword(
+            field.clone(),
+            protocol,
+            "backend protocol",
+            &[
+                ("http1", UpstreamProtocol::Http1),
+                ("h2", UpstreamProtocol::Http2),
+                ("auto", UpstreamProtocol::Auto),
+            ],
+        )?;
+        if protocol == UpstreamProtocol::Auto && matches!(tls, Some(None)) {
+            let span = raw.protocol.as_ref().map(Spanned::span).unwrap_or_default();
+            return self.fail(
+                field,
+                span,
+                "`auto` picks HTTP/2 or HTTP/1.1 by ALPN, which needs `tls`: use `h2` for h2c backends",
+            );
+        }
+        Some(protocol)
     }
 
     fn backends(&mut self, pool: &str, raw: &[RawBackend]) -> Option<Vec<BackendConfig>> {
