@@ -283,3 +283,27 @@ fn resolver_takes_nameservers_and_a_refresh_interval() {
     );
     assert!(errors.0[0].line > 0, "{errors}");
 }
+
+#[test]
+fn backend_protocol_is_http1_h2_or_auto_with_tls() {
+    let with = |line: &str| {
+        VALID.replace(
+            "connect-timeout = \"250ms\"",
+            &format!("connect-timeout = \"250ms\"\n{line}"),
+        )
+    };
+    let config = parse(VALID).unwrap();
+    assert_eq!(config.pool("api").unwrap().protocol, UpstreamProtocol::Http1);
+    let config = parse(&with("protocol = \"h2\"")).unwrap();
+    assert_eq!(config.pool("api").unwrap().protocol, UpstreamProtocol::Http2);
+    let config = parse(&with("protocol = \"auto\"\ntls = { verify = false }")).unwrap();
+    assert_eq!(config.pool("api").unwrap().protocol, UpstreamProtocol::Auto);
+
+    let errors = parse(&with("protocol = \"auto\"")).unwrap_err();
+    let error = &errors.0[0];
+    assert_eq!(error.field, "pools.api.protocol", "{error}");
+    assert_eq!(error.line, 17, "{error}");
+    assert!(error.message.contains("needs `tls`"), "{error}");
+    let errors = parse(&with("protocol = \"h3\"")).unwrap_err();
+    assert!(errors.0[0].message.contains("`h3`"), "{}", errors.0[0]);
+}
