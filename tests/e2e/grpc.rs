@@ -354,9 +354,17 @@ async fn every_kind_of_call(client: &mut tonic::client::Grpc<Channel>) {
 #[tokio::test]
 async fn unary_streaming_and_bidi_calls_keep_their_trailers_over_h2c() {
     let backend = GrpcBackend::start("b1").await;
-    let bascule = Bascule::start(&grpc_config("", "", &[&backend]));
+    // HTTP probes in HTTP/2 too: this server refuses HTTP/1.1, and answers
+    // an unknown path with HTTP 200 (and gRPC status UNIMPLEMENTED).
+    let health = "  [pools.main.health]\n  interval = \"100ms\"\n  path = \"/grpc.health.v1.Health/Check\"\n  method = \"POST\"\n";
+    let bascule = Bascule::start(&grpc_config("", health, &[&backend]));
     let mut client = grpc_client(bascule.addr("web")).await;
     every_kind_of_call(&mut client).await;
+    let healthy = ["backend=\"b1\"", "state=\"healthy\""];
+    assert!(
+        eventually(|| async { bascule.metric("bascule_backend_health", &healthy).await == 1.0 })
+            .await
+    );
 }
 
 #[tokio::test]
@@ -471,7 +479,6 @@ async fn proxy_errors_are_grpc_statuses_and_grpc_timeout_is_the_deadline() {
     let backend = GrpcBackend::start("b1").await;
     let closed = closed_port().await;
     let bascule = Bascule::start(&grpc_config("", "", &[&backend]));
-    let mut client = grpc_client(bascule.addr("web")).await;
 
     // The deadline passes while the backend thinks: DEADLINE_EXCEEDED,
     // from the proxy (whose own response timeout is 30 s). A raw HTTP/2

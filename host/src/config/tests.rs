@@ -293,9 +293,15 @@ fn backend_protocol_is_http1_h2_or_auto_with_tls() {
         )
     };
     let config = parse(VALID).unwrap();
-    assert_eq!(config.pool("api").unwrap().protocol, UpstreamProtocol::Http1);
+    assert_eq!(
+        config.pool("api").unwrap().protocol,
+        UpstreamProtocol::Http1
+    );
     let config = parse(&with("protocol = \"h2\"")).unwrap();
-    assert_eq!(config.pool("api").unwrap().protocol, UpstreamProtocol::Http2);
+    assert_eq!(
+        config.pool("api").unwrap().protocol,
+        UpstreamProtocol::Http2
+    );
     let config = parse(&with("protocol = \"auto\"\ntls = { verify = false }")).unwrap();
     assert_eq!(config.pool("api").unwrap().protocol, UpstreamProtocol::Auto);
 

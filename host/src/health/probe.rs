@@ -1,5 +1,6 @@
-//! One active probe: an HTTP/1.1 request or a TCP exchange on a connection
-//! of its own (never pooled, never counted as traffic), bounded as a whole
+//! One active probe: an HTTP request (HTTP/1.1, or HTTP/2 in `http2.rs`
+//! for pools that speak it to their backends) or a TCP exchange on a
+//! connection of its own (never pooled, never counted as traffic), bounded as a whole
 //! by the pool's `timeout`. What arrived before a timeout is kept: the
 //! interpreter sees the partial answer and the error.
 
@@ -11,7 +12,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+mod http2;
+
+use http::uri::Scheme;
+
 use super::{ProbeKind, ProbeNeeds, ProbeOutcome};
+use crate::config::UpstreamProtocol;
 use crate::http1::Decoded;
 use crate::tls::TlsTarget;
 use crate::upstream::{header_pairs, parse_response_head};
@@ -36,6 +42,9 @@ pub struct ProbeSpec {
     pub body_limit: usize,
     /// What the interpreter declared.
     pub needs: ProbeNeeds,
+    /// The pool's backend protocol: HTTP probes speak HTTP/2 to HTTP/2
+    /// backends.
+    pub protocol: UpstreamProtocol,
 }
 
 /// What a probe has gathered so far.
@@ -94,15 +103,34 @@ impl ProbeSpec {
             .map_err(|e| format!("connect to {address}: {}", io_reason(&e)))?;
         let _ = stream.set_nodelay(true);
         match tls {
+            None if self.h2(None) => {
+                let host = self.host.as_deref().unwrap_or(backend);
+                http2::exchange(self, stream, Scheme::HTTP, host, gathered).await
+            }
             None => self.speak(stream, backend, gathered).await,
             Some(tls) => {
                 let stream = tls
                     .connect(stream)
                     .await
                     .map_err(|e| format!("TLS handshake: {e}"))?;
-                self.speak(stream, backend, gathered).await
+                if self.h2(stream.get_ref().1.alpn_protocol()) {
+                    let host = self.host.as_deref().unwrap_or(backend);
+                    http2::exchange(self, stream, Scheme::HTTPS, host, gathered).await
+                } else {
+                    self.speak(stream, backend, gathered).await
+                }
             }
         }
+    }
+
+    /// Whether an HTTP probe speaks HTTP/2, given what ALPN chose.
+    fn h2(&self, alpn: Option<&[u8]>) -> bool {
+        self.kind == ProbeKind::Http
+            && match self.protocol {
+                UpstreamProtocol::Http1 => false,
+                UpstreamProtocol::Http2 => true,
+                UpstreamProtocol::Auto => alpn == Some(b"h2"),
+            }
     }
 
     async fn speak<S: AsyncRead + AsyncWrite + Unpin>(

@@ -57,6 +57,7 @@ pub(super) fn build_health_check(
             timeout: health.timeout,
             body_limit: health.body_limit,
             needs,
+            protocol: pool.protocol,
         },
         interval: health.interval,
         port: health.port,

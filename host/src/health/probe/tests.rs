@@ -47,6 +47,7 @@ fn http_spec(needs: ProbeNeeds) -> ProbeSpec {
         timeout: Duration::from_secs(5),
         body_limit: 8,
         needs,
+        protocol: UpstreamProtocol::Http1,
     }
 }
 
@@ -149,9 +150,59 @@ async fn tcp_probe_sends_the_payload_and_stops_at_until() {
             send: Some(b"PING\r\n".to_vec()),
             until: Some(b"\n".to_vec()),
         },
+        protocol: UpstreamProtocol::Http1,
     };
     let outcome = spec.run(address, "redis", None).await;
     assert_eq!(outcome.error, None);
     assert!(outcome.body.starts_with(b"+PONG\r\n"), "{:?}", outcome.body);
     assert_eq!(served.await.unwrap(), b"PING\r\n");
+}
+
+#[tokio::test]
+async fn http_probe_speaks_http2_to_an_h2_pool() {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    // An HTTP/2-only server (as a gRPC server is): it answers with what
+    // it was asked, in a header and the body.
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+            let asked = format!(
+                "{} {}",
+                request.version() == http::Version::HTTP_2,
+                request.uri()
+            );
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .status(503)
+                    .header("x-health", "draining")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(asked)))
+                    .unwrap(),
+            )
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+    let mut spec = http_spec(ProbeNeeds {
+        headers: vec![HeaderName::from_static("x-health")],
+        body: true,
+        send: None,
+        until: None,
+    });
+    spec.protocol = UpstreamProtocol::Http2;
+    spec.body_limit = 64;
+    let outcome = spec.run(address, "grpc.internal:50051", None).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.status, Some(503));
+    assert_eq!(
+        outcome.headers,
+        [("x-health".to_owned(), "draining".to_owned())]
+    );
+    assert_eq!(
+        outcome.body,
+        b"true http://grpc.internal:50051/health?deep=1"
+    );
 }
