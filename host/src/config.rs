@@ -201,6 +201,10 @@ pub struct RouteConfig {
     /// TCP: TLS server name (SNI) to match; `None` matches any connection,
     /// with or without a ClientHello.
     pub sni: Option<HostPattern>,
+    /// TCP: decrypt the connection with the listener's certificates and
+    /// forward plaintext (`tls = "terminate"`), rather than pass its bytes
+    /// through as they are (`"passthrough"`).
+    pub terminate_tls: bool,
     /// Name of the pool, known to exist.
     pub pool: String,
     /// HTTP: names of the header filters, known to exist, in the order

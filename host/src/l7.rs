@@ -192,7 +192,7 @@ impl ClientConnection {
                 Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, in_flight)))
             })
         });
-        let io = TokioIo::new(http1::Rewind::new(handoff.read, handoff.io));
+        let io = TokioIo::new(crate::rewind::Rewind::new(handoff.read, handoff.io));
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
         let mut closing = false;

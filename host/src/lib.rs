@@ -28,6 +28,7 @@ pub mod l7;
 pub mod metrics;
 pub mod plan;
 pub mod plugin;
+pub mod rewind;
 pub mod server;
 pub mod supervisor;
 pub mod tls;

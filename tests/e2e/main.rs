@@ -29,6 +29,7 @@ mod tcp;
 mod tcp_backends;
 mod tcp_proxy_protocol;
 mod tcp_sni;
+mod tcp_tls;
 mod test_ca;
 mod tls;
 mod upstream;

@@ -135,6 +135,8 @@ pub struct RawRoute {
     pub path_prefix: Option<Spanned<String>>,
     #[serde(default)]
     pub sni: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls: Option<Spanned<String>>,
     pub pool: Spanned<String>,
     #[serde(default)]
     pub filters: Option<Spanned<Vec<Spanned<String>>>>,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -15,6 +16,7 @@ use super::listener::TcpListenerPlan;
 use super::metrics::{CloseReason, TcpMetrics};
 use super::proxy_protocol::ProxyProtocolVersion;
 use super::proxy_protocol::{self, Origin, ProxyHeader, TLV_AUTHORITY, Tlv};
+use crate::tls::TlsSession;
 use crate::upstream::{
     ActiveRequest, Backend, BackendPool, Choice, ConnectError, Protocol, RequestView, TcpConnector,
     TrafficEvent, connect_within,
@@ -54,7 +56,7 @@ struct Preamble {
 /// at accept time (`None`: a reload just removed the listener), and records
 /// how it ended.
 pub async fn serve_connection(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     listener: Option<Arc<TcpListenerPlan>>,
     context: Context,
@@ -63,7 +65,7 @@ pub async fn serve_connection(
     context.metrics.opened();
     let _ = client.set_nodelay(true);
     let reason = match listener {
-        Some(listener) => serve(&client, peer, listener, &context).await,
+        Some(listener) => serve(&mut client, peer, listener, &context).await,
         None => CloseReason::NoRoute,
     };
     tracing::debug!(%peer, ?reason, "tcp connection closed");
@@ -73,27 +75,80 @@ pub async fn serve_connection(
 }
 
 async fn serve(
-    client: &TcpStream,
+    client: &mut TcpStream,
     peer: SocketAddr,
     listener: Arc<TcpListenerPlan>,
     context: &Context,
 ) -> CloseReason {
-    // The setup's futures (preamble, choice, connect) are several KiB;
-    // boxed, they are freed once the bridge starts, and an idle connection
-    // holds only the bridge's state.
-    let bridged = match Box::pin(set_up(client, peer, listener, context)).await {
+    let peer = canonical(peer);
+    let local = client.local_addr().map_or(peer, canonical);
+    let deadline = Instant::now() + PREAMBLE_TIMEOUT;
+    let mut preamble = match read_preamble(client, peer, &listener, context, deadline).await {
+        Ok(preamble) => preamble,
+        Err(reason) => return reason,
+    };
+    let Some(route) = listener.route(preamble.sni.as_deref()) else {
+        return CloseReason::NoRoute;
+    };
+    let pool = Arc::clone(&route.pool);
+    let terminate = route.terminate_tls.then(|| listener.tls.clone()).flatten();
+    let options = BridgeOptions {
+        idle_timeout: listener.idle_timeout,
+        zero_copy: listener.zero_copy,
+        reject_proxy_header: listener.accepts_proxy_protocol()
+            && !listener.trusts(peer.ip())
+            && !listener.routes_by_sni()
+            && terminate.is_none(),
+    };
+    // A connection may outlive many reloads: it keeps its backend, not the
+    // routes and pools (with their plugin instances) it was chosen from.
+    drop(listener);
+    let Some(tls) = terminate else {
+        // The setup's futures (choice, connect) are several KiB; boxed,
+        // they are freed once the bridge starts, and an idle connection
+        // holds only the bridge's state.
+        let bridged = match Box::pin(set_up(preamble, None, pool, local, context)).await {
+            Ok(bridged) => bridged,
+            Err(reason) => return reason,
+        };
+        let drained = crate::upstream::drained(bridged.leaving, bridged.drain_timeout);
+        let end = forward::bridge(
+            client,
+            &bridged.upstream,
+            options,
+            &*context.metrics,
+            drained,
+        );
+        return close_reason(end.await);
+    };
+    // Terminated: the ClientHello read to route is the handshake's start.
+    let hello = Bytes::from(std::mem::take(&mut preamble.payload));
+    let io = crate::rewind::Rewind::new(hello, &mut *client);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let Some((stream, session)) = tls
+        .handshake(io, Some(peer), remaining, &context.listener)
+        .await
+    else {
+        return CloseReason::TlsHandshake;
+    };
+    let bridged = match Box::pin(set_up(preamble, Some(session), pool, local, context)).await {
         Ok(bridged) => bridged,
         Err(reason) => return reason,
     };
-    let Bridged {
-        upstream,
-        active: _active,
-        leaving,
+    let drained = crate::upstream::drained(bridged.leaving, bridged.drain_timeout);
+    let end = forward::bridge_io(
+        stream,
+        &bridged.upstream,
         options,
-        drain_timeout,
-    } = bridged;
-    let drained = crate::upstream::drained(leaving, drain_timeout);
-    match forward::bridge(client, &upstream, options, &*context.metrics, drained).await {
+        &*context.metrics,
+        drained,
+    );
+    close_reason(end.await)
+}
+
+/// How the bridge's end is counted.
+fn close_reason(end: BridgeEnd) -> CloseReason {
+    match end {
         BridgeEnd::Closed => CloseReason::Done,
         BridgeEnd::Idle => CloseReason::Idle,
         BridgeEnd::Stopped => CloseReason::Drained,
@@ -110,33 +165,34 @@ async fn serve(
 struct Bridged {
     upstream: TcpStream,
     /// Counts the connection as active on its backend until dropped.
-    active: ActiveRequest,
+    _active: ActiveRequest,
     /// Fires when the backend starts draining.
     leaving: watch::Receiver<bool>,
-    options: BridgeOptions,
     drain_timeout: Duration,
 }
 
-/// Everything before the bridge: the preamble, the route, the balancer's
-/// choice, the connect and the opening bytes (PROXY header, early payload).
+/// Everything between the route and the bridge: the balancer's choice
+/// (seeing the TLS session when the route terminates), the connect and the
+/// opening bytes (PROXY header, early payload). `local` is the listener's
+/// address the client reached, for the PROXY header.
 async fn set_up(
-    client: &TcpStream,
-    peer: SocketAddr,
-    listener: Arc<TcpListenerPlan>,
+    preamble: Preamble,
+    session: Option<TlsSession>,
+    pool: Arc<BackendPool>,
+    local: SocketAddr,
     context: &Context,
 ) -> Result<Bridged, CloseReason> {
-    let peer = canonical(peer);
-    let deadline = Instant::now() + PREAMBLE_TIMEOUT;
-    let preamble = read_preamble(client, peer, &listener, context, deadline).await?;
-    let Some(pool) = listener.route(preamble.sni.as_deref()).cloned() else {
-        return Err(CloseReason::NoRoute);
-    };
+    let sni = session
+        .as_ref()
+        .and_then(|session| session.sni.as_deref())
+        .or(preamble.sni.as_deref())
+        .map(Arc::from);
     let request = RequestView {
         protocol: Protocol::Tcp,
         listener: Arc::clone(&context.listener),
         client: preamble.client,
-        sni: preamble.sni.as_deref().map(Arc::from),
-        tls: None,
+        sni,
+        tls: session.map(Arc::new),
         http: None,
     };
     let choice = match pool.choose(&request) {
@@ -152,20 +208,12 @@ async fn set_up(
     let active = backend.stats.start();
     let leaving = backend.stats.leaving();
     let settings = *pool.settings();
-    let options = BridgeOptions {
-        idle_timeout: listener.idle_timeout,
-        zero_copy: listener.zero_copy,
-        reject_proxy_header: listener.accepts_proxy_protocol()
-            && !listener.trusts(peer.ip())
-            && !listener.routes_by_sni(),
-    };
-    // A connection may outlive many reloads: it keeps its backend, not the
-    // routes and pools (with their plugin instances) it was chosen from.
-    drop((choice, pool, listener));
+    drop((choice, pool));
     let early_payload = preamble.payload.len() as u64;
+    let peer = preamble.client;
     let opening = opening_bytes(settings.proxy_protocol, preamble, || Origin::Known {
         source: peer,
-        destination: client.local_addr().map_or(peer, canonical),
+        destination: local,
     });
     if let Err(error) = forward::write_all(&upstream, &opening).await {
         tracing::debug!(%error, "backend closed before the first bytes");
@@ -174,9 +222,8 @@ async fn set_up(
     context.metrics.client_to_backend(early_payload);
     Ok(Bridged {
         upstream,
-        active,
+        _active: active,
         leaving,
-        options,
         drain_timeout: settings.drain_timeout,
     })
 }

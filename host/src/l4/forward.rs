@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BufMut;
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::runtime::RuntimeFlavor;
 use tokio::time::Instant;
@@ -98,6 +98,79 @@ pub async fn bridge(
         },
         () = activity.idle_for(options.idle_timeout) => BridgeEnd::Idle,
         () = stop => BridgeEnd::Stopped,
+    }
+}
+
+/// [`bridge`] for a client whose bytes are not the socket's: a TLS stream
+/// terminated here. Both directions copy through userspace (the payload
+/// is decrypted and encrypted there anyway), so there is no splice and no
+/// PROXY header check (the client spoke TLS first).
+pub async fn bridge_io<C>(
+    client: C,
+    backend: &TcpStream,
+    options: BridgeOptions,
+    meter: &dyn ByteMeter,
+    stop: impl Future<Output = ()>,
+) -> BridgeEnd
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Activity::new();
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let upstream = async {
+        copy_io(&mut client_read, backend, &activity, |n| {
+            meter.client_to_backend(n)
+        })
+        .await?;
+        activity.end_direction(backend)
+    };
+    let downstream = async {
+        let mut buffer = vec![0u8; COPY_BUFFER];
+        loop {
+            backend.readable().await?;
+            let read = match backend.try_read(&mut buffer) {
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Err(error),
+            };
+            let Some(bytes) = buffer.get(..read).filter(|bytes| !bytes.is_empty()) else {
+                // close_notify, then the FIN.
+                client_write.shutdown().await?;
+                activity.one_direction_ended.store(true, Ordering::Relaxed);
+                return Ok(());
+            };
+            client_write.write_all(bytes).await?;
+            client_write.flush().await?;
+            activity.touch();
+            meter.backend_to_client(read as u64);
+        }
+    };
+    tokio::select! {
+        done = async { tokio::try_join!(upstream, downstream) } => match done {
+            Ok(_) => BridgeEnd::Closed,
+            Err(error) => BridgeEnd::Failed(error),
+        },
+        () = activity.idle_for(options.idle_timeout) => BridgeEnd::Idle,
+        () = stop => BridgeEnd::Stopped,
+    }
+}
+
+/// Copies `from` to the `to` socket until `from` ends.
+async fn copy_io<R: AsyncRead + Unpin>(
+    from: &mut R,
+    to: &TcpStream,
+    activity: &Activity,
+    count: impl Fn(u64),
+) -> io::Result<()> {
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    loop {
+        let read = from.read(&mut buffer).await?;
+        let Some(bytes) = buffer.get(..read).filter(|bytes| !bytes.is_empty()) else {
+            return Ok(());
+        };
+        write_all(to, bytes).await?;
+        activity.touch();
+        count(read as u64);
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::host_pattern::HostPattern;
+use crate::tls::ServerTls;
 use crate::upstream::BackendPool;
 
 /// What a `mode = "tcp"` listener does with a connection.
@@ -20,12 +21,17 @@ pub struct TcpListenerPlan {
     pub zero_copy: bool,
     /// Sources that must open with a PROXY header.
     pub accept_proxy_protocol_from: Vec<IpNet>,
+    /// The certificates routes with `terminate_tls` decrypt with.
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 /// One route: connections whose SNI matches go to `pool`.
 pub struct TcpRoute {
     /// Server name to match; `None` matches every connection.
     pub sni: Option<HostPattern>,
+    /// Decrypt with the listener's certificates and forward plaintext;
+    /// otherwise the bytes pass through as they came.
+    pub terminate_tls: bool,
     /// Where matching connections go.
     pub pool: Arc<BackendPool>,
 }
@@ -53,13 +59,12 @@ impl TcpListenerPlan {
         !self.accept_proxy_protocol_from.is_empty()
     }
 
-    /// The pool for a connection with server name `sni` (lowercase), if a
-    /// route matches; a connection without SNI matches only routes without
+    /// The route of a connection with server name `sni` (lowercase), if
+    /// one matches; a connection without SNI matches only routes without
     /// `sni`.
-    pub fn route(&self, sni: Option<&str>) -> Option<&Arc<BackendPool>> {
+    pub fn route(&self, sni: Option<&str>) -> Option<&TcpRoute> {
         self.routes
             .iter()
             .find(|route| HostPattern::accepts(route.sni.as_ref(), sni))
-            .map(|route| &route.pool)
     }
 }

@@ -41,6 +41,8 @@ pub enum CloseReason {
     NoBackend,
     /// Every candidate refused or timed out.
     ConnectFailed,
+    /// The TLS handshake of a terminating route failed or timed out.
+    TlsHandshake,
 }
 
 // === impl TcpMetrics ===
@@ -96,7 +98,7 @@ impl ByteMeter for TcpMetrics {
 
 impl CloseReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    const ALL: [CloseReason; 10] = [
+    const ALL: [CloseReason; 11] = [
         CloseReason::Done,
         CloseReason::Idle,
         CloseReason::Drained,
@@ -107,6 +109,7 @@ impl CloseReason {
         CloseReason::NoRoute,
         CloseReason::NoBackend,
         CloseReason::ConnectFailed,
+        CloseReason::TlsHandshake,
     ];
 
     fn label(self) -> &'static str {
@@ -121,6 +124,7 @@ impl CloseReason {
             CloseReason::NoRoute => "no-route",
             CloseReason::NoBackend => "no-backend",
             CloseReason::ConnectFailed => "connect-failed",
+            CloseReason::TlsHandshake => "tls-handshake",
         }
     }
 }

@@ -9,14 +9,12 @@
 //! head and its framing, `body` for the request body (read by the backend
 //! client inside the request's task), `response_head` for what goes out.
 //! A connection that opens with the HTTP/2 preface is handed to hyper's
-//! HTTP/2 server with what was read ([`Rewind`]).
+//! HTTP/2 server with what was read ([`Rewind`](crate::rewind::Rewind)).
 
 mod body;
 mod connection;
 mod request_head;
 mod response_head;
-mod rewind;
 
 pub use connection::{Handoff, Served, serve};
 pub use request_head::parse as parse_request_head;
-pub use rewind::Rewind;

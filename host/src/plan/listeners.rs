@@ -51,6 +51,7 @@ pub(super) fn listener_plan(
                 .filter_map(|route| {
                     Some(TcpRoute {
                         sni: route.sni.clone(),
+                        terminate_tls: route.terminate_tls,
                         pool: pool_of(&route.pool)?,
                     })
                 })
@@ -58,6 +59,7 @@ pub(super) fn listener_plan(
             idle_timeout: tcp.idle_timeout,
             zero_copy: tcp.zero_copy,
             accept_proxy_protocol_from: tcp.accept_proxy_protocol_from.clone(),
+            tls: tls.clone(),
         })),
     };
     ListenerPlan {

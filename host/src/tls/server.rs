@@ -1,13 +1,16 @@
 //! A listener's TLS: the rustls server configuration built from
 //! `[listeners.tls]`, and the handshake.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::certificates::{self, CertificateError};
 use super::resolver::SniResolver;
@@ -69,12 +72,28 @@ impl ServerTls {
         timeout: Duration,
         listener: &str,
     ) -> Option<(ClientStream, TlsSession)> {
+        let peer = stream.peer_addr().ok();
+        let (tls, session) = self.handshake(stream, peer, timeout, listener).await?;
+        Some((ClientStream::Tls(Box::new(tls)), session))
+    }
+
+    /// [`ServerTls::accept`] over any byte stream from `peer`: a TCP
+    /// listener's connection, replaying the ClientHello it read to route.
+    pub async fn handshake<IO>(
+        &self,
+        io: IO,
+        peer: Option<SocketAddr>,
+        timeout: Duration,
+        listener: &str,
+    ) -> Option<(TlsStream<IO>, TlsSession)>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
         let failed = |reason: &'static str| {
             metrics::counter!(crate::metrics::TLS_HANDSHAKE_ERRORS, "listener" => listener.to_owned(), "reason" => reason)
                 .increment(1);
         };
-        let peer = stream.peer_addr().ok();
-        match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
+        match tokio::time::timeout(timeout, self.acceptor.accept(io)).await {
             Ok(Ok(tls)) => {
                 let (_, connection) = tls.get_ref();
                 let session = TlsSession {
@@ -94,7 +113,7 @@ impl ServerTls {
                     "alpn" => session.alpn.clone().unwrap_or_else(|| "none".to_owned()),
                 )
                 .increment(1);
-                Some((ClientStream::Tls(Box::new(tls)), session))
+                Some((tls, session))
             }
             Ok(Err(error)) => {
                 failed("failed");

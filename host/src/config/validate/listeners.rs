@@ -58,12 +58,14 @@ impl Validator<'_> {
             let mode = self.listener_mode(i, listener);
             let tls = match &listener.tls {
                 None => Some(None),
-                Some(raw) if declares_tcp(listener) == Some(true) => self.fail(
-                    field("tls"),
-                    raw.span(),
-                    "TLS termination is for HTTP listeners (TCP listeners pass TLS through, routed by SNI)",
-                ),
-                Some(raw) => self.tls(i, raw).map(Some),
+                Some(raw) => self.tls(i, raw).map(|mut tls| {
+                    // A TCP listener forwards whatever protocol the client
+                    // speaks: it offers none unless told to.
+                    if declares_tcp(listener) == Some(true) && raw.get_ref().alpn.is_none() {
+                        tls.alpn.clear();
+                    }
+                    Some(tls)
+                }),
             };
             if listener.routes.is_empty() {
                 self.fail::<()>(
@@ -80,7 +82,8 @@ impl Validator<'_> {
                 .iter()
                 .enumerate()
                 .filter_map(|(j, route)| {
-                    self.route(format!("listeners[{i}].routes[{j}]"), route, known, tcp)
+                    let field = format!("listeners[{i}].routes[{j}]");
+                    self.route(field, route, known, tcp, listener.tls.is_some())
                 })
                 .collect();
             if let (Some(name), Some(address), Some(mode), Some(tls)) = (name, address, mode, tls) {
@@ -299,6 +302,7 @@ impl Validator<'_> {
         raw: &RawRoute,
         known: &Known<'_>,
         tcp: Option<bool>,
+        listener_tls: bool,
     ) -> Option<RouteConfig> {
         if tcp == Some(true) {
             let http_only = [
@@ -328,6 +332,7 @@ impl Validator<'_> {
                 "only `mode = \"tcp\"` listeners route by `sni`; HTTP routes match `host`",
             );
         }
+        let terminate_tls = self.route_tls(&field, raw, tcp, listener_tls)?;
         let sni = match &raw.sni {
             Some(sni) => Some(self.host_pattern(format!("{field}.sni"), sni)?),
             None => None,
@@ -358,9 +363,46 @@ impl Validator<'_> {
             host,
             path_prefix,
             sni,
+            terminate_tls,
             pool: raw.pool.get_ref().clone(),
             filters,
         })
+    }
+
+    /// A route's `tls`: on TCP listeners with `[listeners.tls]`, whether
+    /// it terminates (the default) or passes TLS through.
+    fn route_tls(
+        &mut self,
+        field: &str,
+        raw: &RawRoute,
+        tcp: Option<bool>,
+        listener_tls: bool,
+    ) -> Option<bool> {
+        let Some(mode) = &raw.tls else {
+            return Some(tcp == Some(true) && listener_tls);
+        };
+        let field = format!("{field}.tls");
+        if tcp != Some(true) {
+            return self.fail(
+                field,
+                mode.span(),
+                "HTTP listeners terminate TLS on every route (`[listeners.tls]`); `tls` is for tcp routes",
+            );
+        }
+        let terminate = self.keyword(
+            field.clone(),
+            mode,
+            "TLS mode",
+            &[("terminate", true), ("passthrough", false)],
+        )?;
+        if terminate && !listener_tls {
+            return self.fail(
+                field,
+                mode.span(),
+                "`terminate` needs the listener's certificates: add `[listeners.tls]`",
+            );
+        }
+        Some(terminate)
     }
 
     /// Checks that `raw` names a declared pool or filter (`kind`).

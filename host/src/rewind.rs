@@ -1,4 +1,6 @@
-//! A stream that replays bytes already read before reading on.
+//! A stream that replays bytes already read before reading on: what the
+//! HTTP/1 server read before it saw the HTTP/2 preface, the ClientHello a
+//! TCP listener read to route by SNI before it terminates TLS.
 
 use std::io;
 use std::pin::Pin;
