@@ -233,10 +233,7 @@ def haproxy(workdir, port, backend_port, _binary):
     return ["haproxy", "-db", "-f", str(conf)], {}
 
 
-def haproxy_config(port, backend_port, bind_options=""):
-    """HAProxy in HTTP mode with keep-alive on both sides; `bind_options`
-    are added to the frontend's `bind` line (`ssl crt ...`)."""
-    return f"""
+HAPROXY_HTTP = """
 global
     nbthread 1
     maxconn 4096
@@ -246,7 +243,14 @@ defaults
     timeout connect 5s
     timeout client 30s
     timeout server 30s
-frontend bench
+"""
+"""HAProxy's `global` and `defaults`: one thread, HTTP mode, keep-alive."""
+
+
+def haproxy_config(port, backend_port, bind_options=""):
+    """HAProxy in HTTP mode with keep-alive on both sides; `bind_options`
+    are added to the frontend's `bind` line (`ssl crt ...`)."""
+    return HAPROXY_HTTP + f"""frontend bench
     bind 127.0.0.1:{port} {bind_options}
     default_backend backend
 backend backend

@@ -124,12 +124,10 @@ def main():
         certificate(workdir)
         backend, backend_port = run.start_backend(workdir)
         try:
-            results = {name: [] for name in PROXIES}
-            for round_number in range(1, args.rounds + 1):
-                print(f"round {round_number}/{args.rounds}", file=sys.stderr)
-                for name, start in PROXIES.items():
-                    print(f"  {name}", file=sys.stderr)
-                    results[name].append(measure(name, start, workdir, backend_port, binary, args.seconds))
+            _, results = run.interleaved(
+                args.rounds, PROXIES, lambda: None,
+                lambda name, start: measure(name, start, workdir, backend_port, binary,
+                                            args.seconds))
         finally:
             backend.stop()
     lines = [
@@ -140,12 +138,11 @@ def main():
         "|---|---|---|---|---|",
     ]
     for name, rounds in results.items():
-        def med(scenario, key):
-            values = sorted(r[scenario][key] for r in rounds)
-            return values[len(values) // 2]
         lines.append(
-            f"| {name} | {med('keep-alive', 'rps'):,.0f} | {med('keep-alive', 'cpu_per_10k'):.3f} | "
-            f"{med('handshakes', 'rps'):,.0f} | {med('handshakes', 'cpu_per_10k'):.3f} |")
+            f"| {name} | {run.median(rounds, 'keep-alive', 'rps'):,.0f} | "
+            f"{run.median(rounds, 'keep-alive', 'cpu_per_10k'):.3f} | "
+            f"{run.median(rounds, 'handshakes', 'rps'):,.0f} | "
+            f"{run.median(rounds, 'handshakes', 'cpu_per_10k'):.3f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.write_text(text)

@@ -35,6 +35,7 @@ mod resolver;
 mod retry;
 mod round_robin;
 mod selection;
+mod snapshot_map;
 mod stats;
 mod upstream_body;
 

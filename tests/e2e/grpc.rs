@@ -254,8 +254,12 @@ fn grpc_config(listener_extra: &str, pool_extra: &str, backends: &[&GrpcBackend]
 
 /// A gRPC client on one HTTP/2 connection to `address` (h2c).
 async fn grpc_client(address: SocketAddr) -> tonic::client::Grpc<Channel> {
-    let channel = Endpoint::from_shared(format!("http://{address}"))
-        .unwrap()
+    connect(Endpoint::from_shared(format!("http://{address}")).unwrap()).await
+}
+
+/// A gRPC client on one HTTP/2 connection through `endpoint`.
+async fn connect(endpoint: Endpoint) -> tonic::client::Grpc<Channel> {
+    let channel = endpoint
         .connect_timeout(WAIT)
         .timeout(WAIT)
         .connect()
@@ -388,20 +392,15 @@ async fn calls_keep_their_trailers_over_tls_to_the_client_and_to_the_backend() {
     );
     std::fs::write(ca.path("ca.pem"), &ca.pem).unwrap();
     let bascule = Bascule::start(&config);
-    let channel = Endpoint::from_shared(format!("https://{}", bascule.addr("web")))
+    let endpoint = Endpoint::from_shared(format!("https://{}", bascule.addr("web")))
         .unwrap()
         .tls_config(
             tonic::transport::ClientTlsConfig::new()
                 .ca_certificate(tonic::transport::Certificate::from_pem(&ca.pem))
                 .domain_name("grpc.example.com"),
         )
-        .unwrap()
-        .connect_timeout(WAIT)
-        .timeout(WAIT)
-        .connect()
-        .await
         .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
+    let mut client = connect(endpoint).await;
     every_kind_of_call(&mut client).await;
 }
 

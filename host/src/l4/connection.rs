@@ -103,47 +103,37 @@ async fn serve(
     // A connection may outlive many reloads: it keeps its backend, not the
     // routes and pools (with their plugin instances) it was chosen from.
     drop(listener);
-    let Some(tls) = terminate else {
-        // The setup's futures (choice, connect) are several KiB; boxed,
-        // they are freed once the bridge starts, and an idle connection
-        // holds only the bridge's state.
-        let bridged = match Box::pin(set_up(preamble, None, pool, local, context)).await {
-            Ok(bridged) => bridged,
-            Err(reason) => return reason,
-        };
-        let drained = crate::upstream::drained(bridged.leaving, bridged.drain_timeout);
-        let end = forward::bridge(
-            client,
-            &bridged.upstream,
-            options,
-            &*context.metrics,
-            drained,
-        );
-        return close_reason(end.await);
-    };
     // Terminated: the ClientHello read to route is the handshake's start.
-    let hello = Bytes::from(std::mem::take(&mut preamble.payload));
-    let io = crate::rewind::Rewind::new(hello, &mut *client);
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let Some((stream, session)) = tls
-        .handshake(io, Some(peer), remaining, &context.listener)
-        .await
-    else {
-        return CloseReason::TlsHandshake;
+    let handshake = match terminate {
+        None => None,
+        Some(tls) => {
+            let hello = Bytes::from(std::mem::take(&mut preamble.payload));
+            let io = crate::rewind::Rewind::new(hello, &mut *client);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tls
+                .handshake(io, Some(peer), remaining, &context.listener)
+                .await
+            {
+                Some(handshake) => Some(handshake),
+                None => return CloseReason::TlsHandshake,
+            }
+        }
     };
-    let bridged = match Box::pin(set_up(preamble, Some(session), pool, local, context)).await {
+    let (tls, session) = handshake.unzip();
+    // The setup's futures (choice, connect) are several KiB; boxed, they
+    // are freed once the bridge starts, and an idle connection holds only
+    // the bridge's state.
+    let bridged = match Box::pin(set_up(preamble, session, pool, local, context)).await {
         Ok(bridged) => bridged,
         Err(reason) => return reason,
     };
     let drained = crate::upstream::drained(bridged.leaving, bridged.drain_timeout);
-    let end = forward::bridge_io(
-        stream,
-        &bridged.upstream,
-        options,
-        &*context.metrics,
-        drained,
-    );
-    close_reason(end.await)
+    let meter = &*context.metrics;
+    let end = match tls {
+        Some(tls) => forward::bridge_io(tls, &bridged.upstream, options, meter, drained).await,
+        None => forward::bridge(client, &bridged.upstream, options, meter, drained).await,
+    };
+    close_reason(end)
 }
 
 /// How the bridge's end is counted.

@@ -355,17 +355,7 @@ impl<C: Connector> ConnectionPool<C> {
 
     /// The idle queue of `key`, created on first use.
     fn queue(&self, key: PoolKey) -> Arc<IdleQueue> {
-        if let Some(queue) = self.idle.load().get(&key) {
-            return Arc::clone(queue);
-        }
-        let mut created = None;
-        self.idle.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            let queue = map.entry(key).or_default();
-            created = Some(Arc::clone(queue));
-            map
-        });
-        created.unwrap_or_default()
+        super::snapshot_map::get_or_insert(&self.idle, key)
     }
 
     /// Closes idle connections that expired or that their backend closed.

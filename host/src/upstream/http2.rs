@@ -119,17 +119,7 @@ impl Default for Http2Connections {
 impl Http2Connections {
     /// The connections of `key`, created on first use.
     pub fn endpoint(&self, key: PoolKey) -> Arc<EndpointConnections> {
-        if let Some(connections) = self.endpoints.load().get(&key) {
-            return Arc::clone(connections);
-        }
-        let mut created = None;
-        self.endpoints.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            let connections = map.entry(key).or_default();
-            created = Some(Arc::clone(connections));
-            map
-        });
-        created.unwrap_or_default()
+        super::snapshot_map::get_or_insert(&self.endpoints, key)
     }
 
     /// A stream on an open connection of `key` with room, if there is one.
