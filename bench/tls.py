@@ -10,7 +10,10 @@ to an NGINX backend on core 0, where wrk runs too. Two scenarios:
 - **keep-alive**: 64 HTTPS connections, small responses (req/s per core);
 - **handshakes**: `Connection: close` on every request, so each request is
   a new TCP connection and a full TLS 1.3 handshake (wrk does not resume
-  sessions): handshakes per second per core, resumption off.
+  sessions): handshakes per second per core, resumption off;
+- **s_time full / resumed**: `openssl s_time -new` and `-reuse` (one
+  client, one GET per connection): the proxy's CPU per connection with a
+  full handshake and with the session resumed from a TLS 1.3 ticket.
 The table gives req/s and CPU cores per 10k req/s of the proxy. Needs nginx,
 haproxy, wrk, openssl, taskset; the current bascule is built here (release).
 """
@@ -97,6 +100,19 @@ def wrk(port, headers, seconds):
     return rps
 
 
+def s_time(port, mode, seconds):
+    """Connections per second by `openssl s_time` (one client, a GET each):
+    `-new` makes a full handshake every time, `-reuse` resumes the first
+    session (TLS 1.3 tickets)."""
+    output = subprocess.run(
+        ["taskset", "-c", run.LOAD_CORE, "openssl", "s_time", "-connect", f"127.0.0.1:{port}",
+         mode, "-time", str(seconds), "-www", "/small"],
+        capture_output=True, text=True, check=True).stdout
+    import re
+    connections = re.search(r"(\d+) connections in [\d.]+ real seconds", output)
+    return int(connections.group(1)) / seconds
+
+
 def measure(name, start, workdir, backend_port, binary, seconds):
     port = run.free_port()
     argv, env = start(workdir, port, backend_port, binary)
@@ -110,6 +126,11 @@ def measure(name, start, workdir, backend_port, binary, seconds):
             rps = wrk(port, headers, seconds)
             cores = (process.cpu_seconds() - before) / seconds
             results[scenario] = {"rps": rps, "cpu_per_10k": cores / (rps / 10_000) if rps else 0.0}
+        for scenario, mode in (("full", "-new"), ("resumed", "-reuse")):
+            before = process.cpu_seconds()
+            rate = s_time(port, mode, seconds)
+            cpu = process.cpu_seconds() - before
+            results[scenario] = {"rps": rate, "cpu_us": cpu / (rate * seconds) * 1e6 if rate else 0.0}
         return results
     finally:
         process.stop()
@@ -134,15 +155,20 @@ def main():
         f"{args.rounds} interleaved round(s) of {args.seconds} s; medians. TLS 1.3, ECDSA P-256; "
         "wrk and the NGINX backend on core 0, the proxy alone on core 1, one worker.",
         "",
-        "| proxy | keep-alive req/s | CPU cores per 10k req/s | handshakes/s (new connection each) | CPU cores per 10k handshakes |",
-        "|---|---|---|---|---|",
+        "| proxy | keep-alive req/s | CPU cores per 10k req/s | handshakes/s (new connection each) "
+        "| CPU cores per 10k handshakes | s_time full: conn/s, proxy µs each "
+        "| s_time resumed: conn/s, proxy µs each |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, rounds in results.items():
         lines.append(
             f"| {name} | {run.median(rounds, 'keep-alive', 'rps'):,.0f} | "
             f"{run.median(rounds, 'keep-alive', 'cpu_per_10k'):.3f} | "
             f"{run.median(rounds, 'handshakes', 'rps'):,.0f} | "
-            f"{run.median(rounds, 'handshakes', 'cpu_per_10k'):.3f} |")
+            f"{run.median(rounds, 'handshakes', 'cpu_per_10k'):.3f} | "
+            f"{run.median(rounds, 'full', 'rps'):,.0f}, {run.median(rounds, 'full', 'cpu_us'):.0f} | "
+            f"{run.median(rounds, 'resumed', 'rps'):,.0f}, "
+            f"{run.median(rounds, 'resumed', 'cpu_us'):.0f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.write_text(text)
