@@ -32,6 +32,7 @@
 
 mod error;
 mod raw;
+mod route;
 mod validate;
 
 use std::net::SocketAddr;
@@ -41,6 +42,10 @@ use ipnet::IpNet;
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
+pub use route::{
+    FieldCondition, LocalAnswer, PathRewrite, Pattern, RouteConditions, SplitKey, ValueTest,
+    WeightedPool,
+};
 
 use crate::host_pattern::HostPattern;
 use crate::l4::ProxyProtocolVersion;
@@ -191,13 +196,16 @@ pub struct TcpListenerConfig {
     pub accept_proxy_protocol_from: Vec<IpNet>,
 }
 
-/// Which requests or connections go to which pool.
+/// Which requests or connections go where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     /// HTTP: host to match; `None` matches any.
     pub host: Option<HostPattern>,
     /// HTTP: path prefix to match, starting with `/`.
     pub path_prefix: String,
+    /// HTTP: the other conditions (exact path, path regex, methods,
+    /// headers, query parameters).
+    pub conditions: RouteConditions,
     /// TCP: TLS server name (SNI) to match; `None` matches any connection,
     /// with or without a ClientHello.
     pub sni: Option<HostPattern>,
@@ -205,8 +213,20 @@ pub struct RouteConfig {
     /// forward plaintext (`tls = "terminate"`), rather than pass its bytes
     /// through as they are (`"passthrough"`).
     pub terminate_tls: bool,
-    /// Name of the pool, known to exist.
-    pub pool: String,
+    /// The pools matching requests or connections go to, with their
+    /// weights (one, for `pool = "..."`); empty when the route answers
+    /// itself (`redirect`, `respond`).
+    pub pools: Vec<WeightedPool>,
+    /// HTTP: what keeps a client on one side of a split; `None`: each
+    /// request is placed on its own.
+    pub sticky: Option<SplitKey>,
+    /// HTTP: the path as forwarded.
+    pub rewrite: Option<PathRewrite>,
+    /// HTTP: the proxy's own answer instead of a pool's.
+    pub answer: Option<LocalAnswer>,
+    /// HTTP: the `Upgrade` protocols tunnelled after the backend's `101`
+    /// (lowercase; `websocket` unless the route says otherwise).
+    pub upgrades: Vec<String>,
     /// HTTP: names of the header filters, known to exist, in the order
     /// they see the request (responses see them in reverse).
     pub filters: Vec<String>,
@@ -530,7 +550,9 @@ impl Default for SandboxConfig {
 impl ListenerConfig {
     /// Whether a route of this listener sends to the pool named `pool`.
     pub fn routes_to(&self, pool: &str) -> bool {
-        self.routes.iter().any(|route| route.pool == pool)
+        self.routes
+            .iter()
+            .any(|route| route.pools.iter().any(|to| to.pool == pool))
     }
 }
 

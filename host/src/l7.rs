@@ -10,6 +10,7 @@
 mod activity;
 mod attempt;
 mod authority;
+mod conditions;
 mod filter;
 mod framing;
 mod grpc;
@@ -21,8 +22,11 @@ mod path;
 mod proxy;
 mod response;
 mod route;
+mod route_action;
 mod send_timeout;
+mod split;
 mod target;
+mod tunnel;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -50,6 +54,7 @@ pub use headers::ClientAddress;
 pub use limits::{
     ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 pub use local::{next_connection, serve_local};
 pub use path::{EncodedSlashes, PathError, PathPolicy};
@@ -65,8 +70,10 @@ pub fn parse_request_head(raw: &[u8]) -> Result<Option<http::request::Parts>, ht
         .map(|head| head.map(|head| head.head))
         .map_err(|refusal| refusal.status)
 }
+pub use conditions::Conditions;
 pub use response::ProxyBody;
-pub use route::{Route, RouteTable};
+pub use route::{Route, RouteTable, RouteTarget};
+pub use split::Split;
 
 /// A client that has not finished sending request headers after this long
 /// is holding a connection open on purpose (slowloris), not on a slow

@@ -75,6 +75,12 @@ pub const TLS_HANDSHAKE_ERRORS: &str = "bascule_tls_handshake_errors_total";
 /// `accept` calls that failed (out of file descriptors, ...).
 pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
 
+/// Upgraded connections (WebSocket) tunnelled, by how they ended:
+/// `done`, `idle-timeout`, `drained`, `error`.
+pub const HTTP_TUNNELS_CLOSED: &str = "bascule_http_tunnels_closed_total";
+/// Upgraded connections (WebSocket) open now.
+pub const HTTP_TUNNELS_ACTIVE: &str = "bascule_http_tunnels_active";
+
 /// Counts a client connection `listener` closed for `reason`.
 pub fn http_connection_closed(listener: &str, reason: &'static str) {
     metrics::counter!(HTTP_CONNECTIONS_CLOSED, "listener" => listener.to_owned(), "reason" => reason)

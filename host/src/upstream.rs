@@ -37,6 +37,7 @@ mod round_robin;
 mod selection;
 mod snapshot_map;
 mod stats;
+mod upgrade;
 mod upstream_body;
 
 pub use affinity::{AffinityCookie, AffinityCookieError};
@@ -68,4 +69,5 @@ pub use stats::{
     ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, Transition, backend_left,
     ramp_started,
 };
+pub use upgrade::{Upgraded, UpstreamTunnel};
 pub use upstream_body::UpstreamBody;

@@ -13,24 +13,36 @@ use crate::support::*;
 const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
 
 #[tokio::test]
-async fn websocket_upgrade_is_refused_never_forwarded_as_a_plain_get() {
+async fn an_upgrade_is_forwarded_as_an_upgrade_or_refused_never_as_a_plain_get() {
     let backend = RecordingBackend::start("b1").await;
-    let bascule = Bascule::start(&single_pool_config(
-        "builtin:round-robin",
-        "",
-        [backend.toml()],
-    ));
-    let mut request = get("app.test", "/chat");
-    let headers = request.headers_mut();
-    headers.insert("connection", "Upgrade".parse().unwrap());
-    headers.insert("upgrade", "websocket".parse().unwrap());
-    headers.insert("sec-websocket-version", "13".parse().unwrap());
-    let reply = send(bascule.addr("web"), request).await;
+    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
+        "  [[listeners.routes]]\n  pool = \"main\"",
+        "  [[listeners.routes]]\n  path-prefix = \"/closed\"\n  upgrades = []\n  pool = \"main\"\n\n  [[listeners.routes]]\n  pool = \"main\"",
+    );
+    let bascule = Bascule::start(&config);
+    let upgrade = |path: &str| {
+        let mut request = get("app.test", path);
+        let headers = request.headers_mut();
+        headers.insert("connection", "Upgrade".parse().unwrap());
+        headers.insert("upgrade", "websocket".parse().unwrap());
+        headers.insert("sec-websocket-version", "13".parse().unwrap());
+        request
+    };
+    // Allowed (the default): the backend is asked for the upgrade itself;
+    // this one declines and answers 200, which the client gets as is.
+    let reply = send(bascule.addr("web"), upgrade("/chat")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let seen = backend.seen();
+    assert_eq!(seen[0].headers["upgrade"], "websocket");
+    assert_eq!(seen[0].headers["connection"], "upgrade");
+    // A route that allows none: 501, and the backend never sees it.
+    let reply = send(bascule.addr("web"), upgrade("/closed/chat")).await;
     assert_eq!(reply.status, 501, "{}", reply.body);
     assert!(reply.body.contains("websocket"), "{}", reply.body);
-    assert!(
-        backend.seen().is_empty(),
-        "the handshake reached the backend"
+    assert_eq!(
+        backend.seen().len(),
+        1,
+        "the refused handshake reached the backend"
     );
 }
 

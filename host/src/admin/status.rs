@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::l7::RouteTarget;
 use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
 use crate::upstream::PluginFailurePolicy;
 use crate::upstream::{BackendPool, HealthSignals};
@@ -24,15 +25,32 @@ fn render_listener(listener: &ListenerPlan) -> Value {
                 .routes()
                 .iter()
                 .map(|route| {
-                    json!({
+                    let mut rendered = json!({
                         "host": route.host.as_ref().map(ToString::to_string),
                         "path-prefix": route.path_prefix,
-                        "pool": &**route.pool.name(),
                         "filters": route.filters.iter().map(|f| json!({
                             "name": f.name(),
                             "plugin": f.plugin(),
                         })).collect::<Vec<_>>(),
-                    })
+                    });
+                    match &route.target {
+                        RouteTarget::Pools(split) => {
+                            let pools = split.pools();
+                            rendered["pool"] = json!(pools.first().map(|(pool, _)| &**pool.name()));
+                            rendered["pools"] = pools
+                                .iter()
+                                .map(|(pool, weight)| json!({ "pool": &**pool.name(), "weight": weight }))
+                                .collect();
+                        }
+                        RouteTarget::Redirect { status, location } => {
+                            rendered["redirect"] =
+                                json!({ "status": status.as_u16(), "location": location });
+                        }
+                        RouteTarget::Respond { status, .. } => {
+                            rendered["respond"] = json!({ "status": status.as_u16() });
+                        }
+                    }
+                    rendered
                 })
                 .collect::<Vec<_>>(),
         ),

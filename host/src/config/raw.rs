@@ -137,9 +137,75 @@ pub struct RawRoute {
     pub sni: Option<Spanned<String>>,
     #[serde(default)]
     pub tls: Option<Spanned<String>>,
-    pub pool: Spanned<String>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path_regex: Option<Spanned<String>>,
+    #[serde(default)]
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub headers: Option<Spanned<Vec<Spanned<RawFieldCondition>>>>,
+    #[serde(default)]
+    pub query: Option<Spanned<Vec<Spanned<RawFieldCondition>>>>,
+    #[serde(default)]
+    pub pool: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pools: Option<Spanned<Vec<Spanned<RawWeightedPool>>>>,
+    #[serde(default)]
+    pub sticky: Option<Spanned<String>>,
+    #[serde(default)]
+    pub strip_prefix: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub rewrite_path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub redirect: Option<Spanned<RawRedirect>>,
+    #[serde(default)]
+    pub respond: Option<Spanned<RawRespond>>,
+    #[serde(default)]
+    pub upgrades: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub filters: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One of a route's `headers` or `query` tests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFieldCondition {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub present: Option<bool>,
+}
+
+/// One of a route's `pools`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawWeightedPool {
+    pub pool: Spanned<String>,
+    pub weight: Spanned<i64>,
+}
+
+/// A route's `redirect`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRedirect {
+    #[serde(default)]
+    pub status: Option<i64>,
+    pub location: String,
+}
+
+/// A route's `respond`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRespond {
+    pub status: i64,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// `[filters.NAME]`

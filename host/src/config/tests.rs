@@ -222,10 +222,10 @@ fn tcp_and_http_keys_do_not_mix() {
             .map(|e| e.field)
             .collect()
     };
+    // `idle-timeout` is an HTTP key too (upgraded connections).
     assert_eq!(
         fields(&TCP.replace("mode = \"tcp\"\n", "")),
         [
-            "listeners[0].idle-timeout",
             "listeners[0].zero-copy",
             "listeners[0].accept-proxy-protocol-from",
             "listeners[0].routes[0].sni",

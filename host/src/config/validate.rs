@@ -11,6 +11,7 @@ mod health;
 mod listeners;
 mod pools;
 mod resolver;
+mod routes;
 mod sandbox;
 mod tls;
 

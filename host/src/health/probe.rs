@@ -201,7 +201,7 @@ impl ProbeSpec {
         let head_request = self.method.eq_ignore_ascii_case("HEAD");
         let mut buffer = BytesMut::with_capacity(4096);
         let head = loop {
-            match parse_response_head(&mut buffer, head_request) {
+            match parse_response_head(&mut buffer, head_request, false) {
                 // Interim answers (100 Continue) are skipped.
                 Ok(Some(head)) if head.response.status().is_informational() => continue,
                 Ok(Some(head)) => break head,

@@ -129,9 +129,11 @@ async fn serve(
     };
     let drained = crate::upstream::drained(bridged.leaving, bridged.drain_timeout);
     let meter = &*context.metrics;
+    let mut upstream = bridged.upstream;
+    let idle = options.idle_timeout;
     let end = match tls {
-        Some(tls) => forward::bridge_io(tls, &bridged.upstream, options, meter, drained).await,
-        None => forward::bridge(client, &bridged.upstream, options, meter, drained).await,
+        Some(tls) => forward::bridge_io(tls, &mut upstream, idle, meter, drained).await,
+        None => forward::bridge(client, &upstream, options, meter, drained).await,
     };
     close_reason(end)
 }

@@ -101,74 +101,60 @@ pub async fn bridge(
     }
 }
 
-/// [`bridge`] for a client whose bytes are not the socket's: a TLS stream
-/// terminated here. Both directions copy through userspace (the payload
-/// is decrypted and encrypted there anyway), so there is no splice and no
-/// PROXY header check (the client spoke TLS first).
-pub async fn bridge_io<C>(
+/// [`bridge`] for streams that are not plain sockets on both sides: a TLS
+/// connection terminated here, a WebSocket tunnelled after its `101`.
+/// Both directions copy through userspace (no splice, no PROXY header
+/// check); each end of stream is passed on as a shutdown (TLS
+/// `close_notify` and FIN).
+pub async fn bridge_io<C, B>(
     client: C,
-    backend: &TcpStream,
-    options: BridgeOptions,
+    backend: B,
+    idle_timeout: Duration,
     meter: &dyn ByteMeter,
     stop: impl Future<Output = ()>,
 ) -> BridgeEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
 {
     let activity = Activity::new();
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let upstream = async {
-        copy_io(&mut client_read, backend, &activity, |n| {
-            meter.client_to_backend(n)
-        })
-        .await?;
-        activity.end_direction(backend)
-    };
-    let downstream = async {
-        let mut buffer = vec![0u8; COPY_BUFFER];
-        loop {
-            backend.readable().await?;
-            let read = match backend.try_read(&mut buffer) {
-                Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Err(error),
-            };
-            let Some(bytes) = buffer.get(..read).filter(|bytes| !bytes.is_empty()) else {
-                // close_notify, then the FIN.
-                client_write.shutdown().await?;
-                activity.one_direction_ended.store(true, Ordering::Relaxed);
-                return Ok(());
-            };
-            client_write.write_all(bytes).await?;
-            client_write.flush().await?;
-            activity.touch();
-            meter.backend_to_client(read as u64);
-        }
-    };
+    let (mut backend_read, mut backend_write) = tokio::io::split(backend);
+    let upstream = copy_io(&mut client_read, &mut backend_write, &activity, |n| {
+        meter.client_to_backend(n)
+    });
+    let downstream = copy_io(&mut backend_read, &mut client_write, &activity, |n| {
+        meter.backend_to_client(n)
+    });
     tokio::select! {
         done = async { tokio::try_join!(upstream, downstream) } => match done {
             Ok(_) => BridgeEnd::Closed,
             Err(error) => BridgeEnd::Failed(error),
         },
-        () = activity.idle_for(options.idle_timeout) => BridgeEnd::Idle,
+        () = activity.idle_for(idle_timeout) => BridgeEnd::Idle,
         () = stop => BridgeEnd::Stopped,
     }
 }
 
-/// Copies `from` to the `to` socket until `from` ends.
-async fn copy_io<R: AsyncRead + Unpin>(
+/// Copies `from` to `to` until `from` ends, then shuts `to` down.
+async fn copy_io<R, W>(
     from: &mut R,
-    to: &TcpStream,
+    to: &mut W,
     activity: &Activity,
     count: impl Fn(u64),
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut buffer = vec![0u8; COPY_BUFFER];
     loop {
         let read = from.read(&mut buffer).await?;
         let Some(bytes) = buffer.get(..read).filter(|bytes| !bytes.is_empty()) else {
-            return Ok(());
+            return to.shutdown().await;
         };
-        write_all(to, bytes).await?;
+        to.write_all(bytes).await?;
+        to.flush().await?;
         activity.touch();
         count(read as u64);
     }

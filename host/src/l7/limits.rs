@@ -21,6 +21,11 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// frees the backend connection it holds; NGINX's `client_body_timeout`
 /// is 60 s.
 pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// An upgraded connection (WebSocket) with no byte moving either way for
+/// this long is closed: HAProxy's `timeout tunnel` is commonly set to an
+/// hour, NGINX's `proxy_read_timeout` (60 s) is usually raised for
+/// WebSockets; 10 minutes is the TCP listeners' default.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A client that accepts no response bytes for this long is disconnected;
 /// NGINX's `send_timeout` is 60 s.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +47,8 @@ pub struct ConnectionLimits {
     pub send_timeout: Duration,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: u32,
+    /// See [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (the listener's `idle-timeout`).
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -52,6 +59,7 @@ impl Default for ConnectionLimits {
             request_body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
         }
     }
 }

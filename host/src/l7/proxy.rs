@@ -3,8 +3,11 @@
 //! ```text
 //! target ─▶ route ─▶ prepare head ─▶ request filters ─▶ choose ─▶ attempts ─▶ response filters
 //! (one       (Route   (framing,        (HeaderFilter)    (Backend   (Attempt per candidate,
-//!  authority, Table)   hop-by-hop,                        Pool)      RetryPolicy decides)
-//!  one path)           upgrades, X-Forwarded-*)
+//!  authority, Table:   hop-by-hop,                        Pool)      RetryPolicy decides)
+//!  one path)  split,   upgrades, X-Forwarded-*)
+//!             rewrite,
+//!             redirect,
+//!             respond)
 //! ```
 //!
 //! Each step has one job; a new capability is a new step or a new
@@ -31,6 +34,8 @@ use super::headers::{self, ClientAddress};
 use super::limits::ConnectionLimits;
 use super::path::PathPolicy;
 use super::response::{self, ProxyBody};
+use super::route::RouteTarget;
+use super::route_action;
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
@@ -51,6 +56,7 @@ type FilterChain = Arc<[Arc<dyn HeaderFilter>]>;
 struct Routed {
     authority: Option<Authority>,
     pool: Arc<BackendPool>,
+    upgrades: Arc<[String]>,
     filters: FilterChain,
     limits: ConnectionLimits,
 }
@@ -139,11 +145,18 @@ impl Proxy {
         let Routed {
             authority,
             pool,
+            upgrades,
             filters,
             limits,
-        } = self.route(&mut head)?;
+        } = self.route(&mut head, client)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
-        prepare_head(&mut head, client, host)?;
+        prepare_head(&mut head, client, host, &upgrades)?;
+        if head.headers.contains_key(http::header::UPGRADE) && pool.speaks_http2() {
+            return Err(response::local(
+                StatusCode::NOT_IMPLEMENTED,
+                "upgrades are tunnelled to HTTP/1.1 backends only",
+            ));
+        }
         let mut view = RequestView {
             protocol: Protocol::Http,
             listener: Arc::clone(&self.listener),
@@ -180,19 +193,48 @@ impl Proxy {
     }
 
     /// The target and route steps: the request's one authority and path
-    /// decided (and written into `head`), then the pool and filters for
-    /// them.
-    fn route(&self, head: &mut http::request::Parts) -> Result<Routed, Response<ProxyBody>> {
+    /// decided (and written into `head`), then the route for them: its
+    /// pool (one side of its split) and filters, with the path rewritten
+    /// as the route says, or the route's own answer.
+    fn route(
+        &self,
+        head: &mut http::request::Parts,
+        client: &ClientAddress,
+    ) -> Result<Routed, Response<ProxyBody>> {
         let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();
         let listener = plan.listener(&self.listener).ok_or_else(no_route)?;
         let (table, limits) = listener.routes.http().ok_or_else(no_route)?;
         let authority = target::decide(head, table.paths()).map_err(answer)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
-        let route = table.find(host, head.uri.path()).ok_or_else(no_route)?;
+        let route = table.find(host, head).ok_or_else(no_route)?;
+        let pool = match &route.target {
+            RouteTarget::Pools(split) => {
+                split.pick(head, client.socket.ip()).ok_or_else(no_route)?
+            }
+            RouteTarget::Redirect { status, location } => {
+                let https = client.tls.is_some();
+                let location = route_action::redirect_location(
+                    location,
+                    head,
+                    host.unwrap_or_default(),
+                    https,
+                );
+                return Err(response::redirect(*status, &location));
+            }
+            RouteTarget::Respond {
+                status,
+                body,
+                content_type,
+            } => return Err(response::fixed(*status, body.clone(), content_type.clone())),
+        };
+        if let Some(rewrite) = &route.rewrite {
+            route_action::rewrite_path(head, route, rewrite);
+        }
         Ok(Routed {
             authority,
-            pool: Arc::clone(&route.pool),
+            pool: Arc::clone(pool),
+            upgrades: Arc::clone(&route.upgrades),
             filters: Arc::clone(&route.filters),
             limits: *limits,
         })
@@ -268,15 +310,18 @@ impl Proxy {
 
 /// The prepare-head step: the request head as the backend should see it
 /// (HTTP/1.1, framing re-emitted from what was parsed, no hop-by-hop
-/// headers but `TE: trailers`, `X-Forwarded-*` set). An upgrade to
-/// anything but `h2c` is refused with 501: forwarding it without `Upgrade`
-/// would silently turn a WebSocket handshake into a plain GET. A transfer
-/// coding other than `chunked` is refused with 501 rather than forwarded
-/// without it.
+/// headers but `TE: trailers`, `X-Forwarded-*` set). An upgrade the route
+/// allows (`websocket` by default) is asked of the backend again
+/// (`Connection: upgrade`, `Upgrade`); `h2c` is dropped, as any server
+/// may ignore it, and the request served as HTTP/1.1; any other upgrade is
+/// refused with 501 (forwarding it without `Upgrade` would silently turn a
+/// WebSocket handshake into a plain GET). A transfer coding other than
+/// `chunked` is refused with 501 rather than forwarded without it.
 fn prepare_head(
     head: &mut http::request::Parts,
     client: &ClientAddress,
     host: Option<&str>,
+    upgrades: &[String],
 ) -> Result<(), Response<ProxyBody>> {
     let from_h2 = head.version == Version::HTTP_2;
     head.version = Version::HTTP_11;
@@ -292,7 +337,8 @@ fn prepare_head(
             .map_err(|reason| response::local(StatusCode::BAD_REQUEST, reason))?;
     }
     let hop: HopRequest = header_rules::remove_hop_by_hop(headers);
-    if let Some(protocol) = hop.upgrade.iter().find(|p| !p.starts_with(H2C)) {
+    let asked: Vec<&String> = hop.upgrade.iter().filter(|p| !p.starts_with(H2C)).collect();
+    if let Some(protocol) = asked.iter().find(|p| !upgrades.contains(p)) {
         tracing::debug!(%protocol, "upgrade refused");
         return Err(response::local(
             StatusCode::NOT_IMPLEMENTED,
@@ -300,6 +346,25 @@ fn prepare_head(
         ));
     }
     header_rules::forward_trailers(headers, &hop);
+    if !asked.is_empty() {
+        let protocols = asked
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let upgrade = HeaderValue::from_str(&protocols)
+            .map_err(|_| response::local(StatusCode::BAD_REQUEST, "invalid Upgrade"))?;
+        headers.insert(http::header::UPGRADE, upgrade);
+        let connection = if hop.accepts_trailers {
+            "upgrade, te"
+        } else {
+            "upgrade"
+        };
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static(connection),
+        );
+    }
     framing::reemit(headers, chunked);
     headers::add_forwarded(headers, client, host);
     Ok(())
@@ -316,7 +381,8 @@ pub fn prepare_for_routing(
 ) -> Result<Option<Authority>, StatusCode> {
     let authority = target::decide(head, paths).map_err(|refused| answer(refused).status())?;
     let host = authority.as_ref().map(|a| a.host.clone());
-    prepare_head(head, client, host.as_deref()).map_err(|refused| refused.status())?;
+    let websocket = ["websocket".to_owned()];
+    prepare_head(head, client, host.as_deref(), &websocket).map_err(|refused| refused.status())?;
     Ok(authority)
 }
 
@@ -403,7 +469,18 @@ fn client_response(
 ) -> Response<ProxyBody> {
     let mut response = response.map(Either::Left);
     framing::drop_length_of_chunked(response.headers_mut());
-    header_rules::remove_hop_by_hop(response.headers_mut());
+    let hop = header_rules::remove_hop_by_hop(response.headers_mut());
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Ok(upgrade) = HeaderValue::from_str(&hop.upgrade.join(", "))
+    {
+        // The switch is this hop's business too: the client must see it.
+        let headers = response.headers_mut();
+        headers.insert(http::header::UPGRADE, upgrade);
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+    }
     if let Some(cookie) = choice.affinity().and_then(|c| c.set_cookie(&backend.token)) {
         response
             .headers_mut()

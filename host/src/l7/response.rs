@@ -23,6 +23,32 @@ pub fn local(status: StatusCode, message: &str) -> Response<ProxyBody> {
     response
 }
 
+/// A route's fixed answer (`respond`).
+pub fn fixed(status: StatusCode, body: Bytes, content_type: HeaderValue) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// A route's redirect to `location` (a value that cannot be a header
+/// value, from a request's own path, gets 500 rather than a bad header).
+pub fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
+    match HeaderValue::from_str(location) {
+        Ok(location) => {
+            let mut response = local(status, "redirected");
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        Err(_) => local(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "redirect target is not a valid URL",
+        ),
+    }
+}
+
 /// An answer with no body (`OPTIONS *`).
 pub fn empty(status: StatusCode) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::new())));

@@ -1,38 +1,116 @@
-//! Which pool serves a request: host and path-prefix matching.
+//! Which route takes a request: host, path prefix and the other conditions,
+//! in config order (the first match wins, as in Envoy's route tables), and
+//! what the route does with it.
+//!
+//! The table does not try every route per request: routes are indexed by
+//! host (exact names in a hash map, wildcards by suffix, routes without a
+//! host in a list of their own), so a request looks at the routes of its
+//! own host and the host-less ones only, merged back into config order.
+//! With 1,000 host routes, a request tries the one or two that can match
+//! (BENCHMARKS.md measures it).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::HeaderFilter;
-use super::path::PathPolicy;
-use crate::host_pattern::HostPattern;
-use crate::upstream::BackendPool;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
 
-/// One route: a match and the pool it sends to.
+use super::HeaderFilter;
+use super::conditions::Conditions;
+use super::path::PathPolicy;
+use super::split::Split;
+use crate::config::PathRewrite;
+use crate::host_pattern::HostPattern;
+
+/// One route: what it matches and what it does.
 pub struct Route {
     /// Host to match; `None` matches any host.
     pub host: Option<HostPattern>,
     /// Path prefix to match.
     pub path_prefix: String,
+    /// Everything else a request must meet.
+    pub conditions: Conditions,
     /// Where matching requests go.
-    pub pool: Arc<BackendPool>,
+    pub target: RouteTarget,
+    /// The path as forwarded.
+    pub rewrite: Option<PathRewrite>,
+    /// The `Upgrade` protocols tunnelled (lowercase).
+    pub upgrades: Arc<[String]>,
     /// Header filters, in the order they see requests.
     pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }
 
-/// A listener's routes, tried in config order; the first match wins (as in
-/// Envoy's route tables), so put specific routes before catch-alls.
+/// What a route does with a request.
+pub enum RouteTarget {
+    /// Forward it to one of these pools.
+    Pools(Split),
+    /// Answer with a redirect to the expanded `location` template.
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: StatusCode,
+        /// `{scheme}`, `{host}`, `{path}`, `{query}`, `{uri}` expanded.
+        location: String,
+    },
+    /// Answer with this response.
+    Respond {
+        /// Its status.
+        status: StatusCode,
+        /// Its body.
+        body: Bytes,
+        /// Its `Content-Type`.
+        content_type: HeaderValue,
+    },
+}
+
+/// A listener's routes, indexed by host.
 #[derive(Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    index: HostIndex,
     paths: PathPolicy,
 }
+
+/// Route numbers (config order) by the hosts they can match.
+#[derive(Default)]
+struct HostIndex {
+    exact: HashMap<String, Vec<usize>>,
+    /// By suffix with its leading dot (`.example.com`).
+    wildcard: HashMap<String, Vec<usize>>,
+    /// Routes without `host`.
+    any: Vec<usize>,
+}
+
+/// Most index lists a request merges: its exact host, the host-less routes
+/// and one wildcard list per label of its host, up to this many.
+const MAX_LISTS: usize = 10;
 
 // === impl RouteTable ===
 
 impl RouteTable {
     /// Routes in matching order, matched on paths normalised by `paths`.
     pub fn new(routes: Vec<Route>, paths: PathPolicy) -> Self {
-        RouteTable { routes, paths }
+        let mut index = HostIndex::default();
+        for (number, route) in routes.iter().enumerate() {
+            match &route.host {
+                None => index.any.push(number),
+                Some(HostPattern::Exact(name)) => {
+                    index.exact.entry(name.clone()).or_default().push(number);
+                }
+                Some(HostPattern::Wildcard(suffix)) => {
+                    index
+                        .wildcard
+                        .entry(suffix.clone())
+                        .or_default()
+                        .push(number);
+                }
+            }
+        }
+        RouteTable {
+            routes,
+            index,
+            paths,
+        }
     }
 
     /// How paths are normalised before [`RouteTable::find`] sees them.
@@ -45,83 +123,78 @@ impl RouteTable {
         &self.routes
     }
 
-    /// The pool for a request to `host` (lowercase, no port) and `path`.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+    /// The first route that takes a request to `host` (lowercase, no port)
+    /// with `head` (its path normalised).
+    pub fn find(&self, host: Option<&str>, head: &Parts) -> Option<&Route> {
+        let path = head.uri.path();
+        let mut lists: [&[usize]; MAX_LISTS] = [&[]; MAX_LISTS];
+        let mut count = 0;
+        let index = &self.index;
+        push(&mut lists, &mut count, &index.any);
+        if let Some(host) = host {
+            if let Some(list) = index.exact.get(host) {
+                push(&mut lists, &mut count, list);
+            }
+            if !index.wildcard.is_empty() {
+                // Every proper suffix starting at a dot: `.b.example.com`,
+                // `.example.com`, `.com` for `a.b.example.com`.
+                for (at, _) in host.match_indices('.').filter(|(at, _)| *at > 0) {
+                    if let Some(list) = host.get(at..).and_then(|suffix| index.wildcard.get(suffix))
+                        && !push(&mut lists, &mut count, list)
+                    {
+                        // More wildcard levels than lists: try every route.
+                        return self.scan(host, head);
+                    }
+                }
+            }
+        }
+        let mut heads = [0usize; MAX_LISTS];
+        loop {
+            // The smallest route number not yet tried, across the lists.
+            let mut next: Option<(usize, usize)> = None;
+            for (list, (routes, position)) in lists.iter().zip(heads.iter()).enumerate() {
+                if let Some(&number) = routes.get(*position)
+                    && next.is_none_or(|(_, best)| number < best)
+                {
+                    next = Some((list, number));
+                }
+            }
+            let (list, number) = next?;
+            if let Some(position) = heads.get_mut(list) {
+                *position += 1;
+            }
+            let route = self.routes.get(number)?;
+            if path.starts_with(&route.path_prefix) && route.conditions.accept(head) {
+                return Some(route);
+            }
+        }
+    }
+}
+
+/// Adds `list` to the lists a request merges; `false` when they are full.
+fn push<'a>(lists: &mut [&'a [usize]; MAX_LISTS], count: &mut usize, list: &'a [usize]) -> bool {
+    let Some(slot) = lists.get_mut(*count) else {
+        return false;
+    };
+    *slot = list;
+    *count += 1;
+    true
+}
+
+// === impl RouteTable (linear) ===
+
+impl RouteTable {
+    /// Every route in order: for a host with more wildcard levels matched
+    /// than the merge takes.
+    fn scan(&self, host: &str, head: &Parts) -> Option<&Route> {
+        let path = head.uri.path();
         self.routes.iter().find(|route| {
-            HostPattern::accepts(route.host.as_ref(), host) && path.starts_with(&route.path_prefix)
+            HostPattern::accepts(route.host.as_ref(), Some(host))
+                && path.starts_with(&route.path_prefix)
+                && route.conditions.accept(head)
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-
-    use super::*;
-    use crate::upstream::{BackendSet, NativeRoundRobin, PoolSettings};
-
-    fn pool(name: &str) -> Arc<BackendPool> {
-        let settings = PoolSettings::for_tests();
-        let backends = Arc::new(BackendSet::new(Vec::new()));
-        Arc::new(BackendPool::new(
-            name,
-            backends,
-            Box::new(NativeRoundRobin::default()),
-            settings,
-        ))
-    }
-
-    fn table() -> RouteTable {
-        RouteTable::new(
-            vec![
-                Route {
-                    host: Some(HostPattern::Exact("api.test".into())),
-                    path_prefix: "/".into(),
-                    pool: pool("api"),
-                    filters: Arc::from(Vec::new()),
-                },
-                Route {
-                    host: Some(HostPattern::Wildcard(".cdn.test".into())),
-                    path_prefix: "/static".into(),
-                    pool: pool("cdn"),
-                    filters: Arc::from(Vec::new()),
-                },
-                Route {
-                    host: None,
-                    path_prefix: "/admin".into(),
-                    pool: pool("admin"),
-                    filters: Arc::from(Vec::new()),
-                },
-            ],
-            PathPolicy::default(),
-        )
-    }
-
-    fn found(table: &RouteTable, host: Option<&str>, path: &str) -> Option<String> {
-        table
-            .find(host, path)
-            .map(|route| route.pool.name().to_string())
-    }
-
-    #[test]
-    fn first_matching_route_wins() {
-        let table = table();
-        assert_eq!(
-            found(&table, Some("api.test"), "/admin").as_deref(),
-            Some("api")
-        );
-        assert_eq!(
-            found(&table, Some("x.cdn.test"), "/static/a.css").as_deref(),
-            Some("cdn")
-        );
-        assert_eq!(
-            found(&table, Some("x.cdn.test"), "/admin").as_deref(),
-            Some("admin")
-        );
-        assert_eq!(
-            found(&table, None, "/admin/users").as_deref(),
-            Some("admin")
-        );
-        assert_eq!(found(&table, Some("x.cdn.test"), "/other"), None);
-        assert_eq!(found(&table, None, "/"), None);
-    }
-}
+mod tests;

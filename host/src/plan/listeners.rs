@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use super::{ListenerPlan, ListenerRoutes};
-use crate::config::{ListenerConfig, ListenerMode};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+
+use crate::config::{ListenerConfig, ListenerMode, LocalAnswer, RouteConfig};
 use crate::l4::{TcpListenerPlan, TcpRoute};
-use crate::l7::{HeaderFilter, Route, RouteTable};
+use crate::l7::{Conditions, HeaderFilter, Route, RouteTable, RouteTarget, Split};
 use crate::tls::ServerTls;
 use crate::upstream::BackendPool;
 
@@ -35,7 +38,10 @@ pub(super) fn listener_plan(
                         Some(Route {
                             host: route.host.clone(),
                             path_prefix: route.path_prefix.clone(),
-                            pool: pool_of(&route.pool)?,
+                            conditions: Conditions::new(&route.conditions),
+                            target: target(route, &pool_of)?,
+                            rewrite: route.rewrite.clone(),
+                            upgrades: route.upgrades.clone().into(),
                             filters: filters_of(&route.filters).into(),
                         })
                     })
@@ -52,7 +58,7 @@ pub(super) fn listener_plan(
                     Some(TcpRoute {
                         sni: route.sni.clone(),
                         terminate_tls: route.terminate_tls,
-                        pool: pool_of(&route.pool)?,
+                        pool: pool_of(&route.pools.first()?.pool)?,
                     })
                 })
                 .collect(),
@@ -68,4 +74,35 @@ pub(super) fn listener_plan(
         routes,
         tls,
     }
+}
+
+/// What an HTTP route does: its pools (validation made sure they exist)
+/// or its own answer.
+fn target(
+    route: &RouteConfig,
+    pool_of: &impl Fn(&str) -> Option<Arc<BackendPool>>,
+) -> Option<RouteTarget> {
+    Some(match &route.answer {
+        Some(LocalAnswer::Redirect { status, location }) => RouteTarget::Redirect {
+            status: StatusCode::from_u16(*status).ok()?,
+            location: location.clone(),
+        },
+        Some(LocalAnswer::Respond {
+            status,
+            body,
+            content_type,
+        }) => RouteTarget::Respond {
+            status: StatusCode::from_u16(*status).ok()?,
+            body: Bytes::from(body.clone()),
+            content_type: HeaderValue::from_str(content_type).ok()?,
+        },
+        None => {
+            let pools = route
+                .pools
+                .iter()
+                .map(|to| Some((pool_of(&to.pool)?, to.weight)))
+                .collect::<Option<Vec<_>>>()?;
+            RouteTarget::Pools(Split::new(pools, route.sticky.clone()))
+        }
+    })
 }

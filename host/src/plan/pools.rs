@@ -108,6 +108,7 @@ pub(super) fn build_pool(
         drain_timeout: pool.drain_timeout,
         panic_threshold: pool.panic_threshold,
         outlier_detection: pool.outlier_detection,
+        protocol: pool.protocol,
     };
     Ok(BackendPool::new(
         pool.name.as_str(),

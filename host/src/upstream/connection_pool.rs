@@ -44,6 +44,7 @@ use super::exchange_error::ExchangeError;
 use super::http1::{Http1Connection, IdleProblem, ResponseBody};
 use super::http2::{self, Http2Connections, Http2Stream};
 use super::request_body::RequestBody;
+use super::upgrade::{Upgraded, UpstreamTunnel};
 use super::upstream_body::UpstreamBody;
 use crate::config::UpstreamProtocol;
 use crate::tls::TlsTarget;
@@ -509,6 +510,20 @@ async fn send_http1(
     // Before sending: a body read to its end looks the same.
     let bodiless = body.is_end_stream();
     match http.send(&mut head, &mut body).await {
+        Ok(response) if response.response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+            // The connection leaves the pool for the tunnel.
+            let (io, read) = http.into_io();
+            let mut response = response.response.map(|()| UpstreamBody::ended());
+            response
+                .extensions_mut()
+                .insert(Upgraded::new(UpstreamTunnel {
+                    io,
+                    read: read.freeze(),
+                    active,
+                    drain_timeout,
+                }));
+            Ok(response)
+        }
         Ok(response) => {
             let body = ResponseBody::new(http, &response);
             Ok(response

@@ -157,6 +157,12 @@ impl Http1Connection {
         }
     }
 
+    /// The connection after its `101`: the socket, and what the backend
+    /// already sent in the new protocol.
+    pub fn into_io(self) -> (Box<dyn Transport>, BytesMut) {
+        (self.io, self.read)
+    }
+
     /// Whether an idle connection can carry a request: the backend has
     /// not closed it or sent anything unasked. Costs no system call while
     /// the socket has had no event since it was last drained.
@@ -200,7 +206,9 @@ impl Http1Connection {
                 closed_unanswered: false,
             })?;
         let head_request = head.method == Method::HEAD;
-        let mut response = match self.read_head(head_request).await {
+        // The proxy asks for an upgrade only where the route allows one.
+        let upgrade = head.headers.contains_key(http::header::UPGRADE);
+        let mut response = match self.read_head(head_request, upgrade).await {
             Ok(response) => response,
             Err(error) => {
                 let closed = matches!(error, Http1Error::ClosedBeforeHead | Http1Error::Read(_));
@@ -326,13 +334,20 @@ impl Http1Connection {
         Ok(())
     }
 
-    /// Reads up to the final response head, skipping interim ones.
-    async fn read_head(&mut self, head_request: bool) -> Result<ResponseHead, Http1Error> {
+    /// Reads up to the final response head, skipping interim ones; with
+    /// `upgrade`, a `101` is final.
+    async fn read_head(
+        &mut self,
+        head_request: bool,
+        upgrade: bool,
+    ) -> Result<ResponseHead, Http1Error> {
         let mut interim = 0;
         loop {
             if !self.read.is_empty() {
-                if let Some(head) = response_head::parse(&mut self.read, head_request)? {
-                    if !head.response.status().is_informational() {
+                if let Some(head) = response_head::parse(&mut self.read, head_request, upgrade)? {
+                    let status = head.response.status();
+                    if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS
+                    {
                         return Ok(head);
                     }
                     interim += 1;

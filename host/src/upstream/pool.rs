@@ -17,7 +17,7 @@ use super::{
     AffinityCookie, Backend, BackendSelection, BackendSet, Health, NativeRoundRobin, RequestView,
     Selection, SelectionError,
 };
-use crate::config::OutlierConfig;
+use crate::config::{OutlierConfig, UpstreamProtocol};
 use crate::l4::ProxyProtocolVersion;
 
 /// A named group of backends and how to choose among them.
@@ -97,6 +97,8 @@ pub struct PoolSettings {
     pub panic_threshold: u32,
     /// Passive health; `None`: off.
     pub outlier_detection: Option<OutlierConfig>,
+    /// The HTTP version spoken to the backends.
+    pub protocol: UpstreamProtocol,
 }
 
 // === impl PoolSettings ===
@@ -116,6 +118,7 @@ impl PoolSettings {
             drain_timeout: Duration::from_secs(1),
             panic_threshold: 0,
             outlier_detection: None,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 }
@@ -149,6 +152,12 @@ impl BackendPool {
     /// The balancer's name.
     pub fn balancer_name(&self) -> &str {
         self.balancer.name()
+    }
+
+    /// Whether requests may reach the backends over HTTP/2 (`h2`, or
+    /// `auto`): an upgrade needs an HTTP/1.1 connection of its own.
+    pub fn speaks_http2(&self) -> bool {
+        self.settings().protocol != UpstreamProtocol::Http1
     }
 
     /// Timeouts, attempts and failure policy.

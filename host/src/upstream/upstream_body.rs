@@ -116,6 +116,17 @@ impl UpstreamBody {
         }
     }
 
+    /// A body that has nothing (a `101`, whose connection became a
+    /// tunnel).
+    pub(super) fn ended() -> Self {
+        UpstreamBody {
+            source: Source::Ended,
+            release: None,
+            drain: Drain::Unarmed(Duration::ZERO),
+            cutoff: None,
+        }
+    }
+
     /// Ends the body at `at` with `trailers` if it has not ended by then;
     /// the backend's stream or connection is abandoned.
     pub fn cut_off_at(&mut self, at: Instant, trailers: HeaderMap) {

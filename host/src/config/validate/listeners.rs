@@ -1,17 +1,17 @@
-//! `[[listeners]]` and their routes: names, addresses and modes, TCP-only
-//! and HTTP-only keys, and references to pools and filters.
+//! `[[listeners]]`: names, addresses and modes, TCP-only and HTTP-only
+//! keys (routes are in `routes.rs`).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawListener, RawPathPolicy, RawRoute};
+use super::raw::{RawConfig, RawListener, RawPathPolicy};
 use super::{Known, Validator};
 use crate::config::*;
 use crate::l7::{
     DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 // === impl Validator ===
@@ -116,7 +116,6 @@ impl Validator<'_> {
         };
         if !tcp {
             let tcp_only = [
-                ("idle-timeout", raw.idle_timeout.as_ref().map(Spanned::span)),
                 ("zero-copy", raw.zero_copy.as_ref().map(Spanned::span)),
                 (
                     "accept-proxy-protocol-from",
@@ -230,12 +229,19 @@ impl Validator<'_> {
             None => Some(DEFAULT_MAX_CONNECTIONS),
             Some(n) => self.bounded(field("max-connections"), n, 1, 1_000_000),
         };
+        let tunnel_idle_timeout = self.duration_or(
+            field("idle-timeout"),
+            raw.idle_timeout.as_ref(),
+            DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            Duration::from_millis(10)..=Duration::from_secs(7 * 24 * 3600),
+        );
         Some(ConnectionLimits {
             first_byte_timeout: first_byte_timeout?,
             keep_alive_timeout: keep_alive_timeout?,
             request_body_timeout: request_body_timeout?,
             send_timeout: send_timeout?,
             max_connections: max_connections?,
+            tunnel_idle_timeout: tunnel_idle_timeout?,
         })
     }
 
@@ -294,115 +300,6 @@ impl Validator<'_> {
                 );
             }
         }
-    }
-
-    pub(super) fn route(
-        &mut self,
-        field: String,
-        raw: &RawRoute,
-        known: &Known<'_>,
-        tcp: Option<bool>,
-        listener_tls: bool,
-    ) -> Option<RouteConfig> {
-        if tcp == Some(true) {
-            let http_only = [
-                ("host", raw.host.as_ref().map(Spanned::span)),
-                ("path-prefix", raw.path_prefix.as_ref().map(Spanned::span)),
-            ];
-            for (key, span) in http_only {
-                if let Some(span) = span {
-                    return self.fail(
-                        format!("{field}.{key}"),
-                        span,
-                        "tcp listeners route by `sni`, not by HTTP host or path",
-                    );
-                }
-            }
-            if let Some(filters) = &raw.filters {
-                return self.fail(
-                    format!("{field}.filters"),
-                    filters.span(),
-                    "header filters apply to HTTP routes; tcp listeners forward bytes untouched",
-                );
-            }
-        } else if let (Some(false), Some(sni)) = (tcp, &raw.sni) {
-            return self.fail(
-                format!("{field}.sni"),
-                sni.span(),
-                "only `mode = \"tcp\"` listeners route by `sni`; HTTP routes match `host`",
-            );
-        }
-        let terminate_tls = self.route_tls(&field, raw, tcp, listener_tls)?;
-        let sni = match &raw.sni {
-            Some(sni) => Some(self.host_pattern(format!("{field}.sni"), sni)?),
-            None => None,
-        };
-        let host = match &raw.host {
-            Some(host) => Some(self.host_pattern(format!("{field}.host"), host)?),
-            None => None,
-        };
-        let path_prefix = match &raw.path_prefix {
-            Some(prefix) if !prefix.get_ref().starts_with('/') => {
-                return self.fail(
-                    format!("{field}.path-prefix"),
-                    prefix.span(),
-                    "must start with `/`",
-                );
-            }
-            Some(prefix) => prefix.get_ref().clone(),
-            None => "/".to_owned(),
-        };
-        self.known(format!("{field}.pool"), &raw.pool, "pool", &known.pools)?;
-        let mut filters = Vec::new();
-        for (k, filter) in raw.filters.iter().flat_map(|f| f.get_ref()).enumerate() {
-            let field = format!("{field}.filters[{k}]");
-            self.known(field, filter, "filter", &known.filters)?;
-            filters.push(filter.get_ref().clone());
-        }
-        Some(RouteConfig {
-            host,
-            path_prefix,
-            sni,
-            terminate_tls,
-            pool: raw.pool.get_ref().clone(),
-            filters,
-        })
-    }
-
-    /// A route's `tls`: on TCP listeners with `[listeners.tls]`, whether
-    /// it terminates (the default) or passes TLS through.
-    fn route_tls(
-        &mut self,
-        field: &str,
-        raw: &RawRoute,
-        tcp: Option<bool>,
-        listener_tls: bool,
-    ) -> Option<bool> {
-        let Some(mode) = &raw.tls else {
-            return Some(tcp == Some(true) && listener_tls);
-        };
-        let field = format!("{field}.tls");
-        if tcp != Some(true) {
-            return self.fail(
-                field,
-                mode.span(),
-                "HTTP listeners terminate TLS on every route (`[listeners.tls]`); `tls` is for tcp routes",
-            );
-        }
-        let terminate = self.keyword(
-            field.clone(),
-            mode,
-            "TLS mode",
-            &[("terminate", true), ("passthrough", false)],
-        )?;
-        if terminate && !listener_tls {
-            return self.fail(
-                field,
-                mode.span(),
-                "`terminate` needs the listener's certificates: add `[listeners.tls]`",
-            );
-        }
-        Some(terminate)
     }
 
     /// Checks that `raw` names a declared pool or filter (`kind`).

@@ -33,7 +33,7 @@ use crate::l7::proxy::Proxy;
 use crate::l7::response::ProxyBody;
 use crate::l7::send_timeout::SendTimeoutIo;
 use crate::tls::ClientStream;
-use crate::upstream::ClientBody;
+use crate::upstream::{ClientBody, Upgraded};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -179,6 +179,9 @@ pub async fn serve(
         // Boxed: the request's future is several KiB, and an idle
         // connection's task should not keep room for it.
         let response = Box::pin(proxy.handle(Request::from_parts(head, body), client)).await;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return upgrade(shared, response, exchange, limits, proxy.listener()).await;
+        }
         let unread_body = ClientIo::lock(&shared).body_pending;
         let stopping = !matches!(stop.has_changed(), Ok(false));
         let exchange = Exchange {
@@ -428,6 +431,50 @@ async fn linger(shared: &SharedIo) {
         }
     })
     .await;
+}
+
+/// Writes the backend's `101` and tunnels the connection to it
+/// (`tunnel.rs`) until the tunnel ends.
+async fn upgrade(
+    shared: SharedIo,
+    response: Response<ProxyBody>,
+    exchange: Exchange,
+    limits: ConnectionLimits,
+    listener: &str,
+) -> Served {
+    let Some(tunnel) = response
+        .extensions()
+        .get::<Upgraded>()
+        .and_then(Upgraded::take)
+    else {
+        return Served::Closed;
+    };
+    // The `Connection: upgrade` the response carries is this exchange's.
+    let exchange = Exchange {
+        keep_alive: true,
+        ..exchange
+    };
+    if write_response(&shared, response, exchange, false)
+        .await
+        .is_err()
+    {
+        return Served::Closed;
+    }
+    // Nothing else holds the connection once the (bodiless) request is
+    // done: an upgrade request with a body has no reader left either.
+    let Ok(io) = Arc::try_unwrap(shared) else {
+        return Served::Closed;
+    };
+    let io = io.into_inner().unwrap_or_else(PoisonError::into_inner);
+    crate::l7::tunnel::run(
+        io.io,
+        io.read.freeze(),
+        tunnel,
+        limits.tunnel_idle_timeout,
+        listener,
+    )
+    .await;
+    Served::Closed
 }
 
 /// The connection handed to the HTTP/2 server.

@@ -83,7 +83,11 @@ pub struct ResponseHead {
 /// Parses a response head from the front of `buffer` and removes it;
 /// `Ok(None)` when the head is not complete yet. `head_request` says the
 /// request was HEAD (a response to it has no body, whatever it says).
-pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, HeadError> {
+pub fn parse(
+    buffer: &mut BytesMut,
+    head_request: bool,
+    upgrade: bool,
+) -> Result<Option<ResponseHead>, HeadError> {
     // Uninitialised: zeroing 100 fields per response cost more than the
     // parse.
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -102,8 +106,9 @@ pub fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     let head = buffer.split_to(length).freeze();
     let headers = table.into_map(&head, 0).map_err(|_| HeadError::Field)?;
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Status(code))?;
-    let framing = framing(status, version, head_request, &headers)?;
+    let framing = framing(status, version, head_request, upgrade, &headers)?;
     let keep_alive = version == 1
+        && status != StatusCode::SWITCHING_PROTOCOLS
         && framing != Framing::Close
         && !has_token(&headers, header::CONNECTION, b"close");
     let mut response = Response::new(());
@@ -122,10 +127,16 @@ fn framing(
     status: StatusCode,
     version: u8,
     head_request: bool,
+    upgrade: bool,
     headers: &HeaderMap,
 ) -> Result<Framing, HeadError> {
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        return Err(HeadError::UnexpectedSwitch);
+        // The connection is the new protocol's from here: no body.
+        return if upgrade {
+            Ok(Framing::Empty)
+        } else {
+            Err(HeadError::UnexpectedSwitch)
+        };
     }
     let length = content_length(headers).map_err(HeadError::Framing)?;
     let chunked = transfer_chunked(headers)?;
@@ -172,7 +183,7 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str, head_request: bool) -> Result<Option<ResponseHead>, HeadError> {
-        parse(&mut BytesMut::from(text.as_bytes()), head_request)
+        parse(&mut BytesMut::from(text.as_bytes()), head_request, false)
     }
 
     fn framing_of(text: &str) -> Result<Framing, HeadError> {
@@ -183,7 +194,7 @@ mod tests {
     fn a_head_is_split_off_and_its_values_share_its_bytes() {
         let mut buffer =
             BytesMut::from(&b"HTTP/1.1 201 Created\r\nX-A: 1\r\nContent-Length: 3\r\n\r\nabc"[..]);
-        let head = parse(&mut buffer, false).unwrap().unwrap();
+        let head = parse(&mut buffer, false, false).unwrap().unwrap();
         assert_eq!(head.response.status(), StatusCode::CREATED);
         assert_eq!(head.response.headers()["x-a"], "1");
         assert_eq!(head.framing, Framing::Length(3));

@@ -1,0 +1,167 @@
+use super::*;
+use crate::config::RouteConditions;
+use crate::upstream::{BackendPool, BackendSet, NativeRoundRobin, PoolSettings};
+
+fn pool(name: &str) -> Arc<BackendPool> {
+    Arc::new(BackendPool::new(
+        name,
+        Arc::new(BackendSet::new(Vec::new())),
+        Box::new(NativeRoundRobin::default()),
+        PoolSettings::for_tests(),
+    ))
+}
+
+fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions, to: &str) -> Route {
+    Route {
+        host,
+        path_prefix: prefix.into(),
+        conditions: Conditions::new(&conditions),
+        target: RouteTarget::Pools(Split::single(pool(to))),
+        rewrite: None,
+        upgrades: Arc::from(Vec::new()),
+        filters: Arc::from(Vec::new()),
+    }
+}
+
+fn exact(name: &str) -> Option<HostPattern> {
+    Some(HostPattern::Exact(name.into()))
+}
+
+fn head(method: &str, path: &str) -> Parts {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+fn found(table: &RouteTable, host: Option<&str>, method: &str, path: &str) -> Option<String> {
+    let route = table.find(host, &head(method, path))?;
+    match &route.target {
+        RouteTarget::Pools(split) => Some(split.pools()[0].0.name().to_string()),
+        _ => None,
+    }
+}
+
+fn table() -> RouteTable {
+    RouteTable::new(
+        vec![
+            route(exact("api.test"), "/", RouteConditions::default(), "api"),
+            route(
+                Some(HostPattern::Wildcard(".cdn.test".into())),
+                "/static",
+                RouteConditions::default(),
+                "cdn",
+            ),
+            route(
+                None,
+                "/admin",
+                RouteConditions {
+                    methods: vec!["POST".into()],
+                    ..RouteConditions::default()
+                },
+                "admin-writes",
+            ),
+            route(None, "/admin", RouteConditions::default(), "admin"),
+            route(
+                Some(HostPattern::Wildcard(".test".into())),
+                "/",
+                RouteConditions::default(),
+                "any-test",
+            ),
+        ],
+        PathPolicy::default(),
+    )
+}
+
+#[test]
+fn first_matching_route_wins_across_the_index() {
+    let table = table();
+    let at = |host, method, path| found(&table, host, method, path);
+    assert_eq!(
+        at(Some("api.test"), "GET", "/admin").as_deref(),
+        Some("api")
+    );
+    assert_eq!(
+        at(Some("x.cdn.test"), "GET", "/static/a.css").as_deref(),
+        Some("cdn")
+    );
+    // A host-less route declared before a wildcard one wins over it.
+    assert_eq!(
+        at(Some("x.cdn.test"), "GET", "/admin").as_deref(),
+        Some("admin")
+    );
+    assert_eq!(
+        at(Some("x.cdn.test"), "POST", "/admin").as_deref(),
+        Some("admin-writes")
+    );
+    assert_eq!(at(None, "GET", "/admin/users").as_deref(), Some("admin"));
+    // Wildcards at any depth, never the bare suffix.
+    assert_eq!(
+        at(Some("x.cdn.test"), "GET", "/other").as_deref(),
+        Some("any-test")
+    );
+    assert_eq!(
+        at(Some("a.b.c.test"), "GET", "/").as_deref(),
+        Some("any-test")
+    );
+    assert_eq!(at(Some("test"), "GET", "/"), None);
+    assert_eq!(at(None, "GET", "/"), None);
+}
+
+#[test]
+fn a_thousand_host_routes_find_their_own() {
+    let mut routes: Vec<Route> = (0..1000)
+        .map(|n| {
+            route(
+                exact(&format!("host{n}.example.com")),
+                "/",
+                RouteConditions::default(),
+                &format!("pool{n}"),
+            )
+        })
+        .collect();
+    routes.push(route(None, "/", RouteConditions::default(), "fallback"));
+    let table = RouteTable::new(routes, PathPolicy::default());
+    for n in [0, 1, 499, 999] {
+        let host = format!("host{n}.example.com");
+        assert_eq!(
+            found(&table, Some(&host), "GET", "/x"),
+            Some(format!("pool{n}"))
+        );
+    }
+    assert_eq!(
+        found(&table, Some("other.example.com"), "GET", "/").as_deref(),
+        Some("fallback")
+    );
+}
+
+#[test]
+fn deep_wildcard_levels_fall_back_to_a_scan() {
+    // Ten wildcard levels all matching one host: more than the merge takes.
+    let host = "a.b.c.d.e.f.g.h.i.j.k.test";
+    let mut routes: Vec<Route> = host
+        .match_indices('.')
+        .map(|(at, _)| {
+            route(
+                Some(HostPattern::Wildcard(host[at..].to_owned())),
+                "/never",
+                RouteConditions::default(),
+                "never",
+            )
+        })
+        .collect();
+    routes.push(route(
+        Some(HostPattern::Wildcard(".test".into())),
+        "/",
+        RouteConditions::default(),
+        "outermost",
+    ));
+    let table = RouteTable::new(routes, PathPolicy::default());
+    assert_eq!(
+        found(&table, Some(host), "GET", "/x").as_deref(),
+        Some("outermost")
+    );
+}
