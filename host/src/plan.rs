@@ -80,8 +80,9 @@ pub enum PlanCause {
 
 /// What a listener serves.
 pub enum ListenerRoutes {
-    /// The HTTP reverse proxy's route table and connection limits.
-    Http(RouteTable, ConnectionLimits),
+    /// The HTTP reverse proxy's route table (boxed: it holds the host
+    /// index) and connection limits.
+    Http(Box<RouteTable>, ConnectionLimits),
     /// The TCP proxy's SNI routes and connection settings.
     Tcp(Arc<TcpListenerPlan>),
 }

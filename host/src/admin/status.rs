@@ -25,32 +25,41 @@ fn render_listener(listener: &ListenerPlan) -> Value {
                 .routes()
                 .iter()
                 .map(|route| {
-                    let mut rendered = json!({
+                    let (pool, pools, redirect, respond) = match &route.target {
+                        RouteTarget::Pools(split) => (
+                            split.pools().first().map(|(pool, _)| &**pool.name()),
+                            Some(
+                                split
+                                    .pools()
+                                    .iter()
+                                    .map(|(pool, weight)| json!({ "pool": &**pool.name(), "weight": weight }))
+                                    .collect::<Vec<_>>(),
+                            ),
+                            None,
+                            None,
+                        ),
+                        RouteTarget::Redirect { status, location } => (
+                            None,
+                            None,
+                            Some(json!({ "status": status.as_u16(), "location": location })),
+                            None,
+                        ),
+                        RouteTarget::Respond { status, .. } => {
+                            (None, None, None, Some(json!({ "status": status.as_u16() })))
+                        }
+                    };
+                    json!({
                         "host": route.host.as_ref().map(ToString::to_string),
                         "path-prefix": route.path_prefix,
+                        "pool": pool,
+                        "pools": pools,
+                        "redirect": redirect,
+                        "respond": respond,
                         "filters": route.filters.iter().map(|f| json!({
                             "name": f.name(),
                             "plugin": f.plugin(),
                         })).collect::<Vec<_>>(),
-                    });
-                    match &route.target {
-                        RouteTarget::Pools(split) => {
-                            let pools = split.pools();
-                            rendered["pool"] = json!(pools.first().map(|(pool, _)| &**pool.name()));
-                            rendered["pools"] = pools
-                                .iter()
-                                .map(|(pool, weight)| json!({ "pool": &**pool.name(), "weight": weight }))
-                                .collect();
-                        }
-                        RouteTarget::Redirect { status, location } => {
-                            rendered["redirect"] =
-                                json!({ "status": status.as_u16(), "location": location });
-                        }
-                        RouteTarget::Respond { status, .. } => {
-                            rendered["respond"] = json!({ "status": status.as_u16() });
-                        }
-                    }
-                    rendered
+                    })
                 })
                 .collect::<Vec<_>>(),
         ),

@@ -30,7 +30,7 @@ pub(super) fn listener_plan(
     };
     let routes = match &listener.mode {
         ListenerMode::Http(http) => ListenerRoutes::Http(
-            RouteTable::new(
+            Box::new(RouteTable::new(
                 listener
                     .routes
                     .iter()
@@ -47,7 +47,7 @@ pub(super) fn listener_plan(
                     })
                     .collect(),
                 http.paths,
-            ),
+            )),
             http.limits,
         ),
         ListenerMode::Tcp(tcp) => ListenerRoutes::Tcp(Arc::new(TcpListenerPlan {

@@ -434,17 +434,15 @@ impl Validator<'_> {
             );
         }
         let text = sticky.get_ref();
-        let key = if text == "client-ip" {
-            Some(SplitKey::ClientIp)
-        } else if let Some(name) = text.strip_prefix("header:") {
-            let name = name.to_ascii_lowercase();
-            http::HeaderName::from_bytes(name.as_bytes())
+        let header = text.strip_prefix("header:").map(str::to_ascii_lowercase);
+        let cookie = text.strip_prefix("cookie:").filter(|name| !name.is_empty());
+        let key = match (text.as_str(), header, cookie) {
+            ("client-ip", _, _) => Some(SplitKey::ClientIp),
+            (_, Some(name), _) => http::HeaderName::from_bytes(name.as_bytes())
                 .ok()
-                .map(|_| SplitKey::Header(name))
-        } else if let Some(name) = text.strip_prefix("cookie:").filter(|n| !n.is_empty()) {
-            Some(SplitKey::Cookie(name.to_owned()))
-        } else {
-            None
+                .map(|_| SplitKey::Header(name)),
+            (_, _, Some(name)) => Some(SplitKey::Cookie(name.to_owned())),
+            _ => None,
         };
         match key {
             Some(key) => Some(Some(key)),
