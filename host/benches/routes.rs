@@ -44,6 +44,7 @@ fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions) -
         target: RouteTarget::Pools(Split::single(pool)),
         rewrite: None,
         upgrades: Arc::from(Vec::new()),
+        retry: Arc::default(),
         filters: Arc::from(Vec::new()),
     }
 }

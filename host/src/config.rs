@@ -43,8 +43,9 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
 pub use route::{
-    FieldCondition, LocalAnswer, PathRewrite, Pattern, RouteConditions, SplitKey, ValueTest,
-    WeightedPool,
+    DEFAULT_RETRY_BUDGET_PERMILLE, DEFAULT_RETRY_BUFFER, DEFAULT_RETRY_MIN_PER_SECOND,
+    FieldCondition, LocalAnswer, PathRewrite, Pattern, RetryConfig, RetryOn, RouteConditions,
+    SplitKey, ValueTest, WeightedPool,
 };
 
 use crate::host_pattern::HostPattern;
@@ -224,6 +225,8 @@ pub struct RouteConfig {
     pub rewrite: Option<PathRewrite>,
     /// HTTP: the proxy's own answer instead of a pool's.
     pub answer: Option<LocalAnswer>,
+    /// HTTP: what is retried, and within what budget.
+    pub retry: RetryConfig,
     /// HTTP: the `Upgrade` protocols tunnelled after the backend's `101`
     /// (lowercase; `websocket` unless the route says otherwise).
     pub upgrades: Vec<String>,

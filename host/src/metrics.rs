@@ -75,6 +75,11 @@ pub const TLS_HANDSHAKE_ERRORS: &str = "bascule_tls_handshake_errors_total";
 /// `accept` calls that failed (out of file descriptors, ...).
 pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
 
+/// Requests tried again on another candidate, by pool and reason
+/// (`connect-failure`, `reset`, `timeout`, or the status).
+pub const HTTP_RETRIES: &str = "bascule_http_retries_total";
+/// Retries a route's budget refused, by pool.
+pub const HTTP_RETRY_BUDGET_EXHAUSTED: &str = "bascule_http_retry_budget_exhausted_total";
 /// Upgraded connections (WebSocket) tunnelled, by how they ended:
 /// `done`, `idle-timeout`, `drained`, `error`.
 pub const HTTP_TUNNELS_CLOSED: &str = "bascule_http_tunnels_closed_total";

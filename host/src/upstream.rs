@@ -33,6 +33,7 @@ mod request_body;
 mod request_facts;
 mod resolver;
 mod retry;
+mod retry_budget;
 mod round_robin;
 mod selection;
 mod snapshot_map;
@@ -56,13 +57,16 @@ pub use http2::MAX_STREAMS_PER_CONNECTION;
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
 pub use request::{Protocol, RequestView};
 pub use request_body::{
-    ClientBody, ClientBodyError, RequestBody, RequestBodyError, is_body_timeout,
+    ClientBody, ClientBodyError, KeptBody, RequestBody, RequestBodyError, is_body_timeout,
 };
 pub use request_facts::{
     InvalidHeaderName, RequestFacts, RequestField, RequestNeeds, header_pairs,
 };
 pub use resolver::{LOOKUP_TIMEOUT, ResolveError, Resolver};
-pub use retry::{AttemptFailure, FailureKind, RetryDecision, RetryPolicy};
+pub use retry::{
+    AttemptFailure, FailureKind, RetryContext, RetryDecision, RetryPolicy, RetryReason,
+};
+pub use retry_budget::{BUDGET_WINDOW, RetryBudget};
 pub use round_robin::NativeRoundRobin;
 pub use selection::{BackendSelection, Selection, SelectionError};
 pub use stats::{

@@ -422,9 +422,13 @@ async fn calls_on_one_client_connection_are_balanced_one_by_one() {
         assert_eq!(reply.message, n.to_string());
         *answered.entry(reply.backend).or_default() += 1;
     }
-    let mut counts: Vec<usize> = answered.values().copied().collect();
-    counts.sort_unstable();
-    assert_eq!(counts, [33, 33, 34], "round robin per call: {answered:?}");
+    // Round robin per call (each worker thread's plugin instance keeps its
+    // own turn, so the split is near, not exactly, a third each).
+    assert_eq!(answered.len(), 3, "{answered:?}");
+    assert!(
+        answered.values().all(|calls| (28..=39).contains(calls)),
+        "round robin per call: {answered:?}"
+    );
     for backend in &backends {
         assert_eq!(
             backend.connections.load(Ordering::Relaxed),

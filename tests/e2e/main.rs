@@ -23,6 +23,7 @@ mod lifetime;
 mod proxying;
 mod reload;
 mod request_context;
+mod retries;
 mod routing;
 mod sandbox;
 mod support;

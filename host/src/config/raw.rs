@@ -164,6 +164,8 @@ pub struct RawRoute {
     #[serde(default)]
     pub upgrades: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
+    pub retry: Option<Spanned<RawRetry>>,
+    #[serde(default)]
     pub filters: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
@@ -186,6 +188,24 @@ pub struct RawFieldCondition {
 pub struct RawWeightedPool {
     pub pool: Spanned<String>,
     pub weight: Spanned<i64>,
+}
+
+/// A route's `retry`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRetry {
+    #[serde(default)]
+    pub on: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub per_try_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub budget_ratio: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub budget_min_per_second: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub buffer: Option<Spanned<i64>>,
 }
 
 /// A route's `redirect`.

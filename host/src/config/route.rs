@@ -119,3 +119,69 @@ impl PartialEq for Pattern {
 }
 
 impl Eq for Pattern {}
+
+/// A route's `retry`: what failures are tried again on the balancer's
+/// next candidate, how often, and within what budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// The failures retried.
+    pub on: RetryOn,
+    /// Attempts per request, the first included; `None`: the pool's
+    /// `max-attempts`.
+    pub max_attempts: Option<u32>,
+    /// The wait for one attempt's response head; `None`: the pool's
+    /// `response-timeout`.
+    pub per_try_timeout: Option<std::time::Duration>,
+    /// Retries allowed per thousand requests of the last ten seconds.
+    pub budget_permille: u32,
+    /// Retries allowed per second whatever the traffic.
+    pub budget_min_per_second: u32,
+    /// Most request body bytes kept to send again; a longer body is not
+    /// retried once sent.
+    pub buffer: usize,
+}
+
+/// The failures a route retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryOn {
+    /// No connection (refused, unreachable, timed out), or one that failed
+    /// before the request was written: retried whatever the method.
+    pub connect_failure: bool,
+    /// The connection reset after the request was sent, before a response
+    /// (idempotent methods only).
+    pub reset: bool,
+    /// No response head within the per-try timeout (idempotent methods).
+    pub timeout: bool,
+    /// Response statuses retried (idempotent methods).
+    pub statuses: Vec<u16>,
+}
+
+/// Retries per thousand requests a budget allows by default: Linkerd's
+/// and Finagle's 20%.
+pub const DEFAULT_RETRY_BUDGET_PERMILLE: u32 = 200;
+/// Retries per second a budget allows whatever the traffic (Linkerd: 10).
+pub const DEFAULT_RETRY_MIN_PER_SECOND: u32 = 10;
+/// Request body bytes kept for a retry by default.
+pub const DEFAULT_RETRY_BUFFER: usize = 64 * 1024;
+
+// === impl RetryConfig ===
+
+impl Default for RetryConfig {
+    /// What a route without `retry` does: connect failures go to the next
+    /// candidate, within the budget; nothing sent is tried again.
+    fn default() -> Self {
+        RetryConfig {
+            on: RetryOn {
+                connect_failure: true,
+                reset: false,
+                timeout: false,
+                statuses: Vec::new(),
+            },
+            max_attempts: None,
+            per_try_timeout: None,
+            budget_permille: DEFAULT_RETRY_BUDGET_PERMILLE,
+            budget_min_per_second: DEFAULT_RETRY_MIN_PER_SECOND,
+            buffer: DEFAULT_RETRY_BUFFER,
+        }
+    }
+}

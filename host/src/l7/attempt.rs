@@ -26,6 +26,8 @@ pub struct Attempt<'a> {
     /// When the client stops waiting (a gRPC call's `grpc-timeout`): the
     /// response head is awaited until then at most.
     pub deadline: Option<Instant>,
+    /// The route's bound on one attempt's wait for a response head.
+    pub per_try_timeout: Option<std::time::Duration>,
 }
 
 /// An attempt that produced no response.
@@ -88,12 +90,13 @@ impl Attempt<'_> {
         };
         let reused = connection.is_reused();
         let started = Instant::now();
-        let timeout = match self.deadline {
-            Some(at) => settings
-                .response_timeout
-                .min(at.saturating_duration_since(started)),
-            None => settings.response_timeout,
-        };
+        let mut timeout = settings.response_timeout;
+        if let Some(per_try) = self.per_try_timeout {
+            timeout = timeout.min(per_try);
+        }
+        if let Some(at) = self.deadline {
+            timeout = timeout.min(at.saturating_duration_since(started));
+        }
         let sent = tokio::time::timeout(
             timeout,
             connection.send(

@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::Either;
 
-use super::attempt::Attempt;
+use super::attempt::{Attempt, AttemptCause};
 use super::authority::Authority;
 use super::filter::{FilterVerdict, HeaderFilter, KeptRequest};
 use super::framing;
@@ -40,8 +40,9 @@ use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
 use crate::upstream::{
-    Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind, Protocol, RequestBody,
-    RequestView, RetryDecision, RetryPolicy, UpstreamBody, is_body_timeout,
+    AttemptFailure, Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind,
+    KeptBody, Protocol, RequestBody, RequestView, RetryContext, RetryDecision, RetryPolicy,
+    RetryReason, UpstreamBody, is_body_timeout,
 };
 
 /// The one upgrade the proxy answers itself rather than tunnels: a client
@@ -56,6 +57,7 @@ type FilterChain = Arc<[Arc<dyn HeaderFilter>]>;
 struct Routed {
     authority: Option<Authority>,
     pool: Arc<BackendPool>,
+    retry: Arc<RetryPolicy>,
     upgrades: Arc<[String]>,
     filters: FilterChain,
     limits: ConnectionLimits,
@@ -66,7 +68,6 @@ pub struct Proxy {
     listener: Arc<str>,
     plan: Arc<ArcSwap<Plan>>,
     connections: Arc<ConnectionPool>,
-    retry: RetryPolicy,
     requests: RequestCounters,
 }
 
@@ -88,7 +89,6 @@ impl Proxy {
             listener,
             plan,
             connections,
-            retry: RetryPolicy,
         }
     }
 
@@ -145,6 +145,7 @@ impl Proxy {
         let Routed {
             authority,
             pool,
+            retry,
             upgrades,
             filters,
             limits,
@@ -180,8 +181,9 @@ impl Proxy {
         let head = into_head(view);
         let body = RequestBody::new(body, limits.request_body_timeout);
         let deadline = call.and_then(|call| call.deadline);
+        let request = Request::from_parts(head, body);
         let mut response = self
-            .attempts(&pool, &choice, Request::from_parts(head, body), deadline)
+            .attempts(&pool, &choice, request, deadline, &retry, limits)
             .await?;
         if let (Some(at), Either::Left(body)) = (deadline, response.body_mut()) {
             body.cut_off_at(at, grpc::deadline_trailers());
@@ -234,69 +236,122 @@ impl Proxy {
         Ok(Routed {
             authority,
             pool: Arc::clone(pool),
+            retry: Arc::clone(&route.retry),
             upgrades: Arc::clone(&route.upgrades),
             filters: Arc::clone(&route.filters),
             limits: *limits,
         })
     }
 
-    /// The attempts step: the ranked candidates in turn, each attempt's
-    /// failure judged by the retry policy.
+    /// The attempts step: the ranked candidates in turn (as many as the
+    /// route's `max-attempts`), each attempt's failure, or a response
+    /// with a retried status, judged by the route's retry policy.
     async fn attempts(
         &self,
         pool: &BackendPool,
         choice: &Choice,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
         deadline: Option<tokio::time::Instant>,
+        policy: &RetryPolicy,
+        limits: ConnectionLimits,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
-        let mut request = request;
-        for backend in choice.backends() {
+        policy.record_request();
+        let idempotent = request.method().is_idempotent();
+        // What a retry of a sent request needs: the head and the body as
+        // first sent, kept only where the route retries such requests.
+        let kept = policy.replay_buffer().map(|limit| {
+            let body = request.body_mut().keep(limit);
+            (
+                copy_head(request.headers(), request.method(), request.uri()),
+                body,
+            )
+        });
+        let again = |kept: &Option<(Request<()>, KeptBody)>| {
+            let (head, body) = kept.as_ref()?;
+            let body = body.replay(limits.request_body_timeout)?;
+            let (parts, ()) = copy_head(head.headers(), head.method(), head.uri()).into_parts();
+            Some(Request::from_parts(parts, body))
+        };
+        let replayable = |kept: &Option<(Request<()>, KeptBody)>| {
+            kept.as_ref().is_some_and(|(_, body)| body.is_whole())
+        };
+        let max_attempts = usize::try_from(policy.max_attempts(pool.settings().max_attempts))
+            .unwrap_or(usize::MAX);
+        let candidates: Vec<&Backend> = choice.backends().take(max_attempts).collect();
+        let mut pending = Some(request);
+        for (number, backend) in candidates.iter().enumerate() {
+            let last = number + 1 == candidates.len();
             let mut resent = false;
             loop {
+                let Some(request) = pending.take() else {
+                    return Err(response::local(StatusCode::BAD_GATEWAY, "backend failed"));
+                };
                 let attempt = Attempt {
                     pool,
                     backend,
                     connections: &self.connections,
                     new_connection: resent,
                     deadline,
+                    per_try_timeout: policy.per_try_timeout(),
+                };
+                let context = |replayable| RetryContext {
+                    idempotent,
+                    replayable,
+                    resent,
                 };
                 let failed = match attempt.run(request).await {
-                    Ok(response) => return Ok(client_response(response, choice, backend)),
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        if last || !policy.retries_status(status) {
+                            return Ok(client_response(response, choice, backend));
+                        }
+                        // A body the backend did not read to its end is
+                        // not whole, and not sent again.
+                        match policy.decide_status(status, context(replayable(&kept))) {
+                            RetryDecision::NextCandidate(reason) => {
+                                count_retry(pool, reason);
+                                tracing::debug!(pool = %pool.name(), backend = %backend.id, status, "retrying on the next candidate");
+                                pending = again(&kept);
+                                break;
+                            }
+                            RetryDecision::BudgetExhausted => {
+                                count_budget_exhausted(pool);
+                                return Ok(client_response(response, choice, backend));
+                            }
+                            _ => return Ok(client_response(response, choice, backend)),
+                        }
+                    }
                     Err(failed) => failed,
                 };
-                let decision = self.retry.decide(&failed.failure, resent);
+                // The last candidate has no next one: only the free resend
+                // on a new connection is left, and the budget is not asked.
+                let decision = match policy.decide_resend(&failed.failure, context(false)) {
+                    Some(resend) => resend,
+                    None if last => RetryDecision::Stop,
+                    None => policy.decide(&failed.failure, context(replayable(&kept))),
+                };
                 let error = crate::error_chain(&failed.cause);
-                match (decision, failed.unsent) {
-                    (RetryDecision::SameBackendNewConnection, Some(unsent)) => {
+                let next = failed.unsent.or_else(|| again(&kept));
+                match (decision, next) {
+                    (RetryDecision::SameBackendNewConnection, Some(next)) => {
                         tracing::debug!(backend = %backend.id, %error, "reused connection was dead, sending again on a new one");
                         metrics::counter!(crate::metrics::UPSTREAM_RESENT, "pool" => pool.name().to_string())
                             .increment(1);
                         resent = true;
-                        request = unsent;
+                        pending = Some(next);
                     }
-                    (RetryDecision::NextCandidate, Some(unsent)) => {
+                    (RetryDecision::NextCandidate(reason), Some(next)) => {
                         tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "trying next backend");
-                        request = unsent;
+                        count_retry(pool, reason);
+                        pending = Some(next);
                         break;
                     }
-                    _ => {
+                    (decision, _) => {
+                        if decision == RetryDecision::BudgetExhausted {
+                            count_budget_exhausted(pool);
+                        }
                         tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "backend failed");
-                        return Err(match failed.failure.kind {
-                            FailureKind::ResponseTimeout => response::local(
-                                StatusCode::GATEWAY_TIMEOUT,
-                                "backend did not answer in time",
-                            ),
-                            FailureKind::ClientBody if is_body_timeout(&failed.cause) => {
-                                response::local(
-                                    StatusCode::REQUEST_TIMEOUT,
-                                    "the request body stopped arriving",
-                                )
-                            }
-                            FailureKind::ClientBody => {
-                                response::local(StatusCode::BAD_REQUEST, "malformed request body")
-                            }
-                            _ => response::local(StatusCode::BAD_GATEWAY, "backend failed"),
-                        });
+                        return Err(failure_response(&failed.failure, &failed.cause));
                     }
                 }
             }
@@ -306,6 +361,48 @@ impl Proxy {
             "no backend could be reached",
         ))
     }
+}
+
+/// The client's answer when the last attempt failed.
+fn failure_response(failure: &AttemptFailure, cause: &AttemptCause) -> Response<ProxyBody> {
+    match failure.kind {
+        FailureKind::ResponseTimeout => response::local(
+            StatusCode::GATEWAY_TIMEOUT,
+            "backend did not answer in time",
+        ),
+        FailureKind::ClientBody if is_body_timeout(cause) => response::local(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body stopped arriving",
+        ),
+        FailureKind::ClientBody => {
+            response::local(StatusCode::BAD_REQUEST, "malformed request body")
+        }
+        FailureKind::Connect => {
+            response::local(StatusCode::BAD_GATEWAY, "no backend could be reached")
+        }
+        _ => response::local(StatusCode::BAD_GATEWAY, "backend failed"),
+    }
+}
+
+fn count_retry(pool: &BackendPool, reason: RetryReason) {
+    metrics::counter!(crate::metrics::HTTP_RETRIES, "pool" => pool.name().to_string(), "reason" => reason.label())
+        .increment(1);
+}
+
+fn count_budget_exhausted(pool: &BackendPool) {
+    metrics::counter!(crate::metrics::HTTP_RETRY_BUDGET_EXHAUSTED, "pool" => pool.name().to_string())
+        .increment(1);
+}
+
+/// A head with `method`, `uri` and `headers` (a request head's extensions
+/// are not `Clone`, so it is built again rather than cloned).
+fn copy_head(headers: &http::HeaderMap, method: &http::Method, uri: &http::Uri) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = method.clone();
+    *head.uri_mut() = uri.clone();
+    *head.version_mut() = Version::HTTP_11;
+    *head.headers_mut() = headers.clone();
+    head
 }
 
 /// The prepare-head step: the request head as the backend should see it

@@ -22,6 +22,7 @@ use super::path::PathPolicy;
 use super::split::Split;
 use crate::config::PathRewrite;
 use crate::host_pattern::HostPattern;
+use crate::upstream::RetryPolicy;
 
 /// One route: what it matches and what it does.
 pub struct Route {
@@ -37,6 +38,8 @@ pub struct Route {
     pub rewrite: Option<PathRewrite>,
     /// The `Upgrade` protocols tunnelled (lowercase).
     pub upgrades: Arc<[String]>,
+    /// What is retried, and the route's retry budget.
+    pub retry: Arc<RetryPolicy>,
     /// Header filters, in the order they see requests.
     pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }

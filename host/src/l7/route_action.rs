@@ -82,6 +82,7 @@ mod tests {
             target: RouteTarget::Pools(Split::single(pool)),
             rewrite: None,
             upgrades: Arc::from(Vec::new()),
+            retry: Arc::default(),
             filters: Arc::from(Vec::new()),
         }
     }

@@ -11,7 +11,7 @@ use crate::config::{ListenerConfig, ListenerMode, LocalAnswer, RouteConfig};
 use crate::l4::{TcpListenerPlan, TcpRoute};
 use crate::l7::{Conditions, HeaderFilter, Route, RouteTable, RouteTarget, Split};
 use crate::tls::ServerTls;
-use crate::upstream::BackendPool;
+use crate::upstream::{BackendPool, RetryPolicy};
 
 pub(super) fn listener_plan(
     listener: &ListenerConfig,
@@ -42,6 +42,7 @@ pub(super) fn listener_plan(
                             target: target(route, &pool_of)?,
                             rewrite: route.rewrite.clone(),
                             upgrades: route.upgrades.clone().into(),
+                            retry: Arc::new(RetryPolicy::new(route.retry.clone())),
                             filters: filters_of(&route.filters).into(),
                         })
                     })

@@ -1,13 +1,16 @@
 //! A client's request body on its way to a backend, cut off when the
-//! client stops sending it.
+//! client stops sending it, and kept (up to a bound) when the route may
+//! send it again.
 //!
 //! A slow body would otherwise hold the backend connection it is written
 //! to until the response timeout; with this, a body that sends nothing for
 //! the request-body timeout fails, the attempt ends as the client's fault
 //! and the backend connection is closed instead of waiting.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,6 +29,8 @@ pub enum ClientBody {
     Hyper(Incoming),
     /// From the proxy's own HTTP/1 server.
     Stream(Pin<Box<dyn Body<Data = Bytes, Error = ClientBodyError> + Send>>),
+    /// A body kept whole by an earlier attempt, sent again.
+    Kept(VecDeque<Bytes>),
 }
 
 /// The body of a request being proxied.
@@ -34,6 +39,25 @@ pub struct RequestBody {
     timeout: Duration,
     /// Armed when the client has nothing ready; cleared by each frame.
     waiting: Option<Pin<Box<Sleep>>>,
+    /// Where what is read is kept for a retry.
+    kept: Option<KeptBody>,
+}
+
+/// A request body as far as it was read, kept for a retry while within
+/// its bound; shared by the proxy and the body an attempt consumes (which
+/// may be lost inside an HTTP/2 connection when the attempt fails).
+#[derive(Clone, Debug)]
+pub struct KeptBody(Arc<Mutex<Kept>>);
+
+#[derive(Debug)]
+struct Kept {
+    frames: Vec<Bytes>,
+    size: usize,
+    limit: usize,
+    /// The whole body was read.
+    ended: bool,
+    /// Something was not kept (past the bound, or trailers).
+    lost: bool,
 }
 
 /// Why a request body could not be forwarded: the client's doing, never
@@ -57,6 +81,62 @@ impl RequestBody {
             inner,
             timeout,
             waiting: None,
+            kept: None,
+        }
+    }
+
+    /// Keeps what is read from now on, up to `limit` bytes, so that the
+    /// body can be sent again.
+    pub fn keep(&mut self, limit: usize) -> KeptBody {
+        let kept = KeptBody(Arc::new(Mutex::new(Kept {
+            frames: Vec::new(),
+            size: 0,
+            limit,
+            ended: self.is_end_stream(),
+            lost: false,
+        })));
+        self.kept = Some(kept.clone());
+        kept
+    }
+}
+
+// === impl KeptBody ===
+
+impl KeptBody {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        // Only byte lists are behind it: consistent whatever panicked.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the whole body was read and kept.
+    pub fn is_whole(&self) -> bool {
+        let kept = self.lock();
+        kept.ended && !kept.lost
+    }
+
+    /// The body again, when it was kept whole.
+    pub fn replay(&self, timeout: Duration) -> Option<RequestBody> {
+        let kept = self.lock();
+        (kept.ended && !kept.lost).then(|| {
+            RequestBody::new(
+                ClientBody::Kept(kept.frames.iter().cloned().collect()),
+                timeout,
+            )
+        })
+    }
+
+    fn record(&self, frame: &Option<Result<Frame<Bytes>, RequestBodyError>>) {
+        let mut kept = self.lock();
+        match frame {
+            None => kept.ended = true,
+            Some(Ok(frame)) => match frame.data_ref() {
+                Some(data) if kept.size + data.len() <= kept.limit && !kept.lost => {
+                    kept.size += data.len();
+                    kept.frames.push(data.clone());
+                }
+                _ => kept.lost = true,
+            },
+            Some(Err(_)) => kept.lost = true,
         }
     }
 }
@@ -79,9 +159,15 @@ impl Body for RequestBody {
                 .as_mut()
                 .poll_frame(cx)
                 .map(|frame| frame.map(|frame| frame.map_err(RequestBodyError::Client))),
+            ClientBody::Kept(frames) => {
+                Poll::Ready(frames.pop_front().map(|data| Ok(Frame::data(data))))
+            }
         };
         if let Poll::Ready(frame) = polled {
             this.waiting = None;
+            if let Some(kept) = &this.kept {
+                kept.record(&frame);
+            }
             return Poll::Ready(frame);
         }
         let timeout = this.timeout;
@@ -99,6 +185,7 @@ impl Body for RequestBody {
             ClientBody::Empty => true,
             ClientBody::Hyper(body) => body.is_end_stream(),
             ClientBody::Stream(body) => body.is_end_stream(),
+            ClientBody::Kept(frames) => frames.is_empty(),
         }
     }
 
@@ -107,6 +194,9 @@ impl Body for RequestBody {
             ClientBody::Empty => SizeHint::with_exact(0),
             ClientBody::Hyper(body) => body.size_hint(),
             ClientBody::Stream(body) => body.size_hint(),
+            ClientBody::Kept(frames) => {
+                SizeHint::with_exact(frames.iter().map(|frame| frame.len() as u64).sum())
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use toml::Spanned;
 
-use super::raw::{RawFieldCondition, RawRoute};
+use super::raw::{RawFieldCondition, RawRetry, RawRoute};
 use super::{Known, Validator};
 use crate::config::*;
 
@@ -62,6 +62,10 @@ impl Validator<'_> {
         let sticky = self.sticky(&field, raw, &pools);
         let rewrite = self.rewrite(&field, raw);
         let upgrades = self.upgrades(&field, raw);
+        let retry = match &raw.retry {
+            None => Some(RetryConfig::default()),
+            Some(retry) => self.retry(&field, retry),
+        };
         let mut filters = Vec::new();
         for (k, filter) in raw.filters.iter().flat_map(|f| f.get_ref()).enumerate() {
             let field = format!("{field}.filters[{k}]");
@@ -79,8 +83,87 @@ impl Validator<'_> {
             rewrite: rewrite?,
             answer,
             upgrades: upgrades?,
+            retry: retry?,
             filters,
         })
+    }
+
+    /// `retry = { on, max-attempts, per-try-timeout, budget-ratio,
+    /// budget-min-per-second, buffer }`.
+    fn retry(&mut self, field: &str, raw: &Spanned<RawRetry>) -> Option<RetryConfig> {
+        let field = |key: &str| format!("{field}.retry.{key}");
+        let table = raw.get_ref();
+        let mut config = RetryConfig::default();
+        let mut ok = true;
+        if let Some(list) = &table.on {
+            config.on = RetryOn {
+                connect_failure: false,
+                reset: false,
+                timeout: false,
+                statuses: Vec::new(),
+            };
+            for (i, condition) in list.get_ref().iter().enumerate() {
+                match condition.get_ref().as_str() {
+                    "connect-failure" => config.on.connect_failure = true,
+                    "reset" => config.on.reset = true,
+                    "timeout" => config.on.timeout = true,
+                    other => match other.parse::<u16>() {
+                        Ok(status) if (500..=599).contains(&status) || status == 429 => {
+                            config.on.statuses.push(status);
+                        }
+                        _ => {
+                            ok = false;
+                            self.fail::<()>(
+                                field(&format!("on[{i}]")),
+                                condition.span(),
+                                format!("unknown retry condition `{other}`, expected `connect-failure`, `reset`, `timeout`, `429` or a 5xx status"),
+                            );
+                        }
+                    },
+                }
+            }
+        }
+        if let Some(attempts) = &table.max_attempts {
+            config.max_attempts = self.bounded(field("max-attempts"), attempts, 1, 16);
+            ok &= config.max_attempts.is_some();
+        }
+        match self.optional_duration(
+            field("per-try-timeout"),
+            table.per_try_timeout.as_ref(),
+            std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(3600),
+        ) {
+            Some(timeout) => config.per_try_timeout = timeout,
+            None => ok = false,
+        }
+        if let Some(ratio) = &table.budget_ratio {
+            let value = *ratio.get_ref();
+            if (0.0..=10.0).contains(&value) {
+                // Rounded to thousandths, which is what the budget counts in.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let permille = (value * 1000.0).round() as u32;
+                config.budget_permille = permille;
+            } else {
+                ok = false;
+                self.fail::<()>(
+                    field("budget-ratio"),
+                    ratio.span(),
+                    "a ratio of retries to requests, 0.0 to 10.0",
+                );
+            }
+        }
+        if let Some(floor) = &table.budget_min_per_second {
+            match self.bounded(field("budget-min-per-second"), floor, 0, 100_000) {
+                Some(floor) => config.budget_min_per_second = floor,
+                None => ok = false,
+            }
+        }
+        if let Some(buffer) = &table.buffer {
+            match self.bounded(field("buffer"), buffer, 0, 64 << 20) {
+                Some(bytes) => config.buffer = bytes as usize,
+                None => ok = false,
+            }
+        }
+        ok.then_some(config)
     }
 
     /// `upgrades`: the protocols a route tunnels, `["websocket"]` unless
@@ -137,6 +220,7 @@ impl Validator<'_> {
             ("redirect", raw.redirect.as_ref().map(Spanned::span)),
             ("respond", raw.respond.as_ref().map(Spanned::span)),
             ("upgrades", raw.upgrades.as_ref().map(Spanned::span)),
+            ("retry", raw.retry.as_ref().map(Spanned::span)),
         ];
         for (key, span) in http_only {
             if let Some(span) = span {

@@ -19,6 +19,7 @@ fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions, t
         target: RouteTarget::Pools(Split::single(pool(to))),
         rewrite: None,
         upgrades: Arc::from(Vec::new()),
+        retry: Arc::default(),
         filters: Arc::from(Vec::new()),
     }
 }
