@@ -45,6 +45,7 @@ fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions) -
         rewrite: None,
         upgrades: Arc::from(Vec::new()),
         retry: Arc::default(),
+        max_body_size: None,
         filters: Arc::from(Vec::new()),
     }
 }

@@ -70,7 +70,15 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// How backend host names are resolved.
     pub resolver: ResolverConfig,
+    /// How long a stop waits for requests and connections in flight
+    /// (`[shutdown] grace`).
+    pub shutdown_grace: Duration,
 }
+
+/// How long a stop waits for work in flight by default: systemd's and
+/// Kubernetes' own grace periods are longer (90 s, 30 s), so the proxy
+/// finishes first.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How backend host names are resolved, and how often again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +235,9 @@ pub struct RouteConfig {
     pub answer: Option<LocalAnswer>,
     /// HTTP: what is retried, and within what budget.
     pub retry: RetryConfig,
+    /// HTTP: the largest request body accepted (413 past it); `None`: no
+    /// limit.
+    pub max_body_size: Option<u64>,
     /// HTTP: the `Upgrade` protocols tunnelled after the backend's `101`
     /// (lowercase; `websocket` unless the route says otherwise).
     pub upgrades: Vec<String>,

@@ -50,6 +50,8 @@ pub struct Reloaded {
     pub generation: u64,
     /// Listeners this reload bound that were not serving before.
     pub added: Vec<ListenerInfo>,
+    /// The new config's `[shutdown] grace`.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Why a reload did not take effect. The running config keeps serving.
@@ -167,6 +169,7 @@ async fn reload(
     Ok(Reloaded {
         generation: server.generation(),
         added,
+        shutdown_grace: config.shutdown_grace,
     })
 }
 

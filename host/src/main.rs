@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bascule::config::Config;
@@ -17,9 +16,6 @@ use bascule::server::Server;
 use bascule::upstream::StatsRegistry;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
-
-/// On SIGTERM or Ctrl-C, in-flight requests get this long to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A WebAssembly-programmable L4/L7 load balancer.
 #[derive(Debug, Parser)]
@@ -128,6 +124,7 @@ async fn serve(path: &std::path::Path) -> Result<()> {
         println!("bascule: admin serving http://{}", admin.address);
     }
     let (handle, control) = ServerHandle::spawn(server, path.to_owned());
+    let mut grace = config.shutdown_grace;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -136,13 +133,24 @@ async fn serve(path: &std::path::Path) -> Result<()> {
                 result?;
                 break;
             }
-            _ = hangup.recv() => report_reload(handle.reload().await, path),
+            _ = hangup.recv() => {
+                let reloaded = handle.reload().await;
+                if let Ok(reloaded) = &reloaded {
+                    grace = reloaded.shutdown_grace;
+                }
+                report_reload(reloaded, path);
+            }
         }
     }
-    if !handle.shutdown(SHUTDOWN_GRACE).await {
-        eprintln!("bascule: requests still in flight after {SHUTDOWN_GRACE:?}, exiting anyway");
-    }
+    let finished = handle.shutdown(grace).await;
     control.finished().await;
+    // A non-zero exit tells systemd and Kubernetes that the stop cut
+    // requests short.
+    anyhow::ensure!(
+        finished,
+        "requests still in flight after the {} shutdown grace were cut short",
+        humantime::format_duration(grace)
+    );
     Ok(())
 }
 

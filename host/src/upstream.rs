@@ -58,6 +58,7 @@ pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings
 pub use request::{Protocol, RequestView};
 pub use request_body::{
     ClientBody, ClientBodyError, KeptBody, RequestBody, RequestBodyError, is_body_timeout,
+    is_body_too_large,
 };
 pub use request_facts::{
     InvalidHeaderName, RequestFacts, RequestField, RequestNeeds, header_pairs,

@@ -240,6 +240,34 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
 }
 
 #[tokio::test]
+async fn a_grace_that_cuts_requests_short_exits_non_zero() {
+    let slow = RecordingBackend::start_slow("slow", std::time::Duration::from_secs(5)).await;
+    let mut bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "\n[shutdown]\ngrace = \"300ms\"\n",
+        [slow.toml()],
+    ));
+    let web = bascule.addr("web");
+    let in_flight = tokio::spawn(send(web, get("example.test", "/")));
+    assert!(eventually(|| async { !slow.seen().is_empty() }).await);
+    let stopped = tokio::time::Instant::now();
+    bascule.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || bascule.wait_for_exit())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the grace cut a request short: {status:?}"
+    );
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(3),
+        "exited at the grace, not when the backend answered"
+    );
+    in_flight.abort();
+}
+
+#[tokio::test]
 async fn large_request_bodies_stream_through_intact() {
     let backend = RecordingBackend::start("b").await;
     let bascule = Bascule::start(&single_pool_config(

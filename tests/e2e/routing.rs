@@ -338,3 +338,41 @@ fn route_errors_name_the_field() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_body_over_the_route_limit_gets_413_declared_or_streamed() {
+    let uploads = RecordingBackend::start("uploads").await;
+    let routes = "\n  [[listeners.routes]]\n  max-body-size = 1024\n  pool = \"uploads\"\n";
+    let bascule = Bascule::start(&(listener(routes) + &pools(&[&uploads])));
+    let web = bascule.addr("web");
+    let upload = |body: Vec<u8>| {
+        Request::post("/upload")
+            .header("host", "shop.test")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let reply = send(web, upload(vec![b'a'; 1024])).await;
+    assert_eq!(reply.status, 200, "at the limit");
+    // Declared too large: refused before any backend is chosen.
+    let reply = send(web, upload(vec![b'a'; 1025])).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(uploads.seen().len(), 1);
+    // Chunked, no length: counted as it streams, refused when it passes.
+    let chunks = futures_util::stream::iter((0..8).map(|_| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b'c'; 512])))
+    }));
+    let streamed = Request::post("/upload")
+        .header("host", "shop.test")
+        .body(http_body_util::StreamBody::new(chunks))
+        .unwrap();
+    let stream = TcpStream::connect(web).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = tokio::time::timeout(WAIT, sender.send_request(streamed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}

@@ -24,6 +24,16 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub resolver: Option<RawResolver>,
+    #[serde(default)]
+    pub shutdown: Option<RawShutdown>,
+}
+
+/// `[shutdown]`: how a stop (SIGTERM, SIGINT) ends the process.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawShutdown {
+    #[serde(default)]
+    pub grace: Option<Spanned<String>>,
 }
 
 /// `[resolver]`: how backend host names are resolved.
@@ -165,6 +175,8 @@ pub struct RawRoute {
     pub upgrades: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub retry: Option<Spanned<RawRetry>>,
+    #[serde(default)]
+    pub max_body_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub filters: Option<Spanned<Vec<Spanned<String>>>>,
 }

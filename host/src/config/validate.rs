@@ -53,11 +53,19 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
     validator.proxy_protocol_only_for_tcp(&raw, &pools, &listeners);
     let sandbox = validator.sandbox(raw.sandbox.as_ref());
     let resolver = validator.resolver(raw.resolver.as_ref());
+    let shutdown_grace = validator.duration_or(
+        "shutdown.grace".to_owned(),
+        raw.shutdown
+            .as_ref()
+            .and_then(|shutdown| shutdown.grace.as_ref()),
+        DEFAULT_SHUTDOWN_GRACE,
+        Duration::ZERO..=Duration::from_secs(3600),
+    );
     let admin = raw.admin.as_ref().and_then(|admin| {
         let address = validator.socket_addr("admin.address".to_owned(), &admin.address)?;
         Some(AdminConfig { address })
     });
-    if validator.errors.is_empty() {
+    if let (true, Some(shutdown_grace)) = (validator.errors.is_empty(), shutdown_grace) {
         Ok(Config {
             source,
             listeners,
@@ -66,6 +74,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
             sandbox,
             admin,
             resolver,
+            shutdown_grace,
         })
     } else {
         Err(ConfigErrors(validator.errors))

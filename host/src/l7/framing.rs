@@ -60,6 +60,15 @@ pub fn reemit(headers: &mut HeaderMap, chunked: bool) {
     }
 }
 
+/// The `Content-Length` a request head declares (after [`reemit`], one
+/// plain number), if any.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok())
+}
+
 /// RFC 9112 §6.3: a response with both `Transfer-Encoding` and
 /// `Content-Length` is framed by the former; the length is stale and would
 /// truncate the body the client gets.

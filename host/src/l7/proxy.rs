@@ -42,7 +42,7 @@ use crate::plan::Plan;
 use crate::upstream::{
     AttemptFailure, Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind,
     KeptBody, Protocol, RequestBody, RequestView, RetryContext, RetryDecision, RetryPolicy,
-    RetryReason, UpstreamBody, is_body_timeout,
+    RetryReason, UpstreamBody, is_body_timeout, is_body_too_large,
 };
 
 /// The one upgrade the proxy answers itself rather than tunnels: a client
@@ -58,6 +58,7 @@ struct Routed {
     authority: Option<Authority>,
     pool: Arc<BackendPool>,
     retry: Arc<RetryPolicy>,
+    max_body_size: Option<u64>,
     upgrades: Arc<[String]>,
     filters: FilterChain,
     limits: ConnectionLimits,
@@ -146,12 +147,21 @@ impl Proxy {
             authority,
             pool,
             retry,
+            max_body_size,
             upgrades,
             filters,
             limits,
         } = self.route(&mut head, client)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
         prepare_head(&mut head, client, host, &upgrades)?;
+        if let Some(max) = max_body_size
+            && framing::declared_length(&head.headers).is_some_and(|length| length > max)
+        {
+            return Err(response::local(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
         if head.headers.contains_key(http::header::UPGRADE) && pool.speaks_http2() {
             return Err(response::local(
                 StatusCode::NOT_IMPLEMENTED,
@@ -179,7 +189,7 @@ impl Proxy {
             response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available")
         })?;
         let head = into_head(view);
-        let body = RequestBody::new(body, limits.request_body_timeout);
+        let body = RequestBody::new(body, limits.request_body_timeout).limited_to(max_body_size);
         let deadline = call.and_then(|call| call.deadline);
         let request = Request::from_parts(head, body);
         let mut response = self
@@ -237,6 +247,7 @@ impl Proxy {
             authority,
             pool: Arc::clone(pool),
             retry: Arc::clone(&route.retry),
+            max_body_size: route.max_body_size,
             upgrades: Arc::clone(&route.upgrades),
             filters: Arc::clone(&route.filters),
             limits: *limits,
@@ -370,6 +381,9 @@ fn failure_response(failure: &AttemptFailure, cause: &AttemptCause) -> Response<
             StatusCode::GATEWAY_TIMEOUT,
             "backend did not answer in time",
         ),
+        FailureKind::ClientBody if is_body_too_large(cause) => {
+            response::local(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
         FailureKind::ClientBody if is_body_timeout(cause) => response::local(
             StatusCode::REQUEST_TIMEOUT,
             "the request body stopped arriving",

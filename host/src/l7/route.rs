@@ -40,6 +40,8 @@ pub struct Route {
     pub upgrades: Arc<[String]>,
     /// What is retried, and the route's retry budget.
     pub retry: Arc<RetryPolicy>,
+    /// The largest request body accepted.
+    pub max_body_size: Option<u64>,
     /// Header filters, in the order they see requests.
     pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }

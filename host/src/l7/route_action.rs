@@ -83,6 +83,7 @@ mod tests {
             rewrite: None,
             upgrades: Arc::from(Vec::new()),
             retry: Arc::default(),
+            max_body_size: None,
             filters: Arc::from(Vec::new()),
         }
     }

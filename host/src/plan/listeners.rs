@@ -43,6 +43,7 @@ pub(super) fn listener_plan(
                             rewrite: route.rewrite.clone(),
                             upgrades: route.upgrades.clone().into(),
                             retry: Arc::new(RetryPolicy::new(route.retry.clone())),
+                            max_body_size: route.max_body_size,
                             filters: filters_of(&route.filters).into(),
                         })
                     })

@@ -41,6 +41,8 @@ pub struct RequestBody {
     waiting: Option<Pin<Box<Sleep>>>,
     /// Where what is read is kept for a retry.
     kept: Option<KeptBody>,
+    /// The route's `max-body-size`, and the bytes read so far.
+    limit: Option<(u64, u64)>,
 }
 
 /// A request body as far as it was read, kept for a retry while within
@@ -70,6 +72,9 @@ pub enum RequestBodyError {
     /// The client sent nothing for this long.
     #[error("the client sent no request body bytes for {0:?}")]
     Idle(Duration),
+    /// The body grew past the route's `max-body-size`.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
 }
 
 // === impl RequestBody ===
@@ -82,7 +87,15 @@ impl RequestBody {
             timeout,
             waiting: None,
             kept: None,
+            limit: None,
         }
+    }
+
+    /// Fails the body once it grows past `max` bytes (413).
+    #[must_use]
+    pub fn limited_to(mut self, max: Option<u64>) -> Self {
+        self.limit = max.map(|max| (max, 0));
+        self
     }
 
     /// Keeps what is read from now on, up to `limit` bytes, so that the
@@ -163,8 +176,16 @@ impl Body for RequestBody {
                 Poll::Ready(frames.pop_front().map(|data| Ok(Frame::data(data))))
             }
         };
-        if let Poll::Ready(frame) = polled {
+        if let Poll::Ready(mut frame) = polled {
             this.waiting = None;
+            if let (Some((max, read)), Some(Ok(data))) = (&mut this.limit, &frame)
+                && let Some(data) = data.data_ref()
+            {
+                *read += data.len() as u64;
+                if *read > *max {
+                    frame = Some(Err(RequestBodyError::TooLarge(*max)));
+                }
+            }
             if let Some(kept) = &this.kept {
                 kept.record(&frame);
             }
@@ -212,15 +233,23 @@ impl std::fmt::Debug for RequestBody {
 /// Whether `error` (from sending a request) was the request body timing
 /// out, somewhere in its causes.
 pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(body_error(error), Some(RequestBodyError::Idle(_)))
+}
+
+/// Whether `error` (from sending a request) was the request body growing
+/// past its route's limit, somewhere in its causes.
+pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(body_error(error), Some(RequestBodyError::TooLarge(_)))
+}
+
+/// The request body error among the causes of `error`.
+fn body_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e RequestBodyError> {
     let mut cause = Some(error);
     while let Some(error) = cause {
-        if matches!(
-            error.downcast_ref::<RequestBodyError>(),
-            Some(RequestBodyError::Idle(_))
-        ) {
-            return true;
+        if let Some(body) = error.downcast_ref::<RequestBodyError>() {
+            return Some(body);
         }
         cause = error.source();
     }
-    false
+    None
 }

@@ -62,6 +62,17 @@ impl Validator<'_> {
         let sticky = self.sticky(&field, raw, &pools);
         let rewrite = self.rewrite(&field, raw);
         let upgrades = self.upgrades(&field, raw);
+        let max_body_size = match &raw.max_body_size {
+            None => Some(None),
+            Some(size) => match u64::try_from(*size.get_ref()) {
+                Ok(bytes) => Some(Some(bytes)),
+                Err(_) => self.fail(
+                    format!("{field}.max-body-size"),
+                    size.span(),
+                    "a size in bytes, 0 or more",
+                ),
+            },
+        };
         let retry = match &raw.retry {
             None => Some(RetryConfig::default()),
             Some(retry) => self.retry(&field, retry),
@@ -84,6 +95,7 @@ impl Validator<'_> {
             answer,
             upgrades: upgrades?,
             retry: retry?,
+            max_body_size: max_body_size?,
             filters,
         })
     }
@@ -221,6 +233,10 @@ impl Validator<'_> {
             ("respond", raw.respond.as_ref().map(Spanned::span)),
             ("upgrades", raw.upgrades.as_ref().map(Spanned::span)),
             ("retry", raw.retry.as_ref().map(Spanned::span)),
+            (
+                "max-body-size",
+                raw.max_body_size.as_ref().map(Spanned::span),
+            ),
         ];
         for (key, span) in http_only {
             if let Some(span) = span {
