@@ -50,7 +50,7 @@ pub use route::{
 
 use crate::host_pattern::HostPattern;
 use crate::l4::ProxyProtocolVersion;
-use crate::l7::{ConnectionLimits, EncodedSlashes, PathPolicy};
+use crate::l7::{ConnectionLimits, EncodedSlashes, ForwardedHeader, Forwarding, PathPolicy};
 use crate::upstream::{BackendAddress, PluginFailurePolicy};
 
 /// A validated config.
@@ -190,6 +190,8 @@ pub struct HttpListenerConfig {
     pub paths: PathPolicy,
     /// Timeouts and the connection cap.
     pub limits: ConnectionLimits,
+    /// What backends are told about the client.
+    pub forwarding: Forwarding,
 }
 
 /// Settings of a `mode = "tcp"` listener.

@@ -50,7 +50,7 @@ use activity::{Activity, InFlightBody};
 pub use attempt::{Attempt, AttemptCause, FailedAttempt};
 pub use authority::{Authority, AuthorityError};
 pub use filter::{FilterError, FilterVerdict, HeaderFilter, KeptRequest, LocalResponse};
-pub use headers::ClientAddress;
+pub use headers::{ClientAddress, ForwardedHeader, Forwarding};
 pub use limits::{
     ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,

@@ -120,7 +120,11 @@ async fn serves_http2_clients_with_prior_knowledge() {
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "b"));
     let seen = backend.seen();
     assert_eq!(seen[0].uri, "/over-h2");
-    assert_eq!(seen[0].headers["x-forwarded-host"], "h2.example.test");
+    // With the port the client sent, as NGINX's `$http_host`.
+    assert_eq!(
+        seen[0].headers["x-forwarded-host"],
+        format!("h2.example.test:{}", address.port()).as_str()
+    );
 }
 
 #[tokio::test]
@@ -325,4 +329,37 @@ async fn backend_addresses_may_be_host_names() {
     let bascule = Bascule::start(&single_pool_config("builtin:round-robin", "", [by_name]));
     let reply = bascule.get_root().await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "named"));
+}
+
+#[tokio::test]
+async fn rfc_7239_forwarded_via_and_request_ids() {
+    let backend = RecordingBackend::start("b").await;
+    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\nforwarded-header = \"forwarded\"\nvia = true\nrequest-id = true\n",
+    );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+    let mut request = get("shop.example.test:8443", "/");
+    request
+        .headers_mut()
+        .insert("forwarded", "for=192.0.2.43;proto=https".parse().unwrap());
+    send(web, request).await;
+    let mut kept = get("shop.example.test", "/");
+    kept.headers_mut()
+        .insert("x-request-id", "trace-42.a".parse().unwrap());
+    send(web, kept).await;
+    let seen = backend.seen();
+    assert_eq!(
+        seen[0].headers["forwarded"],
+        "for=192.0.2.43;proto=https, for=127.0.0.1;proto=http;host=\"shop.example.test:8443\""
+    );
+    assert!(seen[0].headers.get("x-forwarded-for").is_none());
+    assert_eq!(seen[0].headers["via"], "1.1 bascule");
+    let generated = seen[0].headers["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 32, "{generated}");
+    assert_eq!(
+        seen[1].headers["x-request-id"], "trace-42.a",
+        "a valid id is kept"
+    );
 }

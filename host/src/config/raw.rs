@@ -93,6 +93,12 @@ pub struct RawListener {
     #[serde(default)]
     pub max_connections: Option<Spanned<i64>>,
     #[serde(default)]
+    pub forwarded_header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub via: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub request_id: Option<Spanned<bool>>,
+    #[serde(default)]
     pub tls: Option<Spanned<RawTls>>,
 }
 

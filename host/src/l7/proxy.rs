@@ -30,7 +30,7 @@ use super::authority::Authority;
 use super::filter::{FilterVerdict, HeaderFilter, KeptRequest};
 use super::framing;
 use super::grpc;
-use super::headers::{self, ClientAddress};
+use super::headers::{self, ClientAddress, Forwarding};
 use super::limits::ConnectionLimits;
 use super::path::PathPolicy;
 use super::response::{self, ProxyBody};
@@ -56,6 +56,7 @@ type FilterChain = Arc<[Arc<dyn HeaderFilter>]>;
 /// What the target and route steps decided for one request.
 struct Routed {
     authority: Option<Authority>,
+    forwarding: Forwarding,
     pool: Arc<BackendPool>,
     retry: Arc<RetryPolicy>,
     max_body_size: Option<u64>,
@@ -145,6 +146,7 @@ impl Proxy {
         let (mut head, body) = request.into_parts();
         let Routed {
             authority,
+            forwarding,
             pool,
             retry,
             max_body_size,
@@ -152,8 +154,13 @@ impl Proxy {
             filters,
             limits,
         } = self.route(&mut head, client)?;
-        let host = authority.as_ref().map(|a| a.host.as_str());
-        prepare_head(&mut head, client, host, &upgrades)?;
+        prepare_head(
+            &mut head,
+            client,
+            authority.as_ref(),
+            &upgrades,
+            &forwarding,
+        )?;
         if let Some(max) = max_body_size
             && framing::declared_length(&head.headers).is_some_and(|length| length > max)
         {
@@ -245,6 +252,7 @@ impl Proxy {
         }
         Ok(Routed {
             authority,
+            forwarding: *table.forwarding(),
             pool: Arc::clone(pool),
             retry: Arc::clone(&route.retry),
             max_body_size: route.max_body_size,
@@ -431,8 +439,9 @@ fn copy_head(headers: &http::HeaderMap, method: &http::Method, uri: &http::Uri) 
 fn prepare_head(
     head: &mut http::request::Parts,
     client: &ClientAddress,
-    host: Option<&str>,
+    authority: Option<&Authority>,
     upgrades: &[String],
+    forwarding: &Forwarding,
 ) -> Result<(), Response<ProxyBody>> {
     let from_h2 = head.version == Version::HTTP_2;
     head.version = Version::HTTP_11;
@@ -477,7 +486,12 @@ fn prepare_head(
         );
     }
     framing::reemit(headers, chunked);
-    headers::add_forwarded(headers, client, host);
+    // The host as the client sent it, port included (NGINX's `$http_host`).
+    let host = authority.map(|a| match a.port {
+        Some(port) => std::borrow::Cow::Owned(format!("{}:{port}", a.host)),
+        None => std::borrow::Cow::Borrowed(a.host.as_str()),
+    });
+    headers::add_forwarded(headers, client, host.as_deref(), from_h2, forwarding);
     Ok(())
 }
 
@@ -491,9 +505,15 @@ pub fn prepare_for_routing(
     client: &ClientAddress,
 ) -> Result<Option<Authority>, StatusCode> {
     let authority = target::decide(head, paths).map_err(|refused| answer(refused).status())?;
-    let host = authority.as_ref().map(|a| a.host.clone());
     let websocket = ["websocket".to_owned()];
-    prepare_head(head, client, host.as_deref(), &websocket).map_err(|refused| refused.status())?;
+    prepare_head(
+        head,
+        client,
+        authority.as_ref(),
+        &websocket,
+        &Forwarding::default(),
+    )
+    .map_err(|refused| refused.status())?;
     Ok(authority)
 }
 

@@ -18,6 +18,7 @@ use http::{HeaderValue, StatusCode};
 
 use super::HeaderFilter;
 use super::conditions::Conditions;
+use super::headers::Forwarding;
 use super::path::PathPolicy;
 use super::split::Split;
 use crate::config::PathRewrite;
@@ -74,6 +75,7 @@ pub struct RouteTable {
     routes: Vec<Route>,
     index: HostIndex,
     paths: PathPolicy,
+    forwarding: Forwarding,
 }
 
 /// Route numbers (config order) by the hosts they can match.
@@ -115,7 +117,20 @@ impl RouteTable {
             routes,
             index,
             paths,
+            forwarding: Forwarding::default(),
         }
+    }
+
+    /// The same table telling backends about clients as `forwarding` says.
+    #[must_use]
+    pub fn with_forwarding(mut self, forwarding: Forwarding) -> Self {
+        self.forwarding = forwarding;
+        self
+    }
+
+    /// What backends are told about the client.
+    pub fn forwarding(&self) -> &Forwarding {
+        &self.forwarding
     }
 
     /// How paths are normalised before [`RouteTable::find`] sees them.

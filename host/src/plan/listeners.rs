@@ -30,26 +30,29 @@ pub(super) fn listener_plan(
     };
     let routes = match &listener.mode {
         ListenerMode::Http(http) => ListenerRoutes::Http(
-            Box::new(RouteTable::new(
-                listener
-                    .routes
-                    .iter()
-                    .filter_map(|route| {
-                        Some(Route {
-                            host: route.host.clone(),
-                            path_prefix: route.path_prefix.clone(),
-                            conditions: Conditions::new(&route.conditions),
-                            target: target(route, &pool_of)?,
-                            rewrite: route.rewrite.clone(),
-                            upgrades: route.upgrades.clone().into(),
-                            retry: Arc::new(RetryPolicy::new(route.retry.clone())),
-                            max_body_size: route.max_body_size,
-                            filters: filters_of(&route.filters).into(),
+            Box::new(
+                RouteTable::new(
+                    listener
+                        .routes
+                        .iter()
+                        .filter_map(|route| {
+                            Some(Route {
+                                host: route.host.clone(),
+                                path_prefix: route.path_prefix.clone(),
+                                conditions: Conditions::new(&route.conditions),
+                                target: target(route, &pool_of)?,
+                                rewrite: route.rewrite.clone(),
+                                upgrades: route.upgrades.clone().into(),
+                                retry: Arc::new(RetryPolicy::new(route.retry.clone())),
+                                max_body_size: route.max_body_size,
+                                filters: filters_of(&route.filters).into(),
+                            })
                         })
-                    })
-                    .collect(),
-                http.paths,
-            )),
+                        .collect(),
+                    http.paths,
+                )
+                .with_forwarding(http.forwarding),
+            ),
             http.limits,
         ),
         ListenerMode::Tcp(tcp) => ListenerRoutes::Tcp(Arc::new(TcpListenerPlan {

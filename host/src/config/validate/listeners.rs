@@ -135,9 +135,31 @@ impl Validator<'_> {
             }
             let paths = self.path_policy(i, raw.path.as_ref());
             let limits = self.connection_limits(i, raw);
-            return match (ok, paths, limits) {
-                (true, Some(paths), Some(limits)) => {
-                    Some(ListenerMode::Http(HttpListenerConfig { paths, limits }))
+            let header = match &raw.forwarded_header {
+                None => Some(ForwardedHeader::XForwarded),
+                Some(header) => self.keyword(
+                    field("forwarded-header"),
+                    header,
+                    "forwarding header",
+                    &[
+                        ("x-forwarded", ForwardedHeader::XForwarded),
+                        ("forwarded", ForwardedHeader::Forwarded),
+                        ("none", ForwardedHeader::None),
+                    ],
+                ),
+            };
+            return match (ok, paths, limits, header) {
+                (true, Some(paths), Some(limits), Some(header)) => {
+                    let forwarding = Forwarding {
+                        header,
+                        via: raw.via.as_ref().is_some_and(|via| *via.get_ref()),
+                        request_id: raw.request_id.as_ref().is_some_and(|id| *id.get_ref()),
+                    };
+                    Some(ListenerMode::Http(HttpListenerConfig {
+                        paths,
+                        limits,
+                        forwarding,
+                    }))
                 }
                 _ => None,
             };
@@ -161,6 +183,12 @@ impl Validator<'_> {
                 "max-connections",
                 raw.max_connections.as_ref().map(Spanned::span),
             ),
+            (
+                "forwarded-header",
+                raw.forwarded_header.as_ref().map(Spanned::span),
+            ),
+            ("via", raw.via.as_ref().map(Spanned::span)),
+            ("request-id", raw.request_id.as_ref().map(Spanned::span)),
         ];
         for (key, span) in http_only {
             if let Some(span) = span {
