@@ -9,34 +9,15 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bascule::config::{FieldCondition, Pattern, RouteConditions, ValueTest};
 use bascule::host_pattern::HostPattern;
 use bascule::l7::{Conditions, PathPolicy, Route, RouteTable, RouteTarget, Split};
-use bascule::upstream::{
-    BackendPool, BackendSet, NativeRoundRobin, PluginFailurePolicy, PoolSettings,
-};
+use bascule::upstream::BackendPool;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions) -> Route {
-    let pool = Arc::new(BackendPool::new(
-        "p",
-        Arc::new(BackendSet::new(Vec::new())),
-        Box::new(NativeRoundRobin::default()),
-        PoolSettings {
-            on_balancer_failure: PluginFailurePolicy::RoundRobin,
-            max_attempts: 1,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            slow_start: None,
-            proxy_protocol: None,
-            drain_timeout: Duration::from_secs(1),
-            panic_threshold: 0,
-            outlier_detection: None,
-            protocol: bascule::config::UpstreamProtocol::Http1,
-        },
-    ));
+    let pool = BackendPool::empty_for_tests("p");
     Route {
         host,
         path_prefix: prefix.to_owned(),

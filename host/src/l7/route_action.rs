@@ -63,15 +63,10 @@ mod tests {
     use super::*;
     use crate::config::{Pattern, RouteConditions};
     use crate::l7::{Conditions, RouteTarget, Split};
-    use crate::upstream::{BackendPool, BackendSet, NativeRoundRobin, PoolSettings};
+    use crate::upstream::BackendPool;
 
     fn route(prefix: &str, regex: Option<&str>) -> Route {
-        let pool = Arc::new(BackendPool::new(
-            "p",
-            Arc::new(BackendSet::new(Vec::new())),
-            Box::new(NativeRoundRobin::default()),
-            PoolSettings::for_tests(),
-        ));
+        let pool = BackendPool::empty_for_tests("p");
         Route {
             host: None,
             path_prefix: prefix.into(),

@@ -129,15 +129,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::{BackendSet, NativeRoundRobin, PoolSettings};
 
     fn pool(name: &str) -> Arc<BackendPool> {
-        Arc::new(BackendPool::new(
-            name,
-            Arc::new(BackendSet::new(Vec::new())),
-            Box::new(NativeRoundRobin::default()),
-            PoolSettings::for_tests(),
-        ))
+        BackendPool::empty_for_tests(name)
     }
 
     fn head(headers: &[(&str, &str)]) -> Parts {

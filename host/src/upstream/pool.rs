@@ -103,10 +103,11 @@ pub struct PoolSettings {
 
 // === impl PoolSettings ===
 
-#[cfg(test)]
 impl PoolSettings {
-    /// Settings for tests: one attempt, round-robin fallback, 1 s budgets,
-    /// and nothing else on (no slow start, PROXY header, health).
+    /// Settings for tests and benchmarks: one attempt, round-robin
+    /// fallback, 1 s budgets, and nothing else on (no slow start, PROXY
+    /// header, health).
+    #[doc(hidden)]
     pub fn for_tests() -> Self {
         PoolSettings {
             on_balancer_failure: PluginFailurePolicy::RoundRobin,
@@ -126,6 +127,19 @@ impl PoolSettings {
 // === impl BackendPool ===
 
 impl BackendPool {
+    /// A pool named `name` with no backends, native round robin and
+    /// [`PoolSettings::for_tests`]: what route and split tests and
+    /// benchmarks send requests to.
+    #[doc(hidden)]
+    pub fn empty_for_tests(name: &str) -> Arc<BackendPool> {
+        Arc::new(BackendPool::new(
+            name,
+            Arc::new(BackendSet::new(Vec::new())),
+            Box::new(super::NativeRoundRobin::default()),
+            PoolSettings::for_tests(),
+        ))
+    }
+
     /// A pool over `backends` choosing with `balancer`.
     pub fn new(
         name: impl Into<Arc<str>>,

@@ -1,14 +1,9 @@
 use super::*;
 use crate::config::RouteConditions;
-use crate::upstream::{BackendPool, BackendSet, NativeRoundRobin, PoolSettings};
+use crate::upstream::BackendPool;
 
 fn pool(name: &str) -> Arc<BackendPool> {
-    Arc::new(BackendPool::new(
-        name,
-        Arc::new(BackendSet::new(Vec::new())),
-        Box::new(NativeRoundRobin::default()),
-        PoolSettings::for_tests(),
-    ))
+    BackendPool::empty_for_tests(name)
 }
 
 fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions, to: &str) -> Route {
