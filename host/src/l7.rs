@@ -53,8 +53,8 @@ pub use filter::{FilterError, FilterVerdict, HeaderFilter, KeptRequest, LocalRes
 pub use headers::{ClientAddress, ForwardedHeader, Forwarding};
 pub use limits::{
     ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,
-    DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS,
+    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 pub use local::{next_connection, serve_local};
 pub use path::{EncodedSlashes, PathError, PathPolicy};
@@ -200,7 +200,11 @@ impl ClientConnection {
             })
         });
         let io = TokioIo::new(crate::rewind::Rewind::new(handoff.read, handoff.io));
-        let connection = self.builder.serve_connection(io, service);
+        // The listener's header bound, as it is now (a reload may change
+        // it): a copy of the shared settings per connection.
+        let mut builder = http2::Builder::clone(&self.builder);
+        builder.max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+        let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         let mut closing = false;
         loop {
@@ -263,11 +267,6 @@ async fn refuse(mut stream: TcpStream) {
     })
     .await;
 }
-
-/// Largest request head per client connection: bounds what a client can
-/// make the proxy hold, as HAProxy's `tune.bufsize` (16 KiB) does. A larger
-/// head gets 431.
-const CLIENT_BUFFER: usize = 16 * 1024;
 
 /// HTTP/2 (prior knowledge) server settings for clients; HTTP/1.x is
 /// served by [`http1`].

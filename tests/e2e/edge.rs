@@ -336,3 +336,49 @@ async fn http2_data_longer_than_content_length_is_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn header_size_and_count_limits_get_431_over_both_protocols() {
+    let backend = RecordingBackend::start("b").await;
+    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\nmax-header-size = 2048\nmax-headers = 10\n",
+    );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+    let with = |name: &str, value: String| {
+        let mut request = get("limits.test", "/");
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+        request
+    };
+    assert_eq!(
+        send(web, with("x-small", "a".repeat(1000))).await.status,
+        200
+    );
+    assert_eq!(send(web, with("x-big", "a".repeat(3000))).await.status, 431);
+    let mut many = get("limits.test", "/");
+    for n in 0..12 {
+        many.headers_mut().insert(
+            http::HeaderName::from_bytes(format!("x-field-{n}").as_bytes()).unwrap(),
+            "1".parse().unwrap(),
+        );
+    }
+    assert_eq!(send(web, many).await.status, 431);
+    // HTTP/2: the same bound on the decoded header list.
+    let h2 = |value: String| {
+        http::Request::get(format!("http://limits.test:{}/", web.port()))
+            .header("x-big", value)
+            .body(http_body_util::Full::default())
+            .unwrap()
+    };
+    assert_eq!(send_h2(web, h2("a".repeat(500))).await.status, 200);
+    assert_eq!(send_h2(web, h2("a".repeat(3000))).await.status, 431);
+    assert_eq!(
+        backend.seen().len(),
+        2,
+        "only the requests within the limits"
+    );
+}

@@ -93,6 +93,10 @@ pub struct RawListener {
     #[serde(default)]
     pub max_connections: Option<Spanned<i64>>,
     #[serde(default)]
+    pub max_header_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub max_headers: Option<Spanned<i64>>,
+    #[serde(default)]
     pub forwarded_header: Option<Spanned<String>>,
     #[serde(default)]
     pub via: Option<Spanned<bool>>,

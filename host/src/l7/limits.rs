@@ -21,6 +21,13 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// frees the backend connection it holds; NGINX's `client_body_timeout`
 /// is 60 s.
 pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line and fields; HTTP/2: the decoded
+/// header list), as HAProxy's `tune.bufsize` (16 KiB) bounds it; NGINX
+/// refuses a field line over 8 KiB. Larger heads get 431.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
+/// Most request header fields (HAProxy's `tune.http.maxhdr` is 101).
+/// More get 431.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// An upgraded connection (WebSocket) with no byte moving either way for
 /// this long is closed: HAProxy's `timeout tunnel` is commonly set to an
 /// hour, NGINX's `proxy_read_timeout` (60 s) is usually raised for
@@ -49,6 +56,10 @@ pub struct ConnectionLimits {
     pub max_connections: u32,
     /// See [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (the listener's `idle-timeout`).
     pub tunnel_idle_timeout: Duration,
+    /// See [`DEFAULT_MAX_HEADER_SIZE`].
+    pub max_header_size: usize,
+    /// See [`DEFAULT_MAX_HEADERS`].
+    pub max_headers: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -60,6 +71,8 @@ impl Default for ConnectionLimits {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            max_headers: DEFAULT_MAX_HEADERS,
         }
     }
 }

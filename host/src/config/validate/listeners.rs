@@ -11,7 +11,8 @@ use super::{Known, Validator};
 use crate::config::*;
 use crate::l7::{
     DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_REQUEST_BODY_TIMEOUT,
+    DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 // === impl Validator ===
@@ -188,6 +189,11 @@ impl Validator<'_> {
                 raw.forwarded_header.as_ref().map(Spanned::span),
             ),
             ("via", raw.via.as_ref().map(Spanned::span)),
+            (
+                "max-header-size",
+                raw.max_header_size.as_ref().map(Spanned::span),
+            ),
+            ("max-headers", raw.max_headers.as_ref().map(Spanned::span)),
             ("request-id", raw.request_id.as_ref().map(Spanned::span)),
         ];
         for (key, span) in http_only {
@@ -257,6 +263,18 @@ impl Validator<'_> {
             None => Some(DEFAULT_MAX_CONNECTIONS),
             Some(n) => self.bounded(field("max-connections"), n, 1, 1_000_000),
         };
+        let max_header_size = match &raw.max_header_size {
+            None => Some(DEFAULT_MAX_HEADER_SIZE),
+            Some(n) => self
+                .bounded(field("max-header-size"), n, 1024, 64 * 1024)
+                .map(|n| n as usize),
+        };
+        let max_headers = match &raw.max_headers {
+            None => Some(DEFAULT_MAX_HEADERS),
+            Some(n) => self
+                .bounded(field("max-headers"), n, 1, 100)
+                .map(|n| n as usize),
+        };
         let tunnel_idle_timeout = self.duration_or(
             field("idle-timeout"),
             raw.idle_timeout.as_ref(),
@@ -270,6 +288,8 @@ impl Validator<'_> {
             send_timeout: send_timeout?,
             max_connections: max_connections?,
             tunnel_idle_timeout: tunnel_idle_timeout?,
+            max_header_size: max_header_size?,
+            max_headers: max_headers?,
         })
     }
 

@@ -242,8 +242,14 @@ async fn next_request(
                     }
                 } else {
                     match request_head::parse(&mut io.read) {
+                        Ok(Some(head)) if head.head.headers.len() > limits.max_headers => {
+                            return Next::Refused(request_head::Refusal {
+                                status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                reason: "too many header fields",
+                            });
+                        }
                         Ok(Some(head)) => return Next::Request(Box::new(head)),
-                        Ok(None) if io.read.len() >= crate::l7::CLIENT_BUFFER => {
+                        Ok(None) if io.read.len() >= limits.max_header_size => {
                             return Next::Refused(request_head::Refusal {
                                 status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                                 reason: "request head too large",
@@ -261,7 +267,7 @@ async fn next_request(
         };
         let idle = started.is_none();
         tokio::select! {
-            read = poll_fn(|cx| ClientIo::lock(shared).poll_fill(cx, crate::l7::CLIENT_BUFFER)) => {
+            read = poll_fn(|cx| ClientIo::lock(shared).poll_fill(cx, limits.max_header_size)) => {
                 match read {
                     Ok(0) | Err(_) => return Next::Closed,
                     Ok(_) => {}
