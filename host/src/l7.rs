@@ -52,9 +52,10 @@ pub use authority::{Authority, AuthorityError};
 pub use filter::{FilterError, FilterVerdict, HeaderFilter, KeptRequest, LocalResponse};
 pub use headers::{ClientAddress, ForwardedHeader, Forwarding};
 pub use limits::{
-    ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS,
-    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    ConnectionLimits, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_MAX_HEADERS, DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 pub use local::{next_connection, serve_local};
 pub use path::{EncodedSlashes, PathError, PathPolicy};
@@ -74,12 +75,6 @@ pub use conditions::Conditions;
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable, RouteTarget};
 pub use split::Split;
-
-/// A client that has not finished sending request headers after this long
-/// is holding a connection open on purpose (slowloris), not on a slow
-/// network; NGINX's `client_header_timeout` is 60 s, HAProxy's
-/// `timeout http-request` commonly 10-30 s.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections on `listener` and serves them with `proxy` until
 /// `stop` fires (or its sender is dropped). Then it stops accepting, asks

@@ -382,3 +382,36 @@ async fn header_size_and_count_limits_get_431_over_both_protocols() {
         "only the requests within the limits"
     );
 }
+
+#[tokio::test]
+async fn a_head_not_finished_within_header_read_timeout_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = RecordingBackend::start("b").await;
+    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\nheader-read-timeout = \"300ms\"\n",
+    );
+    let bascule = Bascule::start(&config);
+    let mut slow = tokio::net::TcpStream::connect(bascule.addr("web"))
+        .await
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, slow.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(
+        read.is_ok_and(|n| n == 0) || rest.is_empty(),
+        "closed without an answer"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(5),
+        "closed at the header timeout: {waited:?}"
+    );
+    assert!(backend.seen().is_empty());
+}

@@ -93,6 +93,8 @@ pub struct RawListener {
     #[serde(default)]
     pub max_connections: Option<Spanned<i64>>,
     #[serde(default)]
+    pub header_read_timeout: Option<Spanned<String>>,
+    #[serde(default)]
     pub max_header_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub max_headers: Option<Spanned<i64>>,

@@ -21,6 +21,11 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// frees the backend connection it holds; NGINX's `client_body_timeout`
 /// is 60 s.
 pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that has not finished sending request headers this long
+/// after it began is holding a connection open on purpose (slowloris),
+/// not on a slow network; NGINX's `client_header_timeout` is 60 s,
+/// HAProxy's `timeout http-request` commonly 10-30 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (request line and fields; HTTP/2: the decoded
 /// header list), as HAProxy's `tune.bufsize` (16 KiB) bounds it; NGINX
 /// refuses a field line over 8 KiB. Larger heads get 431.
@@ -56,6 +61,8 @@ pub struct ConnectionLimits {
     pub max_connections: u32,
     /// See [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (the listener's `idle-timeout`).
     pub tunnel_idle_timeout: Duration,
+    /// See [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
     /// See [`DEFAULT_MAX_HEADER_SIZE`].
     pub max_header_size: usize,
     /// See [`DEFAULT_MAX_HEADERS`].
@@ -71,6 +78,7 @@ impl Default for ConnectionLimits {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
         }

@@ -10,9 +10,9 @@ use super::raw::{RawConfig, RawListener, RawPathPolicy};
 use super::{Known, Validator};
 use crate::config::*;
 use crate::l7::{
-    DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_REQUEST_BODY_TIMEOUT,
-    DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS,
+    DEFAULT_REQUEST_BODY_TIMEOUT, DEFAULT_SEND_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 // === impl Validator ===
@@ -193,6 +193,10 @@ impl Validator<'_> {
                 "max-header-size",
                 raw.max_header_size.as_ref().map(Spanned::span),
             ),
+            (
+                "header-read-timeout",
+                raw.header_read_timeout.as_ref().map(Spanned::span),
+            ),
             ("max-headers", raw.max_headers.as_ref().map(Spanned::span)),
             ("request-id", raw.request_id.as_ref().map(Spanned::span)),
         ];
@@ -263,6 +267,12 @@ impl Validator<'_> {
             None => Some(DEFAULT_MAX_CONNECTIONS),
             Some(n) => self.bounded(field("max-connections"), n, 1, 1_000_000),
         };
+        let header_read_timeout = self.duration_or(
+            field("header-read-timeout"),
+            raw.header_read_timeout.as_ref(),
+            DEFAULT_HEADER_READ_TIMEOUT,
+            Duration::from_millis(10)..=Duration::from_secs(3600),
+        );
         let max_header_size = match &raw.max_header_size {
             None => Some(DEFAULT_MAX_HEADER_SIZE),
             Some(n) => self
@@ -288,6 +298,7 @@ impl Validator<'_> {
             send_timeout: send_timeout?,
             max_connections: max_connections?,
             tunnel_idle_timeout: tunnel_idle_timeout?,
+            header_read_timeout: header_read_timeout?,
             max_header_size: max_header_size?,
             max_headers: max_headers?,
         })

@@ -262,7 +262,7 @@ async fn next_request(
             }
         }
         let deadline = match started {
-            Some(started) => started + crate::l7::HEADER_READ_TIMEOUT,
+            Some(started) => started + limits.header_read_timeout,
             None => idle_deadline,
         };
         let idle = started.is_none();
