@@ -385,7 +385,6 @@ async fn header_size_and_count_limits_get_431_over_both_protocols() {
 
 #[tokio::test]
 async fn a_head_not_finished_within_header_read_timeout_is_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let backend = RecordingBackend::start("b").await;
     let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
         "address = \"127.0.0.1:0\"\n",
