@@ -305,6 +305,9 @@ pub struct PoolConfig {
     pub tls: Option<UpstreamTlsConfig>,
     /// The HTTP version requests reach the backends in.
     pub protocol: UpstreamProtocol,
+    /// Requests (connections) one backend serves at once; `None`: no
+    /// bound.
+    pub max_active: Option<u32>,
     /// Backends in config order.
     pub backends: Vec<BackendConfig>,
 }

@@ -402,3 +402,34 @@ async fn a_backend_answering_before_the_whole_upload_is_heard() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
+
+#[tokio::test]
+async fn max_active_passes_over_a_full_backend_and_answers_503_when_all_are() {
+    let slow_a = RecordingBackend::start_slow("a", Duration::from_millis(600)).await;
+    let slow_b = RecordingBackend::start_slow("b", Duration::from_millis(600)).await;
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        "max-active = 1\n",
+        [slow_a.toml(), slow_b.toml()],
+    ));
+    let web = bascule.addr("web");
+    let first = tokio::spawn(send(web, get("app.test", "/1")));
+    assert!(eventually(|| async { slow_a.seen().len() + slow_b.seen().len() == 1 }).await);
+    let second = tokio::spawn(send(web, get("app.test", "/2")));
+    assert!(eventually(|| async { slow_a.seen().len() + slow_b.seen().len() == 2 }).await);
+    // Each backend holds one request: a third finds both full.
+    let third = send(web, get("app.test", "/3")).await;
+    assert_eq!(third.status, 503, "{}", third.body);
+    let mut served: Vec<String> = vec![first.await.unwrap().body, second.await.unwrap().body];
+    served.sort();
+    assert_eq!(
+        served,
+        ["a", "b"],
+        "the second went to the backend with room"
+    );
+    assert_eq!(
+        send(web, get("app.test", "/4")).await.status,
+        200,
+        "room again"
+    );
+}

@@ -294,6 +294,8 @@ pub struct RawPool {
     #[serde(default)]
     pub protocol: Option<Spanned<String>>,
     #[serde(default)]
+    pub max_active: Option<Spanned<i64>>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 

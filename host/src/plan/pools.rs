@@ -109,6 +109,7 @@ pub(super) fn build_pool(
         panic_threshold: pool.panic_threshold,
         outlier_detection: pool.outlier_detection,
         protocol: pool.protocol,
+        max_active: pool.max_active,
     };
     Ok(BackendPool::new(
         pool.name.as_str(),

@@ -99,6 +99,9 @@ pub struct PoolSettings {
     pub outlier_detection: Option<OutlierConfig>,
     /// The HTTP version spoken to the backends.
     pub protocol: UpstreamProtocol,
+    /// Requests (connections, tunnels) one backend serves at once; a
+    /// backend at it is passed over. `None`: no bound.
+    pub max_active: Option<u32>,
 }
 
 // === impl PoolSettings ===
@@ -120,6 +123,7 @@ impl PoolSettings {
             panic_threshold: 0,
             outlier_detection: None,
             protocol: UpstreamProtocol::Http1,
+            max_active: None,
         }
     }
 }
@@ -318,8 +322,12 @@ impl BackendPool {
                 continue;
             };
             let health = backend.stats.health();
+            let full = self
+                .settings
+                .max_active
+                .is_some_and(|max| backend.stats.active() >= max);
             let takes_work =
-                health.accepts_new_work() || (panicking && health == Health::Unhealthy);
+                !full && (health.accepts_new_work() || (panicking && health == Health::Unhealthy));
             if takes_work && !candidates.contains(&index) {
                 candidates.push(index);
             }

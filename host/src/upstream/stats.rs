@@ -281,6 +281,11 @@ impl BackendStats {
         Health::from_u8(self.health.load(Ordering::Relaxed))
     }
 
+    /// Requests (or connections, or tunnels) in flight on the backend now.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// A copy of every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {

@@ -100,6 +100,12 @@ impl Validator<'_> {
             (Some(_), None) => None,
         };
         let protocol = self.upstream_protocol(name.get_ref(), raw, tls.as_ref());
+        let max_active = match &raw.max_active {
+            None => Some(None),
+            Some(max) => self
+                .bounded(field("max-active"), max, 1, 1_000_000)
+                .map(Some),
+        };
         Some(PoolConfig {
             name: pool_name?,
             balancer: balancer?,
@@ -118,6 +124,7 @@ impl Validator<'_> {
             outlier_detection: outlier_detection?,
             tls: tls?,
             protocol: protocol?,
+            max_active: max_active?,
             backends: backends?,
         })
     }
