@@ -240,6 +240,9 @@ pub struct RouteConfig {
     /// HTTP: the largest request body accepted (413 past it); `None`: no
     /// limit.
     pub max_body_size: Option<u64>,
+    /// HTTP: the whole request's deadline, from routing to the response's
+    /// last byte; `None`: none.
+    pub timeout: Option<Duration>,
     /// HTTP: the `Upgrade` protocols tunnelled after the backend's `101`
     /// (lowercase; `websocket` unless the route says otherwise).
     pub upgrades: Vec<String>,

@@ -376,3 +376,58 @@ async fn a_body_over_the_route_limit_gets_413_declared_or_streamed() {
         .unwrap();
     assert_eq!(response.status(), 413);
 }
+
+#[tokio::test]
+async fn a_route_timeout_bounds_the_whole_request() {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let slow = RecordingBackend::start_slow("slow", std::time::Duration::from_secs(3)).await;
+    // A backend that answers at once, then trickles its body.
+    let (trickling, _) = scripted_backend(|mut stream: TcpStream| async move {
+        if read_request_head(&mut stream).await {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst bytes")
+                .await;
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
+    })
+    .await;
+    let routes = r#"
+  [[listeners.routes]]
+  path-prefix = "/slow"
+  timeout = "300ms"
+  pool = "slow"
+
+  [[listeners.routes]]
+  timeout = "300ms"
+  pool = "trickling"
+"#;
+    let config = listener(routes)
+        + &pools(&[&slow])
+        + &format!(
+            "[pools.trickling]\nbalancer = \"builtin:round-robin\"\nbackends = [{}]\n",
+            backend_toml("trickling", trickling)
+        );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+    let started = tokio::time::Instant::now();
+    let reply = send(web, request("GET", "/slow", &[])).await;
+    assert_eq!(reply.status, 504);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // The head came in time; the body did not: the client sees it cut
+    // short, never a complete response.
+    let stream = TcpStream::connect(web).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(request("GET", "/", &[])).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let started = tokio::time::Instant::now();
+    let body = tokio::time::timeout(WAIT, response.into_body().collect())
+        .await
+        .unwrap();
+    assert!(body.is_err(), "cut short, not complete");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}

@@ -190,6 +190,8 @@ pub struct RawRoute {
     #[serde(default)]
     pub max_body_size: Option<Spanned<i64>>,
     #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
     pub filters: Option<Spanned<Vec<Spanned<String>>>>,
 }
 

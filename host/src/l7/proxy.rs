@@ -60,6 +60,7 @@ struct Routed {
     pool: Arc<BackendPool>,
     retry: Arc<RetryPolicy>,
     max_body_size: Option<u64>,
+    timeout: Option<std::time::Duration>,
     upgrades: Arc<[String]>,
     filters: FilterChain,
     limits: ConnectionLimits,
@@ -150,6 +151,7 @@ impl Proxy {
             pool,
             retry,
             max_body_size,
+            timeout,
             upgrades,
             filters,
             limits,
@@ -197,13 +199,19 @@ impl Proxy {
         })?;
         let head = into_head(view);
         let body = RequestBody::new(body, limits.request_body_timeout).limited_to(max_body_size);
-        let deadline = call.and_then(|call| call.deadline);
+        // The earlier of the route's deadline and the gRPC call's.
+        let route_deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
+        let deadline = match (route_deadline, call.and_then(|call| call.deadline)) {
+            (Some(route), Some(call)) => Some(route.min(call)),
+            (route, call) => route.or(call),
+        };
         let request = Request::from_parts(head, body);
         let mut response = self
             .attempts(&pool, &choice, request, deadline, &retry, limits)
             .await?;
         if let (Some(at), Either::Left(body)) = (deadline, response.body_mut()) {
-            body.cut_off_at(at, grpc::deadline_trailers());
+            // A gRPC call ends with its status; anything else is cut short.
+            body.cut_off_at(at, call.map(|_| grpc::deadline_trailers()));
         }
         Ok(match kept {
             Some(kept) => filter_response(&filters, kept, response),
@@ -256,6 +264,7 @@ impl Proxy {
             pool: Arc::clone(pool),
             retry: Arc::clone(&route.retry),
             max_body_size: route.max_body_size,
+            timeout: route.timeout,
             upgrades: Arc::clone(&route.upgrades),
             filters: Arc::clone(&route.filters),
             limits: *limits,

@@ -43,6 +43,8 @@ pub struct Route {
     pub retry: Arc<RetryPolicy>,
     /// The largest request body accepted.
     pub max_body_size: Option<u64>,
+    /// The whole request's deadline.
+    pub timeout: Option<std::time::Duration>,
     /// Header filters, in the order they see requests.
     pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }

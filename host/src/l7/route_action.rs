@@ -79,6 +79,7 @@ mod tests {
             upgrades: Arc::from(Vec::new()),
             retry: Arc::default(),
             max_body_size: None,
+            timeout: None,
             filters: Arc::from(Vec::new()),
         }
     }

@@ -45,6 +45,7 @@ pub(super) fn listener_plan(
                                 upgrades: route.upgrades.clone().into(),
                                 retry: Arc::new(RetryPolicy::new(route.retry.clone())),
                                 max_body_size: route.max_body_size,
+                                timeout: route.timeout,
                                 filters: filters_of(&route.filters).into(),
                             })
                         })

@@ -16,6 +16,10 @@ pub enum ExchangeError {
     /// and its pool's `drain-timeout` passed before the body ended.
     #[error("the backend left and its drain timeout passed before the response body ended")]
     Drained,
+    /// The request's deadline (the route's `timeout`) passed before the
+    /// response body ended.
+    #[error("the request's deadline passed before the response body ended")]
+    Deadline,
 }
 
 // === impl ExchangeError ===
@@ -26,7 +30,7 @@ impl ExchangeError {
         match self {
             ExchangeError::Http1(error) => error.is_client_body(),
             ExchangeError::Http2(error) => super::is_body_timeout(error) || error.is_user(),
-            ExchangeError::Drained => false,
+            ExchangeError::Drained | ExchangeError::Deadline => false,
         }
     }
 }

@@ -9,8 +9,9 @@
 //! an HTTP/2 stream instead, and the connection goes on.
 //!
 //! Two bounds can end a body early: the pool's `drain-timeout` once its
-//! backend is leaving, and a deadline the request path set (a gRPC call's
-//! `grpc-timeout`), which ends it with the trailers it was given.
+//! backend is leaving, and a deadline the request path set (a route's
+//! `timeout`, a gRPC call's `grpc-timeout`), which ends it with the
+//! trailers it was given (gRPC) or as a failure.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -70,10 +71,17 @@ enum Drain {
     Armed(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
-/// An instant past which the body ends with `trailers`.
+/// An instant past which the body ends: with `trailers` (a gRPC status),
+/// or, without, as a failed body the client sees cut short.
 struct Cutoff {
     at: Pin<Box<Sleep>>,
-    trailers: Option<HeaderMap>,
+    end: CutoffEnd,
+}
+
+enum CutoffEnd {
+    Trailers(HeaderMap),
+    Fail,
+    Done,
 }
 
 // === impl UpstreamBody ===
@@ -127,12 +135,15 @@ impl UpstreamBody {
         }
     }
 
-    /// Ends the body at `at` with `trailers` if it has not ended by then;
-    /// the backend's stream or connection is abandoned.
-    pub fn cut_off_at(&mut self, at: Instant, trailers: HeaderMap) {
+    /// Ends the body at `at` if it has not ended by then: with
+    /// `trailers` (a clean end the client's protocol understands, a gRPC
+    /// status), or without them as a failure, so that the client sees the
+    /// response cut short rather than complete. The backend's stream or
+    /// connection is abandoned.
+    pub fn cut_off_at(&mut self, at: Instant, trailers: Option<HeaderMap>) {
         self.cutoff = Some(Cutoff {
             at: Box::pin(tokio::time::sleep_until(at)),
-            trailers: Some(trailers),
+            end: trailers.map_or(CutoffEnd::Fail, CutoffEnd::Trailers),
         });
     }
 
@@ -168,10 +179,19 @@ impl UpstreamBody {
         }
     }
 
-    /// The cut-off's trailers once it passed (then `None` forever after).
-    fn poll_cutoff(&mut self, cx: &mut Context<'_>) -> Poll<Option<HeaderMap>> {
+    /// The cut-off's last frame once it passed (then the end).
+    fn poll_cutoff(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         match &mut self.cutoff {
-            Some(cutoff) => cutoff.at.as_mut().poll(cx).map(|()| cutoff.trailers.take()),
+            Some(cutoff) => cutoff.at.as_mut().poll(cx).map(|()| {
+                match std::mem::replace(&mut cutoff.end, CutoffEnd::Done) {
+                    CutoffEnd::Trailers(trailers) => Some(Ok(Frame::trailers(trailers))),
+                    CutoffEnd::Fail => Some(Err(ExchangeError::Deadline)),
+                    CutoffEnd::Done => None,
+                }
+            }),
             None => Poll::Pending,
         }
     }
@@ -195,13 +215,13 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         let this = &mut *self;
         if this.cutoff.is_some()
-            && let Poll::Ready(trailers) = this.poll_cutoff(cx)
+            && let Poll::Ready(last) = this.poll_cutoff(cx)
         {
             this.release = None;
             // Drop the backend's side now: its stream is reset, its
             // connection closed.
             this.source = Source::Ended;
-            return Poll::Ready(trailers.map(|trailers| Ok(Frame::trailers(trailers))));
+            return Poll::Ready(last);
         }
         let polled = match &mut this.source {
             Source::Http1(body) => body

@@ -73,6 +73,11 @@ impl Validator<'_> {
                 ),
             },
         };
+        let timeout = self.optional_duration(
+            format!("{field}.timeout"),
+            raw.timeout.as_ref(),
+            std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(24 * 3600),
+        );
         let retry = match &raw.retry {
             None => Some(RetryConfig::default()),
             Some(retry) => self.retry(&field, retry),
@@ -96,6 +101,7 @@ impl Validator<'_> {
             upgrades: upgrades?,
             retry: retry?,
             max_body_size: max_body_size?,
+            timeout: timeout?,
             filters,
         })
     }

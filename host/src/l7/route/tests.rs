@@ -16,6 +16,7 @@ fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions, t
         upgrades: Arc::from(Vec::new()),
         retry: Arc::default(),
         max_body_size: None,
+        timeout: None,
         filters: Arc::from(Vec::new()),
     }
 }
