@@ -44,8 +44,8 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors, ConfigSource, FieldLocation};
 pub use route::{
     DEFAULT_RETRY_BUDGET_PERMILLE, DEFAULT_RETRY_BUFFER, DEFAULT_RETRY_MIN_PER_SECOND,
-    FieldCondition, LocalAnswer, PathRewrite, Pattern, RetryConfig, RetryOn, RouteConditions,
-    SplitKey, ValueTest, WeightedPool,
+    FieldCondition, LimitConfig, LimitKey, LocalAnswer, PathRewrite, Pattern, RetryConfig, RetryOn,
+    RouteConditions, SplitKey, ValueTest, WeightedPool,
 };
 
 use crate::host_pattern::HostPattern;
@@ -64,6 +64,8 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// Header filters, by name order.
     pub filters: Vec<FilterConfig>,
+    /// Rate limits, by name order.
+    pub limits: Vec<LimitConfig>,
     /// Limits for every plugin call.
     pub sandbox: SandboxConfig,
     /// Where `/metrics` is served, when configured.
@@ -243,6 +245,9 @@ pub struct RouteConfig {
     /// HTTP: the whole request's deadline, from routing to the response's
     /// last byte; `None`: none.
     pub timeout: Option<Duration>,
+    /// HTTP: the rate limit (`[limits.NAME]`, known to exist) requests
+    /// are counted against.
+    pub limit: Option<String>,
     /// HTTP: the `Upgrade` protocols tunnelled after the backend's `101`
     /// (lowercase; `websocket` unless the route says otherwise).
     pub upgrades: Vec<String>,

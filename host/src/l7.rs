@@ -20,6 +20,7 @@ mod limits;
 mod local;
 mod path;
 mod proxy;
+mod rate_limit;
 mod response;
 mod route;
 mod route_action;
@@ -72,6 +73,7 @@ pub fn parse_request_head(raw: &[u8]) -> Result<Option<http::request::Parts>, ht
         .map_err(|refusal| refusal.status)
 }
 pub use conditions::Conditions;
+pub use rate_limit::RateLimiter;
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable, RouteTarget};
 pub use split::Split;

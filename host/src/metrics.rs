@@ -80,6 +80,8 @@ pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
 pub const HTTP_RETRIES: &str = "bascule_http_retries_total";
 /// Retries a route's budget refused, by pool.
 pub const HTTP_RETRY_BUDGET_EXHAUSTED: &str = "bascule_http_retry_budget_exhausted_total";
+/// Requests a rate limit answered with 429, by limit.
+pub const HTTP_RATE_LIMITED: &str = "bascule_http_rate_limited_total";
 /// Upgraded connections (WebSocket) tunnelled, by how they ended:
 /// `done`, `idle-timeout`, `drained`, `error`.
 pub const HTTP_TUNNELS_CLOSED: &str = "bascule_http_tunnels_closed_total";

@@ -147,11 +147,19 @@ impl Plan {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        // Buckets start full at every reload.
+        let limits: Vec<Arc<crate::l7::RateLimiter>> = config
+            .limits
+            .iter()
+            .map(|limit| Arc::new(crate::l7::RateLimiter::new(limit)))
+            .collect();
         let listeners = config
             .listeners
             .iter()
             .zip(tls)
-            .map(|(listener, tls)| listeners::listener_plan(listener, &pools, &filters, tls))
+            .map(|(listener, tls)| {
+                listeners::listener_plan(listener, &pools, &filters, &limits, tls)
+            })
             .collect();
         Ok(Plan {
             generation,

@@ -431,3 +431,60 @@ async fn a_route_timeout_bounds_the_whole_request() {
     assert!(body.is_err(), "cut short, not complete");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_rate_limit_answers_429_past_its_rate() {
+    let api = RecordingBackend::start("api").await;
+    let routes = "\n  [[listeners.routes]]\n  path-prefix = \"/per-user\"\n  limit = \"per-user\"\n  pool = \"api\"\n\n  [[listeners.routes]]\n  limit = \"per-client\"\n  pool = \"api\"\n";
+    let limits = "\n[limits.per-client]\nrate = 20\nburst = 20\n\n[limits.per-user]\nrate = 1\nburst = 2\nkey = \"header:x-user\"\n";
+    let bascule = Bascule::start(
+        &(listener(routes) + &pools(&[&api]) + limits + "\n[admin]\naddress = \"127.0.0.1:0\"\n"),
+    );
+    let web = bascule.addr("web");
+    let stream = TcpStream::connect(web).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // As fast as one keep-alive client goes, for 5 s (and 50,000 requests
+    // at most): the burst, then 20 a second.
+    let started = tokio::time::Instant::now();
+    let (mut allowed, mut limited, mut retry_after) = (0u32, 0u32, None);
+    for _ in 0..50_000 {
+        if started.elapsed() >= std::time::Duration::from_secs(5) {
+            break;
+        }
+        let response = sender.send_request(request("GET", "/", &[])).await.unwrap();
+        match response.status().as_u16() {
+            200 => allowed += 1,
+            429 => {
+                limited += 1;
+                retry_after = response.headers().get("retry-after").cloned();
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let _ = reply(response).await;
+    }
+    let expected = 20.0 + 20.0 * started.elapsed().as_secs_f64();
+    assert!(
+        (f64::from(allowed) - expected).abs() <= expected * 0.1,
+        "{allowed} allowed, {expected:.0} expected ({limited} limited)"
+    );
+    assert!(limited > 0);
+    assert_eq!(retry_after.unwrap(), "1");
+    let counted = bascule
+        .metric("bascule_http_rate_limited_total", &["limit=\"per-client\""])
+        .await;
+    assert_eq!(counted, f64::from(limited));
+
+    // Keyed by a header: each user has a bucket of its own.
+    let as_user = |user: &'static str| request("GET", "/per-user", &[("x-user", user)]);
+    let statuses: Vec<u16> = [
+        send(web, as_user("ann")).await.status.as_u16(),
+        send(web, as_user("ann")).await.status.as_u16(),
+        send(web, as_user("ann")).await.status.as_u16(),
+        send(web, as_user("bob")).await.status.as_u16(),
+    ]
+    .into();
+    assert_eq!(statuses, [200, 200, 429, 200]);
+}

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub filters: BTreeMap<String, RawFilter>,
     #[serde(default)]
+    pub limits: BTreeMap<String, RawLimit>,
+    #[serde(default)]
     pub sandbox: Option<RawSandbox>,
     #[serde(default)]
     pub admin: Option<RawAdmin>,
@@ -62,6 +64,21 @@ pub struct RawTableNames {
     pub pools: BTreeMap<Spanned<String>, serde::de::IgnoredAny>,
     #[serde(default)]
     pub filters: BTreeMap<Spanned<String>, serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub limits: BTreeMap<Spanned<String>, serde::de::IgnoredAny>,
+}
+
+/// `[limits.NAME]`: a token bucket routes share.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLimit {
+    pub rate: Spanned<f64>,
+    #[serde(default)]
+    pub burst: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_keys: Option<Spanned<i64>>,
 }
 
 /// `[[listeners]]`
@@ -191,6 +208,8 @@ pub struct RawRoute {
     pub max_body_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub limit: Option<Spanned<String>>,
     #[serde(default)]
     pub filters: Option<Spanned<Vec<Spanned<String>>>>,
 }

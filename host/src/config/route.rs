@@ -185,3 +185,32 @@ impl Default for RetryConfig {
         }
     }
 }
+
+/// `[limits.NAME]`: a token bucket per key, shared by the routes that name
+/// it and by every worker thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitConfig {
+    /// Unique name.
+    pub name: String,
+    /// Tokens added per second (requests allowed per second, sustained).
+    pub rate: f64,
+    /// The bucket's size: requests allowed at once after a quiet spell.
+    pub burst: u32,
+    /// What a bucket belongs to.
+    pub key: LimitKey,
+    /// Most buckets kept; past it idle (full) buckets and then the least
+    /// recently used go.
+    pub max_keys: usize,
+}
+
+/// What a rate limit counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    /// The client's address.
+    ClientIp,
+    /// A request header's value (lowercase name); requests without it
+    /// share one bucket.
+    Header(String),
+    /// Nothing: one bucket for every request of the routes.
+    Route,
+}

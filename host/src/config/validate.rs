@@ -8,6 +8,7 @@
 mod fields;
 mod filters;
 mod health;
+mod limits;
 mod listeners;
 mod pools;
 mod resolver;
@@ -45,9 +46,18 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
             validator.filter(spanned, filter)
         })
         .collect();
+    let limits: Vec<LimitConfig> = raw
+        .limits
+        .iter()
+        .filter_map(|(name, limit)| {
+            let spanned = names.limits.keys().find(|k| k.get_ref() == name)?;
+            validator.limit(spanned, limit)
+        })
+        .collect();
     let known = Known {
         pools: raw.pools.keys().map(String::as_str).collect(),
         filters: raw.filters.keys().map(String::as_str).collect(),
+        limits: raw.limits.keys().map(String::as_str).collect(),
     };
     let listeners = validator.listeners(&raw.listeners, &known);
     validator.proxy_protocol_only_for_tcp(&raw, &pools, &listeners);
@@ -71,6 +81,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
             listeners,
             pools,
             filters,
+            limits,
             sandbox,
             admin,
             resolver,
@@ -85,6 +96,7 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
 struct Known<'a> {
     pools: HashSet<&'a str>,
     filters: HashSet<&'a str>,
+    limits: HashSet<&'a str>,
 }
 
 /// TOML syntax and shape (types, unknown or missing keys). Serde stops at

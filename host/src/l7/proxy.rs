@@ -235,6 +235,11 @@ impl Proxy {
         let authority = target::decide(head, table.paths()).map_err(answer)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
         let route = table.find(host, head).ok_or_else(no_route)?;
+        if let Some(limit) = &route.limit
+            && let Err(wait) = limit.check(head, client.socket.ip())
+        {
+            return Err(response::rate_limited(wait));
+        }
         let pool = match &route.target {
             RouteTarget::Pools(split) => {
                 split.pick(head, client.socket.ip()).ok_or_else(no_route)?

@@ -49,6 +49,17 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
     }
 }
 
+/// A rate limit's answer: `429` with `Retry-After` in whole seconds (at
+/// least 1).
+pub fn rate_limited(wait: std::time::Duration) -> Response<ProxyBody> {
+    let mut response = local(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 /// An answer with no body (`OPTIONS *`).
 pub fn empty(status: StatusCode) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::new())));

@@ -45,6 +45,8 @@ pub struct Route {
     pub max_body_size: Option<u64>,
     /// The whole request's deadline.
     pub timeout: Option<std::time::Duration>,
+    /// The rate limit requests are counted against.
+    pub limit: Option<Arc<super::RateLimiter>>,
     /// Header filters, in the order they see requests.
     pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }

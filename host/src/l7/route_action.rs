@@ -80,6 +80,7 @@ mod tests {
             retry: Arc::default(),
             max_body_size: None,
             timeout: None,
+            limit: None,
             filters: Arc::from(Vec::new()),
         }
     }

@@ -78,6 +78,12 @@ impl Validator<'_> {
             raw.timeout.as_ref(),
             std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(24 * 3600),
         );
+        let limit = match &raw.limit {
+            None => Some(None),
+            Some(name) => self
+                .known(format!("{field}.limit"), name, "limit", &known.limits)
+                .map(|()| Some(name.get_ref().clone())),
+        };
         let retry = match &raw.retry {
             None => Some(RetryConfig::default()),
             Some(retry) => self.retry(&field, retry),
@@ -102,6 +108,7 @@ impl Validator<'_> {
             retry: retry?,
             max_body_size: max_body_size?,
             timeout: timeout?,
+            limit: limit?,
             filters,
         })
     }

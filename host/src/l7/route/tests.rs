@@ -17,6 +17,7 @@ fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions, t
         retry: Arc::default(),
         max_body_size: None,
         timeout: None,
+        limit: None,
         filters: Arc::from(Vec::new()),
     }
 }
