@@ -95,6 +95,7 @@ pub struct StreamGuard(Arc<StreamCount>);
 /// elsewhere unsent.
 pub struct H2Head {
     host: Option<HeaderValue>,
+    connection: Option<HeaderValue>,
 }
 
 // === impl Http2Connections ===
@@ -287,8 +288,9 @@ pub struct Http2SendError {
 
 /// Turns a head prepared for HTTP/1.1 into one for HTTP/2 (RFC 9113
 /// §8.3.1): `Host` becomes `:authority` (or, without one, the backend's
-/// address), the URI absolute with `scheme`, and `Transfer-Encoding`
-/// goes (HTTP/2 frames bodies itself; `TE: trailers` stays).
+/// address), the URI absolute with `scheme`, and `Transfer-Encoding` and
+/// `Connection` go (HTTP/2 frames bodies itself and has no
+/// connection-specific fields; `TE: trailers` stays).
 pub fn to_h2(head: &mut Parts, scheme: Scheme, backend_address: &str) -> H2Head {
     let host = head.headers.remove(header::HOST);
     let authority = host
@@ -308,8 +310,11 @@ pub fn to_h2(head: &mut Parts, scheme: Scheme, backend_address: &str) -> H2Head 
         head.uri = uri;
     }
     head.headers.remove(header::TRANSFER_ENCODING);
+    // `Connection: te` announced `TE: trailers` to an HTTP/1.1 hop; HTTP/2
+    // has no connection-specific fields (hyper would drop it, warning).
+    let connection = head.headers.remove(header::CONNECTION);
     head.version = Version::HTTP_2;
-    H2Head { host }
+    H2Head { host, connection }
 }
 
 /// Undoes [`to_h2`]: the head as HTTP/1.1 sends it.
@@ -319,6 +324,9 @@ pub fn to_http1(head: &mut Parts, h2: H2Head) {
     }
     if let Some(host) = h2.host {
         head.headers.insert(header::HOST, host);
+    }
+    if let Some(connection) = h2.connection {
+        head.headers.insert(header::CONNECTION, connection);
     }
     head.version = Version::HTTP_11;
 }
@@ -335,6 +343,7 @@ mod tests {
         let (mut parts, ()) = builder
             .header(header::TRANSFER_ENCODING, "chunked")
             .header(header::TE, "trailers")
+            .header(header::CONNECTION, "te")
             .body(())
             .unwrap()
             .into_parts();
@@ -354,8 +363,14 @@ mod tests {
             parts.headers.get(header::TE).map(|v| v.as_bytes()),
             Some(&b"trailers"[..])
         );
+        assert!(parts.headers.get(header::CONNECTION).is_none());
         to_http1(&mut parts, h2);
         assert_eq!(parts.uri.to_string(), "/a/b?c=1");
+        assert_eq!(
+            parts.headers.get(header::CONNECTION).map(|v| v.as_bytes()),
+            Some(&b"te"[..]),
+            "back as it was for an HTTP/1.1 hop"
+        );
         assert_eq!(
             parts.headers.get(header::HOST).map(|v| v.as_bytes()),
             Some(&b"api.example.com"[..])
