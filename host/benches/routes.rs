@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use bascule::config::{FieldCondition, Pattern, RouteConditions, ValueTest};
 use bascule::host_pattern::HostPattern;
@@ -17,20 +16,8 @@ use bascule::upstream::BackendPool;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions) -> Route {
-    let pool = BackendPool::empty_for_tests("p");
-    Route {
-        host,
-        path_prefix: prefix.to_owned(),
-        conditions: Conditions::new(&conditions),
-        target: RouteTarget::Pools(Split::single(pool)),
-        rewrite: None,
-        upgrades: Arc::from(Vec::new()),
-        retry: Arc::default(),
-        max_body_size: None,
-        timeout: None,
-        limit: None,
-        filters: Arc::from(Vec::new()),
-    }
+    let target = RouteTarget::Pools(Split::single(BackendPool::empty_for_tests("p")));
+    Route::plain(host, prefix, Conditions::new(&conditions), target)
 }
 
 fn head(path: &str) -> http::request::Parts {

@@ -51,6 +51,35 @@ pub struct Route {
     pub filters: Arc<[Arc<dyn HeaderFilter>]>,
 }
 
+// === impl Route ===
+
+impl Route {
+    /// A route to `target` with nothing else (no rewrite, filters, limit,
+    /// deadline, retries beyond connect failures): what route tests and
+    /// benchmarks build.
+    #[doc(hidden)]
+    pub fn plain(
+        host: Option<HostPattern>,
+        path_prefix: &str,
+        conditions: Conditions,
+        target: RouteTarget,
+    ) -> Route {
+        Route {
+            host,
+            path_prefix: path_prefix.to_owned(),
+            conditions,
+            target,
+            rewrite: None,
+            upgrades: Arc::from(Vec::new()),
+            retry: Arc::default(),
+            max_body_size: None,
+            timeout: None,
+            limit: None,
+            filters: Arc::from(Vec::new()),
+        }
+    }
+}
+
 /// What a route does with a request.
 pub enum RouteTarget {
     /// Forward it to one of these pools.

@@ -58,31 +58,18 @@ pub fn redirect_location(template: &str, head: &Parts, host: &str, https: bool) 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::config::{Pattern, RouteConditions};
     use crate::l7::{Conditions, RouteTarget, Split};
     use crate::upstream::BackendPool;
 
     fn route(prefix: &str, regex: Option<&str>) -> Route {
-        let pool = BackendPool::empty_for_tests("p");
-        Route {
-            host: None,
-            path_prefix: prefix.into(),
-            conditions: Conditions::new(&RouteConditions {
-                path_regex: regex.map(|r| Pattern::new(r).unwrap()),
-                ..RouteConditions::default()
-            }),
-            target: RouteTarget::Pools(Split::single(pool)),
-            rewrite: None,
-            upgrades: Arc::from(Vec::new()),
-            retry: Arc::default(),
-            max_body_size: None,
-            timeout: None,
-            limit: None,
-            filters: Arc::from(Vec::new()),
-        }
+        let conditions = Conditions::new(&RouteConditions {
+            path_regex: regex.map(|r| Pattern::new(r).unwrap()),
+            ..RouteConditions::default()
+        });
+        let target = RouteTarget::Pools(Split::single(BackendPool::empty_for_tests("p")));
+        Route::plain(None, prefix, conditions, target)
     }
 
     fn head(uri: &str) -> Parts {

@@ -7,19 +7,8 @@ fn pool(name: &str) -> Arc<BackendPool> {
 }
 
 fn route(host: Option<HostPattern>, prefix: &str, conditions: RouteConditions, to: &str) -> Route {
-    Route {
-        host,
-        path_prefix: prefix.into(),
-        conditions: Conditions::new(&conditions),
-        target: RouteTarget::Pools(Split::single(pool(to))),
-        rewrite: None,
-        upgrades: Arc::from(Vec::new()),
-        retry: Arc::default(),
-        max_body_size: None,
-        timeout: None,
-        limit: None,
-        filters: Arc::from(Vec::new()),
-    }
+    let target = RouteTarget::Pools(Split::single(pool(to)));
+    Route::plain(host, prefix, Conditions::new(&conditions), target)
 }
 
 fn exact(name: &str) -> Option<HostPattern> {
