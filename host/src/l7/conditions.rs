@@ -65,14 +65,18 @@ impl Conditions {
 
     /// Whether `head` (its path already normalised) meets every condition.
     pub fn accept(&self, head: &Parts) -> bool {
+        self.accept_with(head, None)
+    }
+
+    /// [`Conditions::accept`], with the path regex's verdict already known
+    /// (`regex_matched`: the route table ran every route's regex at once).
+    pub fn accept_with(&self, head: &Parts, regex_matched: Option<bool>) -> bool {
         let path = head.uri.path();
         if self.path.as_deref().is_some_and(|exact| exact != path) {
             return false;
         }
-        if self
-            .path_regex
-            .as_ref()
-            .is_some_and(|regex| !regex.is_match(path))
+        if let Some(regex) = &self.path_regex
+            && !regex_matched.unwrap_or_else(|| regex.is_match(path))
         {
             return false;
         }

@@ -107,6 +107,9 @@ pub enum RouteTarget {
 pub struct RouteTable {
     routes: Vec<Route>,
     index: HostIndex,
+    /// Every route's path regex in one set, run once per request that
+    /// reaches a second regex route; by route, its place in the set.
+    regexes: Option<(regex::RegexSet, Vec<Option<usize>>)>,
     paths: PathPolicy,
     forwarding: Forwarding,
 }
@@ -146,9 +149,11 @@ impl RouteTable {
                 }
             }
         }
+        let regexes = regex_set(&routes);
         RouteTable {
             routes,
             index,
+            regexes,
             paths,
             forwarding: Forwarding::default(),
         }
@@ -202,6 +207,10 @@ impl RouteTable {
             }
         }
         let mut heads = [0usize; MAX_LISTS];
+        // The first regex route runs its own regex; from the second on,
+        // the whole set runs once and answers for every one.
+        let mut regex_routes_seen = 0;
+        let mut set_matches: Option<regex::SetMatches> = None;
         loop {
             // The smallest route number not yet tried, across the lists.
             let mut next: Option<(usize, usize)> = None;
@@ -217,11 +226,46 @@ impl RouteTable {
                 *position += 1;
             }
             let route = self.routes.get(number)?;
-            if path.starts_with(&route.path_prefix) && route.conditions.accept(head) {
+            if !path.starts_with(&route.path_prefix) {
+                continue;
+            }
+            let mut verdict = None;
+            if let Some((set, places)) = &self.regexes
+                && let Some(place) = places.get(number).copied().flatten()
+            {
+                regex_routes_seen += 1;
+                if regex_routes_seen > 1 {
+                    let matches = set_matches.get_or_insert_with(|| set.matches(path));
+                    verdict = Some(matches.matched(place));
+                }
+            }
+            if route.conditions.accept_with(head, verdict) {
                 return Some(route);
             }
         }
     }
+}
+
+/// The path regexes of `routes` as one set, when there are two or more.
+fn regex_set(routes: &[Route]) -> Option<(regex::RegexSet, Vec<Option<usize>>)> {
+    let mut patterns = Vec::new();
+    let places = routes
+        .iter()
+        .map(|route| {
+            route.conditions.path_regex().map(|regex| {
+                patterns.push(regex.as_str().to_owned());
+                patterns.len() - 1
+            })
+        })
+        .collect();
+    if patterns.len() < 2 {
+        return None;
+    }
+    // Each pattern compiled alone when the config loaded; together they
+    // only fail past the size limit, and then each runs alone.
+    regex::RegexSet::new(&patterns)
+        .ok()
+        .map(|set| (set, places))
 }
 
 /// Adds `list` to the lists a request merges; `false` when they are full.

@@ -153,3 +153,33 @@ fn deep_wildcard_levels_fall_back_to_a_scan() {
         Some("outermost")
     );
 }
+
+#[test]
+fn many_regex_routes_answer_from_one_set_in_config_order() {
+    let regex = |pattern: &str| RouteConditions {
+        path_regex: Some(crate::config::Pattern::new(pattern).unwrap()),
+        ..RouteConditions::default()
+    };
+    let table = RouteTable::new(
+        vec![
+            route(None, "/", regex("/users/[0-9]+"), "users"),
+            route(None, "/", regex("/items/[a-z]+"), "items-by-name"),
+            route(None, "/", regex("/items/.*"), "items"),
+            route(None, "/", RouteConditions::default(), "fallback"),
+        ],
+        PathPolicy::default(),
+    );
+    let at = |path| found(&table, Some("a.test"), "GET", path);
+    assert_eq!(at("/users/42").as_deref(), Some("users"));
+    assert_eq!(
+        at("/items/abc").as_deref(),
+        Some("items-by-name"),
+        "first match wins"
+    );
+    assert_eq!(at("/items/42").as_deref(), Some("items"));
+    assert_eq!(
+        at("/users/x").as_deref(),
+        Some("fallback"),
+        "anchored in the set too"
+    );
+}
