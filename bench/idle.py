@@ -10,7 +10,11 @@ Two scenarios, each proxy alone on core 1 with one worker:
   without sending anything more;
 - **tcp**: 5,000 TCP connections through the proxy (`mode = "tcp"`, HAProxy
   `mode tcp`, NGINX `stream`) to a backend that accepts and never writes,
-  each idle after the connect.
+  each idle after the connect;
+- **websocket**: 5,000 WebSocket handshakes through the proxy (Bascule's
+  default `upgrades`, HAProxy's tunnel mode, NGINX with `Upgrade` and
+  `Connection` passed on) to a backend that answers `101` and holds the
+  connection, each idle after its `101`.
 
 The table gives the proxy's resident memory growth per connection (VmRSS
 summed over its process tree, 2 s after the last connection, minus the
@@ -57,6 +61,23 @@ backends = [{{ address = "127.0.0.1:{backend_port}" }}]
     return start
 
 
+def nginx_websocket(workdir, port, backend_port, _binary):
+    conf = workdir / "nginx-idle-websocket.conf"
+    body = f"""
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{backend_port};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 120s;
+        }}
+    }}"""
+    conf.write_text(run.nginx_conf(workdir, "nginx-idle-websocket", body, connections=16384))
+    return ["nginx", "-c", str(conf), "-p", str(workdir)], {}
+
+
 def haproxy(mode):
     def start(workdir, port, backend_port, _binary):
         conf = workdir / f"haproxy-idle-{mode}.cfg"
@@ -71,6 +92,7 @@ defaults
     timeout client 120s
     timeout server 120s
     {'timeout http-keep-alive 120s' if mode == 'http' else ''}
+    {'timeout tunnel 120s' if mode == 'http' else ''}
 frontend idle
     bind 127.0.0.1:{port}
     default_backend backend
@@ -115,6 +137,11 @@ PROXIES = {
         "haproxy": haproxy("tcp"),
         "nginx stream": nginx("tcp"),
     },
+    "websocket": {
+        "bascule": bascule("http"),
+        "haproxy": haproxy("http"),
+        "nginx": nginx_websocket,
+    },
 }
 
 
@@ -148,6 +175,34 @@ class SilentBackend:
         self.release()
 
 
+class WebSocketBackend(SilentBackend):
+    """Answers each WebSocket handshake with `101` and holds the connection."""
+
+    def accept(self):
+        import base64
+        import hashlib
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            key = b""
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"sec-websocket-key:"):
+                    key = line.split(b":", 1)[1].strip()
+            accept = base64.b64encode(hashlib.sha1(
+                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            self.held.append(connection)
+
+
 # --- measuring ---------------------------------------------------------------
 
 def open_keep_alive(port):
@@ -164,6 +219,22 @@ def open_keep_alive(port):
     return client
 
 
+def open_websocket(port):
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    client.sendall(b"GET /chat HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+                   b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   b"Sec-WebSocket-Version: 13\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = client.recv(4096)
+        if not chunk:
+            raise RuntimeError(f"connection closed after {answer!r}")
+        answer += chunk
+    if not answer.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"proxy answered {answer[:40]!r}")
+    return client
+
+
 def open_tcp(port):
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
@@ -173,7 +244,7 @@ def kib_per_connection(scenario, name, start, workdir, backend_port, binary):
     argv, env = start(workdir, port, backend_port, binary)
     process = run.Process(f"idle-{scenario}-{name}".replace(" ", "-"), argv, run.PROXY_CORE,
                           workdir, env)
-    opener = open_keep_alive if scenario == "keep-alive" else open_tcp
+    opener = {"keep-alive": open_keep_alive, "tcp": open_tcp, "websocket": open_websocket}[scenario]
     try:
         run.wait_for_port(port)
         for _ in range(50):  # warm-up: pools, allocator
@@ -184,7 +255,8 @@ def kib_per_connection(scenario, name, start, workdir, backend_port, binary):
         process.stop()
 
 def main():
-    args = run.arguments(__doc__, "results-idle.md")
+    args = run.arguments(__doc__, "results-idle.md", lambda parser: parser.add_argument(
+        "--only", choices=list(PROXIES), help="one scenario"))
     run.require(("nginx", "haproxy", "taskset"), __file__)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -197,19 +269,25 @@ def main():
         workdir.chmod(0o755)
         http_backend, http_port = run.start_backend(workdir)
         tcp_backend = SilentBackend()
+        ws_backend = WebSocketBackend()
         try:
             for _ in range(args.rounds):
                 for scenario, proxies in PROXIES.items():
-                    backend_port = http_port if scenario == "keep-alive" else tcp_backend.port
+                    if args.only and scenario != args.only:
+                        continue
+                    backend_port = {"keep-alive": http_port, "tcp": tcp_backend.port,
+                                    "websocket": ws_backend.port}[scenario]
                     for name, start in proxies.items():
                         kib = kib_per_connection(scenario, name, start, workdir, backend_port,
                                                  binary)
                         rows.setdefault((scenario, name), []).append(kib)
                         tcp_backend.release()
+                        ws_backend.release()
                         print(f"{scenario:10} {name:14} {kib:6.1f} KiB per connection",
                               flush=True)
         finally:
             tcp_backend.stop()
+            ws_backend.stop()
             http_backend.stop()
     lines = [f"{args.rounds} round(s), {CONNECTIONS:,} idle connections per proxy; median "
              "VmRSS growth per connection. The proxy alone on core 1 with one worker.", "",

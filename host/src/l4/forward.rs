@@ -23,6 +23,8 @@ use super::proxy_protocol::{self, Signature};
 
 /// Bytes per userspace copy: HAProxy's default buffer size.
 const COPY_BUFFER: usize = 16 * 1024;
+/// What a userspace copy starts with, until a read fills it.
+const IDLE_COPY_BUFFER: usize = 1024;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -147,7 +149,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buffer = vec![0u8; COPY_BUFFER];
+    // Small while the stream is quiet (an idle WebSocket holds this for
+    // hours); grown to the full buffer once a read fills it.
+    let mut buffer = vec![0u8; IDLE_COPY_BUFFER];
     loop {
         let read = from.read(&mut buffer).await?;
         let Some(bytes) = buffer.get(..read).filter(|bytes| !bytes.is_empty()) else {
@@ -157,6 +161,9 @@ where
         to.flush().await?;
         activity.touch();
         count(read as u64);
+        if read == buffer.len() && buffer.len() < COPY_BUFFER {
+            buffer.resize(COPY_BUFFER, 0);
+        }
     }
 }
 

@@ -518,7 +518,9 @@ async fn send_http1(
                 .extensions_mut()
                 .insert(Upgraded::new(UpstreamTunnel {
                     io,
-                    read: read.freeze(),
+                    // Copied out: the read buffer's allocation is not kept
+                    // for the life of the tunnel.
+                    read: bytes::Bytes::copy_from_slice(&read),
                     active,
                     drain_timeout,
                 }));

@@ -472,9 +472,11 @@ async fn upgrade(
         return Served::Closed;
     };
     let io = io.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // What the client sent past its head, copied out: the read buffer's
+    // allocation is not kept for the life of the tunnel.
     crate::l7::tunnel::run(
         io.io,
-        io.read.freeze(),
+        Bytes::copy_from_slice(&io.read),
         tunnel,
         limits.tunnel_idle_timeout,
         listener,
