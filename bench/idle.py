@@ -205,34 +205,33 @@ class WebSocketBackend(SilentBackend):
 
 # --- measuring ---------------------------------------------------------------
 
-def open_keep_alive(port):
+def open_exchanging(port, request, complete, status):
+    """A connection to `port` that sent `request` and read an answer up to
+    where `complete(answer)` holds, starting with `status`."""
     client = socket.create_connection(("127.0.0.1", port), timeout=10)
-    client.sendall(b"GET /small HTTP/1.1\r\nHost: bench\r\n\r\n")
+    client.sendall(request)
     answer = b""
-    while not answer.endswith(b"ok\n"):
+    while not complete(answer):
         chunk = client.recv(4096)
         if not chunk:
             raise RuntimeError(f"connection closed after {answer!r}")
         answer += chunk
-    if not answer.startswith(b"HTTP/1.1 200"):
+    if not answer.startswith(status):
         raise RuntimeError(f"proxy answered {answer[:40]!r}")
     return client
+
+
+def open_keep_alive(port):
+    return open_exchanging(port, b"GET /small HTTP/1.1\r\nHost: bench\r\n\r\n",
+                           lambda answer: answer.endswith(b"ok\n"), b"HTTP/1.1 200")
 
 
 def open_websocket(port):
-    client = socket.create_connection(("127.0.0.1", port), timeout=10)
-    client.sendall(b"GET /chat HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
-                   b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   b"Sec-WebSocket-Version: 13\r\n\r\n")
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = client.recv(4096)
-        if not chunk:
-            raise RuntimeError(f"connection closed after {answer!r}")
-        answer += chunk
-    if not answer.startswith(b"HTTP/1.1 101"):
-        raise RuntimeError(f"proxy answered {answer[:40]!r}")
-    return client
+    handshake = (b"GET /chat HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    return open_exchanging(port, handshake, lambda answer: b"\r\n\r\n" in answer,
+                           b"HTTP/1.1 101")
 
 
 def open_tcp(port):
