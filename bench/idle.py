@@ -163,7 +163,11 @@ class SilentBackend:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
+            self.greet(connection)
             self.held.append(connection)
+
+    def greet(self, connection):
+        """What a new connection gets before it is held: nothing."""
 
     def release(self):
         for connection in self.held:
@@ -178,29 +182,23 @@ class SilentBackend:
 class WebSocketBackend(SilentBackend):
     """Answers each WebSocket handshake with `101` and holds the connection."""
 
-    def accept(self):
+    def greet(self, connection):
         import base64
         import hashlib
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = connection.recv(4096)
-                if not chunk:
-                    break
-                head += chunk
-            key = b""
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"sec-websocket-key:"):
-                    key = line.split(b":", 1)[1].strip()
-            accept = base64.b64encode(hashlib.sha1(
-                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                               b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-            self.held.append(connection)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        key = b""
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"sec-websocket-key:"):
+                key = line.split(b":", 1)[1].strip()
+        accept = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
 
 
 # --- measuring ---------------------------------------------------------------

@@ -55,7 +55,7 @@ pub use health_signals::{CheckState, EjectionReason, HealthSignals, ProbeReport,
 pub use http1::{Http1Connection, Http1Error, SendFailure, Transport, parse_response_head};
 pub use http2::MAX_STREAMS_PER_CONNECTION;
 pub use pool::{BackendPool, Choice, PluginFailurePolicy, PoolError, PoolSettings};
-pub use request::{Protocol, RequestView};
+pub use request::{Protocol, RequestView, cookie_value};
 pub use request_body::{
     ClientBody, ClientBodyError, KeptBody, RequestBody, RequestBodyError, is_body_timeout,
     is_body_too_large,

@@ -95,10 +95,7 @@ impl RateLimiter {
     fn key_of(&self, head: &Parts, client: IpAddr) -> u64 {
         let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_64(bytes);
         match &self.key {
-            LimitKey::ClientIp => match client.to_canonical() {
-                IpAddr::V4(ip) => hash(&ip.octets()),
-                IpAddr::V6(ip) => hash(&ip.octets()),
-            },
+            LimitKey::ClientIp => super::split::ip_hash(client),
             LimitKey::Header(name) => head
                 .headers
                 .get(name.as_str())

@@ -15,11 +15,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::header;
 use http::request::Parts;
 
 use crate::config::SplitKey;
-use crate::upstream::BackendPool;
+use crate::upstream::{BackendPool, cookie_value};
 
 /// A route's pools and how requests are shared among them.
 pub struct Split {
@@ -88,21 +87,19 @@ impl Split {
     fn key_hash(&self, head: &Parts, client: IpAddr) -> Option<u64> {
         let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_64(bytes);
         match self.sticky.as_ref()? {
-            SplitKey::ClientIp => Some(match client.to_canonical() {
-                IpAddr::V4(ip) => hash(&ip.octets()),
-                IpAddr::V6(ip) => hash(&ip.octets()),
-            }),
+            SplitKey::ClientIp => Some(ip_hash(client)),
             SplitKey::Header(name) => head.headers.get(name.as_str()).map(|v| hash(v.as_bytes())),
-            SplitKey::Cookie(name) => head
-                .headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(';'))
-                .filter_map(|pair| pair.trim().split_once('='))
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| hash(value.as_bytes())),
+            SplitKey::Cookie(name) => cookie_value(&head.headers, name).map(|v| hash(v.as_bytes())),
         }
+    }
+}
+
+/// The XXH3 hash of a client address, an IPv4 client on a dual-stack
+/// socket counted as its IPv4 address: what keys by client IP hash.
+pub(super) fn ip_hash(client: IpAddr) -> u64 {
+    match client.to_canonical() {
+        IpAddr::V4(ip) => xxhash_rust::xxh3::xxh3_64(&ip.octets()),
+        IpAddr::V6(ip) => xxhash_rust::xxh3::xxh3_64(&ip.octets()),
     }
 }
 

@@ -50,16 +50,21 @@ impl RequestView {
 
     /// The value of the cookie `name` the client sent, when present.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        let headers = &self.http.as_deref()?.headers;
-        headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.to_owned())
+        cookie_value(&self.http.as_deref()?.headers, name).map(str::to_owned)
     }
+}
+
+/// The value of the cookie `name` in `headers`' `Cookie` fields, when
+/// present.
+pub fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }
 
 /// A request head's host without port, lowercased: the URI authority
