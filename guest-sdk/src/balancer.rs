@@ -90,6 +90,21 @@ pub struct AffinityCookie {
     pub secure: bool,
     /// `HttpOnly` attribute.
     pub http_only: bool,
+    /// `SameSite` attribute; `None` leaves it out (browsers then treat the
+    /// cookie as `Lax`). [`SameSite::None`] requires `secure`.
+    pub same_site: Option<SameSite>,
+}
+
+/// The `SameSite` attribute of an [`AffinityCookie`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only on requests from the same site.
+    Strict,
+    /// Also on top-level navigations from other sites.
+    Lax,
+    /// Sent on cross-site requests too; only with `secure`, or the host
+    /// refuses the cookie.
+    None,
 }
 
 /// An error reported to the host; it is logged with the plugin's name.

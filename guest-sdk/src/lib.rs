@@ -37,7 +37,8 @@
 //! export it with [`export_header_filter!`] (see the [`filter`] module).
 //! Health interpreters, the third, judge the outcome of an active health
 //! probe: implement [`HealthInterpreter`] and export it with
-//! [`export_health_interpreter!`] (see the [`health`] module).
+//! [`export_health_interpreter!`] (see the [`health`] module). Filters may
+//! take tokens from the proxy's rate limiters (see [`rate_limit`]).
 //!
 //! What the host guarantees, and what it checks:
 //! - `configure` runs once per instance, before anything else.
@@ -61,6 +62,7 @@ pub mod filter;
 pub mod health;
 pub mod key;
 mod log;
+pub mod rate_limit;
 mod request;
 pub mod ring;
 mod stats;
@@ -91,9 +93,9 @@ pub mod filter_bindings {
         pub_export_macro: true,
         export_macro_name: "export_header_filter_world",
         with: {
-            "bascule:plugin/types@0.4.0": crate::bindings::bascule::plugin::types,
-            "bascule:plugin/request-context@0.4.0": crate::bindings::bascule::plugin::request_context,
-            "bascule:plugin/log@0.4.0": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/types@0.4.1": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/request-context@0.4.1": crate::bindings::bascule::plugin::request_context,
+            "bascule:plugin/log@0.4.1": crate::bindings::bascule::plugin::log,
         },
     });
 }
@@ -109,14 +111,15 @@ pub mod health_bindings {
         pub_export_macro: true,
         export_macro_name: "export_health_interpreter_world",
         with: {
-            "bascule:plugin/types@0.4.0": crate::bindings::bascule::plugin::types,
-            "bascule:plugin/log@0.4.0": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/types@0.4.1": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/log@0.4.1": crate::bindings::bascule::plugin::log,
         },
     });
 }
 
 pub use balancer::{
-    AffinityCookie, Backend, Balancer, Candidates, Error, MAX_CANDIDATES, Options, with_successors,
+    AffinityCookie, Backend, Balancer, Candidates, Error, MAX_CANDIDATES, Options, SameSite,
+    with_successors,
 };
 pub use duration::DurationOption;
 pub use filter::{

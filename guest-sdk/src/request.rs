@@ -454,13 +454,26 @@ impl Request {
     /// [`Backend::token`](crate::Backend::token).
     pub fn pin_with_cookie(&self, cookie: &AffinityCookie) {
         #[cfg(target_arch = "wasm32")]
-        affinity::pin_with_cookie(&affinity::AffinityCookie {
-            name: cookie.name.clone(),
-            max_age_seconds: cookie.max_age_seconds,
-            path: cookie.path.clone(),
-            secure: cookie.secure,
-            http_only: cookie.http_only,
-        });
+        {
+            let wit = affinity::AffinityCookie {
+                name: cookie.name.clone(),
+                max_age_seconds: cookie.max_age_seconds,
+                path: cookie.path.clone(),
+                secure: cookie.secure,
+                http_only: cookie.http_only,
+            };
+            match cookie.same_site {
+                None => affinity::pin_with_cookie(&wit),
+                Some(same_site) => affinity::pin_with_cookie_same_site(
+                    &wit,
+                    match same_site {
+                        crate::SameSite::Strict => affinity::SameSite::Strict,
+                        crate::SameSite::Lax => affinity::SameSite::Lax,
+                        crate::SameSite::None => affinity::SameSite::None,
+                    },
+                ),
+            }
+        }
         #[cfg(not(target_arch = "wasm32"))]
         self.pinned.replace(Some(cookie.clone()));
     }

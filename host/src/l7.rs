@@ -73,7 +73,7 @@ pub fn parse_request_head(raw: &[u8]) -> Result<Option<http::request::Parts>, ht
         .map_err(|refusal| refusal.status)
 }
 pub use conditions::Conditions;
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{RateLimiter, RateLimits};
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable, RouteTarget};
 pub use split::Split;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::health::HealthCheck;
 use crate::l4::TcpListenerPlan;
-use crate::l7::{ConnectionLimits, HeaderFilter, RouteTable};
+use crate::l7::{ConnectionLimits, HeaderFilter, RateLimits, RouteTable};
 use crate::plugin::{self, PluginRuntime};
 use crate::tls::ServerTls;
 use crate::upstream::{BackendPool, Endpoints, Resolver, StatsRegistry};
@@ -119,9 +119,11 @@ impl Plan {
                 Err(error) => errors.push(error.reported(config)),
             }
         }
+        // Buckets start full at every reload.
+        let rate_limits = Arc::new(RateLimits::new(&config.limits));
         let mut filters = Vec::new();
         for filter in &config.filters {
-            match filters::build_filter(config, filter, plugins) {
+            match filters::build_filter(config, filter, plugins, &rate_limits) {
                 Ok(built) => {
                     let built: Arc<dyn HeaderFilter> = Arc::new(built);
                     filters.push((filter.name.as_str(), built));
@@ -147,18 +149,12 @@ impl Plan {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        // Buckets start full at every reload.
-        let limits: Vec<Arc<crate::l7::RateLimiter>> = config
-            .limits
-            .iter()
-            .map(|limit| Arc::new(crate::l7::RateLimiter::new(limit)))
-            .collect();
         let listeners = config
             .listeners
             .iter()
             .zip(tls)
             .map(|(listener, tls)| {
-                listeners::listener_plan(listener, &pools, &filters, &limits, tls)
+                listeners::listener_plan(listener, &pools, &filters, &rate_limits, tls)
             })
             .collect();
         Ok(Plan {

@@ -20,6 +20,7 @@ mod instances;
 mod interpreter;
 mod limits;
 mod log_gate;
+mod rate_limit;
 mod source;
 mod state;
 mod ticker;

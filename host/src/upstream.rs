@@ -41,7 +41,7 @@ mod stats;
 mod upgrade;
 mod upstream_body;
 
-pub use affinity::{AffinityCookie, AffinityCookieError};
+pub use affinity::{AffinityCookie, AffinityCookieError, SameSite};
 pub use backend::{Backend, BackendSet, FULL_RAMP, fixed_endpoints, token_for};
 pub use connection_pool::{
     Connection, ConnectionKind, ConnectionPool, IDLE_TIMEOUT, MAX_IDLE_PER_ENDPOINT, PoolKey,

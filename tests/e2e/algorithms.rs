@@ -30,7 +30,7 @@ async fn sticky_cookie_keeps_a_client_and_moves_it_once_when_its_backend_goes() 
     let config = |backends: &[&RecordingBackend]| {
         single_pool_config(
             "builtin:sticky-cookie",
-            r#"balancer-options = { cookie = "srv", ttl = "1h" }"#,
+            r#"balancer-options = { cookie = "srv", ttl = "1h", same-site = "lax" }"#,
             backends.iter().map(|b| b.toml()),
         )
     };
@@ -39,7 +39,7 @@ async fn sticky_cookie_keeps_a_client_and_moves_it_once_when_its_backend_goes() 
     let first = bascule.get_root().await;
     let header = set_cookie(&first).expect("first response sets the affinity cookie");
     assert!(
-        header.ends_with("; Path=/; Max-Age=3600; HttpOnly"),
+        header.ends_with("; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax"),
         "{header}"
     );
     let cookie = header.split(';').next().unwrap().to_owned();

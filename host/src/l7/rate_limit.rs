@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::request::Parts;
@@ -18,6 +18,16 @@ use tokio::time::Instant;
 use crate::config::{LimitConfig, LimitKey};
 
 const SHARDS: usize = 16;
+
+/// Seeds the hash of keys from plugins (see [`RateLimiter::check_plugin_key`]).
+const PLUGIN_KEY_SEED: u64 = 0x6261_7363_756c_6531;
+
+/// Every `[limits.NAME]` of one config, by name: what routes attach and
+/// what the plugins' `rate-limit` import finds.
+#[derive(Default)]
+pub struct RateLimits {
+    by_name: HashMap<String, Arc<RateLimiter>>,
+}
 
 /// One `[limits.NAME]`.
 pub struct RateLimiter {
@@ -37,6 +47,25 @@ struct Bucket {
     tokens: f64,
     /// When `tokens` was last brought up to date, in µs since `start`.
     at: u64,
+}
+
+// === impl RateLimits ===
+
+impl RateLimits {
+    /// A limiter for each of `configs`, every bucket full.
+    pub fn new(configs: &[LimitConfig]) -> Self {
+        RateLimits {
+            by_name: configs
+                .iter()
+                .map(|config| (config.name.clone(), Arc::new(RateLimiter::new(config))))
+                .collect(),
+        }
+    }
+
+    /// The limit named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<RateLimiter>> {
+        self.by_name.get(name)
+    }
 }
 
 // === impl RateLimiter ===
@@ -64,7 +93,20 @@ impl RateLimiter {
     /// Takes a token for a request with `head` from `client`; when the
     /// bucket is empty, how long until it holds one again.
     pub fn check(&self, head: &Parts, client: IpAddr) -> Result<(), Duration> {
-        let key = self.key_of(head, client);
+        self.take(self.key_of(head, client))
+    }
+
+    /// Takes a token for a key a plugin computed. Plugin keys are hashed
+    /// with their own seed, so they never share a bucket with the keys
+    /// routes take.
+    pub fn check_plugin_key(&self, key: &str) -> Result<(), Duration> {
+        self.take(xxhash_rust::xxh3::xxh3_64_with_seed(
+            key.as_bytes(),
+            PLUGIN_KEY_SEED,
+        ))
+    }
+
+    fn take(&self, key: u64) -> Result<(), Duration> {
         let now = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
         let Some(shard) = self.shards.get((key % SHARDS as u64) as usize) else {
             return Ok(());

@@ -1,6 +1,9 @@
 //! Header filters: each declared filter's plugin compiled and configured.
 
+use std::sync::Arc;
+
 use super::PlanError;
+use crate::l7::RateLimits;
 use crate::config::{Config, FilterConfig};
 use crate::plugin::{self, PluginRuntime, WasmFilter};
 
@@ -8,6 +11,7 @@ pub(super) fn build_filter(
     config: &Config,
     filter: &FilterConfig,
     plugins: &PluginRuntime,
+    rate_limits: &Arc<RateLimits>,
 ) -> Result<WasmFilter, PlanError> {
     let compiled = plugins
         .compile_filter(&filter.plugin)
@@ -17,6 +21,7 @@ pub(super) fn build_filter(
         compiled,
         filter.options.clone(),
         config.sandbox,
+        Arc::clone(rate_limits),
     )
     .map_err(|e| match e {
         plugin::Error::Rejected { .. } => PlanError::at(&filter.options_location, e),

@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::config::{ListenerConfig, ListenerMode, LocalAnswer, RouteConfig};
 use crate::l4::{TcpListenerPlan, TcpRoute};
-use crate::l7::{Conditions, HeaderFilter, RateLimiter, Route, RouteTable, RouteTarget, Split};
+use crate::l7::{Conditions, HeaderFilter, RateLimits, Route, RouteTable, RouteTarget, Split};
 use crate::tls::ServerTls;
 use crate::upstream::{BackendPool, RetryPolicy};
 
@@ -17,7 +17,7 @@ pub(super) fn listener_plan(
     listener: &ListenerConfig,
     pools: &[Arc<BackendPool>],
     filters: &[(&str, Arc<dyn HeaderFilter>)],
-    limits: &[Arc<RateLimiter>],
+    limits: &RateLimits,
     tls: Option<Arc<ServerTls>>,
 ) -> ListenerPlan {
     // Validation made sure every route names a pool and declared filters.
@@ -47,9 +47,10 @@ pub(super) fn listener_plan(
                                 retry: Arc::new(RetryPolicy::new(route.retry.clone())),
                                 max_body_size: route.max_body_size,
                                 timeout: route.timeout,
-                                limit: route.limit.as_deref().and_then(|name| {
-                                    limits.iter().find(|limit| limit.name() == name).cloned()
-                                }),
+                                limit: route
+                                    .limit
+                                    .as_deref()
+                                    .and_then(|name| limits.get(name).cloned()),
                                 filters: filters_of(&route.filters).into(),
                             })
                         })

@@ -18,7 +18,7 @@ mod header_filter {
         },
     });
 
-    pub use self::bascule::plugin::headers;
+    pub use self::bascule::plugin::{headers, rate_limit};
     pub use self::exports::bascule::plugin::filter;
 }
 
@@ -38,7 +38,7 @@ mod health_interpreter {
 
 pub use self::bascule::plugin::{affinity, backend_stats, log, request_context, types};
 pub use self::exports::bascule::plugin::balance;
-pub use header_filter::{HeaderFilter, HeaderFilterPre, filter, headers};
+pub use header_filter::{HeaderFilter, HeaderFilterPre, filter, headers, rate_limit};
 pub use health_interpreter::{HealthInterpreter, HealthInterpreterPre, health};
 
 use std::net::IpAddr;

@@ -7,7 +7,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, OptLevel};
 
 use super::balancer::CompiledBalancer;
-use super::bindings::{Balancer, BalancerPre, HeaderFilterPre, HealthInterpreterPre, headers};
+use super::bindings::{
+    Balancer, BalancerPre, HeaderFilterPre, HealthInterpreterPre, headers, rate_limit,
+};
 use super::filter::CompiledFilter;
 use super::interpreter::CompiledInterpreter;
 use super::state::PluginState;
@@ -16,8 +18,10 @@ use super::{Error, source, wasi};
 use crate::config::PluginRef;
 
 /// The contract this host implements, as components name it in their
-/// imports and exports.
-pub const CONTRACT: &str = "bascule:plugin@0.4.0";
+/// imports and exports. Plugins built against an earlier patch version of
+/// the same `0.4` line load too: wasmtime links `@0.4.0` names to the
+/// `@0.4.1` definitions (semver-compatible), and patch versions only add.
+pub const CONTRACT: &str = "bascule:plugin@0.4.1";
 
 /// Guests get a modest stack: balancing needs no deep recursion, and a
 /// runaway recursion should trap quickly.
@@ -66,6 +70,8 @@ impl PluginRuntime {
         Balancer::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
             .map_err(|e| load_error("host imports", e))?;
         headers::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
+            .map_err(|e| load_error("host imports", e))?;
+        rate_limit::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)
             .map_err(|e| load_error("host imports", e))?;
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| Error::Load {
             plugin: "epoch ticker".to_owned(),
@@ -202,14 +208,27 @@ impl ContentKey {
 }
 
 /// The version of the `bascule:plugin` package `names` (a component's
-/// imports and exports) refer to, when it is not this host's.
+/// imports and exports) refer to, when this host cannot load it: another
+/// `0.MINOR` line (a patch version of ours is compatible).
 fn other_contract(names: &[String]) -> Option<&str> {
     let ours = CONTRACT.split_once('@').map_or("", |(_, version)| version);
     names
         .iter()
         .filter(|name| name.starts_with("bascule:plugin/"))
         .filter_map(|name| name.split_once('@').map(|(_, version)| version))
-        .find(|version| *version != ours)
+        .find(|version| compatible_line(version) != compatible_line(ours))
+}
+
+/// `0.MINOR` of a `0.MINOR.PATCH` version (`MAJOR` from 1.0 on): versions
+/// with the same line are semver-compatible.
+fn compatible_line(version: &str) -> &str {
+    let mut dots = version.match_indices('.').map(|(at, _)| at);
+    let end = if version.starts_with("0.") {
+        dots.nth(1)
+    } else {
+        dots.next()
+    };
+    end.and_then(|at| version.get(..at)).unwrap_or(version)
 }
 
 fn load_error(plugin: &str, error: wasmtime::Error) -> Error {

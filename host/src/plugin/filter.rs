@@ -17,7 +17,7 @@ use super::edits::{self, Edit, Values};
 use super::instances::{Instances, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
-use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse};
+use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse, RateLimits};
 use crate::upstream::{RequestNeeds, RequestView, header_pairs};
 
 /// Largest local response body a filter may produce.
@@ -37,6 +37,8 @@ pub struct WasmFilter {
     compiled: Arc<CompiledFilter>,
     options: String,
     sandbox: SandboxConfig,
+    /// The config's `[limits.NAME]`, for the `rate-limit` import.
+    rate_limits: Arc<RateLimits>,
     declared: Declared,
     instances: Instances<FilterInstance>,
     /// `bascule_plugin_calls_total` for `on-request` and `on-response`.
@@ -83,8 +85,9 @@ impl WasmFilter {
         compiled: Arc<CompiledFilter>,
         options: String,
         sandbox: SandboxConfig,
+        rate_limits: Arc<RateLimits>,
     ) -> Result<Self, Error> {
-        let (instance, needs) = instantiate(&compiled, &options, &sandbox)?;
+        let (instance, needs) = instantiate(&compiled, &options, &sandbox, &rate_limits)?;
         let declared = Declared::check(needs).map_err(|reason| Error::Rejected {
             plugin: compiled.name.to_string(),
             message: reason,
@@ -99,6 +102,7 @@ impl WasmFilter {
             compiled,
             options,
             sandbox,
+            rate_limits,
             declared,
         };
         filter.instances.check_in(instance);
@@ -108,7 +112,13 @@ impl WasmFilter {
     /// Another instance; it declares what the first did (configure sees the
     /// same options), so its answer is not checked again.
     fn instantiate(&self) -> Result<FilterInstance, Error> {
-        instantiate(&self.compiled, &self.options, &self.sandbox).map(|(instance, _)| instance)
+        instantiate(
+            &self.compiled,
+            &self.options,
+            &self.sandbox,
+            &self.rate_limits,
+        )
+        .map(|(instance, _)| instance)
     }
 
     fn invalid(&self, reason: String) -> FilterError {
@@ -123,12 +133,16 @@ fn instantiate(
     compiled: &CompiledFilter,
     options: &str,
     sandbox: &SandboxConfig,
+    rate_limits: &Arc<RateLimits>,
 ) -> Result<(FilterInstance, filter::FilterNeeds), Error> {
     let (store, bindings, needs) = set_up(
         &compiled.engine,
         &compiled.name,
         sandbox.memory_limit_bytes,
-        |store| compiled.pre.instantiate(store),
+        |store| {
+            store.data_mut().rate_limits = Arc::clone(rate_limits);
+            compiled.pre.instantiate(store)
+        },
         |bindings, store| {
             bindings
                 .bascule_plugin_filter()

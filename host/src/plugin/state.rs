@@ -11,7 +11,10 @@ use super::bindings::{affinity, backend_stats, headers, log, request_context, ty
 use super::budget::CallBudget;
 use super::limits::MemoryCap;
 use super::log_gate::{LogGate, PLUGIN_LOG_BURST, PLUGIN_LOG_INTERVAL};
-use crate::upstream::{AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestView};
+use crate::l7::RateLimits;
+use crate::upstream::{
+    AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestView, SameSite,
+};
 
 /// Log lines from plugins are cut to this many bytes so that a chatty
 /// plugin cannot flood the host's log with one call.
@@ -36,6 +39,9 @@ pub struct PluginState {
     /// The response headers lent for one `on-response` call; outside it,
     /// the `headers` import reads the shown request's headers.
     pub(super) response_headers: Option<HeaderMap>,
+    /// The limits the `rate-limit` import takes tokens from (filters
+    /// only; empty for other plugins).
+    pub(super) rate_limits: Arc<RateLimits>,
 }
 
 // === impl PluginState ===
@@ -55,6 +61,7 @@ impl PluginState {
             backends: None,
             affinity: None,
             response_headers: None,
+            rate_limits: Arc::default(),
         }
     }
 
@@ -204,14 +211,37 @@ impl affinity::Host for PluginState {
         if self.request.is_none() {
             return;
         }
-        self.affinity = Some(AffinityCookie::new(
-            cookie.name,
-            cookie.max_age_seconds,
-            cookie.path,
-            cookie.secure,
-            cookie.http_only,
-        ));
+        self.affinity = Some(affinity_cookie(cookie));
     }
+
+    fn pin_with_cookie_same_site(
+        &mut self,
+        cookie: affinity::AffinityCookie,
+        same_site: affinity::SameSite,
+    ) {
+        if self.request.is_none() {
+            return;
+        }
+        let same_site = match same_site {
+            affinity::SameSite::Strict => SameSite::Strict,
+            affinity::SameSite::Lax => SameSite::Lax,
+            affinity::SameSite::None => SameSite::None,
+        };
+        self.affinity =
+            Some(affinity_cookie(cookie).and_then(|cookie| cookie.with_same_site(same_site)));
+    }
+}
+
+fn affinity_cookie(
+    cookie: affinity::AffinityCookie,
+) -> Result<AffinityCookie, AffinityCookieError> {
+    AffinityCookie::new(
+        cookie.name,
+        cookie.max_age_seconds,
+        cookie.path,
+        cookie.secure,
+        cookie.http_only,
+    )
 }
 
 impl log::Host for PluginState {

@@ -128,7 +128,7 @@ fn a_plugin_built_against_0_2_is_refused_naming_both_versions() {
     let message = crate::error_chain(&error);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
-        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.4.0"),
+        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.4.1"),
         "{message}"
     );
 }
@@ -142,7 +142,50 @@ fn a_header_filter_is_not_a_balancer() {
         .expect("a filter must not load as a balancer");
     let message = crate::error_chain(&error);
     assert!(
-        message.contains("not a balancer of bascule:plugin@0.4.0"),
+        message.contains("not a balancer of bascule:plugin@0.4.1"),
         "{message}"
     );
+}
+
+/// The built-in `name` as a plugin built against `bascule:plugin@0.4.0`
+/// would be: every `@0.4.1` in its names turned into `@0.4.0` (same
+/// length, so the binary stays well formed).
+fn built_against_0_4_0(name: &str) -> Vec<u8> {
+    let mut bytes = super::source::read(&PluginRef::Builtin(name.to_owned()))
+        .unwrap()
+        .into_owned();
+    let (from, to) = (b"@0.4.1", b"@0.4.0");
+    let mut replaced = 0;
+    let mut at = 0;
+    while let Some(offset) = bytes[at..].windows(from.len()).position(|w| w == from) {
+        bytes[at + offset..at + offset + from.len()].copy_from_slice(to);
+        at += offset + from.len();
+        replaced += 1;
+    }
+    assert!(replaced > 0, "{name} names no @0.4.1 interface");
+    bytes
+}
+
+#[test]
+fn a_plugin_built_against_0_4_0_loads_and_balances() {
+    let dir = std::env::temp_dir().join(format!("bascule-0-4-0-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("round-robin-0.4.0.wasm");
+    std::fs::write(&path, built_against_0_4_0("round-robin")).unwrap();
+    let runtime = PluginRuntime::new().unwrap();
+    let compiled = runtime.compile_balancer(&PluginRef::File(path));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let set = backend_set(3);
+    let wasm = WasmBalancer::new(
+        compiled.expect("0.4.0 is compatible with 0.4.1"),
+        "{}".to_owned(),
+        vec![Protocol::Http],
+        SandboxConfig::default(),
+        &set,
+    )
+    .unwrap();
+    let firsts: Vec<u32> = (0..4)
+        .map(|_| wasm.select(&set, &request()).unwrap().candidates[0])
+        .collect();
+    assert_eq!(firsts, [0, 1, 2, 0]);
 }

@@ -12,6 +12,18 @@ pub struct AffinityCookie {
     path: String,
     secure: bool,
     http_only: bool,
+    same_site: Option<SameSite>,
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only on requests from the same site.
+    Strict,
+    /// Also on top-level navigations from other sites.
+    Lax,
+    /// Sent on cross-site requests too; browsers require `Secure` with it.
+    None,
 }
 
 /// Why a balancer's cookie was refused.
@@ -23,6 +35,9 @@ pub enum AffinityCookieError {
     /// Not starting with `/`, or holding `;` or control characters.
     #[error("cookie path `{0}` must start with `/` and hold no `;` or control characters")]
     Path(String),
+    /// `SameSite=None` without `Secure`: browsers drop such a cookie.
+    #[error("cookie `{0}` has SameSite=None without Secure, which browsers refuse")]
+    SameSiteNoneWithoutSecure(String),
 }
 
 // === impl AffinityCookie ===
@@ -56,6 +71,18 @@ impl AffinityCookie {
             path,
             secure,
             http_only,
+            same_site: None,
+        })
+    }
+
+    /// The same cookie with a `SameSite` attribute.
+    pub fn with_same_site(self, same_site: SameSite) -> Result<Self, AffinityCookieError> {
+        if same_site == SameSite::None && !self.secure {
+            return Err(AffinityCookieError::SameSiteNoneWithoutSecure(self.name));
+        }
+        Ok(AffinityCookie {
+            same_site: Some(same_site),
+            ..self
         })
     }
 
@@ -76,6 +103,12 @@ impl AffinityCookie {
         if self.secure {
             value.push_str("; Secure");
         }
+        match self.same_site {
+            Some(SameSite::Strict) => value.push_str("; SameSite=Strict"),
+            Some(SameSite::Lax) => value.push_str("; SameSite=Lax"),
+            Some(SameSite::None) => value.push_str("; SameSite=None"),
+            None => {}
+        }
         HeaderValue::from_str(&value).ok()
     }
 }
@@ -94,6 +127,26 @@ mod tests {
         );
         let session = AffinityCookie::new("srv".into(), None, "/".into(), false, false).unwrap();
         assert_eq!(session.set_cookie("1").unwrap(), "srv=1; Path=/");
+        let lax = session.clone().with_same_site(SameSite::Lax).unwrap();
+        assert_eq!(lax.set_cookie("1").unwrap(), "srv=1; Path=/; SameSite=Lax");
+    }
+
+    #[test]
+    fn same_site_none_needs_secure() {
+        let plain = AffinityCookie::new("srv".into(), None, "/".into(), false, false).unwrap();
+        assert_eq!(
+            plain.with_same_site(SameSite::None),
+            Err(AffinityCookieError::SameSiteNoneWithoutSecure("srv".into()))
+        );
+        let secure = AffinityCookie::new("srv".into(), None, "/".into(), true, false).unwrap();
+        assert_eq!(
+            secure
+                .with_same_site(SameSite::None)
+                .unwrap()
+                .set_cookie("1")
+                .unwrap(),
+            "srv=1; Path=/; Secure; SameSite=None"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - `cookie`: the cookie name (default `"bascule_affinity"`);
 //! - `ttl`: the cookie's lifetime, e.g. `"1h"` (default: a session cookie);
 //! - `path` (default `"/"`), `secure` (default false), `http-only`
-//!   (default true): cookie attributes;
+//!   (default true), `same-site` (`"strict"`, `"lax"` or `"none"`, which
+//!   needs `secure`; default: no attribute): cookie attributes;
 //! - `inner`: `round-robin` (default), `weighted-round-robin`,
 //!   `least-connections` or `random`.
 //!
@@ -23,7 +24,7 @@ use std::collections::HashMap;
 use bascule_guest_sdk::algorithms::{LeastLoaded, RoundRobin, SmoothWeightedRoundRobin};
 use bascule_guest_sdk::{
     AffinityCookie, Backend, Balancer, Candidates, DurationOption, Error, Options, Request,
-    RequestNeeds, with_successors,
+    RequestNeeds, SameSite, with_successors,
 };
 use serde::Deserialize;
 
@@ -59,6 +60,7 @@ struct Settings {
     secure: bool,
     #[serde(default = "default_true")]
     http_only: bool,
+    same_site: Option<String>,
     #[serde(default = "default_inner")]
     inner: String,
 }
@@ -114,6 +116,22 @@ impl StickyCookie {
                     .ok_or_else(|| Error::new("`ttl` must be from 1s to about 136 years"))?,
             ),
         };
+        let same_site = match settings.same_site.as_deref() {
+            None => None,
+            Some("strict") => Some(SameSite::Strict),
+            Some("lax") => Some(SameSite::Lax),
+            Some("none") if settings.secure => Some(SameSite::None),
+            Some("none") => {
+                return Err(Error::new(
+                    "`same-site = \"none\"` needs `secure = true` (browsers refuse it otherwise)",
+                ));
+            }
+            Some(other) => {
+                return Err(Error::new(format!(
+                    "unknown `same-site` `{other}` (strict, lax or none)"
+                )));
+            }
+        };
         let inner = match settings.inner.as_str() {
             "round-robin" => Inner::RoundRobin(RoundRobin::default()),
             "weighted-round-robin" => {
@@ -135,6 +153,7 @@ impl StickyCookie {
                 path: settings.path,
                 secure: settings.secure,
                 http_only: settings.http_only,
+                same_site,
             },
             inner,
             by_token: HashMap::new(),
@@ -289,6 +308,11 @@ mod tests {
         assert!(bad(r#"{"inner": "maglev"}"#));
         assert!(bad(r#"{"ttl": "0s"}"#));
         assert!(!bad(r#"{"inner": "least-connections", "secure": true}"#));
+        assert!(bad(r#"{"same-site": "none"}"#), "SameSite=None needs Secure");
+        assert!(bad(r#"{"same-site": "sometimes"}"#));
+        assert!(!bad(r#"{"same-site": "none", "secure": true}"#));
+        let lax = StickyCookie::configure(&Options::from_json(r#"{"same-site": "lax"}"#)).unwrap();
+        assert_eq!(lax.cookie.same_site, Some(SameSite::Lax));
         let tcp = Options::for_protocols("{}", vec![Protocol::Tcp]);
         assert!(StickyCookie::configure(&tcp).is_err());
     }

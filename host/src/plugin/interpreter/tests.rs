@@ -183,7 +183,7 @@ fn a_balancer_is_not_an_interpreter() {
     .err()
     .unwrap();
     assert!(
-        crate::error_chain(&error).contains("not a health interpreter of bascule:plugin@0.4.0"),
+        crate::error_chain(&error).contains("not a health interpreter of bascule:plugin@0.4.1"),
         "{}",
         crate::error_chain(&error)
     );
