@@ -379,3 +379,66 @@ async fn a_bad_template_fails_the_load_naming_the_filter() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_filter_rate_limits_by_a_key_it_computes() {
+    let backend = RecordingBackend::start("b1").await;
+    let plugin = test_plugin("test-filter").display().to_string();
+    let declared = format!(
+        "[filters.tenant]\nplugin = \"{plugin}\"\noptions = {{ mode = \"rate-limit\", limit = \"per-tenant\" }}\n\n[limits.per-tenant]\nrate = 0.2\nburst = 3\n"
+    );
+    let bascule = Bascule::start(&filtered(&["tenant"], &declared, &backend));
+    let web = bascule.addr("web");
+    let as_token = |token: &str| {
+        let mut request = get("example.test", "/");
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    // Three secrets of one tenant share its bucket of 3; the fourth
+    // request is refused by the plugin with the host's wait.
+    let mut statuses = Vec::new();
+    for token in ["acme.k1", "acme.k2", "acme.k3", "acme.k1"] {
+        statuses.push(send(web, as_token(token)).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let refused = send(web, as_token("acme.k2")).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.headers["x-limited-tenant"], "acme");
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&wait), "a token every 5 s: {wait}");
+    // Another tenant has its own bucket.
+    assert_eq!(send(web, as_token("globex.k1")).await.status, 200);
+    assert_eq!(backend.seen().len(), 4, "refused requests never left");
+    assert_eq!(
+        bascule
+            .metric("bascule_http_rate_limited_total", &["limit=\"per-tenant\""])
+            .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn a_filter_naming_an_unknown_limit_fails_its_requests() {
+    let backend = RecordingBackend::start("b1").await;
+    let plugin = test_plugin("test-filter").display().to_string();
+    let declared = format!(
+        "[filters.tenant]\nplugin = \"{plugin}\"\noptions = {{ mode = \"rate-limit\", limit = \"nope\" }}\n"
+    );
+    let bascule = Bascule::start(&filtered(&["tenant"], &declared, &backend));
+    let reply = send(bascule.addr("web"), get("example.test", "/")).await;
+    assert_eq!(reply.status, 500);
+    assert!(backend.seen().is_empty());
+    let failures = bascule
+        .metric(
+            "bascule_plugin_failures_total",
+            &[&format!("plugin=\"{plugin}\""), "kind=\"guest-error\""],
+        )
+        .await;
+    assert_eq!(failures, 1.0);
+}

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::PlanError;
-use crate::l7::RateLimits;
 use crate::config::{Config, FilterConfig};
+use crate::l7::RateLimits;
 use crate::plugin::{self, PluginRuntime, WasmFilter};
 
 pub(super) fn build_filter(

@@ -308,7 +308,10 @@ mod tests {
         assert!(bad(r#"{"inner": "maglev"}"#));
         assert!(bad(r#"{"ttl": "0s"}"#));
         assert!(!bad(r#"{"inner": "least-connections", "secure": true}"#));
-        assert!(bad(r#"{"same-site": "none"}"#), "SameSite=None needs Secure");
+        assert!(
+            bad(r#"{"same-site": "none"}"#),
+            "SameSite=None needs Secure"
+        );
         assert!(bad(r#"{"same-site": "sometimes"}"#));
         assert!(!bad(r#"{"same-site": "none", "secure": true}"#));
         let lax = StickyCookie::configure(&Options::from_json(r#"{"same-site": "lax"}"#)).unwrap();

@@ -15,8 +15,13 @@
 //!   phase was called on this instance;
 //! - `stamp`: sets `x-real-ip` to the client address in the guest (the
 //!   guest-rendered twin of a static `{client-ip}` edit, for benchmarks);
-//! - `rewrite`: forwards to `/rewritten` followed by the original path.
+//! - `rewrite`: forwards to `/rewritten` followed by the original path;
+//! - `rate-limit`: takes a token from the limit named by the `limit`
+//!   option for the tenant of `Authorization: Bearer TENANT.SECRET` (a key
+//!   only a plugin can compute); an empty bucket is answered 429 with
+//!   `Retry-After` and `x-limited-tenant`, an unknown limit is an error.
 
+use bascule_guest_sdk::rate_limit::{self, Taken};
 use bascule_guest_sdk::{
     Error, Field, FilterNeeds, HeaderFilter, Headers, LocalResponse, Options, Request,
     RequestNeeds, ResponseNeeds, Verdict,
@@ -27,6 +32,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct Settings {
     mode: Mode,
+    limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -42,12 +48,14 @@ enum Mode {
     ResponseOnly,
     Stamp,
     Rewrite,
+    RateLimit,
 }
 
 /// The plugin, with the calls this instance has served per phase.
 #[derive(Debug)]
 pub struct TestFilter {
     mode: Mode,
+    limit: String,
     requests: u64,
     responses: u64,
 }
@@ -55,8 +63,13 @@ pub struct TestFilter {
 impl HeaderFilter for TestFilter {
     fn configure(options: &Options) -> Result<Self, Error> {
         let settings: Settings = options.parse()?;
+        let limit = match (settings.mode, settings.limit) {
+            (Mode::RateLimit, None) => return Err(Error::new("`rate-limit` needs `limit`")),
+            (_, limit) => limit.unwrap_or_default(),
+        };
         Ok(TestFilter {
             mode: settings.mode,
+            limit,
             requests: 0,
             responses: 0,
         })
@@ -73,6 +86,10 @@ impl HeaderFilter for TestFilter {
             }
             Mode::Stamp => FilterNeeds {
                 on_request: request,
+                ..FilterNeeds::default()
+            },
+            Mode::RateLimit => FilterNeeds {
+                on_request: Some(RequestNeeds::nothing().header("authorization")),
                 ..FilterNeeds::default()
             },
             Mode::Rewrite => FilterNeeds {
@@ -127,6 +144,27 @@ impl HeaderFilter for TestFilter {
             Mode::Rewrite => Ok(Verdict::Rewrite {
                 path: format!("/rewritten{}", request.path()),
             }),
+            Mode::RateLimit => {
+                let tenant = headers
+                    .get("authorization")
+                    .as_deref()
+                    .and_then(|value| value.strip_prefix("Bearer "))
+                    .and_then(|token| token.split_once('.'))
+                    .map(|(tenant, _)| tenant.to_owned())
+                    .unwrap_or_default();
+                match rate_limit::take(&self.limit, &tenant) {
+                    Taken::Allowed => Ok(Verdict::Forward),
+                    Taken::Limited { retry_after_ms } => Ok(Verdict::Respond(
+                        LocalResponse::new(429, "tenant over its rate")
+                            .with_header("retry-after", retry_after_ms.div_ceil(1000).to_string())
+                            .with_header("x-limited-tenant", tenant),
+                    )),
+                    Taken::UnknownLimit => Err(Error::new(format!(
+                        "no [limits.{}] in the config",
+                        self.limit
+                    ))),
+                }
+            }
             Mode::Echo | Mode::Spin | Mode::ResponseOnly => Ok(Verdict::Forward),
         }
     }
