@@ -11,6 +11,7 @@ mod activity;
 mod attempt;
 mod authority;
 mod conditions;
+mod extended_connect;
 mod filter;
 mod framing;
 mod grpc;
@@ -184,15 +185,27 @@ impl ClientConnection {
         let client = Arc::new(client);
         let proxy = Arc::clone(&self.proxy);
         let counted = Arc::clone(&activity);
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             let proxy = Arc::clone(&proxy);
             let client = Arc::clone(&client);
             let in_flight = counted.start();
+            // An extended CONNECT's tunnel counts as a request in flight
+            // of its own, for as long as it lasts.
+            let extended_connect =
+                extended_connect::into_get(&mut request).map(|stream| (stream, counted.start()));
             // Boxed: hyper keeps a slot for the service's future for the
             // life of the connection, and this one is 3.4 KiB; an idle
             // keep-alive connection should not hold that.
             Box::pin(async move {
-                let response = proxy.handle(request.map(ClientBody::Hyper), &client).await;
+                let mut response = proxy.handle(request.map(ClientBody::Hyper), &client).await;
+                if let Some((stream, tunnel_in_flight)) = extended_connect {
+                    response = stream.answer(
+                        response,
+                        limits.tunnel_idle_timeout,
+                        proxy.listener(),
+                        tunnel_in_flight,
+                    );
+                }
                 Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, in_flight)))
             })
         });
@@ -270,5 +283,7 @@ async fn refuse(mut stream: TcpStream) {
 fn client_connection_builder() -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
+    // WebSockets over HTTP/2 (RFC 8441): see `extended_connect.rs`.
+    builder.enable_connect_protocol();
     builder
 }

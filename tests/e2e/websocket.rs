@@ -2,7 +2,8 @@
 //! (tokio-tungstenite) on each side, the handshake balanced like a request
 //! and the connection tunnelled after the backend's `101`; idle tunnels
 //! closed, tunnels to a drained backend ended after its drain timeout,
-//! upgrades a route does not allow refused.
+//! upgrades a route does not allow refused; WebSockets over HTTP/2
+//! (RFC 8441 extended CONNECT) carried to the same HTTP/1.1 backends.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -291,5 +292,135 @@ async fn upgrades_a_route_does_not_allow_are_refused() {
         server.accepted.load(Ordering::Relaxed),
         0,
         "the backend never saw it"
+    );
+}
+
+/// An extended CONNECT (RFC 8441) for a WebSocket on `path`, on an HTTP/2
+/// connection already open: the answer, and the stream when it is `200`.
+async fn connect_over_h2(
+    sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>,
+    authority: std::net::SocketAddr,
+    path: &str,
+) -> (http::StatusCode, Option<hyper::upgrade::Upgraded>) {
+    // The client may only send it once the server's SETTINGS enabled it;
+    // they arrive right after the handshake.
+    for _ in 0..50 {
+        let request = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("http://{authority}{path}"))
+            .header("sec-websocket-version", "13")
+            .extension(hyper::ext::Protocol::from_static("websocket"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        match tokio::time::timeout(WAIT, sender.send_request(request))
+            .await
+            .unwrap()
+        {
+            Ok(response) => {
+                let status = response.status();
+                if status != 200 {
+                    return (status, None);
+                }
+                let stream = hyper::upgrade::on(response).await.unwrap();
+                return (status, Some(stream));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    panic!("extended CONNECT never enabled");
+}
+
+#[tokio::test]
+async fn websockets_over_http2_are_tunnelled_to_http1_backends() {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let (a, b) = (EchoServer::start("a").await, EchoServer::start("b").await);
+    let bascule = Bascule::start(&config("", "", &[&a, &b]));
+    let web = bascule.addr("web");
+    let stream = tokio::net::TcpStream::connect(web).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+
+    // Two WebSockets on one HTTP/2 connection, one per backend
+    // (least-connections sees the first tunnel).
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let (status, stream) = connect_over_h2(&mut sender, web, "/chat").await;
+        assert_eq!(status, 200);
+        let io = hyper_util::rt::TokioIo::new(stream.unwrap());
+        sockets.push(
+            tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await,
+        );
+        assert!(
+            eventually(|| async {
+                active(&bascule, "a").await + active(&bascule, "b").await == sockets.len() as u64
+            })
+            .await
+        );
+    }
+    assert_eq!(
+        (
+            a.accepted.load(Ordering::Relaxed),
+            b.accepted.load(Ordering::Relaxed)
+        ),
+        (1, 1)
+    );
+    let mut names = Vec::new();
+    for socket in &mut sockets {
+        for n in 0..100 {
+            socket
+                .send(Message::text(format!("message {n}")))
+                .await
+                .unwrap();
+            let reply = tokio::time::timeout(WAIT, socket.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+                .into_text()
+                .unwrap();
+            let (name, echoed) = reply.split_once(": ").unwrap();
+            assert_eq!(echoed, format!("message {n}"));
+            if n == 0 {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+
+    // A route that allows no WebSocket refuses the CONNECT; the backend
+    // never sees it.
+    let (status, _) = connect_over_h2(&mut sender, web, "/only-foo/chat").await;
+    assert_eq!(status, 501);
+    assert_eq!(
+        a.accepted.load(Ordering::Relaxed) + b.accepted.load(Ordering::Relaxed),
+        2
+    );
+
+    // An orderly close (RFC 8441 §5): the close handshake, then END_STREAM
+    // both ways.
+    for mut socket in sockets {
+        socket.close(None).await.unwrap();
+        while let Some(Ok(_)) = tokio::time::timeout(WAIT, socket.next()).await.unwrap() {}
+        let _ = tokio::io::AsyncWriteExt::shutdown(socket.get_mut()).await;
+    }
+    let done = ["listener=\"web\"", "reason=\"done\""];
+    assert!(
+        eventually(|| async {
+            bascule
+                .metric("bascule_http_tunnels_closed_total", &done)
+                .await
+                == 2.0
+        })
+        .await
+    );
+    assert!(
+        eventually(|| async { active(&bascule, "a").await + active(&bascule, "b").await == 0 })
+            .await
     );
 }

@@ -471,7 +471,16 @@ fn prepare_head(
             .map_err(|reason| response::local(StatusCode::BAD_REQUEST, reason))?;
     }
     let hop: HopRequest = header_rules::remove_hop_by_hop(headers);
-    let asked: Vec<&String> = hop.upgrade.iter().filter(|p| !p.starts_with(H2C)).collect();
+    // An HTTP/2 extended CONNECT (RFC 8441) asks for its `:protocol`.
+    let extended = from_h2
+        .then(|| super::extended_connect::protocol(&head.extensions))
+        .flatten();
+    let asked: Vec<&String> = hop
+        .upgrade
+        .iter()
+        .chain(extended.as_ref())
+        .filter(|p| !p.starts_with(H2C))
+        .collect();
     if let Some(protocol) = asked.iter().find(|p| !upgrades.contains(p)) {
         tracing::debug!(%protocol, "upgrade refused");
         return Err(response::local(
@@ -498,6 +507,12 @@ fn prepare_head(
             http::header::CONNECTION,
             HeaderValue::from_static(connection),
         );
+        if extended.as_deref() == Some("websocket") {
+            headers.insert(
+                http::header::SEC_WEBSOCKET_KEY,
+                super::extended_connect::websocket_key(),
+            );
+        }
     }
     framing::reemit(headers, chunked);
     // The host as the client sent it, port included (NGINX's `$http_host`).
