@@ -13,8 +13,26 @@ pub struct Conditions {
     path: Option<String>,
     path_regex: Option<Regex>,
     methods: Vec<Method>,
-    headers: Vec<(HeaderName, Test)>,
+    headers: Vec<HeaderTest>,
     query: Vec<(String, Test)>,
+}
+
+#[derive(Debug)]
+struct HeaderTest {
+    name: HeaderName,
+    /// The name's number in its route table (the first 64 distinct names
+    /// tested), for [`AbsentHeaders`].
+    slot: Option<u8>,
+    test: Test,
+}
+
+/// The tested header names one request lacks, learned as a lookup goes:
+/// routes that test the same header (a variant header on many routes)
+/// cost one header-map lookup, not one each, when the request has none.
+#[derive(Debug, Default)]
+pub struct AbsentHeaders {
+    known: u64,
+    absent: u64,
 }
 
 #[derive(Debug)]
@@ -48,7 +66,13 @@ impl Conditions {
             headers: config
                 .headers
                 .iter()
-                .filter_map(|c| Some((HeaderName::from_bytes(c.name.as_bytes()).ok()?, field(c))))
+                .filter_map(|c| {
+                    Some(HeaderTest {
+                        name: HeaderName::from_bytes(c.name.as_bytes()).ok()?,
+                        slot: None,
+                        test: field(c),
+                    })
+                })
                 .collect(),
             query: config
                 .query
@@ -63,14 +87,35 @@ impl Conditions {
         self.path_regex.as_ref()
     }
 
+    /// Numbers the header names this route tests, in `names` (the names
+    /// numbered so far in its table), for [`AbsentHeaders`].
+    pub fn number_headers(&mut self, names: &mut Vec<HeaderName>) {
+        for header in &mut self.headers {
+            let slot = match names.iter().position(|name| *name == header.name) {
+                Some(slot) => slot,
+                None => {
+                    names.push(header.name.clone());
+                    names.len() - 1
+                }
+            };
+            header.slot = u8::try_from(slot).ok().filter(|slot| *slot < 64);
+        }
+    }
+
     /// Whether `head` (its path already normalised) meets every condition.
     pub fn accept(&self, head: &Parts) -> bool {
-        self.accept_with(head, None)
+        self.accept_with(head, None, &mut AbsentHeaders::default())
     }
 
     /// [`Conditions::accept`], with the path regex's verdict already known
-    /// (`regex_matched`: the route table ran every route's regex at once).
-    pub fn accept_with(&self, head: &Parts, regex_matched: Option<bool>) -> bool {
+    /// (`regex_matched`: the route table ran every route's regex at once)
+    /// and the headers earlier routes found missing (`absent`).
+    pub fn accept_with(
+        &self,
+        head: &Parts,
+        regex_matched: Option<bool>,
+        absent: &mut AbsentHeaders,
+    ) -> bool {
         let path = head.uri.path();
         if self.path.as_deref().is_some_and(|exact| exact != path) {
             return false;
@@ -83,8 +128,14 @@ impl Conditions {
         if !self.methods.is_empty() && !self.methods.contains(&head.method) {
             return false;
         }
-        let headers_hold = self.headers.iter().all(|(name, test)| {
+        let headers_hold = self.headers.iter().all(|HeaderTest { name, slot, test }| {
+            if slot.is_some_and(|slot| absent.is_absent(slot)) {
+                return matches!(test, Test::Absent);
+            }
             let mut values = head.headers.get_all(name).iter().peekable();
+            if let Some(slot) = *slot {
+                absent.learn(slot, values.peek().is_none());
+            }
             match test {
                 Test::Present => values.peek().is_some(),
                 Test::Absent => values.peek().is_none(),
@@ -109,6 +160,23 @@ impl Conditions {
                 Test::Regex(regex) => values.any(|value| regex.is_match(value)),
             }
         })
+    }
+}
+
+// === impl AbsentHeaders ===
+
+impl AbsentHeaders {
+    fn is_absent(&self, slot: u8) -> bool {
+        let bit = 1u64 << slot;
+        self.known & bit != 0 && self.absent & bit != 0
+    }
+
+    fn learn(&mut self, slot: u8, absent: bool) {
+        let bit = 1u64 << slot;
+        self.known |= bit;
+        if absent {
+            self.absent |= bit;
+        }
     }
 }
 

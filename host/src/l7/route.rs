@@ -17,7 +17,7 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
 use super::HeaderFilter;
-use super::conditions::Conditions;
+use super::conditions::{AbsentHeaders, Conditions};
 use super::headers::Forwarding;
 use super::path::PathPolicy;
 use super::split::Split;
@@ -110,8 +110,22 @@ pub struct RouteTable {
     /// Every route's path regex in one set, run once per request that
     /// reaches a second regex route; by route, its place in the set.
     regexes: Option<(regex::RegexSet, Vec<Option<usize>>)>,
+    /// Every route's path prefix, by route, as a word compared first.
+    prefixes: Vec<PrefixKey>,
     paths: PathPolicy,
     forwarding: Forwarding,
+}
+
+/// A path prefix's first eight bytes as a masked word: most prefixes a
+/// request fails differ there, and one AND and compare decide them where a
+/// `memcmp` call per route would cost several times more. Prefixes longer
+/// than eight bytes compare the rest only when the word matches.
+#[derive(Debug, Default, Clone, Copy)]
+struct PrefixKey {
+    word: u64,
+    mask: u64,
+    /// The prefix is at most eight bytes: the word decides.
+    short: bool,
 }
 
 /// Route numbers (config order) by the hosts they can match.
@@ -132,7 +146,11 @@ const MAX_LISTS: usize = 10;
 
 impl RouteTable {
     /// Routes in matching order, matched on paths normalised by `paths`.
-    pub fn new(routes: Vec<Route>, paths: PathPolicy) -> Self {
+    pub fn new(mut routes: Vec<Route>, paths: PathPolicy) -> Self {
+        let mut header_names = Vec::new();
+        for route in &mut routes {
+            route.conditions.number_headers(&mut header_names);
+        }
         let mut index = HostIndex::default();
         for (number, route) in routes.iter().enumerate() {
             match &route.host {
@@ -150,10 +168,15 @@ impl RouteTable {
             }
         }
         let regexes = regex_set(&routes);
+        let prefixes = routes
+            .iter()
+            .map(|route| PrefixKey::new(&route.path_prefix))
+            .collect();
         RouteTable {
             routes,
             index,
             regexes,
+            prefixes,
             paths,
             forwarding: Forwarding::default(),
         }
@@ -211,10 +234,13 @@ impl RouteTable {
         // the whole set runs once and answers for every one.
         let mut regex_routes_seen = 0;
         let mut set_matches: Option<regex::SetMatches> = None;
+        let mut absent = AbsentHeaders::default();
+        let path_word = PrefixKey::word_of(path);
         loop {
             // The smallest route number not yet tried, across the lists.
             let mut next: Option<(usize, usize)> = None;
-            for (list, (routes, position)) in lists.iter().zip(heads.iter()).enumerate() {
+            let open = lists.get(..count).unwrap_or(&lists);
+            for (list, (routes, position)) in open.iter().zip(heads.iter()).enumerate() {
                 if let Some(&number) = routes.get(*position)
                     && next.is_none_or(|(_, best)| number < best)
                 {
@@ -226,7 +252,10 @@ impl RouteTable {
                 *position += 1;
             }
             let route = self.routes.get(number)?;
-            if !path.starts_with(&route.path_prefix) {
+            let prefix_holds = self.prefixes.get(number).is_none_or(|key| {
+                key.accepts(path_word) && (key.short || path.starts_with(&route.path_prefix))
+            });
+            if !prefix_holds {
                 continue;
             }
             let mut verdict = None;
@@ -239,10 +268,45 @@ impl RouteTable {
                     verdict = Some(matches.matched(place));
                 }
             }
-            if route.conditions.accept_with(head, verdict) {
+            if route.conditions.accept_with(head, verdict, &mut absent) {
                 return Some(route);
             }
         }
+    }
+}
+
+// === impl PrefixKey ===
+
+impl PrefixKey {
+    fn new(prefix: &str) -> Self {
+        let len = prefix.len().min(8);
+        let mask = if len == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        };
+        PrefixKey {
+            word: Self::word_of(prefix),
+            mask,
+            short: prefix.len() <= 8,
+        }
+    }
+
+    /// The first eight bytes of `text`, zero-padded, little-endian. Paths
+    /// hold no NUL byte, so padding never matches a prefix byte.
+    fn word_of(text: &str) -> u64 {
+        if let Some(first) = text.as_bytes().first_chunk::<8>() {
+            return u64::from_le_bytes(*first);
+        }
+        let mut bytes = [0u8; 8];
+        for (to, from) in bytes.iter_mut().zip(text.bytes()) {
+            *to = from;
+        }
+        u64::from_le_bytes(bytes)
+    }
+
+    fn accepts(&self, path_word: u64) -> bool {
+        path_word & self.mask == self.word
     }
 }
 

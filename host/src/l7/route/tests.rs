@@ -183,3 +183,68 @@ fn many_regex_routes_answer_from_one_set_in_config_order() {
         "anchored in the set too"
     );
 }
+
+#[test]
+fn a_header_found_missing_once_decides_every_later_test_of_it() {
+    use crate::config::{FieldCondition, ValueTest};
+    let on_variant = |test: ValueTest, to: &str| {
+        route(
+            None,
+            "/",
+            RouteConditions {
+                headers: vec![FieldCondition {
+                    name: "x-variant".into(),
+                    test,
+                }],
+                ..RouteConditions::default()
+            },
+            to,
+        )
+    };
+    let table = RouteTable::new(
+        vec![
+            on_variant(ValueTest::Exact("1".into()), "one"),
+            on_variant(ValueTest::Present, "present"),
+            on_variant(ValueTest::Absent, "absent"),
+        ],
+        PathPolicy::default(),
+    );
+    let with = |value: Option<&str>| {
+        let mut request = http::Request::get("/");
+        if let Some(value) = value {
+            request = request.header("x-variant", value);
+        }
+        let head = request.body(()).unwrap().into_parts().0;
+        match &table.find(None, &head).unwrap().target {
+            RouteTarget::Pools(split) => split.pools()[0].0.name().to_string(),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(with(None), "absent");
+    assert_eq!(with(Some("1")), "one");
+    assert_eq!(with(Some("2")), "present");
+}
+
+#[test]
+fn path_prefixes_short_and_long_are_compared_whole() {
+    let table = RouteTable::new(
+        vec![
+            route(None, "/v1/users/admin", RouteConditions::default(), "long"),
+            route(None, "/v1/user", RouteConditions::default(), "eight"),
+            route(None, "/v1", RouteConditions::default(), "short"),
+            route(None, "/", RouteConditions::default(), "root"),
+        ],
+        PathPolicy::default(),
+    );
+    let to = |path: &str| found(&table, None, "GET", path).unwrap();
+    assert_eq!(to("/v1/users/admin/keys"), "long");
+    assert_eq!(
+        to("/v1/users/adm"),
+        "eight",
+        "past the word, the rest differs"
+    );
+    assert_eq!(to("/v1/users/x"), "eight");
+    assert_eq!(to("/v1/use"), "short", "shorter than the prefix");
+    assert_eq!(to("/v2"), "root");
+    assert_eq!(to("/"), "root");
+}
