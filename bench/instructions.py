@@ -13,6 +13,8 @@ kernel's share of the work (about half, see BENCHMARKS.md) is not counted.
     python3 bench/instructions.py --top 25   # and the functions that grew most
     python3 bench/instructions.py --header-filter   # with the headers filter
     python3 bench/instructions.py --binary OLD/bascule   # a saved build, for before/after
+    python3 bench/instructions.py --routes 100           # bench/routes.py's 100 mixed routes
+    python3 bench/instructions.py --routes 100-limited   # and its rate limit
 
 Needs: valgrind, nginx (Debian packages), a release build (built here).
 """
@@ -27,16 +29,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import routes  # noqa: E402  (the route-table benchmark's configs)
 import run  # noqa: E402  (the whole-proxy benchmark: backend, ports, processes)
 
 EXTRA_REQUESTS = 2000
 BASE_REQUESTS = 100
 
 
-def requests(port, count):
+def requests(port, count, host):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     for _ in range(count):
-        connection.request("GET", "/small", headers={"Host": "example.test"})
+        connection.request("GET", "/small", headers={"Host": host})
         response = connection.getresponse()
         response.read()
         if response.status != 200:
@@ -44,9 +47,16 @@ def requests(port, count):
     connection.close()
 
 
-def callgrind(binary, workdir, backend_port, count, out, header_filter):
+def config(header_filter, table):
+    """The start function for the chosen config, and the request's host."""
+    if table == "1":
+        return run.bascule("builtin:round-robin", header_filter), "example.test"
+    return routes.bascule_routes(True, table == "100-limited"), routes.HOST
+
+
+def callgrind(binary, workdir, backend_port, count, out, header_filter, table):
     port = run.free_port()
-    start = run.bascule("builtin:round-robin", header_filter)
+    start, host = config(header_filter, table)
     argv, env = start(workdir, port, backend_port, binary)
     process = run.Process(
         "callgrind",
@@ -55,7 +65,7 @@ def callgrind(binary, workdir, backend_port, count, out, header_filter):
     )
     try:
         run.wait_for_port(port, timeout=120)
-        requests(port, count)
+        requests(port, count, host)
     finally:
         process.stop()
     time.sleep(0.5)
@@ -79,6 +89,9 @@ def main():
     parser.add_argument("--top", type=int, default=0, help="show the N functions whose own (exclusive) cost per request is highest")
     parser.add_argument("--header-filter", action="store_true",
                         help="route through the built-in headers filter too (as bench/run.py's filter row)")
+    parser.add_argument("--routes", choices=("1", "100", "100-limited"), default="1",
+                        help="the route table: bench/run.py's one route, or bench/routes.py's "
+                             "100 mixed routes (the request takes the last), with its rate limit")
     parser.add_argument("--binary", type=Path, help="measure this bascule binary instead of building the tree's")
     args = parser.parse_args()
     binary = args.binary.resolve() if args.binary else run.build_bascule()
@@ -89,9 +102,9 @@ def main():
         try:
             base_out, full_out = workdir / "base.out", workdir / "full.out"
             base = callgrind(binary, workdir, backend_port, BASE_REQUESTS, base_out,
-                             args.header_filter)
+                             args.header_filter, args.routes)
             full = callgrind(binary, workdir, backend_port, BASE_REQUESTS + EXTRA_REQUESTS,
-                             full_out, args.header_filter)
+                             full_out, args.header_filter, args.routes)
             print(f"instructions per proxied request: {(full - base) / EXTRA_REQUESTS:,.0f}")
             if args.top:
                 before, after = by_function(base_out), by_function(full_out)

@@ -102,21 +102,31 @@ impl Conditions {
         }
     }
 
+    /// Whether there is no condition at all.
+    pub fn is_empty(&self) -> bool {
+        self.path.is_none()
+            && self.path_regex.is_none()
+            && self.methods.is_empty()
+            && self.headers.is_empty()
+            && self.query.is_empty()
+    }
+
     /// Whether `head` (its path already normalised) meets every condition.
     pub fn accept(&self, head: &Parts) -> bool {
-        self.accept_with(head, None, &mut AbsentHeaders::default())
+        self.accept_with(head, head.uri.path(), None, &mut AbsentHeaders::default())
     }
 
     /// [`Conditions::accept`], with the path regex's verdict already known
-    /// (`regex_matched`: the route table ran every route's regex at once)
-    /// and the headers earlier routes found missing (`absent`).
+    /// (`regex_matched`: the route table ran every route's regex at once),
+    /// the headers earlier routes found missing (`absent`), and `path`,
+    /// `head`'s path.
     pub fn accept_with(
         &self,
         head: &Parts,
+        path: &str,
         regex_matched: Option<bool>,
         absent: &mut AbsentHeaders,
     ) -> bool {
-        let path = head.uri.path();
         if self.path.as_deref().is_some_and(|exact| exact != path) {
             return false;
         }

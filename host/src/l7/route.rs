@@ -108,12 +108,23 @@ pub struct RouteTable {
     routes: Vec<Route>,
     index: HostIndex,
     /// Every route's path regex in one set, run once per request that
-    /// reaches a second regex route; by route, its place in the set.
-    regexes: Option<(regex::RegexSet, Vec<Option<usize>>)>,
-    /// Every route's path prefix, by route, as a word compared first.
-    prefixes: Vec<PrefixKey>,
+    /// reaches a second regex route.
+    regexes: Option<regex::RegexSet>,
+    /// By route, what is checked before its `Route` is touched: kept
+    /// apart and small, so that skipping a route reads a few bytes.
+    keys: Vec<MatchKey>,
     paths: PathPolicy,
     forwarding: Forwarding,
+}
+
+/// What a lookup checks of one route before touching it.
+#[derive(Debug, Clone, Copy)]
+struct MatchKey {
+    prefix: PrefixKey,
+    /// Its path regex's place in the table's `RegexSet`.
+    regex_place: Option<usize>,
+    /// No condition beyond host and prefix: the prefix decides.
+    plain: bool,
 }
 
 /// A path prefix's first eight bytes as a masked word: most prefixes a
@@ -136,7 +147,15 @@ struct HostIndex {
     wildcard: HashMap<String, Vec<usize>>,
     /// Routes without `host`.
     any: Vec<usize>,
+    /// The `exact` lists hold the `any` routes too, merged in order (when
+    /// that stays under [`MAX_MERGED`] entries): a request to a known
+    /// host without wildcard routes walks one list.
+    exact_includes_any: bool,
 }
+
+/// Most route numbers kept in exact-host lists merged with the host-less
+/// routes (8 bytes each).
+const MAX_MERGED: usize = 1_000_000;
 
 /// Most index lists a request merges: its exact host, the host-less routes
 /// and one wildcard list per label of its host, up to this many.
@@ -167,16 +186,33 @@ impl RouteTable {
                 }
             }
         }
-        let regexes = regex_set(&routes);
-        let prefixes = routes
+        let merged: usize = index
+            .exact
+            .values()
+            .map(|list| list.len() + index.any.len())
+            .sum();
+        if !index.any.is_empty() && merged <= MAX_MERGED {
+            for list in index.exact.values_mut() {
+                list.extend_from_slice(&index.any);
+                list.sort_unstable();
+            }
+            index.exact_includes_any = true;
+        }
+        let (regexes, places) = regex_set(&routes);
+        let keys = routes
             .iter()
-            .map(|route| PrefixKey::new(&route.path_prefix))
+            .zip(places)
+            .map(|(route, regex_place)| MatchKey {
+                prefix: PrefixKey::new(&route.path_prefix),
+                regex_place,
+                plain: route.conditions.is_empty(),
+            })
             .collect();
         RouteTable {
             routes,
             index,
             regexes,
-            prefixes,
+            keys,
             paths,
             forwarding: Forwarding::default(),
         }
@@ -207,35 +243,38 @@ impl RouteTable {
     /// The first route that takes a request to `host` (lowercase, no port)
     /// with `head` (its path normalised).
     pub fn find(&self, host: Option<&str>, head: &Parts) -> Option<&Route> {
-        let path = head.uri.path();
         let mut lists: [&[usize]; MAX_LISTS] = [&[]; MAX_LISTS];
         let mut count = 0;
         let index = &self.index;
-        push(&mut lists, &mut count, &index.any);
-        if let Some(host) = host {
-            if let Some(list) = index.exact.get(host) {
-                push(&mut lists, &mut count, list);
-            }
-            if !index.wildcard.is_empty() {
-                // Every proper suffix starting at a dot: `.b.example.com`,
-                // `.example.com`, `.com` for `a.b.example.com`.
-                for (at, _) in host.match_indices('.').filter(|(at, _)| *at > 0) {
-                    if let Some(list) = host.get(at..).and_then(|suffix| index.wildcard.get(suffix))
-                        && !push(&mut lists, &mut count, list)
-                    {
-                        // More wildcard levels than lists: try every route.
-                        return self.scan(host, head);
-                    }
+        let exact = host.and_then(|host| index.exact.get(host));
+        if !(index.exact_includes_any && exact.is_some()) {
+            push(&mut lists, &mut count, &index.any);
+        }
+        if let Some(list) = exact {
+            push(&mut lists, &mut count, list);
+        }
+        if let Some(host) = host
+            && !index.wildcard.is_empty()
+        {
+            // Every proper suffix starting at a dot: `.b.example.com`,
+            // `.example.com`, `.com` for `a.b.example.com`.
+            for (at, _) in host.match_indices('.').filter(|(at, _)| *at > 0) {
+                if let Some(list) = host.get(at..).and_then(|suffix| index.wildcard.get(suffix))
+                    && !push(&mut lists, &mut count, list)
+                {
+                    // More wildcard levels than lists: try every route.
+                    return self.scan(host, head);
                 }
             }
         }
+        let mut lookup = Lookup::new(head);
+        if count <= 1 {
+            let only = lists.first().copied().unwrap_or_default();
+            return only
+                .iter()
+                .find_map(|&number| self.take(number, &mut lookup));
+        }
         let mut heads = [0usize; MAX_LISTS];
-        // The first regex route runs its own regex; from the second on,
-        // the whole set runs once and answers for every one.
-        let mut regex_routes_seen = 0;
-        let mut set_matches: Option<regex::SetMatches> = None;
-        let mut absent = AbsentHeaders::default();
-        let path_word = PrefixKey::word_of(path);
         loop {
             // The smallest route number not yet tried, across the lists.
             let mut next: Option<(usize, usize)> = None;
@@ -251,26 +290,63 @@ impl RouteTable {
             if let Some(position) = heads.get_mut(list) {
                 *position += 1;
             }
-            let route = self.routes.get(number)?;
-            let prefix_holds = self.prefixes.get(number).is_none_or(|key| {
-                key.accepts(path_word) && (key.short || path.starts_with(&route.path_prefix))
-            });
-            if !prefix_holds {
-                continue;
-            }
-            let mut verdict = None;
-            if let Some((set, places)) = &self.regexes
-                && let Some(place) = places.get(number).copied().flatten()
-            {
-                regex_routes_seen += 1;
-                if regex_routes_seen > 1 {
-                    let matches = set_matches.get_or_insert_with(|| set.matches(path));
-                    verdict = Some(matches.matched(place));
-                }
-            }
-            if route.conditions.accept_with(head, verdict, &mut absent) {
+            if let Some(route) = self.take(number, &mut lookup) {
                 return Some(route);
             }
+        }
+    }
+
+    /// Route `number` when the request meets it (its host already did).
+    fn take<'t>(&'t self, number: usize, lookup: &mut Lookup<'_>) -> Option<&'t Route> {
+        let key = self.keys.get(number)?;
+        if !key.prefix.accepts(lookup.path_word) {
+            return None;
+        }
+        let route = self.routes.get(number)?;
+        if !key.prefix.short && !lookup.path.starts_with(&route.path_prefix) {
+            return None;
+        }
+        if key.plain {
+            return Some(route);
+        }
+        let mut verdict = None;
+        if let (Some(set), Some(place)) = (&self.regexes, key.regex_place) {
+            // The first regex route runs its own regex; from the second
+            // on, the whole set runs once and answers for every one.
+            lookup.regex_routes_seen += 1;
+            if lookup.regex_routes_seen > 1 {
+                let path = lookup.path;
+                let matches = lookup.set_matches.get_or_insert_with(|| set.matches(path));
+                verdict = Some(matches.matched(place));
+            }
+        }
+        route
+            .conditions
+            .accept_with(lookup.head, lookup.path, verdict, &mut lookup.absent)
+            .then_some(route)
+    }
+}
+
+/// What one lookup learns as it goes, for the routes after.
+struct Lookup<'r> {
+    head: &'r Parts,
+    path: &'r str,
+    path_word: u64,
+    regex_routes_seen: usize,
+    set_matches: Option<regex::SetMatches>,
+    absent: AbsentHeaders,
+}
+
+impl<'r> Lookup<'r> {
+    fn new(head: &'r Parts) -> Self {
+        let path = head.uri.path();
+        Lookup {
+            head,
+            path,
+            path_word: PrefixKey::word_of(path),
+            regex_routes_seen: 0,
+            set_matches: None,
+            absent: AbsentHeaders::default(),
         }
     }
 }
@@ -310,10 +386,11 @@ impl PrefixKey {
     }
 }
 
-/// The path regexes of `routes` as one set, when there are two or more.
-fn regex_set(routes: &[Route]) -> Option<(regex::RegexSet, Vec<Option<usize>>)> {
+/// The path regexes of `routes` as one set, when there are two or more,
+/// and by route, its place in the set.
+fn regex_set(routes: &[Route]) -> (Option<regex::RegexSet>, Vec<Option<usize>>) {
     let mut patterns = Vec::new();
-    let places = routes
+    let places: Vec<Option<usize>> = routes
         .iter()
         .map(|route| {
             route.conditions.path_regex().map(|regex| {
@@ -323,13 +400,11 @@ fn regex_set(routes: &[Route]) -> Option<(regex::RegexSet, Vec<Option<usize>>)> 
         })
         .collect();
     if patterns.len() < 2 {
-        return None;
+        return (None, places);
     }
     // Each pattern compiled alone when the config loaded; together they
     // only fail past the size limit, and then each runs alone.
-    regex::RegexSet::new(&patterns)
-        .ok()
-        .map(|set| (set, places))
+    (regex::RegexSet::new(&patterns).ok(), places)
 }
 
 /// Adds `list` to the lists a request merges; `false` when they are full.
