@@ -18,12 +18,19 @@ on core 0, the proxy alone on core 1, one worker).
 Needs: nginx, haproxy, wrk (Debian packages), taskset; builds bascule.
 """
 
-import tempfile
-from pathlib import Path
-
 import run
 
 HOST = "www.example.com"
+
+
+def mixed_table():
+    """The 99 routes the request fails, as (kind, value): another host,
+    a path prefix, a path regex, or an `x-variant` value tested on its own
+    host. Every proxy renders the same list."""
+    kinds = ("host", "prefix", "regex", "variant")
+    values = (lambda n: f"other{n}.example.com", lambda n: f"/prefix{n}/",
+              lambda n: f"/items/{n}/[a-z]+", str)
+    return [(kinds[n % 4], values[n % 4](n)) for n in range(99)]
 
 
 # --- Bascule -------------------------------------------------------------------
@@ -32,19 +39,14 @@ def bascule_routes(mixed, limited):
     """A route table of 1 route, or 100 mixed ones; `limited` attaches a
     rate limit to the route the request takes."""
     def start(workdir, port, backend_port, binary):
-        routes = []
-        if mixed:
-            for n in range(99):
-                kind = n % 4
-                if kind == 0:
-                    routes.append(f'host = "other{n}.example.com"\n  pool = "backend"')
-                elif kind == 1:
-                    routes.append(f'path-prefix = "/prefix{n}/"\n  pool = "backend"')
-                elif kind == 2:
-                    routes.append(f'path-regex = "/items/{n}/[a-z]+"\n  pool = "backend"')
-                else:
-                    routes.append(f'host = "{HOST}"\n  headers = [{{ name = "x-variant", value = "{n}" }}]\n'
-                                  '  pool = "backend"')
+        condition = {
+            "host": lambda v: f'host = "{v}"',
+            "prefix": lambda v: f'path-prefix = "{v}"',
+            "regex": lambda v: f'path-regex = "{v}"',
+            "variant": lambda v: f'host = "{HOST}"\n  headers = [{{ name = "x-variant", value = "{v}" }}]',
+        }
+        routes = [condition[kind](value) + '\n  pool = "backend"'
+                  for kind, value in (mixed_table() if mixed else [])]
         last = 'pool = "backend"' + ('\n  limit = "bench"' if limited else "")
         routes.append(last)
         table = "".join(f"\n  [[listeners.routes]]\n  {route}\n" for route in routes)
@@ -71,19 +73,16 @@ def nginx_routes(mixed):
         proxy = ("proxy_pass http://backend; proxy_http_version 1.1; "
                  'proxy_set_header Connection "";')
         servers, locations, variants = [], [], []
-        if mixed:
-            for n in range(99):
-                kind = n % 4
-                if kind == 0:
-                    servers.append(f"server {{ listen 127.0.0.1:{port}; "
-                                   f"server_name other{n}.example.com; "
-                                   f"location / {{ {proxy} }} }}")
-                elif kind == 1:
-                    locations.append(f"location /prefix{n}/ {{ {proxy} }}")
-                elif kind == 2:
-                    locations.append(f"location ~ ^/items/{n}/[a-z]+$ {{ {proxy} }}")
-                else:
-                    variants.append(f'"{n}" 1;')
+        for kind, value in mixed_table() if mixed else []:
+            if kind == "host":
+                servers.append(f"server {{ listen 127.0.0.1:{port}; server_name {value}; "
+                               f"location / {{ {proxy} }} }}")
+            elif kind == "prefix":
+                locations.append(f"location {value} {{ {proxy} }}")
+            elif kind == "regex":
+                locations.append(f"location ~ ^{value}$ {{ {proxy} }}")
+            else:
+                variants.append(f'"{value}" 1;')
         variant_map = ("map $http_x_variant $variant { default 0; " + " ".join(variants) + " }"
                        if variants else "")
         body = f"""
@@ -107,20 +106,18 @@ def nginx_routes(mixed):
 
 def haproxy_routes(mixed):
     def start(workdir, port, backend_port, _binary):
+        acl = {
+            "host": lambda v: f"hdr(host) -i {v}",
+            "prefix": lambda v: f"path_beg {v}",
+            "regex": lambda v: f"path_reg ^{v}$",
+            "variant": lambda v: f"req.hdr(x-variant) -m str {v}",
+        }
         rules = []
-        if mixed:
-            for n in range(99):
-                kind = n % 4
-                if kind == 0:
-                    rules.append(f"    acl r{n} hdr(host) -i other{n}.example.com")
-                elif kind == 1:
-                    rules.append(f"    acl r{n} path_beg /prefix{n}/")
-                elif kind == 2:
-                    rules.append(f"    acl r{n} path_reg ^/items/{n}/[a-z]+$")
-                else:
-                    rules.append(f"    acl r{n} hdr(host) -i {HOST}")
-                    rules.append(f"    acl v{n} req.hdr(x-variant) -m str {n}")
-                rules.append(f"    use_backend other if r{n}" + (f" v{n}" if kind == 3 else ""))
+        for n, (kind, value) in enumerate(mixed_table() if mixed else []):
+            rules.append(f"    acl r{n} {acl[kind](value)}")
+            if kind == "variant":
+                rules.append(f"    acl h{n} hdr(host) -i {HOST}")
+            rules.append(f"    use_backend other if r{n}" + (f" h{n}" if kind == "variant" else ""))
         config = run.HAPROXY_HTTP + f"""frontend bench
     bind 127.0.0.1:{port}
 {chr(10).join(rules)}
@@ -206,17 +203,7 @@ def main():
     args = run.arguments(__doc__, "results-routes.md")
     run.require(("nginx", "haproxy", "wrk", "taskset"), __file__)
     binary = run.build_bascule()
-    with tempfile.TemporaryDirectory(prefix="bascule-bench-") as tmp:
-        workdir = Path(tmp)
-        workdir.chmod(0o755)
-        backend, backend_port = run.start_backend(workdir)
-        try:
-            _, results = run.interleaved(
-                args.rounds, PROXIES, lambda: None,
-                lambda name, start: measure(name, start, workdir, backend_port, binary,
-                                            args.seconds))
-        finally:
-            backend.stop()
+    results = run.interleaved_with_backend(args, PROXIES, binary, measure)
     report = "\n\n".join([table(results, args.seconds, args.rounds), run.versions(binary)])
     args.output.write_text(report + "\n")
     print(report)

@@ -522,6 +522,28 @@ def idle_rss_with_every_builtin(workdir, backend_port, binary):
         process.stop()
 
 
+def interleaved_with_backend(args, proxies, binary, measure, prepare=None):
+    """`interleaved` rounds of `measure(name, start, workdir, backend_port,
+    binary, seconds)` for each of `proxies`, in a scratch directory (set up
+    by `prepare(workdir)`, e.g. certificates) with the NGINX backend
+    running; the results per proxy name."""
+    with tempfile.TemporaryDirectory(prefix="bascule-bench-") as tmp:
+        workdir = Path(tmp)
+        # NGINX workers drop root privileges and must read the docroot.
+        workdir.chmod(0o755)
+        if prepare:
+            prepare(workdir)
+        backend, backend_port = start_backend(workdir)
+        try:
+            _, results = interleaved(
+                args.rounds, proxies, lambda: None,
+                lambda name, start: measure(name, start, workdir, backend_port, binary,
+                                            args.seconds))
+        finally:
+            backend.stop()
+    return results
+
+
 def main():
     args = arguments(__doc__, "results.md")
     require(("nginx", "haproxy", "envoy", "wrk", "taskset"), __file__)

@@ -20,7 +20,6 @@ haproxy, wrk, openssl, taskset; the current bascule is built here (release).
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -140,17 +139,7 @@ def main():
     args = run.arguments(__doc__, "results-tls.md")
     run.require(["nginx", "haproxy", "wrk", "openssl", "taskset"], "bench/tls.py")
     binary = run.build_bascule()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        certificate(workdir)
-        backend, backend_port = run.start_backend(workdir)
-        try:
-            _, results = run.interleaved(
-                args.rounds, PROXIES, lambda: None,
-                lambda name, start: measure(name, start, workdir, backend_port, binary,
-                                            args.seconds))
-        finally:
-            backend.stop()
+    results = run.interleaved_with_backend(args, PROXIES, binary, measure, certificate)
     lines = [
         f"{args.rounds} interleaved round(s) of {args.seconds} s; medians. TLS 1.3, ECDSA P-256; "
         "wrk and the NGINX backend on core 0, the proxy alone on core 1, one worker.",

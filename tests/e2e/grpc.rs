@@ -550,14 +550,7 @@ async fn raw_call(
 ) -> (http::HeaderMap, usize, Option<http::HeaderMap>) {
     use http_body_util::BodyExt;
     use prost::Message;
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let mut sender = h2c_client(address).await;
     let encoded = message.encode_to_vec();
     let mut framed = vec![0u8];
     framed.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());

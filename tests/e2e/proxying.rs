@@ -300,14 +300,7 @@ async fn http2_requests_multiplex_on_one_client_connection() {
         [backend.toml()],
     ));
     let address = bascule.addr("web");
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let sender = h2c_client(address).await;
     let requests = (0..20).map(|i| {
         let mut sender = sender.clone();
         let request = Request::get(format!("http://h2.test/{i}"))

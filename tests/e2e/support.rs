@@ -614,16 +614,28 @@ pub async fn send(address: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
 /// One HTTP/2 (prior knowledge, cleartext) request on a fresh connection.
 pub async fn send_h2(address: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
     tokio::time::timeout(WAIT, async {
-        let stream = TcpStream::connect(address).await.unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
+        let mut sender = h2c_client(address).await;
         reply(sender.send_request(request).await.unwrap()).await
     })
     .await
     .expect("request timed out")
+}
+
+/// A fresh HTTP/2 (prior knowledge, cleartext) connection to `address`,
+/// driven by a task of its own.
+pub async fn h2c_client<B>(address: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
 }
 
 /// A response read whole, as the tests look at it.

@@ -117,6 +117,17 @@ async fn connect(address: std::net::SocketAddr, path: &str) -> Socket {
     socket
 }
 
+/// Tunnels of listener `web` closed for `reason`.
+async fn tunnels_closed(bascule: &Bascule, reason: &str) -> f64 {
+    let reason = format!("reason=\"{reason}\"");
+    bascule
+        .metric(
+            "bascule_http_tunnels_closed_total",
+            &["listener=\"web\"", &reason],
+        )
+        .await
+}
+
 /// The `active` count of backend `id` on `/status`.
 async fn active(bascule: &Bascule, id: &str) -> u64 {
     let status = send(bascule.addr("admin"), get("admin", "/status")).await;
@@ -198,16 +209,7 @@ async fn a_thousand_messages_each_way_are_balanced_and_counted() {
         eventually(|| async { active(&bascule, "a").await + active(&bascule, "b").await == 0 })
             .await
     );
-    let done = ["listener=\"web\"", "reason=\"done\""];
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric("bascule_http_tunnels_closed_total", &done)
-                .await
-                == 2.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { tunnels_closed(&bascule, "done").await == 2.0 }).await);
 }
 
 #[tokio::test]
@@ -226,16 +228,7 @@ async fn silent_tunnels_idle_out_and_drained_backends_end_theirs() {
         !matches!(ended, Some(Ok(Message::Text(_)))),
         "closed, not answered: {ended:?}"
     );
-    let idle = ["listener=\"web\"", "reason=\"idle-timeout\""];
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric("bascule_http_tunnels_closed_total", &idle)
-                .await
-                == 1.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { tunnels_closed(&bascule, "idle-timeout").await == 1.0 }).await);
 
     // A busy tunnel to a backend drained by hand ends `drain-timeout`
     // after the drain, not at the idle timeout.
@@ -260,16 +253,7 @@ async fn silent_tunnels_idle_out_and_drained_backends_end_theirs() {
         echoes > 0 && echoes < 100,
         "{echoes} echoes before the drain cut it"
     );
-    let drained = ["listener=\"web\"", "reason=\"drained\""];
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric("bascule_http_tunnels_closed_total", &drained)
-                .await
-                == 1.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { tunnels_closed(&bascule, "drained").await == 1.0 }).await);
 }
 
 #[tokio::test]
@@ -336,14 +320,7 @@ async fn websockets_over_http2_are_tunnelled_to_http1_backends() {
     let (a, b) = (EchoServer::start("a").await, EchoServer::start("b").await);
     let bascule = Bascule::start(&config("", "", &[&a, &b]));
     let web = bascule.addr("web");
-    let stream = tokio::net::TcpStream::connect(web).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let mut sender = h2c_client(web).await;
 
     // Two WebSockets on one HTTP/2 connection, one per backend
     // (least-connections sees the first tunnel).
@@ -409,16 +386,7 @@ async fn websockets_over_http2_are_tunnelled_to_http1_backends() {
         while let Some(Ok(_)) = tokio::time::timeout(WAIT, socket.next()).await.unwrap() {}
         let _ = tokio::io::AsyncWriteExt::shutdown(socket.get_mut()).await;
     }
-    let done = ["listener=\"web\"", "reason=\"done\""];
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric("bascule_http_tunnels_closed_total", &done)
-                .await
-                == 2.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { tunnels_closed(&bascule, "done").await == 2.0 }).await);
     assert!(
         eventually(|| async { active(&bascule, "a").await + active(&bascule, "b").await == 0 })
             .await
