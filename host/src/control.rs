@@ -145,6 +145,11 @@ async fn control(mut server: Server, config_path: PathBuf, mut requests: mpsc::R
         match request {
             Request::Reload(reply) => {
                 let result = reload(&mut server, &config_path).await;
+                crate::metrics::reload_finished(match &result {
+                    Ok(_) => "ok",
+                    Err(ReloadError::Load(_)) => "invalid",
+                    Err(_) => "failed",
+                });
                 // The asker may have gone (a signal has no one waiting).
                 let _ = reply.send(result);
             }

@@ -7,6 +7,18 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// Always 1, labelled with the version that is running.
+pub const BUILD_INFO: &str = "bascule_build_info";
+/// The config generation serving (1 is the config started with).
+pub const CONFIG_GENERATION: &str = "bascule_config_generation";
+/// Reloads asked for, by result (`ok`, `invalid`, `failed`).
+pub const CONFIG_RELOADS: &str = "bascule_config_reloads_total";
+/// When the serving config was loaded, in seconds since the Unix epoch.
+pub const CONFIG_LOADED_AT: &str = "bascule_config_last_reload_timestamp_seconds";
+/// Backend responses, by pool, backend and status class.
+pub const UPSTREAM_RESPONSES: &str = "bascule_upstream_responses_total";
+/// Time from sending a request to its response head, by pool and backend.
+pub const UPSTREAM_RESPONSE_TIME: &str = "bascule_upstream_response_time_seconds";
 /// Requests answered, by listener and status class (`2xx`, `5xx`, ...).
 pub const HTTP_REQUESTS: &str = "bascule_http_requests_total";
 /// TCP connections accepted, by listener.
@@ -88,6 +100,21 @@ pub const HTTP_TUNNELS_CLOSED: &str = "bascule_http_tunnels_closed_total";
 /// Upgraded connections (WebSocket) open now.
 pub const HTTP_TUNNELS_ACTIVE: &str = "bascule_http_tunnels_active";
 
+/// Shows `generation` as the serving config, loaded now.
+pub fn config_serving(generation: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(CONFIG_GENERATION).set(generation as f64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64());
+    metrics::gauge!(CONFIG_LOADED_AT).set(now);
+}
+
+/// Counts a reload that ended with `result` (`ok`, `invalid`, `failed`).
+pub fn reload_finished(result: &'static str) {
+    metrics::counter!(CONFIG_RELOADS, "result" => result).increment(1);
+}
+
 /// Counts a client connection `listener` closed for `reason`.
 pub fn http_connection_closed(listener: &str, reason: &'static str) {
     metrics::counter!(HTTP_CONNECTIONS_CLOSED, "listener" => listener.to_owned(), "reason" => reason)
@@ -134,6 +161,11 @@ pub fn install() -> Option<PrometheusHandle> {
         .get_or_init(|| match builder().install_recorder() {
             Ok(handle) => {
                 describe();
+                metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+                // Every result shows from the start, at 0.
+                for result in ["ok", "invalid", "failed"] {
+                    metrics::counter!(CONFIG_RELOADS, "result" => result).absolute(0);
+                }
                 Some(handle)
             }
             Err(error) => {
@@ -153,11 +185,20 @@ fn builder() -> PrometheusBuilder {
     const PROBE_BUCKETS: [f64; 10] = [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
     ];
+    const RESPONSE_BUCKETS: [f64; 15] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(
-            Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
-            &DURATION_BUCKETS,
+            Matcher::Full(UPSTREAM_RESPONSE_TIME.to_owned()),
+            &RESPONSE_BUCKETS,
         )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
+                &DURATION_BUCKETS,
+            )
+        })
         .and_then(|builder| {
             builder.set_buckets_for_metric(
                 Matcher::Full(HEALTH_PROBE_DURATION.to_owned()),
@@ -174,6 +215,14 @@ fn builder() -> PrometheusBuilder {
 }
 
 fn describe() {
+    metrics::describe_gauge!(BUILD_INFO, "always 1; the running version as a label");
+    metrics::describe_gauge!(CONFIG_GENERATION, "the config generation serving");
+    metrics::describe_counter!(CONFIG_RELOADS, "reloads asked for, by result");
+    metrics::describe_gauge!(
+        CONFIG_LOADED_AT,
+        metrics::Unit::Seconds,
+        "when the serving config was loaded (Unix time)"
+    );
     metrics::describe_counter!(TCP_CONNECTIONS_OPENED, "TCP connections accepted");
     metrics::describe_gauge!(TCP_CONNECTIONS_ACTIVE, "TCP connections open");
     metrics::describe_counter!(TCP_CONNECTIONS_CLOSED, "TCP connections closed, by reason");
@@ -188,6 +237,12 @@ fn describe() {
         "malformed PROXY headers from trusted sources"
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
+    metrics::describe_counter!(UPSTREAM_RESPONSES, "backend responses, by status class");
+    metrics::describe_histogram!(
+        UPSTREAM_RESPONSE_TIME,
+        metrics::Unit::Seconds,
+        "time from sending a request to its response head"
+    );
     metrics::describe_counter!(
         UPSTREAM_CONNECT_FAILURES,
         "failed connection attempts to backends"
@@ -220,4 +275,25 @@ fn describe() {
         "active health probe durations"
     );
     metrics::describe_counter!(OUTLIER_EJECTIONS, "backends ejected by outlier detection");
+    metrics::describe_counter!(PLUGIN_CALLS, "plugin calls, by hook");
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_CLOSED,
+        "HTTP client connections closed by the proxy, by reason"
+    );
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "HTTP client connections refused past max-connections"
+    );
+    metrics::describe_counter!(ACCEPT_FAILURES, "failed accept() calls on listeners");
+    metrics::describe_counter!(HTTP_RETRIES, "requests tried again, by reason");
+    metrics::describe_counter!(
+        HTTP_RETRY_BUDGET_EXHAUSTED,
+        "retries not made because the retry budget was spent"
+    );
+    metrics::describe_counter!(HTTP_RATE_LIMITED, "requests refused by a rate limit (429)");
+    metrics::describe_counter!(
+        HTTP_TUNNELS_CLOSED,
+        "upgraded connections closed, by reason"
+    );
+    metrics::describe_gauge!(HTTP_TUNNELS_ACTIVE, "upgraded connections open");
 }

@@ -115,6 +115,7 @@ impl Server {
             let plan = Arc::clone(&server.plan);
             server.admin = Some(bind_admin(admin.address, plan, metrics).await?);
         }
+        crate::metrics::config_serving(server.generation);
         Ok(server)
     }
 
@@ -204,6 +205,7 @@ impl Server {
         self.supervisor.watch(&plan);
         self.plan.store(Arc::new(plan));
         self.generation = generation;
+        crate::metrics::config_serving(generation);
         let added: Vec<bool> = next.iter().map(|(_, new)| *new).collect();
         self.listeners = next.into_iter().map(|(b, _)| b).collect();
         // `previous` now holds only listeners the new config removed.

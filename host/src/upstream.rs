@@ -19,6 +19,7 @@
 
 mod affinity;
 mod backend;
+mod backend_metrics;
 mod connection_pool;
 mod connector;
 mod drain;

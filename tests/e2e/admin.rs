@@ -1,5 +1,6 @@
 //! The admin listener: `/status` shows the running plan with live stats,
-//! `/healthz` answers, unknown paths are 404.
+//! `/healthz` answers, unknown paths are 404; `/metrics` carries the
+//! build, the config generation and reloads, and passes `promtool`.
 
 use serde_json::Value;
 
@@ -74,4 +75,150 @@ async fn status_shows_the_plan_with_live_stats() {
             .status,
         404
     );
+}
+
+#[tokio::test]
+async fn metrics_show_the_build_the_config_generation_and_reloads() {
+    let backend = RecordingBackend::start("b1").await;
+    let config = single_pool_config("builtin:round-robin", ADMIN, [backend.toml()]);
+    let mut bascule = Bascule::start(&config);
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert_eq!(bascule.metric("bascule_build_info", &[&version]).await, 1.0);
+    assert_eq!(bascule.metric("bascule_config_generation", &[]).await, 1.0);
+    let loaded = bascule
+        .metric("bascule_config_last_reload_timestamp_seconds", &[])
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        loaded > now - 60.0 && loaded <= now,
+        "loaded at {loaded}, now {now}"
+    );
+    for result in ["ok", "invalid", "failed"] {
+        let label = format!("result=\"{result}\"");
+        assert_eq!(
+            bascule
+                .exported("bascule_config_reloads_total", &[&label])
+                .await,
+            Some(0.0),
+            "{result} is exported from the start"
+        );
+    }
+
+    assert!(bascule.reload(&config).contains("bascule: reloaded"));
+    let broken = bascule.reload("[[listeners]]\nname = 1\n");
+    assert!(broken.contains("reload rejected"), "{broken}");
+    assert_eq!(bascule.metric("bascule_config_generation", &[]).await, 2.0);
+    assert_eq!(
+        bascule
+            .metric("bascule_config_reloads_total", &["result=\"ok\""])
+            .await,
+        1.0
+    );
+    assert_eq!(
+        bascule
+            .metric("bascule_config_reloads_total", &["result=\"invalid\""])
+            .await,
+        1.0
+    );
+}
+
+/// `promtool check metrics` (the Prometheus project's own linter, Debian
+/// `prometheus`) accepts a real scrape taken after traffic of every kind
+/// the test suite's configs make cheap: HTTP requests, a 404, a reload.
+#[tokio::test]
+async fn a_real_scrape_passes_promtool() {
+    let backend = RecordingBackend::start("b1").await;
+    let config = single_pool_config("builtin:round-robin", ADMIN, [backend.toml()]);
+    let mut bascule = Bascule::start(&config);
+    for path in ["/", "/a", "/b"] {
+        assert_eq!(
+            send(bascule.addr("web"), get("example.test", path))
+                .await
+                .status,
+            200
+        );
+    }
+    assert!(bascule.reload(&config).contains("bascule: reloaded"));
+    let scrape = send(bascule.addr("admin"), get("admin", "/metrics")).await;
+    assert_eq!(scrape.status, 200);
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian `prometheus`, installed by `make test`)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.body.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        scrape.body
+    );
+}
+
+#[tokio::test]
+async fn backend_responses_and_response_times_are_counted_per_backend() {
+    let b1 = RecordingBackend::start("b1").await;
+    let b2 = RecordingBackend::start("b2").await;
+    let config = single_pool_config("builtin:round-robin", ADMIN, [b1.toml(), b2.toml()]);
+    let bascule = Bascule::start(&config);
+    for _ in 0..10 {
+        assert_eq!(
+            send(bascule.addr("web"), get("example.test", "/"))
+                .await
+                .status,
+            200
+        );
+    }
+    // Each backend's count is exactly what it received (the 10 requests,
+    // and whatever the harness sent while starting), split evenly.
+    let mut received = Vec::new();
+    for (name, server) in [("b1", &b1), ("b2", &b2)] {
+        let backend = format!("backend=\"{name}\"");
+        let labels = ["pool=\"main\"", &backend];
+        let class = |class: &'static str| {
+            let labels = [labels[0], labels[1], class];
+            let bascule = &bascule;
+            async move {
+                bascule
+                    .exported("bascule_upstream_responses_total", &labels)
+                    .await
+            }
+        };
+        let seen = server.seen().len() as f64;
+        received.push(seen);
+        assert_eq!(class("class=\"2xx\"").await, Some(seen), "{name}");
+        assert_eq!(class("class=\"5xx\"").await, Some(0.0), "{name}");
+        assert_eq!(
+            bascule
+                .metric("bascule_upstream_response_time_seconds_count", &labels)
+                .await,
+            seen,
+            "one sample per response, {name}"
+        );
+        // Loopback answers well inside the largest bucket.
+        assert_eq!(
+            bascule
+                .metric(
+                    "bascule_upstream_response_time_seconds_bucket",
+                    &[labels[0], labels[1], "le=\"30\""]
+                )
+                .await,
+            seen
+        );
+    }
+    assert!(received.iter().sum::<f64>() >= 10.0);
+    assert!((received[0] - received[1]).abs() <= 1.0, "{received:?}");
 }

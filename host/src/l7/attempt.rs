@@ -118,7 +118,9 @@ impl Attempt<'_> {
                 ))
             }
             Ok(Ok(response)) => {
-                backend.stats.record_success(started.elapsed());
+                backend
+                    .stats
+                    .record_response(response.status(), started.elapsed());
                 crate::health::observe(
                     self.pool,
                     backend,

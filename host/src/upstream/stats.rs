@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::FULL_RAMP;
+use super::backend_metrics::BackendMetrics;
 use super::health_signals::{CheckState, EjectionReason, HealthSignals, TrafficEvent};
 
 /// The weight of a new latency sample in the moving average (1/8, as TCP's
@@ -48,6 +49,9 @@ pub struct BackendStats {
     /// True while the backend takes no new work (retired, failing or
     /// draining): its open TCP connections count down their drain timeout.
     leaving: watch::Sender<bool>,
+    /// Its Prometheus series; `None` for stats not registered under a
+    /// pool (tests, placeholders).
+    metrics: Option<BackendMetrics>,
 }
 
 /// A copy of the counters at one instant.
@@ -130,6 +134,23 @@ impl BackendStats {
         ActiveRequest {
             stats: Arc::clone(self),
         }
+    }
+
+    /// Stats of `backend` in `pool`, with its Prometheus series.
+    pub fn labelled(pool: &str, backend: &str) -> Self {
+        BackendStats {
+            metrics: Some(BackendMetrics::new(pool, backend)),
+            ..BackendStats::default()
+        }
+    }
+
+    /// Records a response head with `status`, `latency` after the request
+    /// was sent: a successful exchange, whatever the status says.
+    pub fn record_response(&self, status: http::StatusCode, latency: Duration) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(status, latency.as_secs_f64());
+        }
+        self.record_success(latency);
     }
 
     /// Records a successful exchange and its latency.
@@ -350,7 +371,7 @@ impl StatsRegistry {
         match map.get(&key) {
             Some(stats) => (Arc::clone(stats), false),
             None => {
-                let stats = Arc::new(BackendStats::default());
+                let stats = Arc::new(BackendStats::labelled(pool, backend));
                 map.insert(key, Arc::clone(&stats));
                 (stats, true)
             }
@@ -367,7 +388,7 @@ impl StatsRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(&(pool.to_owned(), backend.to_owned())) {
             Some(stats) => (Arc::clone(stats), false),
-            None => (Arc::new(BackendStats::default()), true),
+            None => (Arc::new(BackendStats::labelled(pool, backend)), true),
         }
     }
 

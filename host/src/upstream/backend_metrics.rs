@@ -1,0 +1,51 @@
+//! The Prometheus series of one backend, registered once when the backend
+//! first appears in its pool: the request path only increments handles,
+//! never formats a label or looks a series up.
+
+use http::StatusCode;
+
+/// Responses by status class and the time to their head, for one
+/// (pool, backend).
+#[derive(Debug)]
+pub struct BackendMetrics {
+    /// `bascule_upstream_responses_total{pool,backend,class}`, by class
+    /// (`1xx` to `5xx`).
+    responses: [metrics::Counter; 5],
+    /// `bascule_upstream_response_time_seconds{pool,backend}`.
+    response_time: metrics::Histogram,
+}
+
+// === impl BackendMetrics ===
+
+impl BackendMetrics {
+    /// Registers the series of `backend` in `pool`.
+    pub fn new(pool: &str, backend: &str) -> Self {
+        let responses = ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+            metrics::counter!(
+                crate::metrics::UPSTREAM_RESPONSES,
+                "pool" => pool.to_owned(),
+                "backend" => backend.to_owned(),
+                "class" => class,
+            )
+        });
+        let response_time = metrics::histogram!(
+            crate::metrics::UPSTREAM_RESPONSE_TIME,
+            "pool" => pool.to_owned(),
+            "backend" => backend.to_owned(),
+        );
+        BackendMetrics {
+            responses,
+            response_time,
+        }
+    }
+
+    /// Counts a response head with `status` that arrived `seconds` after
+    /// the request was sent.
+    pub fn record(&self, status: StatusCode, seconds: f64) {
+        let class = usize::from(status.as_u16() / 100).saturating_sub(1);
+        if let Some(counter) = self.responses.get(class) {
+            counter.increment(1);
+        }
+        self.response_time.record(seconds);
+    }
+}
