@@ -37,6 +37,7 @@ fn respond(
 ) -> Response<Full<Bytes>> {
     match (request.uri().path(), metrics) {
         ("/metrics", Some(handle)) => {
+            crate::metrics::collect_process();
             handle.run_upkeep();
             text(StatusCode::OK, "text/plain; version=0.0.4", handle.render())
         }

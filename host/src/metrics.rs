@@ -154,6 +154,23 @@ pub fn health_transition(pool: &str, backend: &str, health: crate::upstream::Hea
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// The process's own metrics (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`,
+/// `process_start_time_seconds`, ...), named as every Prometheus client
+/// names them, read from `/proc` when scraped rather than on a timer.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+/// Brings the process metrics up to date, before a scrape renders them.
+pub fn collect_process() {
+    PROCESS.get_or_init(process_collector).collect();
+}
+
+fn process_collector() -> metrics_process::Collector {
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    collector
+}
+
 /// Installs the Prometheus recorder once per process and returns its
 /// handle; `None` when another recorder was installed first.
 pub fn install() -> Option<PrometheusHandle> {
