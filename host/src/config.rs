@@ -212,6 +212,9 @@ pub struct TcpListenerConfig {
 /// Which requests or connections go where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
+    /// The route's name in metrics and on the status page: `name`, or
+    /// `route-N` from its place in the listener (0-based).
+    pub name: String,
     /// HTTP: host to match; `None` matches any.
     pub host: Option<HostPattern>,
     /// HTTP: path prefix to match, starting with `/`.

@@ -25,6 +25,7 @@ mod rate_limit;
 mod response;
 mod route;
 mod route_action;
+mod route_metrics;
 mod send_timeout;
 mod split;
 mod target;
@@ -77,6 +78,7 @@ pub use conditions::Conditions;
 pub use rate_limit::{RateLimiter, RateLimits};
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable, RouteTarget};
+pub use route_metrics::RouteMetrics;
 pub use split::Split;
 
 /// Accepts connections on `listener` and serves them with `proxy` until

@@ -15,6 +15,10 @@ pub const CONFIG_GENERATION: &str = "bascule_config_generation";
 pub const CONFIG_RELOADS: &str = "bascule_config_reloads_total";
 /// When the serving config was loaded, in seconds since the Unix epoch.
 pub const CONFIG_LOADED_AT: &str = "bascule_config_last_reload_timestamp_seconds";
+/// Requests answered, by listener, route and status class.
+pub const HTTP_ROUTE_REQUESTS: &str = "bascule_http_route_requests_total";
+/// Time from a request's head to its response head, by listener and route.
+pub const HTTP_REQUEST_DURATION: &str = "bascule_http_request_duration_seconds";
 /// Backend responses, by pool, backend and status class.
 pub const UPSTREAM_RESPONSES: &str = "bascule_upstream_responses_total";
 /// Time from sending a request to its response head, by pool and backend.
@@ -212,6 +216,12 @@ fn builder() -> PrometheusBuilder {
         )
         .and_then(|builder| {
             builder.set_buckets_for_metric(
+                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+                &RESPONSE_BUCKETS,
+            )
+        })
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
                 Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
                 &DURATION_BUCKETS,
             )
@@ -254,6 +264,15 @@ fn describe() {
         "malformed PROXY headers from trusted sources"
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
+    metrics::describe_counter!(
+        HTTP_ROUTE_REQUESTS,
+        "HTTP requests answered, by route and status class"
+    );
+    metrics::describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "time from a request's head to its response head, by route"
+    );
     metrics::describe_counter!(UPSTREAM_RESPONSES, "backend responses, by status class");
     metrics::describe_histogram!(
         UPSTREAM_RESPONSE_TIME,

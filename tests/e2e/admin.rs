@@ -238,3 +238,77 @@ async fn backend_responses_and_response_times_are_counted_per_backend() {
     assert!(received.iter().sum::<f64>() >= 10.0);
     assert!(received.iter().all(|n| *n > 0.0), "{received:?}");
 }
+
+#[tokio::test]
+async fn requests_and_their_durations_are_counted_per_route() {
+    let backend = RecordingBackend::start("b1").await;
+    let config = format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  name = "api"
+  path-prefix = "/api"
+  pool = "main"
+
+  [[listeners.routes]]
+  path-prefix = "/old"
+  redirect = {{ status = 301, location = "/new" }}
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{}]
+{ADMIN}"#,
+        backend.toml()
+    );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+    for (path, count) in [("/api/users", 3), ("/old/page", 2), ("/", 4)] {
+        for _ in 0..count {
+            send(web, get("example.test", path)).await;
+        }
+    }
+    let requests = |route: &'static str, class: &'static str| {
+        let bascule = &bascule;
+        async move {
+            let route = format!("route=\"{route}\"");
+            let class = format!("class=\"{class}\"");
+            bascule
+                .exported(
+                    "bascule_http_route_requests_total",
+                    &["listener=\"web\"", &route, &class],
+                )
+                .await
+        }
+    };
+    assert_eq!(requests("api", "2xx").await, Some(3.0));
+    assert_eq!(requests("api", "5xx").await, Some(0.0));
+    assert_eq!(
+        requests("route-1", "3xx").await,
+        Some(2.0),
+        "redirects count on their route"
+    );
+    let seen_on_catch_all = requests("route-2", "2xx").await.unwrap();
+    assert!(seen_on_catch_all >= 4.0, "{seen_on_catch_all}");
+    let samples = bascule
+        .metric(
+            "bascule_http_request_duration_seconds_count",
+            &["listener=\"web\"", "route=\"api\""],
+        )
+        .await;
+    assert_eq!(samples, 3.0, "one duration per request");
+    let status = send(bascule.addr("admin"), get("admin", "/status")).await;
+    let status: Value = serde_json::from_str(&status.body).unwrap();
+    let names: Vec<&str> = status["listeners"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|route| route["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "route-1", "route-2"]);
+}

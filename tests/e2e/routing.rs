@@ -326,6 +326,14 @@ fn route_errors_name_the_field() {
             "  strip-prefix = true\n  rewrite-path = \"/a\"\n  pool = \"p\"",
             "give `strip-prefix` or `rewrite-path`, not both",
         ),
+        (
+            "  name = \"a b\"\n  pool = \"p\"",
+            "listeners[0].routes[0].name",
+        ),
+        (
+            "  pool = \"p\"\n\n  [[listeners.routes]]\n  name = \"route-0\"\n  pool = \"p\"",
+            "listeners[0].routes[1].name: another route of this listener is named `route-0`",
+        ),
     ];
     for (route, expected) in cases {
         let config = listener(&format!("\n  [[listeners.routes]]\n{route}\n")) + pool;

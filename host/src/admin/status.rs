@@ -49,6 +49,7 @@ fn render_listener(listener: &ListenerPlan) -> Value {
                         }
                     };
                     json!({
+                        "name": &*route.name,
                         "host": route.host.as_ref().map(ToString::to_string),
                         "path-prefix": route.path_prefix,
                         "pool": pool,

@@ -169,6 +169,8 @@ pub struct RawPathPolicy {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawRoute {
     #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
     pub host: Option<Spanned<String>>,
     #[serde(default)]
     pub path_prefix: Option<Spanned<String>>,

@@ -36,6 +36,7 @@ use super::path::PathPolicy;
 use super::response::{self, ProxyBody};
 use super::route::RouteTarget;
 use super::route_action;
+use super::route_metrics::RouteMetrics;
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
 use crate::plan::Plan;
@@ -127,10 +128,15 @@ impl Proxy {
         client: &ClientAddress,
     ) -> Response<ProxyBody> {
         let call = grpc::Call::of(request.headers());
-        let response = match self.proxy(request, client, call).await {
+        let started = tokio::time::Instant::now();
+        let mut matched = None;
+        let response = match self.proxy(request, client, call, &mut matched).await {
             Ok(response) | Err(response) => response,
         };
         self.requests.count(response.status());
+        if let Some(route) = matched {
+            route.record(response.status(), started.elapsed().as_secs_f64());
+        }
         match call {
             // The proxy's own answers, as gRPC statuses.
             Some(call) if matches!(response.body(), Either::Right(_)) => call.answer(response),
@@ -143,6 +149,7 @@ impl Proxy {
         request: Request<ClientBody>,
         client: &ClientAddress,
         call: Option<grpc::Call>,
+        matched: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();
         let Routed {
@@ -155,7 +162,7 @@ impl Proxy {
             upgrades,
             filters,
             limits,
-        } = self.route(&mut head, client)?;
+        } = self.route(&mut head, client, matched)?;
         prepare_head(
             &mut head,
             client,
@@ -227,6 +234,7 @@ impl Proxy {
         &self,
         head: &mut http::request::Parts,
         client: &ClientAddress,
+        matched: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<Routed, Response<ProxyBody>> {
         let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();
@@ -235,6 +243,7 @@ impl Proxy {
         let authority = target::decide(head, table.paths()).map_err(answer)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
         let route = table.find(host, head).ok_or_else(no_route)?;
+        *matched = Some(Arc::clone(&route.metrics));
         if let Some(limit) = &route.limit
             && let Err(wait) = limit.check(head, client.socket.ip())
         {

@@ -20,6 +20,7 @@ use super::HeaderFilter;
 use super::conditions::{AbsentHeaders, Conditions};
 use super::headers::Forwarding;
 use super::path::PathPolicy;
+use super::route_metrics::RouteMetrics;
 use super::split::Split;
 use crate::config::PathRewrite;
 use crate::host_pattern::HostPattern;
@@ -27,6 +28,10 @@ use crate::upstream::RetryPolicy;
 
 /// One route: what it matches and what it does.
 pub struct Route {
+    /// Its name (`name`, or `route-N`).
+    pub name: Arc<str>,
+    /// Its requests and their durations, in metrics.
+    pub metrics: Arc<RouteMetrics>,
     /// Host to match; `None` matches any host.
     pub host: Option<HostPattern>,
     /// Path prefix to match.
@@ -65,6 +70,8 @@ impl Route {
         target: RouteTarget,
     ) -> Route {
         Route {
+            name: Arc::from(""),
+            metrics: Arc::new(RouteMetrics::new("", "")),
             host,
             path_prefix: path_prefix.to_owned(),
             conditions,

@@ -9,7 +9,9 @@ use http::{HeaderValue, StatusCode};
 
 use crate::config::{ListenerConfig, ListenerMode, LocalAnswer, RouteConfig};
 use crate::l4::{TcpListenerPlan, TcpRoute};
-use crate::l7::{Conditions, HeaderFilter, RateLimits, Route, RouteTable, RouteTarget, Split};
+use crate::l7::{
+    Conditions, HeaderFilter, RateLimits, Route, RouteMetrics, RouteTable, RouteTarget, Split,
+};
 use crate::tls::ServerTls;
 use crate::upstream::{BackendPool, RetryPolicy};
 
@@ -38,6 +40,8 @@ pub(super) fn listener_plan(
                         .iter()
                         .filter_map(|route| {
                             Some(Route {
+                                name: Arc::from(route.name.as_str()),
+                                metrics: Arc::new(RouteMetrics::new(&listener.name, &route.name)),
                                 host: route.host.clone(),
                                 path_prefix: route.path_prefix.clone(),
                                 conditions: Conditions::new(&route.conditions),

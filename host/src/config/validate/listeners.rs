@@ -84,9 +84,10 @@ impl Validator<'_> {
                 .enumerate()
                 .filter_map(|(j, route)| {
                     let field = format!("listeners[{i}].routes[{j}]");
-                    self.route(field, route, known, tcp, listener.tls.is_some())
+                    self.route(field, j, route, known, tcp, listener.tls.is_some())
                 })
                 .collect();
+            self.unique_route_names(i, listener);
             if let (Some(name), Some(address), Some(mode), Some(tls)) = (name, address, mode, tls) {
                 listeners.push(ListenerConfig {
                     name,

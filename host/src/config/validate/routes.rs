@@ -3,9 +3,11 @@
 //! it sends (a pool, weighted pools, a redirect, a local answer), its path
 //! rewrite, TLS mode and filters.
 
+use std::collections::HashMap;
+
 use toml::Spanned;
 
-use super::raw::{RawFieldCondition, RawRetry, RawRoute};
+use super::raw::{RawFieldCondition, RawListener, RawRetry, RawRoute};
 use super::{Known, Validator};
 use crate::config::*;
 
@@ -23,6 +25,7 @@ impl Validator<'_> {
     pub(super) fn route(
         &mut self,
         field: String,
+        index: usize,
         raw: &RawRoute,
         known: &Known<'_>,
         tcp: Option<bool>,
@@ -37,6 +40,10 @@ impl Validator<'_> {
                 "only `mode = \"tcp\"` listeners route by `sni`; HTTP routes match `host`",
             );
         }
+        let name = match &raw.name {
+            Some(name) => self.name(format!("{field}.name"), name),
+            None => Some(format!("route-{index}")),
+        };
         let terminate_tls = self.route_tls(&field, raw, tcp, listener_tls);
         let sni = match &raw.sni {
             Some(sni) => Some(self.host_pattern(format!("{field}.sni"), sni)?),
@@ -95,6 +102,7 @@ impl Validator<'_> {
             filters.push(filter.get_ref().clone());
         }
         Some(RouteConfig {
+            name: name?,
             host,
             path_prefix,
             conditions: conditions?,
@@ -111,6 +119,34 @@ impl Validator<'_> {
             limit: limit?,
             filters,
         })
+    }
+
+    /// Route names are unique in their listener, given or not: a given
+    /// `route-N` may not take the name another route has by its place.
+    pub(super) fn unique_route_names(&mut self, listener_index: usize, listener: &RawListener) {
+        // By name, the first route that has it and where its `name` is.
+        let mut taken: HashMap<String, (usize, Option<std::ops::Range<usize>>)> = HashMap::new();
+        for (j, route) in listener.routes.iter().enumerate() {
+            let span = route.name.as_ref().map(Spanned::span);
+            let name = route
+                .name
+                .as_ref()
+                .map_or_else(|| format!("route-{j}"), |name| name.get_ref().clone());
+            let Some((first, first_span)) = taken.get(&name).cloned() else {
+                taken.insert(name, (j, span));
+                continue;
+            };
+            // Blame a route that wrote the name (one of the two did).
+            let (at, span) = match span {
+                Some(span) => (j, span),
+                None => (first, first_span.unwrap_or_default()),
+            };
+            let _: Option<()> = self.fail(
+                format!("listeners[{listener_index}].routes[{at}].name"),
+                span,
+                format!("another route of this listener is named `{name}`"),
+            );
+        }
     }
 
     /// `retry = { on, max-attempts, per-try-timeout, budget-ratio,
