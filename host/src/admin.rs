@@ -39,7 +39,9 @@ fn respond(
         ("/metrics", Some(handle)) => {
             crate::metrics::collect_process();
             handle.run_upkeep();
-            text(StatusCode::OK, "text/plain; version=0.0.4", handle.render())
+            let mut body = handle.render();
+            body.push_str(&crate::metrics::render_histograms());
+            text(StatusCode::OK, "text/plain; version=0.0.4", body)
         }
         ("/metrics", None) => text(
             StatusCode::SERVICE_UNAVAILABLE,

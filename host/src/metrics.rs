@@ -3,6 +3,8 @@
 //! Names follow `bascule_<area>_<what>_<unit>`. Plugin failures carry the
 //! plugin's name and the kind of failure as labels.
 
+pub mod histogram;
+
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -156,6 +158,29 @@ pub fn health_transition(pool: &str, backend: &str, health: crate::upstream::Hea
     backend_health(pool, backend, health);
 }
 
+/// `bascule_http_request_duration_seconds{listener,route}`.
+pub static REQUEST_DURATIONS: histogram::Family = histogram::Family::new(
+    HTTP_REQUEST_DURATION,
+    "time from a request's head to its response head, by route",
+    &histogram::RESPONSE_BUCKETS,
+);
+
+/// `bascule_upstream_response_time_seconds{pool,backend}`.
+pub static UPSTREAM_RESPONSE_TIMES: histogram::Family = histogram::Family::new(
+    UPSTREAM_RESPONSE_TIME,
+    "time from sending a request to its response head",
+    &histogram::RESPONSE_BUCKETS,
+);
+
+/// The request-path histograms in the Prometheus text format, to follow
+/// the recorder's output.
+pub fn render_histograms() -> String {
+    let mut out = String::new();
+    REQUEST_DURATIONS.render(&mut out);
+    UPSTREAM_RESPONSE_TIMES.render(&mut out);
+    out
+}
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process's own metrics (`process_cpu_seconds_total`,
@@ -206,26 +231,11 @@ fn builder() -> PrometheusBuilder {
     const PROBE_BUCKETS: [f64; 10] = [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
     ];
-    const RESPONSE_BUCKETS: [f64; 15] = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    ];
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(
-            Matcher::Full(UPSTREAM_RESPONSE_TIME.to_owned()),
-            &RESPONSE_BUCKETS,
+            Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
+            &DURATION_BUCKETS,
         )
-        .and_then(|builder| {
-            builder.set_buckets_for_metric(
-                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-                &RESPONSE_BUCKETS,
-            )
-        })
-        .and_then(|builder| {
-            builder.set_buckets_for_metric(
-                Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
-                &DURATION_BUCKETS,
-            )
-        })
         .and_then(|builder| {
             builder.set_buckets_for_metric(
                 Matcher::Full(HEALTH_PROBE_DURATION.to_owned()),
@@ -268,17 +278,7 @@ fn describe() {
         HTTP_ROUTE_REQUESTS,
         "HTTP requests answered, by route and status class"
     );
-    metrics::describe_histogram!(
-        HTTP_REQUEST_DURATION,
-        metrics::Unit::Seconds,
-        "time from a request's head to its response head, by route"
-    );
     metrics::describe_counter!(UPSTREAM_RESPONSES, "backend responses, by status class");
-    metrics::describe_histogram!(
-        UPSTREAM_RESPONSE_TIME,
-        metrics::Unit::Seconds,
-        "time from sending a request to its response head"
-    );
     metrics::describe_counter!(
         UPSTREAM_CONNECT_FAILURES,
         "failed connection attempts to backends"

@@ -135,7 +135,7 @@ impl Proxy {
         };
         self.requests.count(response.status());
         if let Some(route) = matched {
-            route.record(response.status(), started.elapsed().as_secs_f64());
+            route.record(response.status(), started.elapsed());
         }
         match call {
             // The proxy's own answers, as gRPC statuses.

@@ -2,7 +2,12 @@
 //! answering a request increments a handle and records one sample, with
 //! no label formatted or series looked up.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::StatusCode;
+
+use crate::metrics::histogram::Histogram;
 
 /// Requests a route answered by status class, and how long they took.
 #[derive(Debug)]
@@ -11,7 +16,7 @@ pub struct RouteMetrics {
     /// (`1xx` to `5xx`).
     requests: [metrics::Counter; 5],
     /// `bascule_http_request_duration_seconds{listener,route}`.
-    duration: metrics::Histogram,
+    duration: Arc<Histogram>,
 }
 
 // === impl RouteMetrics ===
@@ -27,21 +32,18 @@ impl RouteMetrics {
                 "class" => class,
             )
         });
-        let duration = metrics::histogram!(
-            crate::metrics::HTTP_REQUEST_DURATION,
-            "listener" => listener.to_owned(),
-            "route" => route.to_owned(),
-        );
+        let duration =
+            crate::metrics::REQUEST_DURATIONS.series(&[("listener", listener), ("route", route)]);
         RouteMetrics { requests, duration }
     }
 
-    /// Counts a request answered with `status`, `seconds` after its head
-    /// was read.
-    pub fn record(&self, status: StatusCode, seconds: f64) {
+    /// Counts a request answered with `status`, `took` after its head was
+    /// read.
+    pub fn record(&self, status: StatusCode, took: Duration) {
         let class = usize::from(status.as_u16() / 100).saturating_sub(1);
         if let Some(counter) = self.requests.get(class) {
             counter.increment(1);
         }
-        self.duration.record(seconds);
+        self.duration.record(took);
     }
 }

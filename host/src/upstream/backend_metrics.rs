@@ -2,7 +2,12 @@
 //! first appears in its pool: the request path only increments handles,
 //! never formats a label or looks a series up.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::StatusCode;
+
+use crate::metrics::histogram::Histogram;
 
 /// Responses by status class and the time to their head, for one
 /// (pool, backend).
@@ -12,7 +17,7 @@ pub struct BackendMetrics {
     /// (`1xx` to `5xx`).
     responses: [metrics::Counter; 5],
     /// `bascule_upstream_response_time_seconds{pool,backend}`.
-    response_time: metrics::Histogram,
+    response_time: Arc<Histogram>,
 }
 
 // === impl BackendMetrics ===
@@ -28,24 +33,21 @@ impl BackendMetrics {
                 "class" => class,
             )
         });
-        let response_time = metrics::histogram!(
-            crate::metrics::UPSTREAM_RESPONSE_TIME,
-            "pool" => pool.to_owned(),
-            "backend" => backend.to_owned(),
-        );
+        let response_time =
+            crate::metrics::UPSTREAM_RESPONSE_TIMES.series(&[("pool", pool), ("backend", backend)]);
         BackendMetrics {
             responses,
             response_time,
         }
     }
 
-    /// Counts a response head with `status` that arrived `seconds` after
+    /// Counts a response head with `status` that arrived `latency` after
     /// the request was sent.
-    pub fn record(&self, status: StatusCode, seconds: f64) {
+    pub fn record(&self, status: StatusCode, latency: Duration) {
         let class = usize::from(status.as_u16() / 100).saturating_sub(1);
         if let Some(counter) = self.responses.get(class) {
             counter.increment(1);
         }
-        self.response_time.record(seconds);
+        self.response_time.record(latency);
     }
 }

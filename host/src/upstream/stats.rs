@@ -148,7 +148,7 @@ impl BackendStats {
     /// was sent: a successful exchange, whatever the status says.
     pub fn record_response(&self, status: http::StatusCode, latency: Duration) {
         if let Some(metrics) = &self.metrics {
-            metrics.record(status, latency.as_secs_f64());
+            metrics.record(status, latency);
         }
         self.record_success(latency);
     }
