@@ -316,3 +316,49 @@ async fn out_of_file_descriptors_accept_backs_off_and_recovers() {
     );
     assert!(bascule.metric("bascule_accept_failures_total", &[]).await >= 1.0);
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bascule.toml");
+    std::fs::write(
+        &path,
+        single_pool_config(
+            "builtin:round-robin",
+            "",
+            ["{ address = \"127.0.0.1:9\" }".to_owned()],
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let listening = lines
+        .recv_timeout(WAIT)
+        .into_iter()
+        .chain(std::iter::from_fn(|| lines.recv_timeout(WAIT).ok()))
+        .find(|line| line.contains("listening"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = listening.expect("an info line saying the listener is listening");
+    assert!(!line.contains('\u{1b}'), "colour codes in a pipe: {line:?}");
+    assert!(line.contains("INFO"), "{line}");
+}
