@@ -1,11 +1,11 @@
 //! The admin listener: `/metrics` in Prometheus text format, `/status` (the
 //! running plan as JSON), `/healthz`, and draining a backend by hand:
 //! `POST /pools/NAME/backends/ID/drain` (no new work; what is in flight
-//! finishes) and `.../undrain`.
+//! finishes) and `.../undrain`, and `POST /reload`.
 
 mod status;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -16,18 +16,83 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::control::{ReloadError, WeakServerHandle};
 use crate::plan::Plan;
 
-/// Serves admin requests on `listener` until `stop` fires.
+/// Serves admin requests on `listener` until `stop` fires; `control`
+/// reaches the control task, for `POST /reload`, once one owns the server.
 pub async fn serve(
     listener: Arc<TcpListener>,
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
+    control: Arc<OnceLock<WeakServerHandle>>,
     stop: watch::Receiver<()>,
 ) {
-    let respond =
-        move |request: Request<Incoming>| respond(&request, &plan.load(), metrics.as_ref());
+    let respond = move |request: Request<Incoming>| {
+        let (plan, metrics, control) = (Arc::clone(&plan), metrics.clone(), Arc::clone(&control));
+        async move {
+            if request.uri().path() == "/reload" {
+                reload(request.method(), control.get()).await
+            } else {
+                respond(&request, &plan.load(), metrics.as_ref())
+            }
+        }
+    };
     crate::l7::serve_local(listener, respond, stop).await;
+}
+
+/// `POST /reload`: the config file read again and applied, as SIGHUP does.
+/// Answers the new generation, or every error (file, line, field) with the
+/// old config still serving.
+async fn reload(
+    method: &http::Method,
+    control: Option<&WeakServerHandle>,
+) -> Response<Full<Bytes>> {
+    if method != http::Method::POST {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use POST\n".to_owned(),
+        );
+    }
+    let Some(handle) = control.and_then(WeakServerHandle::upgrade) else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "this server takes no reloads\n".to_owned(),
+        );
+    };
+    let (status, body) = match handle.reload().await {
+        Ok(reloaded) => (
+            StatusCode::OK,
+            serde_json::json!({
+                "reloaded": true,
+                "generation": reloaded.generation,
+                "added-listeners": reloaded.added.iter().map(|listener| serde_json::json!({
+                    "name": &*listener.name,
+                    "address": listener.address.to_string(),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(error) => {
+            let status = match error {
+                ReloadError::Load(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                ReloadError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ReloadError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let message = crate::error_chain(&error);
+            let errors: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
+            (
+                status,
+                serde_json::json!({ "reloaded": false, "errors": errors }),
+            )
+        }
+    };
+    text(status, "application/json", format!("{body:#}\n"))
 }
 
 fn respond(

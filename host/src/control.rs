@@ -28,6 +28,14 @@ pub struct ServerHandle {
     requests: mpsc::Sender<Request>,
 }
 
+/// A [`ServerHandle`] that does not keep the control task alive: what the
+/// server's own admin listener holds, so that the server does not keep
+/// itself running.
+#[derive(Clone)]
+pub struct WeakServerHandle {
+    requests: mpsc::WeakSender<Request>,
+}
+
 /// The control task, returned by [`ServerHandle::spawn`]: awaiting it
 /// waits until the server has shut down.
 pub struct ControlTask(JoinHandle<()>);
@@ -84,8 +92,17 @@ impl ServerHandle {
     /// `config_path` when asked.
     pub fn spawn(server: Server, config_path: PathBuf) -> (ServerHandle, ControlTask) {
         let (requests, received) = mpsc::channel(QUEUED_REQUESTS);
+        let handle = ServerHandle { requests };
+        server.connect_admin(handle.downgrade());
         let task = tokio::spawn(control(server, config_path, received));
-        (ServerHandle { requests }, ControlTask(task))
+        (handle, ControlTask(task))
+    }
+
+    /// A handle that does not keep the server running.
+    pub fn downgrade(&self) -> WeakServerHandle {
+        WeakServerHandle {
+            requests: self.requests.downgrade(),
+        }
     }
 
     /// Re-reads the config file and applies it; returns what changed, or
@@ -113,6 +130,17 @@ impl ServerHandle {
             return true;
         }
         finished.await.unwrap_or(true)
+    }
+}
+
+// === impl WeakServerHandle ===
+
+impl WeakServerHandle {
+    /// The handle, while the server runs.
+    pub fn upgrade(&self) -> Option<ServerHandle> {
+        self.requests
+            .upgrade()
+            .map(|requests| ServerHandle { requests })
     }
 }
 
@@ -150,6 +178,18 @@ async fn control(mut server: Server, config_path: PathBuf, mut requests: mpsc::R
                     Err(ReloadError::Load(_)) => "invalid",
                     Err(_) => "failed",
                 });
+                match &result {
+                    Ok(reloaded) => tracing::info!(
+                        generation = reloaded.generation,
+                        path = %config_path.display(),
+                        "config reloaded"
+                    ),
+                    Err(error) => tracing::warn!(
+                        path = %config_path.display(),
+                        error = %crate::error_chain(error),
+                        "reload rejected, still serving the previous config"
+                    ),
+                }
                 // The asker may have gone (a signal has no one waiting).
                 let _ = reply.send(result);
             }

@@ -59,7 +59,7 @@ impl Demo {
             let name = format!("demo-backend-{n}");
             tokio::spawn(serve_local(
                 std::sync::Arc::new(socket),
-                move |request| answer(&name, &request),
+                move |request| std::future::ready(answer(&name, &request)),
                 stopped,
             ));
             stops.push(stop);

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigErrors};
+use crate::control::WeakServerHandle;
 use crate::l4;
 use crate::l7::{self, Proxy};
 use crate::plan::{ListenerPlan, Plan};
@@ -31,6 +32,9 @@ pub struct Server {
     generation: u64,
     listeners: Vec<BoundListener>,
     admin: Option<BoundListener>,
+    /// How the admin listener reaches the control task (`POST /reload`),
+    /// filled in once one owns the server.
+    control: Arc<OnceLock<WeakServerHandle>>,
 }
 
 /// A listener that is accepting connections. Dropping it stops accepting;
@@ -105,6 +109,7 @@ impl Server {
             generation: 1,
             listeners: Vec::new(),
             admin: None,
+            control: Arc::default(),
         };
         let plan = server.plan.load_full();
         for listener in plan.listeners() {
@@ -113,7 +118,8 @@ impl Server {
         }
         if let Some(admin) = config.admin {
             let plan = Arc::clone(&server.plan);
-            server.admin = Some(bind_admin(admin.address, plan, metrics).await?);
+            let control = Arc::clone(&server.control);
+            server.admin = Some(bind_admin(admin.address, plan, metrics, control).await?);
         }
         crate::metrics::config_serving(server.generation);
         Ok(server)
@@ -259,6 +265,11 @@ impl Server {
         bound
     }
 
+    /// Lets the admin listener ask `handle`'s control task for reloads.
+    pub fn connect_admin(&self, handle: WeakServerHandle) {
+        let _ = self.control.set(handle);
+    }
+
     /// The admin listener, when configured.
     pub fn admin(&self) -> Option<&BoundListener> {
         self.admin.as_ref()
@@ -296,6 +307,7 @@ async fn bind_admin(
     address: SocketAddr,
     plan: Arc<ArcSwap<Plan>>,
     metrics: Option<PrometheusHandle>,
+    control: Arc<OnceLock<WeakServerHandle>>,
 ) -> Result<BoundListener, StartError> {
     let bind_error = |source| StartError::Bind {
         name: "admin".to_owned(),
@@ -308,7 +320,7 @@ async fn bind_admin(
         address,
         false,
         socket,
-        move |socket, stopped| crate::admin::serve(socket, plan, metrics, stopped),
+        move |socket, stopped| crate::admin::serve(socket, plan, metrics, control, stopped),
     ))
 }
 

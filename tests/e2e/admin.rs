@@ -312,3 +312,73 @@ backends = [{}]
         .collect();
     assert_eq!(names, ["api", "route-1", "route-2"]);
 }
+
+fn post(path: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::post(path)
+        .header("host", "admin")
+        .body(http_body_util::Full::default())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn post_reload_applies_the_file_or_answers_every_error() {
+    let (b1, b2) = (
+        RecordingBackend::start("b1").await,
+        RecordingBackend::start("b2").await,
+    );
+    let bascule = Bascule::start(&single_pool_config(
+        "builtin:round-robin",
+        ADMIN,
+        [b1.toml()],
+    ));
+    let admin = bascule.addr("admin");
+    let web = bascule.addr("web");
+
+    // A good file: applied, the new generation answered, b2 serving.
+    bascule.rewrite_config(&single_pool_config(
+        "builtin:round-robin",
+        ADMIN,
+        [b2.toml()],
+    ));
+    let reply = send(admin, post("/reload")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["reloaded"], true);
+    assert_eq!(answer["generation"], 2);
+    assert_eq!(send(web, get("example.test", "/")).await.body, "b2");
+
+    // A broken one: every error with file, line and field; still serving.
+    bascule.rewrite_config(
+        "[[listeners]]\nname = \"web\"\naddress = \"nope\"\n\n  [[listeners.routes]]\n  pool = \"missing\"\n",
+    );
+    let reply = send(admin, post("/reload")).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    let answer: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["reloaded"], false);
+    let errors: Vec<&str> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    let joined = errors.join("\n");
+    assert!(
+        joined.contains(":3:") && joined.contains("listeners[0].address"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(":6:") && joined.contains("listeners[0].routes[0].pool"),
+        "{joined}"
+    );
+    assert_eq!(send(web, get("example.test", "/")).await.body, "b2");
+    assert_eq!(
+        bascule
+            .metric("bascule_config_reloads_total", &["result=\"invalid\""])
+            .await,
+        1.0
+    );
+    assert_eq!(bascule.metric("bascule_config_generation", &[]).await, 2.0);
+
+    // Only POST.
+    assert_eq!(send(admin, get("admin", "/reload")).await.status, 405);
+}

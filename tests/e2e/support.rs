@@ -504,10 +504,15 @@ impl Bascule {
         }
     }
 
+    /// Writes `config` over the config file, without reloading.
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(&self.config_path, config).unwrap();
+    }
+
     /// Rewrites the config file, sends SIGHUP, and returns what bascule
     /// printed up to and including its verdict line.
     pub fn reload(&mut self, config: &str) -> String {
-        std::fs::write(&self.config_path, config).unwrap();
+        self.rewrite_config(config);
         self.signal("HUP");
         let mut printed = Vec::new();
         loop {

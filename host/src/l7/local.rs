@@ -54,12 +54,13 @@ pub async fn next_connection(
 }
 
 /// Answers every request on `listener` with `respond` until `stop` fires.
-pub async fn serve_local<Respond>(
+pub async fn serve_local<Respond, Answer>(
     listener: Arc<TcpListener>,
     respond: Respond,
     mut stop: watch::Receiver<()>,
 ) where
-    Respond: Fn(Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    Respond: Fn(Request<Incoming>) -> Answer + Send + Sync + 'static,
+    Answer: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let respond = Arc::new(respond);
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -69,7 +70,7 @@ pub async fn serve_local<Respond>(
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let response = respond(request);
-                async move { Ok::<_, Infallible>(response) }
+                async move { Ok::<_, Infallible>(response.await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
