@@ -121,11 +121,15 @@ async fn serve(path: &std::path::Path) -> Result<()> {
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let config = Config::load(path)?;
     let server = Server::start(&config).await?;
-    announce(server.listeners().iter().map(ListenerInfo::from));
-    if let Some(admin) = server.admin() {
-        println!("bascule: admin serving http://{}", admin.address);
-    }
+    let listeners: Vec<ListenerInfo> = server.listeners().iter().map(ListenerInfo::from).collect();
+    let admin = server.admin().map(|admin| admin.address);
+    // The control task owns the server before anyone is told where it
+    // listens: `POST /reload` works from the first request.
     let (handle, control) = ServerHandle::spawn(server, path.to_owned());
+    announce(listeners.into_iter());
+    if let Some(address) = admin {
+        println!("bascule: admin serving http://{address}");
+    }
     let mut grace = config.shutdown_grace;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
