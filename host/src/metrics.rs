@@ -7,7 +7,7 @@ pub mod histogram;
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Always 1, labelled with the version that is running.
 pub const BUILD_INFO: &str = "bascule_build_info";
@@ -172,12 +172,32 @@ pub static UPSTREAM_RESPONSE_TIMES: histogram::Family = histogram::Family::new(
     &histogram::RESPONSE_BUCKETS,
 );
 
-/// The request-path histograms in the Prometheus text format, to follow
-/// the recorder's output.
+/// `bascule_tcp_connection_duration_seconds{listener}`.
+pub static TCP_LIFETIMES: histogram::Family = histogram::Family::new(
+    TCP_CONNECTION_DURATION,
+    "TCP connection lifetimes",
+    &histogram::LIFETIME_BUCKETS,
+);
+
+/// `bascule_health_probe_duration_seconds{pool}`.
+pub static PROBE_DURATIONS: histogram::Family = histogram::Family::new(
+    HEALTH_PROBE_DURATION,
+    "active health probe durations",
+    &histogram::PROBE_BUCKETS,
+);
+
+/// Every histogram in the Prometheus text format, to follow the
+/// recorder's output.
 pub fn render_histograms() -> String {
     let mut out = String::new();
-    REQUEST_DURATIONS.render(&mut out);
-    UPSTREAM_RESPONSE_TIMES.render(&mut out);
+    for family in [
+        &REQUEST_DURATIONS,
+        &UPSTREAM_RESPONSE_TIMES,
+        &TCP_LIFETIMES,
+        &PROBE_DURATIONS,
+    ] {
+        family.render(&mut out);
+    }
     out
 }
 
@@ -224,31 +244,9 @@ pub fn install() -> Option<PrometheusHandle> {
 
 /// Connection durations are rendered as a histogram (not a summary) so
 /// they can be aggregated across instances.
+/// The recorder. Histograms are not its own (see [`histogram`]).
 fn builder() -> PrometheusBuilder {
-    const DURATION_BUCKETS: [f64; 12] = [
-        0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0,
-    ];
-    const PROBE_BUCKETS: [f64; 10] = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
-    ];
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(TCP_CONNECTION_DURATION.to_owned()),
-            &DURATION_BUCKETS,
-        )
-        .and_then(|builder| {
-            builder.set_buckets_for_metric(
-                Matcher::Full(HEALTH_PROBE_DURATION.to_owned()),
-                &PROBE_BUCKETS,
-            )
-        });
-    match builder {
-        Ok(builder) => builder,
-        Err(error) => {
-            tracing::warn!(%error, "histogram buckets not set");
-            PrometheusBuilder::new()
-        }
-    }
+    PrometheusBuilder::new()
 }
 
 fn describe() {
@@ -264,11 +262,6 @@ fn describe() {
     metrics::describe_gauge!(TCP_CONNECTIONS_ACTIVE, "TCP connections open");
     metrics::describe_counter!(TCP_CONNECTIONS_CLOSED, "TCP connections closed, by reason");
     metrics::describe_counter!(TCP_BYTES, "bytes forwarded by the TCP proxy");
-    metrics::describe_histogram!(
-        TCP_CONNECTION_DURATION,
-        metrics::Unit::Seconds,
-        "TCP connection lifetimes"
-    );
     metrics::describe_counter!(
         PROXY_PROTOCOL_ERRORS,
         "malformed PROXY headers from trusted sources"
@@ -305,11 +298,6 @@ fn describe() {
     );
     metrics::describe_counter!(BACKEND_HEALTH_TRANSITIONS, "changes of backend health");
     metrics::describe_counter!(HEALTH_PROBES, "active health probes, by result");
-    metrics::describe_histogram!(
-        HEALTH_PROBE_DURATION,
-        metrics::Unit::Seconds,
-        "active health probe durations"
-    );
     metrics::describe_counter!(OUTLIER_EJECTIONS, "backends ejected by outlier detection");
     metrics::describe_counter!(PLUGIN_CALLS, "plugin calls, by hook");
     metrics::describe_counter!(

@@ -160,7 +160,7 @@ async fn republish(pool: &Arc<BackendPool>) {
 /// The probe counters of one backend, registered once.
 struct ProbeMetrics {
     results: [(&'static str, metrics::Counter); 4],
-    duration: metrics::Histogram,
+    duration: std::sync::Arc<crate::metrics::histogram::Histogram>,
 }
 
 impl ProbeMetrics {
@@ -178,7 +178,7 @@ impl ProbeMetrics {
                 counter("unhealthy"),
                 counter("failed"),
             ],
-            duration: metrics::histogram!(crate::metrics::HEALTH_PROBE_DURATION, "pool" => pool.to_owned()),
+            duration: crate::metrics::PROBE_DURATIONS.series(&[("pool", pool)]),
         }
     }
 
@@ -186,7 +186,7 @@ impl ProbeMetrics {
         if let Some((_, counter)) = self.results.iter().find(|(name, _)| *name == result) {
             counter.increment(1);
         }
-        self.duration.record(took.as_secs_f64());
+        self.duration.record(took);
     }
 }
 

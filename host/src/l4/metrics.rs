@@ -1,7 +1,11 @@
 //! Per-listener TCP metrics, registered once per listener so that the
 //! connection path only increments handles.
 
-use metrics::{Counter, Gauge, Histogram};
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge};
+
+use crate::metrics::histogram::Histogram;
 
 use super::forward::ByteMeter;
 use crate::metrics as names;
@@ -14,7 +18,7 @@ pub struct TcpMetrics {
     active: Gauge,
     client_to_backend: Counter,
     backend_to_client: Counter,
-    duration: Histogram,
+    duration: Arc<Histogram>,
 }
 
 /// Why a connection closed: the `reason` label of
@@ -64,7 +68,7 @@ impl TcpMetrics {
             active: metrics::gauge!(names::TCP_CONNECTIONS_ACTIVE, "listener" => name()),
             client_to_backend: bytes("client-to-backend"),
             backend_to_client: bytes("backend-to-client"),
-            duration: metrics::histogram!(names::TCP_CONNECTION_DURATION, "listener" => name()),
+            duration: names::TCP_LIFETIMES.series(&[("listener", listener)]),
         }
     }
 
@@ -77,7 +81,8 @@ impl TcpMetrics {
     /// A connection closed after `seconds`.
     pub fn closed(&self, reason: CloseReason, seconds: f64) {
         self.active.decrement(1.0);
-        self.duration.record(seconds);
+        self.duration
+            .record(std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default());
         if let Some(counter) = self.closed.get(reason as usize) {
             counter.increment(1);
         }

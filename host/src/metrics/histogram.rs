@@ -1,5 +1,6 @@
-//! Fixed-bucket histograms for the request path, rendered by `/metrics`
-//! beside the recorder's output.
+//! Fixed-bucket histograms (requests, backend responses, TCP connection
+//! lifetimes, probes), rendered by `/metrics` beside the recorder's
+//! output.
 //!
 //! The Prometheus exporter's own histograms keep every sample until the
 //! next scrape drains them: a few bytes per request that pile up (without
@@ -17,6 +18,16 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 /// 0.5 ms to 30 s.
 pub const RESPONSE_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Upper bounds (seconds) of TCP connection lifetimes: 1 ms to a day.
+pub const LIFETIME_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0,
+];
+
+/// Upper bounds (seconds) of health probe durations: 0.5 ms to 10 s.
+pub const PROBE_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
 ];
 
 /// One metric name and its series, each a label set.
