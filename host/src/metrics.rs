@@ -4,6 +4,9 @@
 //! plugin's name and the kind of failure as labels.
 
 pub mod histogram;
+mod status_classes;
+
+pub use status_classes::StatusClasses;
 
 use std::sync::OnceLock;
 

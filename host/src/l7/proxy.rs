@@ -39,6 +39,7 @@ use super::route_action;
 use super::route_metrics::RouteMetrics;
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
+use crate::metrics::StatusClasses;
 use crate::plan::Plan;
 use crate::upstream::{
     AttemptFailure, Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind,
@@ -72,12 +73,9 @@ pub struct Proxy {
     listener: Arc<str>,
     plan: Arc<ArcSwap<Plan>>,
     connections: Arc<ConnectionPool>,
-    requests: RequestCounters,
+    /// `bascule_http_requests_total` for this listener, by status class.
+    requests: StatusClasses,
 }
-
-/// `bascule_http_requests_total` for this listener, one counter per status
-/// class, registered once so that counting a request allocates nothing.
-struct RequestCounters([metrics::Counter; 5]);
 
 // === impl Proxy ===
 
@@ -89,7 +87,7 @@ impl Proxy {
         connections: Arc<ConnectionPool>,
     ) -> Self {
         Proxy {
-            requests: RequestCounters::new(&listener),
+            requests: StatusClasses::new(crate::metrics::HTTP_REQUESTS, &[("listener", &listener)]),
             listener,
             plan,
             connections,
@@ -679,29 +677,6 @@ fn answer(answer: Answer) -> Response<ProxyBody> {
                 HeaderValue::from_static(target::ALLOWED_METHODS),
             );
             response
-        }
-    }
-}
-
-// === impl RequestCounters ===
-
-impl RequestCounters {
-    const CLASSES: [&'static str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-    fn new(listener: &str) -> Self {
-        RequestCounters(Self::CLASSES.map(|class| {
-            metrics::counter!(
-                crate::metrics::HTTP_REQUESTS,
-                "listener" => listener.to_owned(),
-                "class" => class,
-            )
-        }))
-    }
-
-    fn count(&self, status: StatusCode) {
-        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        if let Some(counter) = self.0.get(class) {
-            counter.increment(1);
         }
     }
 }

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::metrics::StatusClasses;
 use crate::metrics::histogram::Histogram;
 
 /// Requests a route answered by status class, and how long they took.
 #[derive(Debug)]
 pub struct RouteMetrics {
-    /// `bascule_http_route_requests_total{listener,route,class}`, by class
-    /// (`1xx` to `5xx`).
-    requests: [metrics::Counter; 5],
+    /// `bascule_http_route_requests_total{listener,route,class}`.
+    requests: StatusClasses,
     /// `bascule_http_request_duration_seconds{listener,route}`.
     duration: Arc<Histogram>,
 }
@@ -24,14 +24,10 @@ pub struct RouteMetrics {
 impl RouteMetrics {
     /// Registers the series of route `route` of `listener`.
     pub fn new(listener: &str, route: &str) -> Self {
-        let requests = ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
-            metrics::counter!(
-                crate::metrics::HTTP_ROUTE_REQUESTS,
-                "listener" => listener.to_owned(),
-                "route" => route.to_owned(),
-                "class" => class,
-            )
-        });
+        let requests = StatusClasses::new(
+            crate::metrics::HTTP_ROUTE_REQUESTS,
+            &[("listener", listener), ("route", route)],
+        );
         let duration =
             crate::metrics::REQUEST_DURATIONS.series(&[("listener", listener), ("route", route)]);
         RouteMetrics { requests, duration }
@@ -40,10 +36,7 @@ impl RouteMetrics {
     /// Counts a request answered with `status`, `took` after its head was
     /// read.
     pub fn record(&self, status: StatusCode, took: Duration) {
-        let class = usize::from(status.as_u16() / 100).saturating_sub(1);
-        if let Some(counter) = self.requests.get(class) {
-            counter.increment(1);
-        }
+        self.requests.count(status);
         self.duration.record(took);
     }
 }

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::metrics::StatusClasses;
 use crate::metrics::histogram::Histogram;
 
 /// Responses by status class and the time to their head, for one
 /// (pool, backend).
 #[derive(Debug)]
 pub struct BackendMetrics {
-    /// `bascule_upstream_responses_total{pool,backend,class}`, by class
-    /// (`1xx` to `5xx`).
-    responses: [metrics::Counter; 5],
+    /// `bascule_upstream_responses_total{pool,backend,class}`.
+    responses: StatusClasses,
     /// `bascule_upstream_response_time_seconds{pool,backend}`.
     response_time: Arc<Histogram>,
 }
@@ -25,14 +25,10 @@ pub struct BackendMetrics {
 impl BackendMetrics {
     /// Registers the series of `backend` in `pool`.
     pub fn new(pool: &str, backend: &str) -> Self {
-        let responses = ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
-            metrics::counter!(
-                crate::metrics::UPSTREAM_RESPONSES,
-                "pool" => pool.to_owned(),
-                "backend" => backend.to_owned(),
-                "class" => class,
-            )
-        });
+        let responses = StatusClasses::new(
+            crate::metrics::UPSTREAM_RESPONSES,
+            &[("pool", pool), ("backend", backend)],
+        );
         let response_time =
             crate::metrics::UPSTREAM_RESPONSE_TIMES.series(&[("pool", pool), ("backend", backend)]);
         BackendMetrics {
@@ -44,10 +40,7 @@ impl BackendMetrics {
     /// Counts a response head with `status` that arrived `latency` after
     /// the request was sent.
     pub fn record(&self, status: StatusCode, latency: Duration) {
-        let class = usize::from(status.as_u16() / 100).saturating_sub(1);
-        if let Some(counter) = self.responses.get(class) {
-            counter.increment(1);
-        }
+        self.responses.count(status);
         self.response_time.record(latency);
     }
 }
