@@ -3,6 +3,7 @@
 
     python3 bench/compare.py --baseline PATH/TO/OLD/bascule   # 3 rounds of 10 s
     python3 bench/compare.py --baseline PATH --quick            # 1 round of 3 s
+    python3 bench/compare.py --baseline OLD --current NEW --no-ramp --rounds 5 --seconds 8
 
 Measures, interleaved (each round runs the baseline, then the current build):
 1. `bench/run.py`'s scenarios for `builtin:round-robin`: small responses at
@@ -14,7 +15,9 @@ Measures, interleaved (each round runs the baseline, then the current build):
 
 Same setup as run.py: wrk and the NGINX backend on core 0, the proxy alone
 on core 1 with one worker. Needs nginx, wrk, taskset; the current build is
-made here (release).
+made here (release) unless `--current` names a binary. `--no-ramp` measures
+the request scenarios only, and prints the CPU cost per request of the
+current build over the baseline.
 """
 
 import signal
@@ -72,14 +75,19 @@ def measure_ramp(name, binary, workdir, backend_port, seconds):
 
 
 def main():
-    args = run.arguments(__doc__, "results-compare.md", lambda parser: parser.add_argument(
-        "--baseline", type=Path, required=True,
-        help="a bascule binary built from the tree to compare against"))
+    def options(parser):
+        parser.add_argument("--baseline", type=Path, required=True,
+                            help="a bascule binary built from the tree to compare against")
+        parser.add_argument("--current", type=Path,
+                            help="the binary to compare (default: build the tree)")
+        parser.add_argument("--no-ramp", action="store_true",
+                            help="skip the slow-start ramp scenario")
+    args = run.arguments(__doc__, "results-compare.md", options)
     baseline = args.baseline.resolve()
     if not baseline.is_file():
         sys.exit(f"bench: no bascule binary at {baseline}")
     run.require(("nginx", "wrk", "taskset"), __file__)
-    current = run.build_bascule()
+    current = args.current.resolve() if args.current else run.build_bascule()
     builds = {"baseline": baseline, "current": current}
     start = run.bascule("builtin:round-robin")
 
@@ -95,8 +103,9 @@ def main():
                     print(f"  {name}", file=sys.stderr)
                     whole[name].append(run.measure_proxy(
                         f"bascule-{name}", start, workdir, backend_port, binary, args.seconds))
-                    ramps[name].append(
-                        measure_ramp(name, binary, workdir, backend_port, args.seconds))
+                    if not args.no_ramp:
+                        ramps[name].append(
+                            measure_ramp(name, binary, workdir, backend_port, args.seconds))
         finally:
             backend.stop()
 
@@ -115,14 +124,20 @@ def main():
             f"| {med(r, 'small', 'p50'):.2f} / {med(r, 'small', 'p99'):.2f} "
             f"| {med(r, 'small', 'cpu_per_10k'):.3f} | {med(r, '4k', 'rps'):,.0f} "
             f"| {med(r, '1 conn', 'p50'):.3f} / {med(r, '1 conn', 'p99'):.3f} |")
-    lines += [
+    cost = med(whole["current"], "small", "cpu_per_10k") / med(
+        whole["baseline"], "small", "cpu_per_10k") - 1
+    lines += ["", f"current / baseline, CPU per small request: {cost * 100:+.1f}%"]
+    if args.no_ramp:
+        ramps = {}
+    else:
+        lines += [
         "",
         f"Slow-start ramp over {RAMP_BACKENDS} backends, `builtin:consistent-hash`, "
         f"64 connections:",
         "",
         "| build | steady req/s | steady p99 ms | ramping req/s | ramping p99 ms |",
         "|---|---|---|---|---|",
-    ]
+        ]
     for name, r in ramps.items():
         lines.append(
             f"| {name} | {med(r, 'steady', 'rps'):,.0f} | {med(r, 'steady', 'p99'):.2f} "
