@@ -5,7 +5,7 @@
 //! The Prometheus exporter's own histograms keep every sample until the
 //! next scrape drains them: a few bytes per request that pile up (without
 //! a scraper, forever) and churn the allocator. Measured with
-//! `bench/ab.py`, two of them per request cost 11% of a small request's
+//! `bench/compare.py --no-ramp`, two of them per request cost 11% of a small request's
 //! CPU. These count into fixed atomic buckets instead: recording is a few
 //! comparisons and three atomic adds, with no allocation, whatever the
 //! scrape interval.
