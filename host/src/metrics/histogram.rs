@@ -4,11 +4,11 @@
 //!
 //! The Prometheus exporter's own histograms keep every sample until the
 //! next scrape drains them: a few bytes per request that pile up (without
-//! a scraper, forever) and churn the allocator. Measured with
-//! `bench/compare.py --no-ramp`, two of them per request cost 11% of a small request's
-//! CPU. These count into fixed atomic buckets instead: recording is a few
-//! comparisons and three atomic adds, with no allocation, whatever the
-//! scrape interval.
+//! a scraper, forever) and churn the allocator. Two of them per request
+//! cost 11% of a small request's CPU (`bench/compare.py --no-ramp`,
+//! BENCHMARKS.md). These count into fixed atomic buckets instead:
+//! recording is a binary search and two atomic adds, with no allocation,
+//! whatever the scrape interval.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
