@@ -21,15 +21,6 @@ use super::activity::InFlight;
 use super::response::{self, ProxyBody};
 use crate::upstream::Upgraded;
 
-/// Response fields of the HTTP/1.1 handshake that mean nothing on an
-/// HTTP/2 stream (and `Connection`-specific ones it forbids).
-const HANDSHAKE_ONLY: [&str; 4] = [
-    "connection",
-    "upgrade",
-    "sec-websocket-accept",
-    "keep-alive",
-];
-
 /// The stream of an extended `CONNECT`, to be tunnelled once answered.
 pub struct PendingStream {
     upgrade: OnUpgrade,
@@ -58,18 +49,11 @@ pub fn protocol(extensions: &http::Extensions) -> Option<String> {
 }
 
 /// A `Sec-WebSocket-Key` for the backend handshake: 16 bytes, base64
-/// (RFC 6455 §4.1), unpredictable enough for a nonce that only proves the
-/// server speaks WebSocket. Base64 of one 16-byte value is written out
-/// here rather than pulled in as a crate.
+/// (RFC 6455 §4.1), a nonce that only proves the server speaks WebSocket.
+/// Base64 of one 16-byte value is written out here rather than pulled in
+/// as a crate.
 pub fn websocket_key() -> HeaderValue {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut seed = nanos.to_le_bytes().to_vec();
-    seed.extend_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let bytes = xxhash_rust::xxh3::xxh3_128(&seed).to_le_bytes();
+    let bytes = super::headers::unique_u128().to_le_bytes();
     HeaderValue::from_bytes(&base64(&bytes)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -121,11 +105,13 @@ impl PendingStream {
             return response::local(StatusCode::BAD_GATEWAY, "upgrade failed");
         };
         let mut answer = response::empty(StatusCode::OK);
-        for (name, value) in response.headers() {
-            if !HANDSHAKE_ONLY.contains(&name.as_str()) {
-                answer.headers_mut().append(name, value.clone());
-            }
-        }
+        // The handshake's connection fields mean nothing on an HTTP/2
+        // stream (which forbids them), and its accept key answers a key
+        // the client never sent.
+        let mut headers = response.headers().clone();
+        crate::header_rules::remove_hop_by_hop(&mut headers);
+        headers.remove(http::header::SEC_WEBSOCKET_ACCEPT);
+        *answer.headers_mut() = headers;
         let listener = listener.to_owned();
         tokio::spawn(async move {
             match self.upgrade.await {

@@ -162,8 +162,16 @@ fn add_rfc7239(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&st
 }
 
 /// A request id unique in this process and across processes: 32 hex
-/// digits of the XXH3-128 of the process, a counter and the time.
+/// digits of [`unique_u128`].
 fn new_request_id() -> HeaderValue {
+    let id = unique_u128();
+    HeaderValue::try_from(format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// A value no other call in this process or another returns: the XXH3-128
+/// of the process id, a counter and the time. For ids and nonces, not
+/// secrets.
+pub(super) fn unique_u128() -> u128 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -174,8 +182,7 @@ fn new_request_id() -> HeaderValue {
     seed.extend_from_slice(&std::process::id().to_le_bytes());
     seed.extend_from_slice(&n.to_le_bytes());
     seed.extend_from_slice(&nanos.to_le_bytes());
-    let id = xxhash_rust::xxh3::xxh3_128(&seed);
-    HeaderValue::try_from(format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    xxhash_rust::xxh3::xxh3_128(&seed)
 }
 
 #[cfg(test)]
