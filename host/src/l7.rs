@@ -25,7 +25,6 @@ mod rate_limit;
 mod response;
 mod route;
 mod route_action;
-mod route_metrics;
 mod send_timeout;
 mod split;
 mod target;
@@ -78,7 +77,6 @@ pub use conditions::Conditions;
 pub use rate_limit::{RateLimiter, RateLimits};
 pub use response::ProxyBody;
 pub use route::{Route, RouteTable, RouteTarget};
-pub use route_metrics::RouteMetrics;
 pub use split::Split;
 
 /// Accepts connections on `listener` and serves them with `proxy` until

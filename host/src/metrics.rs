@@ -4,8 +4,10 @@
 //! plugin's name and the kind of failure as labels.
 
 pub mod histogram;
+mod responses;
 mod status_classes;
 
+pub use responses::ResponseSeries;
 pub use status_classes::StatusClasses;
 
 use std::sync::OnceLock;

@@ -19,7 +19,6 @@
 
 mod affinity;
 mod backend;
-mod backend_metrics;
 mod connection_pool;
 mod connector;
 mod drain;

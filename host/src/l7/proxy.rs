@@ -36,10 +36,9 @@ use super::path::PathPolicy;
 use super::response::{self, ProxyBody};
 use super::route::RouteTarget;
 use super::route_action;
-use super::route_metrics::RouteMetrics;
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
-use crate::metrics::StatusClasses;
+use crate::metrics::{ResponseSeries, StatusClasses};
 use crate::plan::Plan;
 use crate::upstream::{
     AttemptFailure, Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind,
@@ -147,7 +146,7 @@ impl Proxy {
         request: Request<ClientBody>,
         client: &ClientAddress,
         call: Option<grpc::Call>,
-        matched: &mut Option<Arc<RouteMetrics>>,
+        matched: &mut Option<Arc<ResponseSeries>>,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();
         let Routed {
@@ -232,7 +231,7 @@ impl Proxy {
         &self,
         head: &mut http::request::Parts,
         client: &ClientAddress,
-        matched: &mut Option<Arc<RouteMetrics>>,
+        matched: &mut Option<Arc<ResponseSeries>>,
     ) -> Result<Routed, Response<ProxyBody>> {
         let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();

@@ -20,10 +20,10 @@ use super::HeaderFilter;
 use super::conditions::{AbsentHeaders, Conditions};
 use super::headers::Forwarding;
 use super::path::PathPolicy;
-use super::route_metrics::RouteMetrics;
 use super::split::Split;
 use crate::config::PathRewrite;
 use crate::host_pattern::HostPattern;
+use crate::metrics::ResponseSeries;
 use crate::upstream::RetryPolicy;
 
 /// One route: what it matches and what it does.
@@ -31,7 +31,7 @@ pub struct Route {
     /// Its name (`name`, or `route-N`).
     pub name: Arc<str>,
     /// Its requests and their durations, in metrics.
-    pub metrics: Arc<RouteMetrics>,
+    pub metrics: Arc<ResponseSeries>,
     /// Host to match; `None` matches any host.
     pub host: Option<HostPattern>,
     /// Path prefix to match.
@@ -71,7 +71,7 @@ impl Route {
     ) -> Route {
         Route {
             name: Arc::from(""),
-            metrics: Arc::new(RouteMetrics::new("", "")),
+            metrics: Arc::new(ResponseSeries::route("", "")),
             host,
             path_prefix: path_prefix.to_owned(),
             conditions,

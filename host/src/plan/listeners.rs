@@ -9,9 +9,8 @@ use http::{HeaderValue, StatusCode};
 
 use crate::config::{ListenerConfig, ListenerMode, LocalAnswer, RouteConfig};
 use crate::l4::{TcpListenerPlan, TcpRoute};
-use crate::l7::{
-    Conditions, HeaderFilter, RateLimits, Route, RouteMetrics, RouteTable, RouteTarget, Split,
-};
+use crate::l7::{Conditions, HeaderFilter, RateLimits, Route, RouteTable, RouteTarget, Split};
+use crate::metrics::ResponseSeries;
 use crate::tls::ServerTls;
 use crate::upstream::{BackendPool, RetryPolicy};
 
@@ -41,7 +40,10 @@ pub(super) fn listener_plan(
                         .filter_map(|route| {
                             Some(Route {
                                 name: Arc::from(route.name.as_str()),
-                                metrics: Arc::new(RouteMetrics::new(&listener.name, &route.name)),
+                                metrics: Arc::new(ResponseSeries::route(
+                                    &listener.name,
+                                    &route.name,
+                                )),
                                 host: route.host.clone(),
                                 path_prefix: route.path_prefix.clone(),
                                 conditions: Conditions::new(&route.conditions),

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::FULL_RAMP;
-use super::backend_metrics::BackendMetrics;
 use super::health_signals::{CheckState, EjectionReason, HealthSignals, TrafficEvent};
+use crate::metrics::ResponseSeries;
 
 /// The weight of a new latency sample in the moving average (1/8, as TCP's
 /// smoothed RTT): one slow response moves the average, a few dominate it.
@@ -51,7 +51,7 @@ pub struct BackendStats {
     leaving: watch::Sender<bool>,
     /// Its Prometheus series; `None` for stats not registered under a
     /// pool (tests, placeholders).
-    metrics: Option<BackendMetrics>,
+    metrics: Option<ResponseSeries>,
 }
 
 /// A copy of the counters at one instant.
@@ -139,7 +139,7 @@ impl BackendStats {
     /// Stats of `backend` in `pool`, with its Prometheus series.
     pub fn labelled(pool: &str, backend: &str) -> Self {
         BackendStats {
-            metrics: Some(BackendMetrics::new(pool, backend)),
+            metrics: Some(ResponseSeries::backend(pool, backend)),
             ..BackendStats::default()
         }
     }
