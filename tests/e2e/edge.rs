@@ -340,9 +340,9 @@ async fn http2_data_longer_than_content_length_is_refused() {
 #[tokio::test]
 async fn header_size_and_count_limits_get_431_over_both_protocols() {
     let backend = RecordingBackend::start("b").await;
-    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
-        "address = \"127.0.0.1:0\"\n",
-        "address = \"127.0.0.1:0\"\nmax-header-size = 2048\nmax-headers = 10\n",
+    let config = with_listener_keys(
+        single_pool_config("builtin:round-robin", "", [backend.toml()]),
+        "max-header-size = 2048\nmax-headers = 10",
     );
     let bascule = Bascule::start(&config);
     let web = bascule.addr("web");
@@ -386,9 +386,9 @@ async fn header_size_and_count_limits_get_431_over_both_protocols() {
 #[tokio::test]
 async fn a_head_not_finished_within_header_read_timeout_is_closed() {
     let backend = RecordingBackend::start("b").await;
-    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
-        "address = \"127.0.0.1:0\"\n",
-        "address = \"127.0.0.1:0\"\nheader-read-timeout = \"300ms\"\n",
+    let config = with_listener_keys(
+        single_pool_config("builtin:round-robin", "", [backend.toml()]),
+        "header-read-timeout = \"300ms\"",
     );
     let bascule = Bascule::start(&config);
     let mut slow = tokio::net::TcpStream::connect(bascule.addr("web"))

@@ -16,11 +16,9 @@ const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
 
 /// One listener with `listener_extra` keys, in front of `backend`.
 fn config(listener_extra: &str, backend: impl std::fmt::Display) -> String {
-    let listener = "address = \"127.0.0.1:0\"\n";
-    single_pool_config("builtin:round-robin", ADMIN, [backend_toml("b", backend)]).replacen(
-        listener,
-        &format!("{listener}{listener_extra}\n"),
-        1,
+    with_listener_keys(
+        single_pool_config("builtin:round-robin", ADMIN, [backend_toml("b", backend)]),
+        listener_extra,
     )
 }
 

@@ -327,9 +327,9 @@ async fn backend_addresses_may_be_host_names() {
 #[tokio::test]
 async fn rfc_7239_forwarded_via_and_request_ids() {
     let backend = RecordingBackend::start("b").await;
-    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
-        "address = \"127.0.0.1:0\"\n",
-        "address = \"127.0.0.1:0\"\nforwarded-header = \"forwarded\"\nvia = true\nrequest-id = true\n",
+    let config = with_listener_keys(
+        single_pool_config("builtin:round-robin", "", [backend.toml()]),
+        "forwarded-header = \"forwarded\"\nvia = true\nrequest-id = true",
     );
     let bascule = Bascule::start(&config);
     let web = bascule.addr("web");

@@ -678,6 +678,13 @@ pub fn single_pool_config(
     single_pool_config_on("", balancer, extra, backends)
 }
 
+/// `config` with `keys` (`max-headers = 10`, one per line) on its first
+/// listener, the one [`single_pool_config`] writes.
+pub fn with_listener_keys(config: String, keys: &str) -> String {
+    let address = "address = \"127.0.0.1:0\"\n";
+    config.replacen(address, &format!("{address}{keys}\n"), 1)
+}
+
 /// [`single_pool_config`] with `listener_extra` (sub-tables of the
 /// listener, such as `[listeners.tls]`) after its route.
 pub fn single_pool_config_on(
