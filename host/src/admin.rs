@@ -1,23 +1,47 @@
-//! The admin listener: `/metrics` in Prometheus text format, `/status` (the
-//! running plan as JSON), `/healthz`, and draining a backend by hand:
-//! `POST /pools/NAME/backends/ID/drain` (no new work; what is in flight
-//! finishes) and `.../undrain`, and `POST /reload`.
+//! The admin listener: the status page at `/`, `/metrics` in Prometheus
+//! text format, the JSON API (`/status`, `/config`, `POST /reload`,
+//! `POST /pools/POOL/backends/ID/drain` and `/undrain`,
+//! `PUT /pools/POOL/backends/ID/weight`) and `/healthz`.
+//!
+//! With `[admin] token` set, every request but the status page's own HTML
+//! (which holds no data and asks for the token) must carry it as a bearer
+//! token. A non-loopback admin address without a token is refused at
+//! load; should the listener find itself on one without a token anyway
+//! (a reload dropped it), it answers nothing but 401.
 
+mod auth;
+mod backends;
+mod config_view;
+mod page;
+mod recent;
+mod reload;
+mod reply;
 mod status;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::control::{ReloadError, WeakServerHandle};
+use crate::control::WeakServerHandle;
 use crate::plan::Plan;
+use recent::RecentTraffic;
+use reply::Reply;
+
+/// What every admin request may use.
+struct Admin {
+    plan: Arc<ArcSwap<Plan>>,
+    metrics: Option<PrometheusHandle>,
+    control: Arc<OnceLock<WeakServerHandle>>,
+    recent: RecentTraffic,
+    /// Where the listener is bound: off loopback a token is a must.
+    address: Option<SocketAddr>,
+}
 
 /// Serves admin requests on `listener` until `stop` fires; `control`
 /// reaches the control task, for `POST /reload`, once one owns the server.
@@ -28,164 +52,88 @@ pub async fn serve(
     control: Arc<OnceLock<WeakServerHandle>>,
     stop: watch::Receiver<()>,
 ) {
-    let respond = move |request: Request<Incoming>| {
-        let (plan, metrics, control) = (Arc::clone(&plan), metrics.clone(), Arc::clone(&control));
-        async move {
-            if request.uri().path() == "/reload" {
-                reload(request.method(), control.get()).await
-            } else {
-                respond(&request, &plan.load(), metrics.as_ref())
-            }
+    let admin = Arc::new(Admin {
+        address: listener.local_addr().ok(),
+        plan,
+        metrics,
+        control,
+        recent: RecentTraffic::default(),
+    });
+    let respond = {
+        let admin = Arc::clone(&admin);
+        move |request: Request<Incoming>| {
+            let admin = Arc::clone(&admin);
+            async move { admin.respond(request).await }
         }
     };
-    crate::l7::serve_local(listener, respond, stop).await;
-}
-
-/// `POST /reload`: the config file read again and applied, as SIGHUP does.
-/// Answers the new generation, or every error (file, line, field) with the
-/// old config still serving.
-async fn reload(
-    method: &http::Method,
-    control: Option<&WeakServerHandle>,
-) -> Response<Full<Bytes>> {
-    if method != http::Method::POST {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use POST\n".to_owned(),
-        );
-    }
-    let Some(handle) = control.and_then(WeakServerHandle::upgrade) else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "this server takes no reloads\n".to_owned(),
-        );
-    };
-    let (status, body) = match handle.reload().await {
-        Ok(reloaded) => (
-            StatusCode::OK,
-            serde_json::json!({
-                "reloaded": true,
-                "generation": reloaded.generation,
-                "added-listeners": reloaded.added.iter().map(|listener| serde_json::json!({
-                    "name": &*listener.name,
-                    "address": listener.address.to_string(),
-                })).collect::<Vec<_>>(),
-            }),
-        ),
-        Err(error) => {
-            let status = match error {
-                ReloadError::Load(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                ReloadError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                ReloadError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            let message = crate::error_chain(&error);
-            let errors: Vec<&str> = message
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .collect();
-            (
-                status,
-                serde_json::json!({ "reloaded": false, "errors": errors }),
-            )
-        }
-    };
-    text(status, "application/json", format!("{body:#}\n"))
-}
-
-fn respond(
-    request: &Request<Incoming>,
-    plan: &Plan,
-    metrics: Option<&PrometheusHandle>,
-) -> Response<Full<Bytes>> {
-    match (request.uri().path(), metrics) {
-        ("/metrics", Some(handle)) => {
-            crate::metrics::collect_process();
-            handle.run_upkeep();
-            let mut body = handle.render();
-            body.push_str(&crate::metrics::render_histograms());
-            text(StatusCode::OK, "text/plain; version=0.0.4", body)
-        }
-        ("/metrics", None) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "metrics recorder unavailable\n".to_owned(),
-        ),
-        ("/status", _) => text(
-            StatusCode::OK,
-            "application/json",
-            format!("{:#}\n", status::render(plan)),
-        ),
-        ("/healthz", _) => text(StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        (path, _) if path.starts_with("/pools/") => drain(request, plan),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_owned(),
-        ),
+    // The sampler lives exactly as long as the listener.
+    tokio::select! {
+        () = crate::l7::serve_local(listener, respond, stop) => {}
+        () = admin.recent.sample_forever(&admin.plan) => {}
     }
 }
 
-/// `POST /pools/NAME/backends/ID/drain` or `/undrain`.
-fn drain(request: &Request<Incoming>, plan: &Plan) -> Response<Full<Bytes>> {
-    let parts: Vec<&str> = request.uri().path().split('/').collect();
-    let (pool, backend, drained) = match parts.as_slice() {
-        ["", "pools", pool, "backends", backend, "drain"] => (*pool, *backend, true),
-        ["", "pools", pool, "backends", backend, "undrain"] => (*pool, *backend, false),
-        _ => {
-            return text(
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "not found\n".to_owned(),
+// === impl Admin ===
+
+impl Admin {
+    async fn respond(&self, request: Request<Incoming>) -> Reply {
+        let plan = self.plan.load_full();
+        let path = request.uri().path();
+        if path != "/" && !self.authorized(&request, &plan) {
+            let mut reply = reply::text(StatusCode::UNAUTHORIZED, "a bearer token is required");
+            reply.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"bascule admin\""),
             );
+            return reply;
         }
-    };
-    if request.method() != http::Method::POST {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use POST\n".to_owned(),
-        );
-    }
-    let Some(pool) = plan.pools().iter().find(|p| &**p.name() == pool) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            format!("no pool `{pool}`\n"),
-        );
-    };
-    let backends = pool.backends();
-    let Some(found) = backends.backends.iter().find(|b| b.id == backend) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            format!("no backend `{backend}` in pool `{}`\n", pool.name()),
-        );
-    };
-    if let Some(transition) = found.stats.set_drained(drained) {
-        let reason = if drained {
-            "drained by hand"
-        } else {
-            "undrained by hand"
+        let get = |render: &dyn Fn() -> Reply| {
+            if request.method() == Method::GET || request.method() == Method::HEAD {
+                render()
+            } else {
+                reply::use_method(&Method::GET)
+            }
         };
-        crate::health::report(pool, &found.id, transition.from, transition.to, reason);
-        pool.health_changed();
+        match path {
+            "/" => get(&page::render),
+            "/metrics" => get(&|| self.metrics_text()),
+            "/status" => get(&|| {
+                reply::json(
+                    StatusCode::OK,
+                    &status::render(&plan, &self.recent.windows(&plan)),
+                )
+            }),
+            "/config" => get(&|| reply::json(StatusCode::OK, &config_view::render(&plan))),
+            "/healthz" => get(&|| reply::text(StatusCode::OK, "ok")),
+            "/reload" if request.method() == Method::POST => {
+                reload::reload(self.control.get()).await
+            }
+            "/reload" => reply::use_method(&Method::POST),
+            path if path.starts_with("/pools/") => backends::handle(request, &plan).await,
+            _ => reply::not_found(),
+        }
     }
-    text(
-        StatusCode::OK,
-        "text/plain",
-        format!("{}\n", found.stats.health().label()),
-    )
-}
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    response
+    /// Whether `request` may be served: it carries the token when one is
+    /// set; without one, only on a loopback address.
+    fn authorized(&self, request: &Request<Incoming>, plan: &Plan) -> bool {
+        match plan.admin_token() {
+            Some(token) => auth::carries(request.headers(), token),
+            None => self.address.is_some_and(|address| address.ip().is_loopback()),
+        }
+    }
+
+    fn metrics_text(&self) -> Reply {
+        let Some(handle) = &self.metrics else {
+            return reply::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics recorder unavailable",
+            );
+        };
+        crate::metrics::collect_process();
+        handle.run_upkeep();
+        let mut body = handle.render();
+        body.push_str(&crate::metrics::render_histograms());
+        reply::with(StatusCode::OK, "text/plain; version=0.0.4", body)
+    }
 }

@@ -75,6 +75,80 @@ pub struct Config {
     /// How long a stop waits for requests and connections in flight
     /// (`[shutdown] grace`).
     pub shutdown_grace: Duration,
+    /// What reloads the config besides SIGHUP and `POST /reload`.
+    pub reload: ReloadConfig,
+    /// The process's own log.
+    pub log: LogConfig,
+    /// One line per request and connection; `None`: off.
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// `[reload]`: reloading when files change on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Reload when the config file or a plugin it names changes.
+    pub watch: bool,
+    /// How long the files must stay unchanged before the reload: editors
+    /// and `cp` write in bursts.
+    pub debounce: Duration,
+}
+
+/// Changes settle for this long before a watched reload: long enough for
+/// an editor's write-rename-chmod burst, short enough to feel immediate.
+pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(300);
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: false,
+            debounce: DEFAULT_WATCH_DEBOUNCE,
+        }
+    }
+}
+
+/// `[log]`: level and format of the process's own log (stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// A `tracing` filter (`info`, `bascule=debug,warn`); `RUST_LOG`, when
+    /// set, wins. `None`: `info`.
+    pub level: Option<String>,
+    /// Text for people, JSON for log pipelines.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[access-log]`: one line per HTTP request and per TCP or WebSocket
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// How each line is written.
+    pub format: AccessLogFormat,
+    /// A file to append to; `None`: stdout.
+    pub path: Option<PathBuf>,
+    /// Lines held for the writer; past it lines are dropped and counted.
+    pub buffer: usize,
+}
+
+/// The lines queued for the access-log writer by default: a second of a
+/// busy proxy's requests, a few MiB at most.
+pub const DEFAULT_ACCESS_LOG_BUFFER: usize = 16_384;
+
+/// How access-log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    Json,
+    /// `key=value` pairs, values quoted where needed.
+    Logfmt,
 }
 
 /// How long a stop waits for work in flight by default: systemd's and
@@ -106,10 +180,13 @@ impl Default for ResolverConfig {
 }
 
 /// The admin listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     /// Address to bind; port 0 picks a free port.
     pub address: SocketAddr,
+    /// The bearer token every request must carry; required for a
+    /// non-loopback address.
+    pub token: Option<std::sync::Arc<str>>,
 }
 
 /// One listening socket and its routes.

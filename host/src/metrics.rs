@@ -57,12 +57,15 @@ pub const UPSTREAM_RESENT: &str = "bascule_upstream_resent_requests_total";
 /// Backend generations pushed to idle plugin instances by the supervisor,
 /// by plugin.
 pub const PLUGIN_GENERATIONS_PUSHED: &str = "bascule_plugin_generations_pushed_total";
-/// Plugin calls that failed, by plugin and kind (`timeout`, `memory`, `trap`,
-/// `invalid-output`, `guest-error`, `suspended`).
+/// Plugin calls that failed, by plugin, its use (`pool` for a balancer or
+/// health interpreter, `filter` for a header filter) and kind (`timeout`,
+/// `memory`, `trap`, `invalid-output`, `guest-error`, `suspended`).
 pub const PLUGIN_FAILURES: &str = "bascule_plugin_failures_total";
 /// Calls into plugins, by plugin and hook (`select`, `on-request`,
 /// `on-response`): what a filter's declarations save shows here.
 pub const PLUGIN_CALLS: &str = "bascule_plugin_calls_total";
+/// How long plugin calls took, by plugin and hook.
+pub const PLUGIN_CALL_DURATION: &str = "bascule_plugin_call_duration_seconds";
 /// Plugin instances created (at load, on demand, and to replace a failed one).
 pub const PLUGIN_INSTANCES_CREATED: &str = "bascule_plugin_instances_created_total";
 
@@ -177,6 +180,13 @@ pub static UPSTREAM_RESPONSE_TIMES: histogram::Family = histogram::Family::new(
     &histogram::RESPONSE_BUCKETS,
 );
 
+/// `bascule_plugin_call_duration_seconds{plugin,hook}`.
+pub static PLUGIN_CALL_DURATIONS: histogram::Family = histogram::Family::new(
+    PLUGIN_CALL_DURATION,
+    "how long plugin calls took",
+    &histogram::PLUGIN_CALL_BUCKETS,
+);
+
 /// `bascule_tcp_connection_duration_seconds{listener}`.
 pub static TCP_LIFETIMES: histogram::Family = histogram::Family::new(
     TCP_CONNECTION_DURATION,
@@ -200,6 +210,7 @@ pub fn render_histograms() -> String {
         &UPSTREAM_RESPONSE_TIMES,
         &TCP_LIFETIMES,
         &PROBE_DURATIONS,
+        &PLUGIN_CALL_DURATIONS,
     ] {
         family.render(&mut out);
     }

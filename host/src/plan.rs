@@ -36,6 +36,10 @@ pub struct Plan {
     /// Backends new to their pool: registered, and their slow start begun,
     /// only by [`Plan::commit`], so a rejected reload leaves no trace.
     joined: Vec<JoinedBackend>,
+    /// The config file this plan was built from, as it was read.
+    source: crate::config::ConfigSource,
+    /// The bearer token admin requests must carry.
+    admin_token: Option<Arc<str>>,
 }
 
 /// One listener's address and routes.
@@ -164,6 +168,8 @@ impl Plan {
             health_checks,
             resolver: Arc::new(Resolver::new(&config.resolver)),
             joined,
+            source: config.source.clone(),
+            admin_token: config.admin.as_ref().and_then(|admin| admin.token.clone()),
         })
     }
 
@@ -198,14 +204,22 @@ impl Plan {
             }
         }
         for pool in &self.pools {
-            if let Some(ramped) = pool.refreshed_backends() {
-                pool.publish(ramped);
-            }
+            pool.refresh();
             for backend in &pool.backends().backends {
                 crate::metrics::backend_health(pool.name(), &backend.id, backend.stats.health());
             }
             pool.health_changed();
         }
+    }
+
+    /// The config file this plan was built from, as it was read.
+    pub fn source(&self) -> &crate::config::ConfigSource {
+        &self.source
+    }
+
+    /// The bearer token admin requests must carry, when one is set.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
     }
 
     /// Which config load this plan came from: 1 at start, then one more

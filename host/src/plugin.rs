@@ -16,6 +16,7 @@ mod budget;
 mod edits;
 mod engine;
 mod filter;
+mod hook_metrics;
 mod instances;
 mod interpreter;
 mod limits;

@@ -116,7 +116,7 @@ impl Server {
             let bound = server.bind(listener).await?;
             server.listeners.push(bound);
         }
-        if let Some(admin) = config.admin {
+        if let Some(admin) = &config.admin {
             let plan = Arc::clone(&server.plan);
             let control = Arc::clone(&server.control);
             server.admin = Some(bind_admin(admin.address, plan, metrics, control).await?);

@@ -119,10 +119,8 @@ async fn step_ramps(pool: Arc<BackendPool>, step: Duration) {
         if !ramping {
             started.await;
         }
-        if let Some(ramped) = pool.refreshed_backends() {
-            let publishing = Arc::clone(&pool);
-            let _ = tokio::task::spawn_blocking(move || publishing.publish(ramped)).await;
-        }
+        let publishing = Arc::clone(&pool);
+        let _ = tokio::task::spawn_blocking(move || publishing.refresh()).await;
         tokio::time::sleep(step).await;
     }
 }

@@ -69,7 +69,7 @@ pub use retry::{
 };
 pub use retry_budget::{BUDGET_WINDOW, RetryBudget};
 pub use round_robin::NativeRoundRobin;
-pub use selection::{BackendSelection, Selection, SelectionError};
+pub use selection::{BackendSelection, PluginReport, Selection, SelectionError};
 pub use stats::{
     ActiveRequest, BackendStats, Health, StatsRegistry, StatsSnapshot, Transition, backend_left,
     ramp_started,

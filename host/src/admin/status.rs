@@ -1,23 +1,67 @@
 //! `/status`: the running plan as JSON — listeners and routes, pools with
-//! their balancer, and every backend with its health and live stats.
+//! their balancer, and every backend with its health, weights and live
+//! stats, each route and backend with its last minute of traffic.
+
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::recent::{Subject, Window};
 use crate::l7::RouteTarget;
 use crate::plan::{ListenerPlan, ListenerRoutes, Plan};
 use crate::upstream::PluginFailurePolicy;
 use crate::upstream::{BackendPool, HealthSignals};
 
+/// Traffic of the last minute, by route and backend.
+type Windows = HashMap<Subject, Window>;
+
 /// The plan as a JSON document.
-pub fn render(plan: &Plan) -> Value {
+pub fn render(plan: &Plan, recent: &Windows) -> Value {
+    let health_checks: HashMap<&str, Value> = plan
+        .health_checks()
+        .iter()
+        .map(|(pool, check)| {
+            let report = check.interpreter.report();
+            (
+                &**pool.name(),
+                json!({
+                    "interpreter": check.interpreter.name(),
+                    "sha256": report.as_ref().map(|r| r.digest.clone()),
+                    "failures": report.map_or(0, |r| r.failures),
+                }),
+            )
+        })
+        .collect();
     json!({
         "generation": plan.generation(),
-        "listeners": plan.listeners().iter().map(render_listener).collect::<Vec<_>>(),
-        "pools": plan.pools().iter().map(|pool| render_pool(pool)).collect::<Vec<_>>(),
+        "window-seconds": super::recent::WINDOW.as_secs(),
+        "listeners": plan.listeners().iter().map(|listener| render_listener(listener, recent)).collect::<Vec<_>>(),
+        "pools": plan.pools().iter().map(|pool| {
+            let mut rendered = render_pool(pool, recent);
+            rendered["health-check"] = health_checks.get(&**pool.name()).cloned().unwrap_or(Value::Null);
+            rendered
+        }).collect::<Vec<_>>(),
     })
 }
 
-fn render_listener(listener: &ListenerPlan) -> Value {
+/// One series' window; `share` of its group's requests when given.
+fn render_window(window: Option<&Window>, share: Option<f64>) -> Value {
+    let window = window.copied().unwrap_or(Window {
+        requests: 0,
+        rate: 0.0,
+        p50: None,
+        p99: None,
+    });
+    json!({
+        "requests": window.requests,
+        "rate": window.rate,
+        "share": share,
+        "p50-seconds": window.p50,
+        "p99-seconds": window.p99,
+    })
+}
+
+fn render_listener(listener: &ListenerPlan, recent: &Windows) -> Value {
     let (mode, routes) = match &listener.routes {
         ListenerRoutes::Http(table, _) => (
             "http",
@@ -48,18 +92,28 @@ fn render_listener(listener: &ListenerPlan) -> Value {
                             (None, None, None, Some(json!({ "status": status.as_u16() })))
                         }
                     };
+                    let window = recent.get(&Subject::Route(
+                        listener.name.to_string(),
+                        route.name.to_string(),
+                    ));
                     json!({
                         "name": &*route.name,
+                        "recent": render_window(window, None),
                         "host": route.host.as_ref().map(ToString::to_string),
                         "path-prefix": route.path_prefix,
                         "pool": pool,
                         "pools": pools,
                         "redirect": redirect,
                         "respond": respond,
-                        "filters": route.filters.iter().map(|f| json!({
-                            "name": f.name(),
-                            "plugin": f.plugin(),
-                        })).collect::<Vec<_>>(),
+                        "filters": route.filters.iter().map(|f| {
+                            let report = f.report();
+                            json!({
+                                "name": f.name(),
+                                "plugin": f.plugin(),
+                                "sha256": report.as_ref().map(|r| r.digest.clone()),
+                                "failures": report.map_or(0, |r| r.failures),
+                            })
+                        }).collect::<Vec<_>>(),
                     })
                 })
                 .collect::<Vec<_>>(),
@@ -85,11 +139,20 @@ fn render_listener(listener: &ListenerPlan) -> Value {
     })
 }
 
-fn render_pool(pool: &BackendPool) -> Value {
+fn render_pool(pool: &BackendPool, recent: &Windows) -> Value {
     let backends = pool.backends();
+    let window = |id: &str| recent.get(&Subject::Backend(pool.name().to_string(), id.to_owned()));
+    let pool_requests: u64 = backends
+        .backends
+        .iter()
+        .filter_map(|backend| window(&backend.id))
+        .map(|window| window.requests)
+        .sum();
     json!({
         "name": &**pool.name(),
         "balancer": pool.balancer_name(),
+        "balancer-sha256": pool.balancer_report().map(|report| report.digest),
+        "plugin-failures": pool.balancer_report().map_or(0, |report| report.failures),
         "on-plugin-failure": match pool.settings().on_balancer_failure {
             PluginFailurePolicy::RoundRobin => "round-robin",
             PluginFailurePolicy::FailClosed => "fail-closed",
@@ -98,10 +161,18 @@ fn render_pool(pool: &BackendPool) -> Value {
         "panic": pool.is_panicking(),
         "backends": backends.backends.iter().map(|backend| {
             let stats = backend.stats.snapshot();
+            let window = window(&backend.id);
+            #[allow(clippy::cast_precision_loss)]
+            let share = (pool_requests > 0)
+                .then(|| window.map_or(0, |w| w.requests) as f64 / pool_requests as f64);
             json!({
                 "id": backend.id,
                 "address": backend.address,
                 "weight": backend.weight,
+                "configured-weight": backend.configured_weight,
+                "weight-overridden": backend.weight_overridden(),
+                "effective-weight": backend.effective_weight(),
+                "recent": render_window(window, share),
                 "ramp-permille": backend.ramp_permille,
                 "health-permille": backend.health_permille,
                 "health": stats.health.label(),

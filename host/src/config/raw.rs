@@ -28,6 +28,44 @@ pub struct RawConfig {
     pub resolver: Option<RawResolver>,
     #[serde(default)]
     pub shutdown: Option<RawShutdown>,
+    #[serde(default)]
+    pub reload: Option<RawReload>,
+    #[serde(default)]
+    pub log: Option<RawLog>,
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
+}
+
+/// `[reload]`: what else than SIGHUP and `POST /reload` reloads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawReload {
+    #[serde(default)]
+    pub watch: Option<bool>,
+    #[serde(default)]
+    pub debounce: Option<Spanned<String>>,
+}
+
+/// `[log]`: the process's own log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLog {
+    #[serde(default)]
+    pub level: Option<Spanned<String>>,
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+}
+
+/// `[access-log]`: one line per request or connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAccessLog {
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub buffer: Option<Spanned<i64>>,
 }
 
 /// `[shutdown]`: how a stop (SIGTERM, SIGINT) ends the process.
@@ -53,6 +91,8 @@ pub struct RawResolver {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawAdmin {
     pub address: Spanned<String>,
+    #[serde(default)]
+    pub token: Option<Spanned<String>>,
 }
 
 /// Only the pool and filter names, with their spans: read in a second pass

@@ -5,12 +5,15 @@
 //! every leaf value (a name, an address, a duration, a plugin reference)
 //! is parsed by one function in [`fields`].
 
+mod admin;
 mod fields;
 mod filters;
 mod health;
 mod limits;
 mod listeners;
+mod logging;
 mod pools;
+mod reload;
 mod resolver;
 mod routes;
 mod sandbox;
@@ -71,10 +74,13 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
         DEFAULT_SHUTDOWN_GRACE,
         Duration::ZERO..=Duration::from_secs(3600),
     );
-    let admin = raw.admin.as_ref().and_then(|admin| {
-        let address = validator.socket_addr("admin.address".to_owned(), &admin.address)?;
-        Some(AdminConfig { address })
-    });
+    let admin = raw.admin.as_ref().and_then(|admin| validator.admin(admin));
+    let reload = validator.reload(raw.reload.as_ref());
+    let log = validator.log(raw.log.as_ref());
+    let access_log = raw
+        .access_log
+        .as_ref()
+        .and_then(|access_log| validator.access_log(access_log));
     if let (true, Some(shutdown_grace)) = (validator.errors.is_empty(), shutdown_grace) {
         Ok(Config {
             source,
@@ -86,6 +92,9 @@ pub(super) fn validate(source: ConfigSource) -> Result<Config, ConfigErrors> {
             admin,
             resolver,
             shutdown_grace,
+            reload,
+            log,
+            access_log,
         })
     } else {
         Err(ConfigErrors(validator.errors))

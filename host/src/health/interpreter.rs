@@ -71,6 +71,11 @@ pub trait Interpreter: Send + Sync {
     /// What the prober must send, read and pass.
     fn needs(&self) -> &ProbeNeeds;
 
+    /// Its plugin's digest and failures, for `/status`.
+    fn report(&self) -> Option<crate::upstream::PluginReport> {
+        None
+    }
+
     /// One verdict. An error (trap, timeout, invalid verdict) counts as a
     /// failed probe; the implementation has counted it as a plugin failure.
     fn interpret(&self, outcome: &ProbeOutcome) -> Result<Verdict, InterpretError>;

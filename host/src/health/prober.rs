@@ -151,10 +151,8 @@ pub fn report(pool: &BackendPool, backend: &str, from: Health, to: Health, reaso
 
 /// Lets the balancer learn new degraded weights off the request path.
 async fn republish(pool: &Arc<BackendPool>) {
-    if let Some(refreshed) = pool.refreshed_backends() {
-        let publishing = Arc::clone(pool);
-        let _ = tokio::task::spawn_blocking(move || publishing.publish(refreshed)).await;
-    }
+    let publishing = Arc::clone(pool);
+    let _ = tokio::task::spawn_blocking(move || publishing.refresh()).await;
 }
 
 /// The probe counters of one backend, registered once.

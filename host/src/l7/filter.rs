@@ -19,6 +19,11 @@ pub trait HeaderFilter: Send + Sync {
     /// What implements it (`builtin:headers`, a path), for status pages.
     fn plugin(&self) -> &str;
 
+    /// Its plugin's digest and failures, for `/status`.
+    fn report(&self) -> Option<crate::upstream::PluginReport> {
+        None
+    }
+
     /// Runs on a request; may edit `request.http`'s headers (never the
     /// proxy-owned ones) and path. On error the caller answers with an
     /// error and forwards nothing.

@@ -25,6 +25,13 @@ pub const LIFETIME_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0,
 ];
 
+/// Upper bounds (seconds) of plugin calls: 1 µs (an empty call costs a
+/// few hundred ns) to the sandbox's longest budget.
+pub const PLUGIN_CALL_BUCKETS: [f64; 13] = [
+    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
+    0.001, 0.005, 0.025, 0.1,
+];
+
 /// Upper bounds (seconds) of health probe durations: 0.5 ms to 10 s.
 pub const PROBE_BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
@@ -131,6 +138,20 @@ impl Histogram {
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_nanos: AtomicU64::new(0),
         }
+    }
+
+    /// The count in each bucket now (not cumulative), the last past every
+    /// bound.
+    pub fn counts(&self) -> Vec<u64> {
+        self.buckets
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The buckets' upper bounds, in seconds.
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
     }
 
     /// Counts one sample of `duration`.

@@ -48,6 +48,11 @@ impl ResponseSeries {
         }
     }
 
+    /// How long the answers took.
+    pub fn durations(&self) -> &Arc<Histogram> {
+        &self.took
+    }
+
     /// Counts an answer with `status` that took `took`.
     pub fn record(&self, status: StatusCode, took: Duration) {
         self.classes.count(status);

@@ -38,6 +38,7 @@ pub(super) fn build_health_check(
         .compile_interpreter(&interpreter)
         .map_err(|e| PlanError::at(&health.interpreter_location, e))?;
     let interpreter = WasmInterpreter::new(
+        &pool.name,
         compiled,
         health.interpreter_options.clone(),
         kind,

@@ -85,6 +85,7 @@ pub(super) fn build_pool(
                 .compile_balancer(plugin)
                 .map_err(|e| PlanError::at(&pool.balancer_location, e))?;
             let balancer = WasmBalancer::new(
+                &pool.name,
                 compiled,
                 pool.balancer_options.clone(),
                 protocols_of(config, pool),

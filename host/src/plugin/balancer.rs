@@ -10,16 +10,19 @@ use wasmtime::{Engine, Store};
 use super::Error;
 use super::bindings::{Balancer, BalancerPre, balance, types};
 use super::budget::{self, Limits};
-use super::instances::{Instances, SETUP_LIMITS, classify, set_up};
+use super::hook_metrics::HookMetrics;
+use super::instances::{Instances, PluginUse, SETUP_LIMITS, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
-    BackendSelection, BackendSet, Protocol, RequestNeeds, RequestView, Selection, SelectionError,
+    BackendSelection, BackendSet, PluginReport, Protocol, RequestNeeds, RequestView, Selection, SelectionError,
 };
 
 /// A compiled balancer component, linked and ready to instantiate.
 pub struct CompiledBalancer {
     name: Arc<str>,
+    /// SHA-256 of the component's bytes, hex.
+    digest: String,
     engine: Engine,
     pre: BalancerPre<PluginState>,
 }
@@ -33,8 +36,8 @@ pub struct WasmBalancer {
     /// What `select` reads of each request, as the first instance declared.
     needs: RequestNeeds,
     instances: Instances<BalancerInstance>,
-    /// `bascule_plugin_calls_total` for `select`.
-    calls: metrics::Counter,
+    /// `select`'s calls and their durations.
+    calls: HookMetrics,
 }
 
 /// One instance and the backend generation it has learned.
@@ -47,9 +50,15 @@ struct BalancerInstance {
 // === impl CompiledBalancer ===
 
 impl CompiledBalancer {
-    pub(super) fn new(name: String, engine: Engine, pre: BalancerPre<PluginState>) -> Self {
+    pub(super) fn new(
+        name: String,
+        digest: String,
+        engine: Engine,
+        pre: BalancerPre<PluginState>,
+    ) -> Self {
         CompiledBalancer {
             name: name.into(),
+            digest,
             engine,
             pre,
         }
@@ -75,6 +84,7 @@ impl WasmBalancer {
     /// plugin that rejects its options or traps on setup fails the config
     /// load, not a request.
     pub fn new(
+        pool: &str,
         compiled: Arc<CompiledBalancer>,
         options: String,
         protocols: Vec<Protocol>,
@@ -82,8 +92,8 @@ impl WasmBalancer {
         backends: &Arc<BackendSet>,
     ) -> Result<Self, Error> {
         let mut balancer = WasmBalancer {
-            calls: metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => compiled.name.to_string(), "hook" => "select"),
-            instances: Instances::new(Arc::clone(&compiled.name)),
+            calls: HookMetrics::new(&compiled.name, "select"),
+            instances: Instances::new(Arc::clone(&compiled.name), PluginUse::Pool(pool.into())),
             compiled,
             options,
             protocols: protocols.into_iter().map(Into::into).collect(),
@@ -140,15 +150,23 @@ impl BackendSelection for WasmBalancer {
         request: &RequestView,
     ) -> Result<Selection, SelectionError> {
         let limits = Limits::of(&self.sandbox);
-        self.calls.increment(1);
-        self.instances
-            .call(
-                || self.instantiate(),
-                |instance| {
-                    instance.select(backends, request, &self.needs, &self.compiled.name, limits)
-                },
-            )
+        self.calls
+            .measure(|| {
+                self.instances.call(
+                    || self.instantiate(),
+                    |instance| {
+                        instance.select(backends, request, &self.needs, &self.compiled.name, limits)
+                    },
+                )
+            })
             .map_err(SelectionError::new)
+    }
+
+    fn report(&self) -> Option<PluginReport> {
+        Some(PluginReport {
+            digest: self.compiled.digest.clone(),
+            failures: self.instances.failures(),
+        })
     }
 
     fn prepare(&self, backends: &Arc<BackendSet>) -> usize {

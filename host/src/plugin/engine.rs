@@ -88,7 +88,7 @@ impl PluginRuntime {
     /// Compiles a balancer plugin and links it against the host imports.
     /// Identical bytes are compiled once per process.
     pub fn compile_balancer(&self, plugin: &PluginRef) -> Result<Arc<CompiledBalancer>, Error> {
-        let (name, component) = self.component(plugin)?;
+        let (name, digest, component) = self.component(plugin)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -96,6 +96,7 @@ impl PluginRuntime {
             .map_err(|e| load_error(&name, e.context(self.why_not(&component, "a balancer"))))?;
         Ok(Arc::new(CompiledBalancer::new(
             name,
+            digest,
             self.engine.clone(),
             pre,
         )))
@@ -104,7 +105,7 @@ impl PluginRuntime {
     /// Compiles (or finds already compiled) a header filter plugin and
     /// links it against the host's imports.
     pub fn compile_filter(&self, plugin: &PluginRef) -> Result<Arc<CompiledFilter>, Error> {
-        let (name, component) = self.component(plugin)?;
+        let (name, digest, component) = self.component(plugin)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -117,6 +118,7 @@ impl PluginRuntime {
             })?;
         Ok(Arc::new(CompiledFilter::new(
             name,
+            digest,
             self.engine.clone(),
             pre,
         )))
@@ -128,7 +130,7 @@ impl PluginRuntime {
         &self,
         plugin: &PluginRef,
     ) -> Result<Arc<CompiledInterpreter>, Error> {
-        let (name, component) = self.component(plugin)?;
+        let (name, digest, component) = self.component(plugin)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -141,6 +143,7 @@ impl PluginRuntime {
             })?;
         Ok(Arc::new(CompiledInterpreter::new(
             name,
+            digest,
             self.engine.clone(),
             pre,
         )))
@@ -166,12 +169,15 @@ impl PluginRuntime {
 
     /// The plugin's name and compiled component, from the in-memory cache
     /// when the same bytes were compiled before.
-    fn component(&self, plugin: &PluginRef) -> Result<(String, Component), Error> {
+    /// The plugin's name, the SHA-256 of its bytes (hex, as `sha256sum`
+    /// prints it) and its compiled component.
+    fn component(&self, plugin: &PluginRef) -> Result<(String, String, Component), Error> {
         let name = plugin.to_string();
         let bytes = source::read(plugin)?;
+        let digest = sha256_hex(&bytes);
         let key = ContentKey::of(&bytes);
         if let Some(component) = self.cache().get(&key) {
-            return Ok((name, component.clone()));
+            return Ok((name, digest, component.clone()));
         }
         let component = Component::new(&self.engine, &bytes).map_err(|e| load_error(&name, e))?;
         let mut cache = self.cache();
@@ -179,7 +185,7 @@ impl PluginRuntime {
             cache.clear();
         }
         cache.insert(key, component.clone());
-        Ok((name, component))
+        Ok((name, digest, component))
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ContentKey, Component>> {
@@ -187,6 +193,18 @@ impl PluginRuntime {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// `bytes`' SHA-256, in lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// A component's bytes by length and 128-bit hash: keeping the bytes

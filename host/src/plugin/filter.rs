@@ -14,7 +14,8 @@ use super::Error;
 use super::bindings::{HeaderFilter, HeaderFilterPre, filter, types};
 use super::budget::{self, Limits};
 use super::edits::{self, Edit, Values};
-use super::instances::{Instances, classify, set_up};
+use super::hook_metrics::HookMetrics;
+use super::instances::{Instances, PluginUse, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse, RateLimits};
@@ -26,6 +27,8 @@ const MAX_LOCAL_BODY: usize = 64 * 1024;
 /// A compiled header filter component, linked and ready to instantiate.
 pub struct CompiledFilter {
     name: Arc<str>,
+    /// SHA-256 of the component's bytes, hex.
+    digest: String,
     engine: Engine,
     pre: HeaderFilterPre<PluginState>,
 }
@@ -41,8 +44,8 @@ pub struct WasmFilter {
     rate_limits: Arc<RateLimits>,
     declared: Declared,
     instances: Instances<FilterInstance>,
-    /// `bascule_plugin_calls_total` for `on-request` and `on-response`.
-    calls: [metrics::Counter; 2],
+    /// `on-request`'s and `on-response`'s calls and their durations.
+    calls: [HookMetrics; 2],
 }
 
 /// What the filter declared at configure time, checked.
@@ -65,9 +68,15 @@ struct FilterInstance {
 // === impl CompiledFilter ===
 
 impl CompiledFilter {
-    pub(super) fn new(name: String, engine: Engine, pre: HeaderFilterPre<PluginState>) -> Self {
+    pub(super) fn new(
+        name: String,
+        digest: String,
+        engine: Engine,
+        pre: HeaderFilterPre<PluginState>,
+    ) -> Self {
         CompiledFilter {
             name: name.into(),
+            digest,
             engine,
             pre,
         }
@@ -92,13 +101,11 @@ impl WasmFilter {
             plugin: compiled.name.to_string(),
             message: reason,
         })?;
-        let calls = ["on-request", "on-response"].map(|hook| {
-            metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => compiled.name.to_string(), "hook" => hook)
-        });
+        let calls = ["on-request", "on-response"].map(|hook| HookMetrics::new(&compiled.name, hook));
         let filter = WasmFilter {
             name: name.into(),
             calls,
-            instances: Instances::new(Arc::clone(&compiled.name)),
+            instances: Instances::new(Arc::clone(&compiled.name), PluginUse::Filter(name.into())),
             compiled,
             options,
             sandbox,
@@ -161,6 +168,13 @@ impl l7::HeaderFilter for WasmFilter {
         &self.compiled.name
     }
 
+    fn report(&self) -> Option<crate::upstream::PluginReport> {
+        Some(crate::upstream::PluginReport {
+            digest: self.compiled.digest.clone(),
+            failures: self.instances.failures(),
+        })
+    }
+
     fn on_request(&self, request: &mut RequestView) -> Result<FilterVerdict, FilterError> {
         let declared = &self.declared;
         if !declared.request_edits.is_empty() {
@@ -177,7 +191,6 @@ impl l7::HeaderFilter for WasmFilter {
             return Ok(FilterVerdict::Forward);
         };
         let limits = Limits::of(&self.sandbox);
-        self.calls[0].increment(1);
         let plugin = self.instances.plugin();
         let invalid = |reason| Error::InvalidOutput {
             plugin: plugin.to_string(),
@@ -185,19 +198,21 @@ impl l7::HeaderFilter for WasmFilter {
         };
         // The answer is checked inside the call, so that a bad one counts
         // as the plugin's failure and replaces its instance.
-        let answer = self
-            .instances
-            .call(
-                || self.instantiate(),
-                |instance| match instance.on_request(request, needs, plugin, limits)? {
-                    filter::Verdict::Forward(changes) => Changes::check(changes)
-                        .map(Answer::Forward)
-                        .map_err(invalid),
-                    filter::Verdict::Respond(response) => local_response(response, plugin)
-                        .map(Answer::Respond)
-                        .map_err(invalid),
-                },
-            )
+        let [on_request, _] = &self.calls;
+        let answer = on_request
+            .measure(|| {
+                self.instances.call(
+                    || self.instantiate(),
+                    |instance| match instance.on_request(request, needs, plugin, limits)? {
+                        filter::Verdict::Forward(changes) => Changes::check(changes)
+                            .map(Answer::Forward)
+                            .map_err(invalid),
+                        filter::Verdict::Respond(response) => local_response(response, plugin)
+                            .map(Answer::Respond)
+                            .map_err(invalid),
+                    },
+                )
+            })
             .map_err(FilterError::new)?;
         match answer {
             Answer::Forward(changes) => {
@@ -247,25 +262,26 @@ impl l7::HeaderFilter for WasmFilter {
             return Ok(());
         };
         let limits = Limits::of(&self.sandbox);
-        self.calls[1].increment(1);
         let call = ResponseCall {
             request: request.call.into(),
             status,
             names,
         };
         let plugin = self.instances.plugin();
-        let checked = self
-            .instances
-            .call(
-                || self.instantiate(),
-                |instance| {
-                    let returned = instance.on_response(&call, headers, plugin, limits)?;
-                    edits::check_returned(returned).map_err(|reason| Error::InvalidOutput {
-                        plugin: plugin.to_string(),
-                        reason,
-                    })
-                },
-            )
+        let [_, on_response] = &self.calls;
+        let checked = on_response
+            .measure(|| {
+                self.instances.call(
+                    || self.instantiate(),
+                    |instance| {
+                        let returned = instance.on_response(&call, headers, plugin, limits)?;
+                        edits::check_returned(returned).map_err(|reason| Error::InvalidOutput {
+                            plugin: plugin.to_string(),
+                            reason,
+                        })
+                    },
+                )
+            })
             .map_err(FilterError::new)?;
         edits::apply(&checked, headers, &values).map_err(|reason| self.invalid(reason))
     }

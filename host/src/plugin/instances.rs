@@ -39,11 +39,25 @@ const MAX_WORKER_SLOTS: usize = 64;
 /// Instances of one plugin use (a pool's balancer, a route's filter).
 pub(super) struct Instances<I: Send> {
     plugin: Arc<str>,
+    /// What the plugin serves, for the failure counters' labels.
+    used_by: PluginUse,
+    /// Calls that failed, for `/status`.
+    failures: std::sync::atomic::AtomicU64,
     slots: WorkerSlots<I>,
     spare: Mutex<Vec<Box<I>>>,
     breaker: Breaker,
     /// One log line per kind of failure and interval.
     failure_logs: Mutex<Vec<(&'static str, LogGate)>>,
+}
+
+/// What one use of a plugin serves: one `.wasm` may balance several pools
+/// or filter under several names, and its failures say which.
+#[derive(Debug, Clone)]
+pub(super) enum PluginUse {
+    /// A pool's balancer or health interpreter.
+    Pool(Arc<str>),
+    /// A `[filters.NAME]` header filter.
+    Filter(Arc<str>),
 }
 
 /// One instance slot per worker thread, indexed by [`worker_slot`].
@@ -57,14 +71,21 @@ struct WorkerSlots<I> {
 // === impl Instances ===
 
 impl<I: Send> Instances<I> {
-    pub(super) fn new(plugin: Arc<str>) -> Self {
+    pub(super) fn new(plugin: Arc<str>, used_by: PluginUse) -> Self {
         Instances {
             plugin,
+            used_by,
+            failures: std::sync::atomic::AtomicU64::new(0),
             slots: WorkerSlots::new(),
             spare: Mutex::new(Vec::new()),
             breaker: Breaker::new(),
             failure_logs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Calls that failed since this use was built.
+    pub(super) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// The plugin's name, as the config spells it.
@@ -100,12 +121,18 @@ impl<I: Send> Instances<I> {
         match &result {
             Ok(_) => self.breaker.record_success(),
             Err(error) => {
+                let (use_label, user) = match &self.used_by {
+                    PluginUse::Pool(pool) => ("pool", pool.to_string()),
+                    PluginUse::Filter(filter) => ("filter", filter.to_string()),
+                };
                 metrics::counter!(
                     crate::metrics::PLUGIN_FAILURES,
                     "plugin" => self.plugin.to_string(),
+                    use_label => user,
                     "kind" => error.kind(),
                 )
                 .increment(1);
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 self.log_failure(error);
                 if error.poisons_instance() {
                     self.breaker.record_failure(&self.plugin);

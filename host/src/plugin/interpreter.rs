@@ -10,7 +10,8 @@ use wasmtime::{Engine, Store};
 use super::Error;
 use super::bindings::{HealthInterpreter, HealthInterpreterPre, health};
 use super::budget::{self, Limits};
-use super::instances::{Instances, classify, set_up};
+use super::hook_metrics::HookMetrics;
+use super::instances::{Instances, PluginUse, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::health::{self as checks, InterpretError, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
@@ -22,6 +23,8 @@ const MAX_REASON: usize = 256;
 /// instantiate.
 pub struct CompiledInterpreter {
     name: Arc<str>,
+    /// SHA-256 of the component's bytes, hex.
+    digest: String,
     engine: Engine,
     pre: HealthInterpreterPre<PluginState>,
 }
@@ -34,8 +37,8 @@ pub struct WasmInterpreter {
     sandbox: SandboxConfig,
     needs: ProbeNeeds,
     instances: Instances<InterpreterInstance>,
-    /// `bascule_plugin_calls_total` for `interpret`.
-    calls: metrics::Counter,
+    /// `interpret`'s calls and their durations.
+    calls: HookMetrics,
 }
 
 struct InterpreterInstance {
@@ -48,11 +51,13 @@ struct InterpreterInstance {
 impl CompiledInterpreter {
     pub(super) fn new(
         name: String,
+        digest: String,
         engine: Engine,
         pre: HealthInterpreterPre<PluginState>,
     ) -> Self {
         CompiledInterpreter {
             name: name.into(),
+            digest,
             engine,
             pre,
         }
@@ -65,6 +70,7 @@ impl WasmInterpreter {
     /// Configures `compiled` for a pool probed as `kind`; rejected options
     /// or a bad declaration fail the config load.
     pub fn new(
+        pool: &str,
         compiled: Arc<CompiledInterpreter>,
         options: String,
         kind: ProbeKind,
@@ -75,9 +81,9 @@ impl WasmInterpreter {
             plugin: compiled.name.to_string(),
             message,
         })?;
-        let calls = metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => compiled.name.to_string(), "hook" => "interpret");
+        let calls = HookMetrics::new(&compiled.name, "interpret");
         let interpreter = WasmInterpreter {
-            instances: Instances::new(Arc::clone(&compiled.name)),
+            instances: Instances::new(Arc::clone(&compiled.name), PluginUse::Pool(pool.into())),
             compiled,
             options,
             kind,
@@ -137,13 +143,19 @@ impl checks::Interpreter for WasmInterpreter {
         &self.needs
     }
 
+    fn report(&self) -> Option<crate::upstream::PluginReport> {
+        Some(crate::upstream::PluginReport {
+            digest: self.compiled.digest.clone(),
+            failures: self.instances.failures(),
+        })
+    }
+
     fn interpret(&self, outcome: &ProbeOutcome) -> Result<Verdict, InterpretError> {
         let limits = Limits::of(&self.sandbox);
-        self.calls.increment(1);
         let plugin = self.instances.plugin();
         let outcome = health::ProbeOutcome::from(outcome);
-        self.instances
-            .call(
+        self.calls
+            .measure(|| self.instances.call(
                 || {
                     instantiate(&self.compiled, &self.options, self.kind, &self.sandbox)
                         .map(|(instance, _)| instance)
@@ -160,7 +172,7 @@ impl checks::Interpreter for WasmInterpreter {
                         reason,
                     })
                 },
-            )
+            ))
             .map_err(InterpretError::new)
     }
 }

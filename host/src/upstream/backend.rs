@@ -21,8 +21,11 @@ pub struct Backend {
     /// The resolved addresses connections go to, shared by every
     /// generation of the pool's set and re-resolved by the supervisor.
     pub endpoints: Arc<Endpoints>,
-    /// Relative weight as configured, at least 1.
+    /// Relative weight, at least 1: as configured, or as the admin API
+    /// set it until the next reload.
     pub weight: u32,
+    /// The weight the config gave.
+    pub configured_weight: u32,
     /// Slow-start progress in thousandths, 1 to [`FULL_RAMP`].
     pub ramp_permille: u32,
     /// The weight a degraded verdict leaves, in thousandths, 1 to 1000.
@@ -69,6 +72,7 @@ impl Backend {
             address: endpoints.configured().to_string(),
             endpoints,
             weight,
+            configured_weight: weight,
             ramp_permille: FULL_RAMP,
             health_permille: FULL_RAMP,
             metadata,
@@ -92,13 +96,31 @@ impl Backend {
         self
     }
 
+    /// Whether the admin API set its weight.
+    pub fn weight_overridden(&self) -> bool {
+        self.weight != self.configured_weight
+    }
+
+    /// The share of its weight it takes now, in the units of `weight`:
+    /// scaled down by slow start and a degraded verdict.
+    pub fn effective_weight(&self) -> f64 {
+        f64::from(self.weight) * f64::from(self.ramp_permille) * f64::from(self.health_permille)
+            / f64::from(FULL_RAMP * FULL_RAMP)
+    }
+
     /// The same backend at another slow-start progress and health weight.
     fn with_capacity(&self, (ramp_permille, health_permille): Capacity) -> Self {
+        self.with(self.weight, (ramp_permille, health_permille))
+    }
+
+    /// The same backend with `weight` and `capacity`.
+    fn with(&self, weight: u32, (ramp_permille, health_permille): Capacity) -> Self {
         Backend {
             id: self.id.clone(),
             address: self.address.clone(),
             endpoints: Arc::clone(&self.endpoints),
-            weight: self.weight,
+            weight,
+            configured_weight: self.configured_weight,
             ramp_permille,
             health_permille,
             token: self.token.clone(),
@@ -154,6 +176,26 @@ impl BackendSet {
     /// The backend at `index`.
     pub fn get(&self, index: usize) -> Option<&Backend> {
         self.backends.get(index)
+    }
+
+    /// The same backends, `id` weighing `weight` (its configured weight
+    /// when `None`), as a new generation; `None` when no backend is `id`.
+    pub fn reweighed(&self, id: &str, weight: Option<u32>) -> Option<BackendSet> {
+        let position = self.backends.iter().position(|backend| backend.id == id)?;
+        Some(BackendSet::new(
+            self.backends
+                .iter()
+                .enumerate()
+                .map(|(n, backend)| {
+                    let weight = match weight {
+                        Some(weight) if n == position => weight,
+                        None if n == position => backend.configured_weight,
+                        _ => backend.weight,
+                    };
+                    backend.with(weight, (backend.ramp_permille, backend.health_permille))
+                })
+                .collect(),
+        ))
     }
 
     /// The same backends with their slow-start progress over `slow_start`

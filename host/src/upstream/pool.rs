@@ -33,6 +33,10 @@ pub struct BackendPool {
     /// Woken when outlier detection ejects a backend, so that the
     /// supervisor schedules its return.
     ejected: Notify,
+    /// Held from reading the backends to publishing a changed copy, so
+    /// that a slow-start step and a weight set by hand do not undo each
+    /// other.
+    changing: std::sync::Mutex<()>,
 }
 
 /// How a request is served when its pool's plugin traps, times out, runs out
@@ -159,6 +163,7 @@ impl BackendPool {
             settings,
             panicking: AtomicBool::new(false),
             ejected: Notify::new(),
+            changing: std::sync::Mutex::default(),
         }
     }
 
@@ -170,6 +175,11 @@ impl BackendPool {
     /// The balancer's name.
     pub fn balancer_name(&self) -> &str {
         self.balancer.name()
+    }
+
+    /// The balancer plugin's digest and failures; `None` when native.
+    pub fn balancer_report(&self) -> Option<super::PluginReport> {
+        self.balancer.report()
     }
 
     /// Whether requests may reach the backends over HTTP/2 (`h2`, or
@@ -245,8 +255,33 @@ impl BackendPool {
     /// The backends with their slow-start progress and degraded weights
     /// as they are now, as a new generation, when any of it changed.
     /// Called by the supervisor.
-    pub fn refreshed_backends(&self) -> Option<BackendSet> {
+    fn refreshed_backends(&self) -> Option<BackendSet> {
         self.backends.load().refreshed(self.settings.slow_start)
+    }
+
+    /// Publishes the backends with fresh slow-start progress and degraded
+    /// weights, when any of it changed (see [`Self::refreshed_backends`]).
+    /// Blocks while the balancer learns them: call it off the request
+    /// path.
+    pub fn refresh(&self) {
+        let _changing = self.changing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(refreshed) = self.refreshed_backends() {
+            self.publish(refreshed);
+        }
+    }
+
+    /// Sets `backend`'s weight until the next reload (its configured weight
+    /// again when `None`) and publishes it; `false` when the pool has no
+    /// such backend. Blocks while the balancer learns it.
+    pub fn reweigh(&self, backend: &str, weight: Option<u32>) -> bool {
+        let _changing = self.changing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.backends.load().reweighed(backend, weight) {
+            Some(reweighed) => {
+                self.publish(reweighed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Makes `backends` current: the balancer learns them first (off the

@@ -33,6 +33,21 @@ pub trait BackendSelection: Send + Sync {
         let _ = backends;
         0
     }
+
+    /// What `/status` shows of the plugin that chooses; `None` for native
+    /// algorithms.
+    fn report(&self) -> Option<PluginReport> {
+        None
+    }
+}
+
+/// A plugin in use, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginReport {
+    /// SHA-256 of its `.wasm`, hex: which build is running.
+    pub digest: String,
+    /// Its calls that failed (trap, timeout, memory, bad output, ...).
+    pub failures: u64,
 }
 
 /// What a balancer decided for one request.

@@ -175,7 +175,13 @@ impl BackendStats {
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The inputs of the backend's health, for reading.
+    /// Its answers by status class and how long they took; `None` for
+    /// stats not registered under a pool.
+    pub fn responses(&self) -> Option<&ResponseSeries> {
+        self.metrics.as_ref()
+    }
+
+    /// What active and passive health say of the backend.
     pub fn signals(&self) -> &HealthSignals {
         &self.signals
     }
