@@ -57,7 +57,7 @@ pub async fn serve(
         plan,
         metrics,
         control,
-        recent: RecentTraffic::default(),
+        recent: RecentTraffic::new(),
     });
     let respond = {
         let admin = Arc::clone(&admin);
@@ -119,7 +119,9 @@ impl Admin {
     fn authorized(&self, request: &Request<Incoming>, plan: &Plan) -> bool {
         match plan.admin_token() {
             Some(token) => auth::carries(request.headers(), token),
-            None => self.address.is_some_and(|address| address.ip().is_loopback()),
+            None => self
+                .address
+                .is_some_and(|address| address.ip().is_loopback()),
         }
     }
 

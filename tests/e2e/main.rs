@@ -11,6 +11,7 @@
 )]
 
 mod admin;
+mod admin_api;
 mod algorithms;
 mod balancing;
 mod config_errors;

@@ -51,7 +51,12 @@ pub async fn handle(request: http::Request<hyper::body::Incoming>, plan: &Plan) 
     let Some(pool) = plan.pools().iter().find(|p| &**p.name() == target.pool) else {
         return reply::text(StatusCode::NOT_FOUND, format!("no pool `{}`", target.pool));
     };
-    if !pool.backends().backends.iter().any(|b| b.id == target.backend) {
+    if !pool
+        .backends()
+        .backends
+        .iter()
+        .any(|b| b.id == target.backend)
+    {
         return reply::text(
             StatusCode::NOT_FOUND,
             format!("no backend `{}` in pool `{}`", target.backend, target.pool),
@@ -90,8 +95,8 @@ async fn read_weight(body: hyper::body::Incoming) -> Result<Option<u32>, String>
         .await
         .map_err(|_| format!("the body must be JSON of at most {MAX_BODY} bytes"))?
         .to_bytes();
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|error| format!("the body is not JSON: {error}"))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|error| format!("the body is not JSON: {error}"))?;
     match value.get("weight") {
         Some(Value::Null) => Ok(None),
         Some(weight) => weight

@@ -89,6 +89,9 @@ mod tests {
         assert_eq!(options["db-password"], REDACTED);
         assert_eq!(options["header"], "x-user");
         assert_eq!(options["keys"][0], REDACTED);
-        assert_eq!(value["pools"]["web"]["backends"][0]["address"], "127.0.0.1:1");
+        assert_eq!(
+            value["pools"]["web"]["backends"][0]["address"],
+            "127.0.0.1:1"
+        );
     }
 }

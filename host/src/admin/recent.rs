@@ -32,7 +32,6 @@ pub enum Subject {
 }
 
 /// The samples of the last minute, oldest first.
-#[derive(Default)]
 pub struct RecentTraffic {
     samples: Mutex<VecDeque<Sample>>,
 }
@@ -60,6 +59,18 @@ pub struct Window {
 // === impl RecentTraffic ===
 
 impl RecentTraffic {
+    /// Starts with every count at zero: until the first minute is over,
+    /// the window holds everything since the admin listener started
+    /// (which is when the process started).
+    pub fn new() -> Self {
+        RecentTraffic {
+            samples: Mutex::new(VecDeque::from([Sample {
+                at: Instant::now(),
+                counts: HashMap::new(),
+            }])),
+        }
+    }
+
     /// Samples `plan`'s series every [`SAMPLE_EVERY`], forever; the admin
     /// listener's task owns it and drops it with the listener.
     pub async fn sample_forever(&self, plan: &arc_swap::ArcSwap<Plan>) {
@@ -174,7 +185,11 @@ fn quantile(counts: &[u64], bounds: &[f64], q: f64) -> Option<f64> {
             let Some(&upper) = bounds.get(n) else {
                 return bounds.last().copied();
             };
-            let lower = n.checked_sub(1).and_then(|m| bounds.get(m)).copied().unwrap_or(0.0);
+            let lower = n
+                .checked_sub(1)
+                .and_then(|m| bounds.get(m))
+                .copied()
+                .unwrap_or(0.0);
             #[allow(clippy::cast_precision_loss)]
             let within = (rank - below as f64) / count as f64;
             return Some(lower + (upper - lower) * within);

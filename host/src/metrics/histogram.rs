@@ -28,8 +28,19 @@ pub const LIFETIME_BUCKETS: [f64; 12] = [
 /// Upper bounds (seconds) of plugin calls: 1 µs (an empty call costs a
 /// few hundred ns) to the sandbox's longest budget.
 pub const PLUGIN_CALL_BUCKETS: [f64; 13] = [
-    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
-    0.001, 0.005, 0.025, 0.1,
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.005,
+    0.025,
+    0.1,
 ];
 
 /// Upper bounds (seconds) of health probe durations: 0.5 ms to 10 s.

@@ -15,7 +15,8 @@ use super::instances::{Instances, PluginUse, SETUP_LIMITS, classify, set_up};
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
-    BackendSelection, BackendSet, PluginReport, Protocol, RequestNeeds, RequestView, Selection, SelectionError,
+    BackendSelection, BackendSet, PluginReport, Protocol, RequestNeeds, RequestView, Selection,
+    SelectionError,
 };
 
 /// A compiled balancer component, linked and ready to instantiate.

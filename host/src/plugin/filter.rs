@@ -101,7 +101,8 @@ impl WasmFilter {
             plugin: compiled.name.to_string(),
             message: reason,
         })?;
-        let calls = ["on-request", "on-response"].map(|hook| HookMetrics::new(&compiled.name, hook));
+        let calls =
+            ["on-request", "on-response"].map(|hook| HookMetrics::new(&compiled.name, hook));
         let filter = WasmFilter {
             name: name.into(),
             calls,

@@ -18,7 +18,8 @@ impl HookMetrics {
     pub(super) fn new(plugin: &str, hook: &'static str) -> Self {
         HookMetrics {
             calls: metrics::counter!(crate::metrics::PLUGIN_CALLS, "plugin" => plugin.to_owned(), "hook" => hook),
-            took: crate::metrics::PLUGIN_CALL_DURATIONS.series(&[("plugin", plugin), ("hook", hook)]),
+            took: crate::metrics::PLUGIN_CALL_DURATIONS
+                .series(&[("plugin", plugin), ("hook", hook)]),
         }
     }
 

@@ -155,24 +155,26 @@ impl checks::Interpreter for WasmInterpreter {
         let plugin = self.instances.plugin();
         let outcome = health::ProbeOutcome::from(outcome);
         self.calls
-            .measure(|| self.instances.call(
-                || {
-                    instantiate(&self.compiled, &self.options, self.kind, &self.sandbox)
-                        .map(|(instance, _)| instance)
-                },
-                |instance| {
-                    let _in_call = budget::arm(&mut instance.store, limits);
-                    let verdict = instance
-                        .bindings
-                        .bascule_plugin_health()
-                        .call_interpret(&mut instance.store, &outcome)
-                        .map_err(|e| classify(e, &instance.store, plugin))?;
-                    checked_verdict(verdict).map_err(|reason| Error::InvalidOutput {
-                        plugin: plugin.to_string(),
-                        reason,
-                    })
-                },
-            ))
+            .measure(|| {
+                self.instances.call(
+                    || {
+                        instantiate(&self.compiled, &self.options, self.kind, &self.sandbox)
+                            .map(|(instance, _)| instance)
+                    },
+                    |instance| {
+                        let _in_call = budget::arm(&mut instance.store, limits);
+                        let verdict = instance
+                            .bindings
+                            .bascule_plugin_health()
+                            .call_interpret(&mut instance.store, &outcome)
+                            .map_err(|e| classify(e, &instance.store, plugin))?;
+                        checked_verdict(verdict).map_err(|reason| Error::InvalidOutput {
+                            plugin: plugin.to_string(),
+                            reason,
+                        })
+                    },
+                )
+            })
             .map_err(InterpretError::new)
     }
 }

@@ -264,7 +264,10 @@ impl BackendPool {
     /// Blocks while the balancer learns them: call it off the request
     /// path.
     pub fn refresh(&self) {
-        let _changing = self.changing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _changing = self
+            .changing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(refreshed) = self.refreshed_backends() {
             self.publish(refreshed);
         }
@@ -274,7 +277,10 @@ impl BackendPool {
     /// again when `None`) and publishes it; `false` when the pool has no
     /// such backend. Blocks while the balancer learns it.
     pub fn reweigh(&self, backend: &str, weight: Option<u32>) -> bool {
-        let _changing = self.changing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _changing = self
+            .changing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.backends.load().reweighed(backend, weight) {
             Some(reweighed) => {
                 self.publish(reweighed);

@@ -17,9 +17,7 @@ impl Validator<'_> {
             None => None,
             Some(token) => {
                 let text = token.get_ref();
-                if text.len() < MIN_TOKEN_LENGTH
-                    || !text.bytes().all(|b| b.is_ascii_graphic())
-                {
+                if text.len() < MIN_TOKEN_LENGTH || !text.bytes().all(|b| b.is_ascii_graphic()) {
                     return self.fail(
                         "admin.token".to_owned(),
                         token.span(),
