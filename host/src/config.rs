@@ -626,6 +626,34 @@ impl Config {
         validate::validate(source)
     }
 
+    /// Every file this config reads: itself, its plugins' `.wasm` files,
+    /// its certificates and keys. A watched reload watches these.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let plugin_file = |plugin: &PluginRef| match plugin {
+            PluginRef::File(path) => Some(path.clone()),
+            PluginRef::Builtin(_) => None,
+        };
+        let mut files = vec![self.source.path().to_owned()];
+        for pool in &self.pools {
+            if let BalancerRef::Plugin(plugin) = &pool.balancer {
+                files.extend(plugin_file(plugin));
+            }
+            if let Some(interpreter) = pool.health.as_ref().and_then(|h| h.interpreter.as_ref()) {
+                files.extend(plugin_file(interpreter));
+            }
+        }
+        files.extend(self.filters.iter().filter_map(|f| plugin_file(&f.plugin)));
+        for tls in self.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+            for certificate in &tls.certificates {
+                files.push(certificate.cert.clone());
+                files.push(certificate.key.clone());
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
+    }
+
     /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
         self.pools.iter().find(|pool| pool.name == name)

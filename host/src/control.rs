@@ -210,6 +210,7 @@ async fn reload(
     // `Server::reload` already moves off the runtime's threads.
     let config = Config::load(config_path)?;
     let added = server.reload(&config).await?;
+    crate::logging::apply(&config.log);
     let added = added.into_iter().map(ListenerInfo::from).collect();
     Ok(Reloaded {
         generation: server.generation(),
@@ -217,6 +218,10 @@ async fn reload(
         shutdown_grace: config.shutdown_grace,
     })
 }
+
+mod watch;
+
+pub use watch::{FileWatch, WatchError};
 
 #[cfg(test)]
 mod tests;

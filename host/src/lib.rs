@@ -25,6 +25,7 @@ pub mod host_pattern;
 pub mod http1;
 pub mod l4;
 pub mod l7;
+pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod plugin;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use bascule::config::Config;
-use bascule::control::{ListenerInfo, ReloadError, Reloaded, ServerHandle};
+use bascule::control::{FileWatch, ListenerInfo, ReloadError, Reloaded, ServerHandle};
 use bascule::demo::Demo;
 use bascule::plan::Plan;
 use bascule::plugin::PluginRuntime;
@@ -35,6 +35,10 @@ enum Command {
         /// The TOML config file.
         #[arg(short, long)]
         config: PathBuf,
+        /// Reload when the config file or a plugin it names changes (as
+        /// `[reload] watch = true`).
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate a config file, load its plugins, and exit.
     Check {
@@ -51,15 +55,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours for a person at a terminal; none in files and journals.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     match run(cli.command, cli.workers) {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,11 +72,29 @@ fn run(command: Command, workers: Option<u16>) -> Result<()> {
         Command::Demo { .. } => workers.or(Some(1)),
         _ => workers,
     };
+    // `run` logs as its config says; the config is read first, and its
+    // errors printed plainly.
+    let loaded = match &command {
+        Command::Run { config, .. } => Some(Config::load(config)?),
+        _ => None,
+    };
+    let log = loaded
+        .as_ref()
+        .map(|config| config.log.clone())
+        .unwrap_or_default();
+    bascule::logging::init(&log)?;
     let runtime = runtime(workers).context("starting the async runtime")?;
-    match command {
-        Command::Check { config } => check(&config),
-        Command::Run { config } => runtime.block_on(serve(&config)),
-        Command::Demo { listen } => runtime.block_on(demo(listen)),
+    match (command, loaded) {
+        (Command::Check { config }, _) => check(&config),
+        (
+            Command::Run {
+                config: path,
+                watch,
+            },
+            Some(config),
+        ) => runtime.block_on(serve(&path, config, watch)),
+        (Command::Demo { listen }, _) => runtime.block_on(demo(listen)),
+        (Command::Run { .. }, None) => anyhow::bail!("the config was not read"),
     }
 }
 
@@ -116,16 +129,25 @@ fn check(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn serve(path: &std::path::Path) -> Result<()> {
+async fn serve(path: &std::path::Path, config: Config, watch: bool) -> Result<()> {
     // Installed first: SIGHUP's default action would end the process.
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let config = Config::load(path)?;
     let server = Server::start(&config).await?;
     let listeners: Vec<ListenerInfo> = server.listeners().iter().map(ListenerInfo::from).collect();
     let admin = server.admin().map(|admin| admin.address);
     // The control task owns the server before anyone is told where it
     // listens: `POST /reload` works from the first request.
     let (handle, control) = ServerHandle::spawn(server, path.to_owned());
+    let watching = (watch || config.reload.watch)
+        .then(|| {
+            FileWatch::start(
+                handle.downgrade(),
+                path.to_owned(),
+                &config,
+                config.reload.debounce,
+            )
+        })
+        .transpose()?;
     announce(listeners.into_iter());
     if let Some(address) = admin {
         println!("bascule: admin serving http://{address}");
@@ -148,6 +170,7 @@ async fn serve(path: &std::path::Path) -> Result<()> {
             }
         }
     }
+    drop(watching);
     let finished = handle.shutdown(grace).await;
     control.finished().await;
     // A non-zero exit tells systemd and Kubernetes that the stop cut

@@ -315,24 +315,23 @@ async fn out_of_file_descriptors_accept_backs_off_and_recovers() {
     assert!(bascule.metric("bascule_accept_failures_total", &[]).await >= 1.0);
 }
 
-#[test]
-fn logs_to_a_pipe_carry_no_colour_codes() {
+/// `bascule run` on `config` with `RUST_LOG` set to `rust_log` (removed
+/// when `None`), its stderr read line by line on a thread.
+fn run_with_stderr(
+    dir: &std::path::Path,
+    config: &str,
+    rust_log: Option<&str>,
+) -> (KilledOnDrop, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bascule.toml");
-    std::fs::write(
-        &path,
-        single_pool_config(
-            "builtin:round-robin",
-            "",
-            ["{ address = \"127.0.0.1:9\" }".to_owned()],
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bascule"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
+    let path = dir.join("bascule.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bascule"));
+    command.args(["run", "-c"]).arg(&path);
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -349,14 +348,62 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
             }
         }
     });
-    let listening = lines
-        .recv_timeout(WAIT)
-        .into_iter()
-        .chain(std::iter::from_fn(|| lines.recv_timeout(WAIT).ok()))
-        .find(|line| line.contains("listening"));
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = listening.expect("an info line saying the listener is listening");
+    (KilledOnDrop(child), lines)
+}
+
+/// The first line of `lines` that contains `text`, waiting at most
+/// [`WAIT`] for each.
+fn first_line_with(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> Option<String> {
+    std::iter::from_fn(|| lines.recv_timeout(WAIT).ok()).find(|line| line.contains(text))
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = single_pool_config(
+        "builtin:round-robin",
+        "",
+        ["{ address = \"127.0.0.1:9\" }".to_owned()],
+    );
+    let (_bascule, lines) = run_with_stderr(dir.path(), &config, Some("info"));
+    let line = first_line_with(&lines, "listening")
+        .expect("an info line saying the listener is listening");
     assert!(!line.contains('\u{1b}'), "colour codes in a pipe: {line:?}");
     assert!(line.contains("INFO"), "{line}");
+}
+
+/// `[log] format = "json"`: every line one JSON object with a timestamp,
+/// a reload's errors among them.
+#[test]
+fn json_logs_carry_timestamps_and_reload_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = single_pool_config(
+        "builtin:round-robin",
+        "\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
+        ["{ address = \"127.0.0.1:9\" }".to_owned()],
+    );
+    let (bascule, lines) = run_with_stderr(dir.path(), &config, None);
+    let listening = first_line_with(&lines, "listening").expect("a line saying it listens");
+    let parsed: serde_json::Value = serde_json::from_str(&listening).unwrap();
+    assert_eq!(parsed["level"], "INFO", "{parsed}");
+    assert!(
+        parsed["timestamp"].as_str().unwrap().starts_with("20"),
+        "{parsed}"
+    );
+
+    std::fs::write(dir.path().join("bascule.toml"), "[[listeners]]\nname = 1\n").unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &bascule.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rejected = first_line_with(&lines, "reload rejected").expect("the reload's verdict logged");
+    let parsed: serde_json::Value = serde_json::from_str(&rejected).unwrap();
+    assert_eq!(parsed["level"], "WARN", "{parsed}");
+    assert!(parsed["timestamp"].is_string(), "{parsed}");
+    let error = parsed["error"].as_str().unwrap();
+    assert!(
+        error.contains("bascule.toml:2:") && error.contains("listeners[0].name"),
+        "{error}"
+    );
 }

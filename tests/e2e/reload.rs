@@ -101,3 +101,58 @@ async fn bad_reload_is_reported_and_the_running_config_keeps_serving() {
     );
     assert_eq!(bodies(&bascule, "web", 2).await, ["b2", "b1"]);
 }
+
+/// `[reload] watch`: a plugin replaced on disk is reloaded without a
+/// signal; a half-written one is refused and the running config stays.
+#[tokio::test]
+async fn a_watched_plugin_that_changes_on_disk_is_reloaded() {
+    let (b1, b2) = (
+        RecordingBackend::start("b1").await,
+        RecordingBackend::start("b2").await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let picker = dir.path().join("picker.wasm");
+    std::fs::copy(test_plugin("test-pick-last"), &picker).unwrap();
+    let config = single_pool_config(
+        &picker.display().to_string(),
+        "\n[reload]\nwatch = true\ndebounce = \"100ms\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n",
+        [b1.toml(), b2.toml()],
+    );
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    assert_eq!(bodies(&bascule, "web", 4).await, ["b2"; 4]);
+
+    // Half a component, as a copy caught mid-write: refused, still serving.
+    let round_robin = std::fs::read(test_plugin("round-robin")).unwrap();
+    std::fs::write(&picker, &round_robin[..round_robin.len() / 2]).unwrap();
+    let refused = eventually(|| async {
+        bascule
+            .metric("bascule_config_reloads_total", &["result=\"invalid\""])
+            .await
+            + bascule
+                .metric("bascule_config_reloads_total", &["result=\"failed\""])
+                .await
+            >= 1.0
+    })
+    .await;
+    assert!(refused, "the half-written plugin was not tried");
+    assert_eq!(bascule.metric("bascule_config_generation", &[]).await, 1.0);
+    assert_eq!(bodies(&bascule, "web", 2).await, ["b2"; 2]);
+
+    // The whole file, renamed into place as deploy tools do: reloaded.
+    let staged = dir.path().join("picker.wasm.new");
+    std::fs::write(&staged, &round_robin).unwrap();
+    std::fs::rename(&staged, &picker).unwrap();
+    let reloaded =
+        eventually(|| async { bascule.metric("bascule_config_generation", &[]).await == 2.0 })
+            .await;
+    assert!(reloaded, "the replaced plugin was not reloaded");
+    let mut seen = bodies(&bascule, "web", 4).await;
+    seen.sort();
+    assert_eq!(seen, ["b1", "b1", "b2", "b2"]);
+    assert_eq!(
+        bascule
+            .metric("bascule_config_reloads_total", &["result=\"ok\""])
+            .await,
+        1.0
+    );
+}
