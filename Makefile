@@ -26,12 +26,13 @@ vtc: wasm-target test-packages
 
 ## Third-party programs the end-to-end tests run: a real DNS server
 ## (dnsmasq), the VTest engine for the protocol scripts (varnishtest), the
-## TLS scanner run against TLS listeners (testssl.sh) and the Prometheus
-## metrics linter run on a real scrape (promtool, from `prometheus`).
+## TLS scanner run against TLS listeners (testssl.sh), the Prometheus
+## metrics linter run on a real scrape (promtool, from `prometheus`) and
+## the headless browser the status page is tested in (chromium).
 test-packages:
-	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 && command -v testssl >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 && command -v testssl >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base varnish testssl.sh prometheus; }
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base varnish testssl.sh prometheus chromium; }
 
 ## Fuzz the request-head steps (authority, path, framing, hop-by-hop) for
 ## FUZZ_SECONDS with libFuzzer. cargo-fuzz's flags are unstable ones, which

@@ -27,6 +27,7 @@ mod request_context;
 mod retries;
 mod routing;
 mod sandbox;
+mod status_page;
 mod support;
 mod tcp;
 mod tcp_backends;
