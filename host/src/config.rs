@@ -136,6 +136,8 @@ pub struct AccessLogConfig {
     pub path: Option<PathBuf>,
     /// Lines held for the writer; past it lines are dropped and counted.
     pub buffer: usize,
+    /// Where `path` was written (or the table), for open errors.
+    pub location: FieldLocation,
 }
 
 /// The lines queued for the access-log writer by default: a second of a

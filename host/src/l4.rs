@@ -9,6 +9,7 @@
 
 pub mod client_hello;
 mod connection;
+mod connection_log;
 pub mod forward;
 mod listener;
 mod metrics;

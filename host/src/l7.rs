@@ -11,6 +11,7 @@ mod activity;
 mod attempt;
 mod authority;
 mod conditions;
+mod exchange;
 mod extended_connect;
 mod filter;
 mod framing;

@@ -98,6 +98,9 @@ pub const TLS_HANDSHAKES: &str = "bascule_tls_handshakes_total";
 /// (`timeout`, `failed`).
 pub const TLS_HANDSHAKE_ERRORS: &str = "bascule_tls_handshake_errors_total";
 
+/// Access-log lines dropped because the writer was behind.
+pub const ACCESS_LOG_DROPPED: &str = "bascule_access_log_dropped_total";
+
 /// `accept` calls that failed (out of file descriptors, ...).
 pub const ACCEPT_FAILURES: &str = "bascule_accept_failures_total";
 
@@ -323,6 +326,10 @@ fn describe() {
     metrics::describe_counter!(
         HTTP_CONNECTIONS_REFUSED,
         "HTTP client connections refused past max-connections"
+    );
+    metrics::describe_counter!(
+        ACCESS_LOG_DROPPED,
+        "access-log lines dropped because the writer was behind"
     );
     metrics::describe_counter!(ACCEPT_FAILURES, "failed accept() calls on listeners");
     metrics::describe_counter!(HTTP_RETRIES, "requests tried again, by reason");

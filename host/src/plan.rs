@@ -9,6 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
+
 use crate::config::{Config, ConfigErrors, FieldLocation};
 use crate::health::HealthCheck;
 use crate::l4::TcpListenerPlan;
@@ -40,6 +42,8 @@ pub struct Plan {
     source: crate::config::ConfigSource,
     /// The bearer token admin requests must carry.
     admin_token: Option<Arc<str>>,
+    /// Where requests and connections are logged, when they are.
+    access_log: Option<AccessLog>,
 }
 
 /// One listener's address and routes.
@@ -77,6 +81,9 @@ pub enum PlanCause {
     /// A listener's certificate.
     #[error(transparent)]
     Certificate(#[from] crate::tls::CertificateError),
+    /// The access log's file.
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::AccessLogError),
     /// A pool's TLS to its backends.
     #[error(transparent)]
     UpstreamTls(#[from] crate::tls::UpstreamTlsError),
@@ -150,6 +157,16 @@ impl Plan {
                 }
             }
         }
+        let access_log = match &config.access_log {
+            Some(log) => match AccessLog::open(log) {
+                Ok(opened) => Some(opened),
+                Err(error) => {
+                    errors.push(PlanError::at(&log.location, error).reported(config));
+                    None
+                }
+            },
+            None => None,
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -158,7 +175,14 @@ impl Plan {
             .iter()
             .zip(tls)
             .map(|(listener, tls)| {
-                listeners::listener_plan(listener, &pools, &filters, &rate_limits, tls)
+                listeners::listener_plan(
+                    listener,
+                    &pools,
+                    &filters,
+                    &rate_limits,
+                    tls,
+                    access_log.as_ref(),
+                )
             })
             .collect();
         Ok(Plan {
@@ -170,6 +194,7 @@ impl Plan {
             joined,
             source: config.source.clone(),
             admin_token: config.admin.as_ref().and_then(|admin| admin.token.clone()),
+            access_log,
         })
     }
 
@@ -215,6 +240,11 @@ impl Plan {
     /// The config file this plan was built from, as it was read.
     pub fn source(&self) -> &crate::config::ConfigSource {
         &self.source
+    }
+
+    /// Where requests and connections are logged; `None`: they are not.
+    pub fn access_log(&self) -> Option<&AccessLog> {
+        self.access_log.as_ref()
     }
 
     /// The bearer token admin requests must carry, when one is set.

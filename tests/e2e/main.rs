@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod access_log;
 mod admin;
 mod admin_api;
 mod algorithms;

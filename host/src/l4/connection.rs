@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::client_hello::{ClientHelloReader, HelloProgress};
+use super::connection_log::ConnectionLog;
 use super::forward::ByteMeter as _;
 use super::forward::{self, BridgeEnd, BridgeOptions};
 use super::listener::TcpListenerPlan;
@@ -64,14 +65,20 @@ pub async fn serve_connection(
     let started = Instant::now();
     context.metrics.opened();
     let _ = client.set_nodelay(true);
+    let mut log = ConnectionLog::new(
+        Arc::clone(&context.listener),
+        Arc::clone(&context.metrics),
+        listener.as_ref().and_then(|l| l.access_log.clone()),
+        canonical(peer),
+    );
     let reason = match listener {
-        Some(listener) => serve(&mut client, peer, listener, &context).await,
+        Some(listener) => serve(&mut client, peer, listener, &context, &mut log).await,
         None => CloseReason::NoRoute,
     };
     tracing::debug!(%peer, ?reason, "tcp connection closed");
-    context
-        .metrics
-        .closed(reason, started.elapsed().as_secs_f64());
+    let lasted = started.elapsed();
+    context.metrics.closed(reason, lasted.as_secs_f64());
+    log.finish(reason, lasted);
 }
 
 async fn serve(
@@ -79,6 +86,7 @@ async fn serve(
     peer: SocketAddr,
     listener: Arc<TcpListenerPlan>,
     context: &Context,
+    log: &mut ConnectionLog,
 ) -> CloseReason {
     let peer = canonical(peer);
     let local = client.local_addr().map_or(peer, canonical);
@@ -91,6 +99,10 @@ async fn serve(
         return CloseReason::NoRoute;
     };
     let pool = Arc::clone(&route.pool);
+    log.client = preamble.client;
+    if log.is_logged() {
+        log.pool = Some(Arc::clone(pool.name()));
+    }
     let terminate = route.terminate_tls.then(|| listener.tls.clone()).flatten();
     let options = BridgeOptions {
         idle_timeout: listener.idle_timeout,
@@ -123,12 +135,12 @@ async fn serve(
     // The setup's futures (choice, connect) are several KiB; boxed, they
     // are freed once the bridge starts, and an idle connection holds only
     // the bridge's state.
-    let bridged = match Box::pin(set_up(preamble, session, pool, local, context)).await {
+    let bridged = match Box::pin(set_up(preamble, session, pool, local, context, log)).await {
         Ok(bridged) => bridged,
         Err(reason) => return reason,
     };
     let drained = crate::upstream::drained(bridged.leaving, bridged.drain_timeout);
-    let meter = &*context.metrics;
+    let meter = &*log;
     let mut upstream = bridged.upstream;
     let idle = options.idle_timeout;
     let end = match tls {
@@ -173,6 +185,7 @@ async fn set_up(
     pool: Arc<BackendPool>,
     local: SocketAddr,
     context: &Context,
+    log: &mut ConnectionLog,
 ) -> Result<Bridged, CloseReason> {
     let sni = session
         .as_ref()
@@ -197,6 +210,9 @@ async fn set_up(
     let Some((upstream, backend)) = connect(&pool, &choice).await else {
         return Err(CloseReason::ConnectFailed);
     };
+    if log.is_logged() {
+        log.backend = Some(backend.id.clone());
+    }
     let active = backend.stats.start();
     let leaving = backend.stats.leaving();
     let settings = *pool.settings();
@@ -211,7 +227,7 @@ async fn set_up(
         tracing::debug!(%error, "backend closed before the first bytes");
         return Err(CloseReason::Error);
     }
-    context.metrics.client_to_backend(early_payload);
+    log.client_to_backend(early_payload);
     Ok(Bridged {
         upstream,
         _active: active,

@@ -23,6 +23,8 @@ pub struct TcpListenerPlan {
     pub accept_proxy_protocol_from: Vec<IpNet>,
     /// The certificates routes with `terminate_tls` decrypt with.
     pub tls: Option<Arc<ServerTls>>,
+    /// Where connections are logged, when they are.
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 /// One route: connections whose SNI matches go to `pool`.

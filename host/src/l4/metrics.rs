@@ -117,7 +117,7 @@ impl CloseReason {
         CloseReason::TlsHandshake,
     ];
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             CloseReason::Done => "done",
             CloseReason::Idle => "idle-timeout",

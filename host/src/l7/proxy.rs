@@ -27,6 +27,7 @@ use http_body_util::Either;
 
 use super::attempt::{Attempt, AttemptCause};
 use super::authority::Authority;
+use super::exchange::Exchange;
 use super::filter::{FilterVerdict, HeaderFilter, KeptRequest};
 use super::framing;
 use super::grpc;
@@ -38,7 +39,7 @@ use super::route::RouteTarget;
 use super::route_action;
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
-use crate::metrics::{ResponseSeries, StatusClasses};
+use crate::metrics::StatusClasses;
 use crate::plan::Plan;
 use crate::upstream::{
     AttemptFailure, Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind,
@@ -126,19 +127,29 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let call = grpc::Call::of(request.headers());
         let started = tokio::time::Instant::now();
-        let mut matched = None;
-        let response = match self.proxy(request, client, call, &mut matched).await {
+        let plan = self.plan.load();
+        let mut exchange = Exchange::new(
+            plan.access_log(),
+            &self.listener,
+            client.socket,
+            request.method(),
+            request.uri(),
+        );
+        drop(plan);
+        let response = match self.proxy(request, client, call, &mut exchange).await {
             Ok(response) | Err(response) => response,
         };
         self.requests.count(response.status());
-        if let Some(route) = matched {
+        if let Some(route) = &exchange.route {
             route.record(response.status(), started.elapsed());
         }
-        match call {
+        let mut response = match call {
             // The proxy's own answers, as gRPC statuses.
             Some(call) if matches!(response.body(), Either::Right(_)) => call.answer(response),
             _ => response,
-        }
+        };
+        exchange.finish(&mut response, started);
+        response
     }
 
     async fn proxy(
@@ -146,7 +157,7 @@ impl Proxy {
         request: Request<ClientBody>,
         client: &ClientAddress,
         call: Option<grpc::Call>,
-        matched: &mut Option<Arc<ResponseSeries>>,
+        exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         let (mut head, body) = request.into_parts();
         let Routed {
@@ -159,7 +170,7 @@ impl Proxy {
             upgrades,
             filters,
             limits,
-        } = self.route(&mut head, client, matched)?;
+        } = self.route(&mut head, client, exchange)?;
         prepare_head(
             &mut head,
             client,
@@ -167,6 +178,14 @@ impl Proxy {
             &upgrades,
             &forwarding,
         )?;
+        if let Some(entry) = exchange.entry() {
+            entry.pool = Some(Arc::clone(pool.name()));
+            entry.request_id = head
+                .headers
+                .get(headers::X_REQUEST_ID)
+                .and_then(|id| id.to_str().ok())
+                .map(str::to_owned);
+        }
         if let Some(max) = max_body_size
             && framing::declared_length(&head.headers).is_some_and(|length| length > max)
         {
@@ -193,7 +212,7 @@ impl Proxy {
             tls: client.tls.clone(),
             http: Some(Arc::new(head)),
         };
-        filter_request(&filters, &mut view)?;
+        filter_request(&filters, &mut view, exchange)?;
         // Response filters keep what they declared of the request as it
         // was sent, not the head.
         let kept = keep_for_response(&filters, &view);
@@ -202,7 +221,9 @@ impl Proxy {
             response::local(StatusCode::SERVICE_UNAVAILABLE, "no backend available")
         })?;
         let head = into_head(view);
-        let body = RequestBody::new(body, limits.request_body_timeout).limited_to(max_body_size);
+        let body = RequestBody::new(body, limits.request_body_timeout)
+            .limited_to(max_body_size)
+            .counted_into(exchange.body_counter());
         // The earlier of the route's deadline and the gRPC call's.
         let route_deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
         let deadline = match (route_deadline, call.and_then(|call| call.deadline)) {
@@ -211,7 +232,7 @@ impl Proxy {
         };
         let request = Request::from_parts(head, body);
         let mut response = self
-            .attempts(&pool, &choice, request, deadline, &retry, limits)
+            .attempts(&pool, &choice, request, deadline, &retry, limits, exchange)
             .await?;
         if let (Some(at), Either::Left(body)) = (deadline, response.body_mut()) {
             // A gRPC call ends with its status; anything else is cut short.
@@ -231,7 +252,7 @@ impl Proxy {
         &self,
         head: &mut http::request::Parts,
         client: &ClientAddress,
-        matched: &mut Option<Arc<ResponseSeries>>,
+        exchange: &mut Exchange,
     ) -> Result<Routed, Response<ProxyBody>> {
         let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();
@@ -240,7 +261,10 @@ impl Proxy {
         let authority = target::decide(head, table.paths()).map_err(answer)?;
         let host = authority.as_ref().map(|a| a.host.as_str());
         let route = table.find(host, head).ok_or_else(no_route)?;
-        *matched = Some(Arc::clone(&route.metrics));
+        exchange.route = Some(Arc::clone(&route.metrics));
+        if let Some(entry) = exchange.entry() {
+            entry.route = Some(Arc::clone(&route.name));
+        }
         if let Some(limit) = &route.limit
             && let Err(wait) = limit.check(head, client.socket.ip())
         {
@@ -293,6 +317,7 @@ impl Proxy {
         deadline: Option<tokio::time::Instant>,
         policy: &RetryPolicy,
         limits: ConnectionLimits,
+        exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
         policy.record_request();
         let idempotent = request.method().is_idempotent();
@@ -338,8 +363,15 @@ impl Proxy {
                     replayable,
                     resent,
                 };
+                let sent_at = tokio::time::Instant::now();
+                if let Some(entry) = exchange.entry() {
+                    entry.backend = Some(backend.id.clone());
+                }
                 let failed = match attempt.run(request).await {
                     Ok(response) => {
+                        if let Some(entry) = exchange.entry() {
+                            entry.upstream_duration = Some(sent_at.elapsed());
+                        }
                         let status = response.status().as_u16();
                         if last || !policy.retries_status(status) {
                             return Ok(client_response(response, choice, backend));
@@ -349,6 +381,7 @@ impl Proxy {
                         match policy.decide_status(status, context(replayable(&kept))) {
                             RetryDecision::NextCandidate(reason) => {
                                 count_retry(pool, reason);
+                                exchange.retried();
                                 tracing::debug!(pool = %pool.name(), backend = %backend.id, status, "retrying on the next candidate");
                                 pending = again(&kept);
                                 break;
@@ -377,11 +410,13 @@ impl Proxy {
                         metrics::counter!(crate::metrics::UPSTREAM_RESENT, "pool" => pool.name().to_string())
                             .increment(1);
                         resent = true;
+                        exchange.retried();
                         pending = Some(next);
                     }
                     (RetryDecision::NextCandidate(reason), Some(next)) => {
                         tracing::warn!(pool = %pool.name(), backend = %backend.id, %error, "trying next backend");
                         count_retry(pool, reason);
+                        exchange.retried();
                         pending = Some(next);
                         break;
                     }
@@ -558,9 +593,16 @@ pub fn prepare_for_routing(
 fn filter_request(
     filters: &[Arc<dyn HeaderFilter>],
     request: &mut RequestView,
+    exchange: &mut Exchange,
 ) -> Result<(), Response<ProxyBody>> {
     for filter in filters {
-        match filter.on_request(request) {
+        let verdict = filter.on_request(request);
+        if let (Some(entry), Ok(FilterVerdict::Respond(_)) | Err(_)) = (exchange.entry(), &verdict)
+        {
+            let how = if verdict.is_ok() { "respond" } else { "failed" };
+            entry.verdict = Some(format!("{}:{how}", filter.name()));
+        }
+        match verdict {
             Ok(FilterVerdict::Forward) => {}
             Ok(FilterVerdict::Respond(answer)) => return Err(response::from_filter(answer)),
             Err(error) => {

@@ -20,6 +20,7 @@ pub(super) fn listener_plan(
     filters: &[(&str, Arc<dyn HeaderFilter>)],
     limits: &RateLimits,
     tls: Option<Arc<ServerTls>>,
+    access_log: Option<&crate::access_log::AccessLog>,
 ) -> ListenerPlan {
     // Validation made sure every route names a pool and declared filters.
     let pool_of = |name: &str| pools.iter().find(|p| **p.name() == *name).cloned();
@@ -83,6 +84,7 @@ pub(super) fn listener_plan(
             zero_copy: tcp.zero_copy,
             accept_proxy_protocol_from: tcp.accept_proxy_protocol_from.clone(),
             tls: tls.clone(),
+            access_log: access_log.cloned(),
         })),
     };
     ListenerPlan {

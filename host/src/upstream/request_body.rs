@@ -43,6 +43,9 @@ pub struct RequestBody {
     kept: Option<KeptBody>,
     /// The route's `max-body-size`, and the bytes read so far.
     limit: Option<(u64, u64)>,
+    /// Where the bytes read from the client are added up (for the access
+    /// log), when anyone asked.
+    counted: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// A request body as far as it was read, kept for a retry while within
@@ -88,6 +91,7 @@ impl RequestBody {
             waiting: None,
             kept: None,
             limit: None,
+            counted: None,
         }
     }
 
@@ -95,6 +99,13 @@ impl RequestBody {
     #[must_use]
     pub fn limited_to(mut self, max: Option<u64>) -> Self {
         self.limit = max.map(|max| (max, 0));
+        self
+    }
+
+    /// Adds the bytes read from the client to `counter`.
+    #[must_use]
+    pub fn counted_into(mut self, counter: Option<Arc<std::sync::atomic::AtomicU64>>) -> Self {
+        self.counted = counter;
         self
     }
 
@@ -178,6 +189,11 @@ impl Body for RequestBody {
         };
         if let Poll::Ready(mut frame) = polled {
             this.waiting = None;
+            if let (Some(counted), Some(Ok(data))) = (&this.counted, &frame)
+                && let Some(data) = data.data_ref()
+            {
+                counted.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             if let (Some((max, read)), Some(Ok(data))) = (&mut this.limit, &frame)
                 && let Some(data) = data.data_ref()
             {

@@ -40,7 +40,15 @@ pub struct UpstreamBody {
     drain: Drain,
     /// Where the request path wants the body to end at the latest.
     cutoff: Option<Cutoff>,
+    /// Data bytes passed on so far.
+    sent: u64,
+    /// Told how many bytes went out once the body is done with (read to
+    /// its end, cut off, or dropped by a client that left).
+    on_end: Option<OnEnd>,
 }
+
+/// What runs when a body is done with, given the bytes it passed on.
+pub type OnEnd = Box<dyn FnOnce(u64) + Send>;
 
 enum Source {
     Http1(ResponseBody),
@@ -103,6 +111,8 @@ impl UpstreamBody {
             }),
             drain: Drain::Unarmed(drain_timeout),
             cutoff: None,
+            sent: 0,
+            on_end: None,
         }
     }
 
@@ -121,6 +131,8 @@ impl UpstreamBody {
             }),
             drain: Drain::Unarmed(drain_timeout),
             cutoff: None,
+            sent: 0,
+            on_end: None,
         }
     }
 
@@ -132,6 +144,8 @@ impl UpstreamBody {
             release: None,
             drain: Drain::Unarmed(Duration::ZERO),
             cutoff: None,
+            sent: 0,
+            on_end: None,
         }
     }
 
@@ -145,6 +159,11 @@ impl UpstreamBody {
             at: Box::pin(tokio::time::sleep_until(at)),
             end: trailers.map_or(CutoffEnd::Fail, CutoffEnd::Trailers),
         });
+    }
+
+    /// Runs `on_end` with the bytes passed on, once the body is done with.
+    pub fn on_end(&mut self, on_end: OnEnd) {
+        self.on_end = Some(on_end);
     }
 
     fn release(&mut self) {
@@ -242,7 +261,11 @@ impl Body for UpstreamBody {
                     return Poll::Ready(Some(Err(ExchangeError::Drained)));
                 }
             }
-            Poll::Ready(Some(Ok(_))) => {}
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
         }
         polled
     }
@@ -269,6 +292,9 @@ impl Drop for UpstreamBody {
         // Bodiless responses (HEAD, 204, 304) may never be polled.
         if self.is_end_stream() {
             self.release();
+        }
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.sent);
         }
     }
 }

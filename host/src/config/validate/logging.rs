@@ -63,10 +63,15 @@ impl Validator<'_> {
                 .bounded("access-log.buffer".to_owned(), buffer, 16, 1_048_576)
                 .map(|n| n as usize),
         };
+        let location = FieldLocation {
+            span: raw.path.as_ref().map(toml::Spanned::span),
+            field: "access-log.path".to_owned(),
+        };
         Some(AccessLogConfig {
             format: format?,
             path: path?,
             buffer: buffer?,
+            location,
         })
     }
 }
