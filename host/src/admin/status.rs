@@ -37,9 +37,8 @@ pub fn render(plan: &Plan, recent: &Windows) -> Value {
         "window-seconds": super::recent::WINDOW.as_secs(),
         "listeners": plan.listeners().iter().map(|listener| render_listener(listener, recent)).collect::<Vec<_>>(),
         "pools": plan.pools().iter().map(|pool| {
-            let mut rendered = render_pool(pool, recent);
-            rendered["health-check"] = health_checks.get(&**pool.name()).cloned().unwrap_or(Value::Null);
-            rendered
+            let check = health_checks.get(&**pool.name()).cloned().unwrap_or(Value::Null);
+            render_pool(pool, recent, check)
         }).collect::<Vec<_>>(),
     })
 }
@@ -139,7 +138,7 @@ fn render_listener(listener: &ListenerPlan, recent: &Windows) -> Value {
     })
 }
 
-fn render_pool(pool: &BackendPool, recent: &Windows) -> Value {
+fn render_pool(pool: &BackendPool, recent: &Windows, health_check: Value) -> Value {
     let backends = pool.backends();
     let window = |id: &str| recent.get(&Subject::Backend(pool.name().to_string(), id.to_owned()));
     let pool_requests: u64 = backends
@@ -153,6 +152,7 @@ fn render_pool(pool: &BackendPool, recent: &Windows) -> Value {
         "balancer": pool.balancer_name(),
         "balancer-sha256": pool.balancer_report().map(|report| report.digest),
         "plugin-failures": pool.balancer_report().map_or(0, |report| report.failures),
+        "health-check": health_check,
         "on-plugin-failure": match pool.settings().on_balancer_failure {
             PluginFailurePolicy::RoundRobin => "round-robin",
             PluginFailurePolicy::FailClosed => "fail-closed",

@@ -68,6 +68,14 @@ struct Routed {
     limits: ConnectionLimits,
 }
 
+/// What bounds the attempts of one request: its deadline, the route's
+/// retry policy and the listener's limits.
+struct Bounds<'a> {
+    deadline: Option<tokio::time::Instant>,
+    policy: &'a RetryPolicy,
+    limits: ConnectionLimits,
+}
+
 /// Serves the requests of one listener against the current plan.
 pub struct Proxy {
     listener: Arc<str>,
@@ -232,7 +240,17 @@ impl Proxy {
         };
         let request = Request::from_parts(head, body);
         let mut response = self
-            .attempts(&pool, &choice, request, deadline, &retry, limits, exchange)
+            .attempts(
+                &pool,
+                &choice,
+                request,
+                Bounds {
+                    deadline,
+                    policy: &retry,
+                    limits,
+                },
+                exchange,
+            )
             .await?;
         if let (Some(at), Either::Left(body)) = (deadline, response.body_mut()) {
             // A gRPC call ends with its status; anything else is cut short.
@@ -314,11 +332,14 @@ impl Proxy {
         pool: &BackendPool,
         choice: &Choice,
         mut request: Request<RequestBody>,
-        deadline: Option<tokio::time::Instant>,
-        policy: &RetryPolicy,
-        limits: ConnectionLimits,
+        bounds: Bounds<'_>,
         exchange: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+        let Bounds {
+            deadline,
+            policy,
+            limits,
+        } = bounds;
         policy.record_request();
         let idempotent = request.method().is_idempotent();
         // What a retry of a sent request needs: the head and the body as

@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn each_thread_keeps_its_own_instance_and_the_supervisor_reaches_all() {
-        let instances = Instances::new("test".into());
+        let instances = Instances::new("test".into(), PluginUse::Pool("test".into()));
         let next = AtomicU32::new(0);
         instances.check_in(numbered(&next)().unwrap());
 
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_standby_that_fails_its_update_leaves_the_worker_its_instance() {
-        let instances = Instances::new("test".into());
+        let instances = Instances::new("test".into(), PluginUse::Pool("test".into()));
         let next = AtomicU32::new(0);
         assert_eq!(ids_on_this_thread(&instances, &next), [0, 0, 0]);
         let updated = instances.refresh(numbered(&next), |_| {
@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn before_any_worker_calls_the_load_time_instance_is_updated_in_place() {
-        let instances = Instances::new("test".into());
+        let instances = Instances::new("test".into(), PluginUse::Pool("test".into()));
         let next = AtomicU32::new(0);
         instances.check_in(numbered(&next)().unwrap());
         let updated = instances.refresh(numbered(&next), |i| {

@@ -43,6 +43,7 @@ fn builtin(runtime: &PluginRuntime, name: &str, set: &Arc<BackendSet>) -> WasmBa
         .compile_balancer(&PluginRef::Builtin(name.to_owned()))
         .unwrap();
     WasmBalancer::new(
+        "test",
         compiled,
         "{}".to_owned(),
         vec![Protocol::Http],
@@ -177,6 +178,7 @@ fn a_plugin_built_against_0_4_0_loads_and_balances() {
     std::fs::remove_dir_all(&dir).unwrap();
     let set = backend_set(3);
     let wasm = WasmBalancer::new(
+        "test",
         compiled.expect("0.4.0 is compatible with 0.4.1"),
         "{}".to_owned(),
         vec![Protocol::Http],

@@ -43,6 +43,7 @@ pub fn wasm_balancer(name: &str, options: &str, set: &Arc<BackendSet>) -> WasmBa
         .compile_balancer(&PluginRef::Builtin(name.to_owned()))
         .unwrap();
     WasmBalancer::new(
+        "test",
         compiled,
         options.to_owned(),
         vec![Protocol::Http],

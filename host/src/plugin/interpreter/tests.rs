@@ -17,7 +17,7 @@ fn interpreter(
 ) -> Result<WasmInterpreter, Error> {
     let runtime = PluginRuntime::new().unwrap();
     let compiled = runtime.compile_interpreter(&plugin)?;
-    WasmInterpreter::new(compiled, options.to_owned(), kind, SandboxConfig::default())
+    WasmInterpreter::new("test", compiled, options.to_owned(), kind, SandboxConfig::default())
 }
 
 fn builtin(name: &str, options: &str, kind: ProbeKind) -> WasmInterpreter {
