@@ -38,7 +38,8 @@
 //! Health interpreters, the third, judge the outcome of an active health
 //! probe: implement [`HealthInterpreter`] and export it with
 //! [`export_health_interpreter!`] (see the [`health`] module). Filters may
-//! take tokens from the proxy's rate limiters (see [`rate_limit`]).
+//! take tokens from the proxy's rate limiters (see [`rate_limit`]). Every
+//! kind may define metrics of its own (see [`metrics`]).
 //!
 //! What the host guarantees, and what it checks:
 //! - `configure` runs once per instance, before anything else.
@@ -62,6 +63,7 @@ pub mod filter;
 pub mod health;
 pub mod key;
 mod log;
+pub mod metrics;
 pub mod rate_limit;
 mod request;
 pub mod ring;
@@ -93,9 +95,10 @@ pub mod filter_bindings {
         pub_export_macro: true,
         export_macro_name: "export_header_filter_world",
         with: {
-            "bascule:plugin/types@0.4.1": crate::bindings::bascule::plugin::types,
-            "bascule:plugin/request-context@0.4.1": crate::bindings::bascule::plugin::request_context,
-            "bascule:plugin/log@0.4.1": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/types@0.4.2": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/request-context@0.4.2": crate::bindings::bascule::plugin::request_context,
+            "bascule:plugin/log@0.4.2": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/metrics@0.4.2": crate::bindings::bascule::plugin::metrics,
         },
     });
 }
@@ -111,8 +114,9 @@ pub mod health_bindings {
         pub_export_macro: true,
         export_macro_name: "export_health_interpreter_world",
         with: {
-            "bascule:plugin/types@0.4.1": crate::bindings::bascule::plugin::types,
-            "bascule:plugin/log@0.4.1": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/types@0.4.2": crate::bindings::bascule::plugin::types,
+            "bascule:plugin/log@0.4.2": crate::bindings::bascule::plugin::log,
+            "bascule:plugin/metrics@0.4.2": crate::bindings::bascule::plugin::metrics,
         },
     });
 }

@@ -23,7 +23,14 @@ fn interpreter(
     let compiled = runtime
         .compile_interpreter(&PluginRef::Builtin(name.to_owned()))
         .unwrap();
-    WasmInterpreter::new("bench", compiled, options.to_owned(), kind, SandboxConfig::default()).unwrap()
+    WasmInterpreter::new(
+        "bench",
+        compiled,
+        options.to_owned(),
+        kind,
+        SandboxConfig::default(),
+    )
+    .unwrap()
 }
 
 fn outcome(kind: ProbeKind, status: Option<u16>, body: &[u8]) -> ProbeOutcome {

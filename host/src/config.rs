@@ -541,7 +541,14 @@ pub struct SandboxConfig {
     pub wall_clock_limit: Duration,
     /// Cap on one instance's linear memory.
     pub memory_limit_bytes: usize,
+    /// Series one plugin use may define through the `metrics` import.
+    pub max_metric_series: usize,
 }
+
+/// Series a plugin use may define by default: enough for a label per
+/// backend of large pools, small enough that a plugin labelling by client
+/// address cannot blow up the scrape.
+pub const DEFAULT_MAX_METRIC_SERIES: usize = 1000;
 
 /// Errors loading a config file.
 #[derive(Debug, thiserror::Error)]
@@ -678,6 +685,7 @@ impl Default for SandboxConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             wall_clock_limit: DEFAULT_WALL_CLOCK_LIMIT,
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_MIB << 20,
+            max_metric_series: DEFAULT_MAX_METRIC_SERIES,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! plugin's name and the kind of failure as labels.
 
 pub mod histogram;
+pub mod plugin_histograms;
 mod responses;
 mod status_classes;
 
@@ -64,6 +65,8 @@ pub const PLUGIN_FAILURES: &str = "bascule_plugin_failures_total";
 /// Calls into plugins, by plugin and hook (`select`, `on-request`,
 /// `on-response`): what a filter's declarations save shows here.
 pub const PLUGIN_CALLS: &str = "bascule_plugin_calls_total";
+/// Series a plugin asked for past its `max-metric-series`, by plugin.
+pub const PLUGIN_METRIC_SERIES_DROPPED: &str = "bascule_plugin_metric_series_dropped_total";
 /// How long plugin calls took, by plugin and hook.
 pub const PLUGIN_CALL_DURATION: &str = "bascule_plugin_call_duration_seconds";
 /// Plugin instances created (at load, on demand, and to replace a failed one).
@@ -217,6 +220,7 @@ pub fn render_histograms() -> String {
     ] {
         family.render(&mut out);
     }
+    plugin_histograms::render(&mut out);
     out
 }
 
@@ -319,6 +323,10 @@ fn describe() {
     metrics::describe_counter!(HEALTH_PROBES, "active health probes, by result");
     metrics::describe_counter!(OUTLIER_EJECTIONS, "backends ejected by outlier detection");
     metrics::describe_counter!(PLUGIN_CALLS, "plugin calls, by hook");
+    metrics::describe_counter!(
+        PLUGIN_METRIC_SERIES_DROPPED,
+        "plugin metric series refused past max-metric-series"
+    );
     metrics::describe_counter!(
         HTTP_CONNECTIONS_CLOSED,
         "HTTP client connections closed by the proxy, by reason"

@@ -21,6 +21,8 @@ mod instances;
 mod interpreter;
 mod limits;
 mod log_gate;
+mod metric_registry;
+mod metrics_import;
 mod rate_limit;
 mod source;
 mod state;

@@ -157,6 +157,11 @@ async fn a_real_scrape_passes_promtool() {
         );
     }
     assert!(bascule.reload(&config).contains("bascule: reloaded"));
+    promtool_passes(&bascule).await;
+}
+
+/// Runs `promtool check metrics` on a scrape of `bascule`.
+async fn promtool_passes(bascule: &Bascule) {
     let scrape = send(bascule.addr("admin"), get("admin", "/metrics")).await;
     assert_eq!(scrape.status, 200);
     let mut promtool = std::process::Command::new("promtool")
@@ -181,6 +186,109 @@ async fn a_real_scrape_passes_promtool() {
         String::from_utf8_lossy(&output.stderr),
         scrape.body
     );
+}
+
+/// A filter's own counter, gauge and histogram appear with their labels;
+/// past `max-metric-series` new series are dropped and counted; the
+/// scrape still passes promtool; a built-in reports its own.
+#[tokio::test]
+async fn plugin_defined_metrics_appear_within_their_series_limit() {
+    let backend = RecordingBackend::start("b1").await;
+    let plugin = test_plugin("test-filter").display().to_string();
+    let config = single_pool_config(
+        "builtin:sticky-cookie",
+        &format!(
+            "{ADMIN}\n[sandbox]\nmax-metric-series = 5\n\n[filters.count]\nplugin = \"{plugin}\"\noptions = {{ mode = \"count\" }}\n"
+        ),
+        [backend.toml()],
+    )
+    .replacen("  pool = \"main\"", "  pool = \"main\"\n  filters = [\"count\"]", 1);
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    // The gauge and the histogram hold two series: three paths fit.
+    for path in ["/a", "/a", "/b", "/c", "/d", "/e", "/e"] {
+        assert_eq!(
+            send(bascule.addr("web"), get("example.test", path))
+                .await
+                .status,
+            200
+        );
+    }
+    let labels = |path: &'static str| [format!("path=\"{path}\""), "filter=\"count\"".to_owned()];
+    for (path, count) in [("/a", 2.0), ("/b", 1.0), ("/c", 1.0)] {
+        let [path_label, filter] = labels(path);
+        let value = bascule
+            .exported(
+                "bascule_plugin_test_filter_paths_total",
+                &[&path_label, &filter, &format!("plugin=\"{plugin}\"")],
+            )
+            .await;
+        assert_eq!(value, Some(count), "{path}");
+    }
+    for path in ["/d", "/e"] {
+        let [path_label, _] = labels(path);
+        assert_eq!(
+            bascule
+                .exported("bascule_plugin_test_filter_paths_total", &[&path_label])
+                .await,
+            None,
+            "{path} is past the limit"
+        );
+    }
+    // /d and /e were refused a series once each (the plugin keeps the
+    // handle it was given, whose updates go nowhere).
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_plugin_metric_series_dropped_total",
+                &[&format!("plugin=\"{plugin}\"")]
+            )
+            .await,
+        2.0
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_plugin_test_filter_requests_seen",
+                &["filter=\"count\""]
+            )
+            .await,
+        7.0
+    );
+    assert_eq!(
+        bascule
+            .metric("bascule_plugin_test_filter_path_length_count", &[])
+            .await,
+        7.0
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_plugin_test_filter_path_length_bucket",
+                &["le=\"1\""]
+            )
+            .await,
+        0.0
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_plugin_test_filter_path_length_bucket",
+                &["le=\"4\""]
+            )
+            .await,
+        7.0
+    );
+    // The sticky cookie's own: seven requests without a cookie.
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_plugin_sticky_cookie_lookups_total",
+                &["pool=\"main\"", "result=\"miss\""]
+            )
+            .await,
+        7.0
+    );
+    promtool_passes(&bascule).await;
 }
 
 #[tokio::test]

@@ -217,7 +217,7 @@ fn health_check_errors_name_the_field() {
         ),
         (
             "interpreter = \"builtin:round-robin\"",
-            "pools.main.health.interpreter: plugin builtin:round-robin cannot be loaded: it is not a health interpreter of bascule:plugin@0.4.1",
+            "pools.main.health.interpreter: plugin builtin:round-robin cannot be loaded: it is not a health interpreter of bascule:plugin@0.4.2",
         ),
         (
             "interpreter = \"builtin:tcp-expect\"\ninterpreter-options = { expect = \"+PONG\" }",

@@ -7,7 +7,7 @@
 //! now, gives the window's requests and their latency distribution.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -40,7 +40,7 @@ pub struct RecentTraffic {
 struct Sample {
     at: Instant,
     /// Each series' bucket bounds and counts.
-    counts: HashMap<Subject, (&'static [f64], Vec<u64>)>,
+    counts: HashMap<Subject, (Arc<[f64]>, Vec<u64>)>,
 }
 
 /// One series over the window.
@@ -139,7 +139,10 @@ impl Sample {
     fn of(plan: &Plan) -> Self {
         let mut counts = HashMap::new();
         let mut add = |subject: Subject, histogram: &Histogram| {
-            counts.insert(subject, (histogram.bounds(), histogram.counts()));
+            counts.insert(
+                subject,
+                (Arc::clone(histogram.bounds()), histogram.counts()),
+            );
         };
         for listener in plan.listeners() {
             if let Some((table, _)) = listener.routes.http() {

@@ -451,4 +451,6 @@ pub struct RawSandbox {
     pub wall_clock_limit: Option<Spanned<String>>,
     #[serde(default)]
     pub memory_limit_mib: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub max_metric_series: Option<Spanned<i64>>,
 }

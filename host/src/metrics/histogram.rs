@@ -10,6 +10,7 @@
 //! recording is a binary search and two atomic adds, with no allocation,
 //! whatever the scrape interval.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -50,16 +51,16 @@ pub const PROBE_BUCKETS: [f64; 10] = [
 
 /// One metric name and its series, each a label set.
 pub struct Family {
-    name: &'static str,
-    help: &'static str,
-    bounds: &'static [f64],
+    name: Cow<'static, str>,
+    help: Cow<'static, str>,
+    bounds: Cow<'static, [f64]>,
     series: Mutex<Vec<(String, Weak<Histogram>)>>,
 }
 
 /// One series: counts per bucket, the sum and the count.
 #[derive(Debug)]
 pub struct Histogram {
-    bounds: &'static [f64],
+    bounds: Arc<[f64]>,
     /// Per bucket (not cumulative), plus one past the last bound.
     buckets: Box<[AtomicU64]>,
     /// The sum of samples, in nanoseconds.
@@ -72,11 +73,31 @@ impl Family {
     /// A histogram metric named `name` with these bucket bounds.
     pub const fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
         Family {
-            name,
-            help,
-            bounds,
+            name: Cow::Borrowed(name),
+            help: Cow::Borrowed(help),
+            bounds: Cow::Borrowed(bounds),
             series: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A histogram metric named at run time (a plugin's).
+    pub fn named(name: String, help: String, bounds: Vec<f64>) -> Self {
+        Family {
+            name: Cow::Owned(name),
+            help: Cow::Owned(help),
+            bounds: Cow::Owned(bounds),
+            series: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The metric's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The buckets' upper bounds.
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
     }
 
     /// The series with `labels` (name, value pairs), registered on first
@@ -99,7 +120,7 @@ impl Family {
         {
             return live;
         }
-        let histogram = Arc::new(Histogram::new(self.bounds));
+        let histogram = Arc::new(Histogram::new(Arc::from(&*self.bounds)));
         series.push((rendered, Arc::downgrade(&histogram)));
         histogram
     }
@@ -115,7 +136,7 @@ impl Family {
         if series.is_empty() {
             return;
         }
-        let name = self.name;
+        let name = &self.name;
         let _ = writeln!(out, "# HELP {name} {}", self.help);
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (labels, histogram) in series {
@@ -143,10 +164,10 @@ impl Family {
 // === impl Histogram ===
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    fn new(bounds: Arc<[f64]>) -> Self {
         Histogram {
-            bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            bounds,
             sum_nanos: AtomicU64::new(0),
         }
     }
@@ -161,19 +182,35 @@ impl Histogram {
     }
 
     /// The buckets' upper bounds, in seconds.
-    pub fn bounds(&self) -> &'static [f64] {
-        self.bounds
+    pub fn bounds(&self) -> &Arc<[f64]> {
+        &self.bounds
     }
 
     /// Counts one sample of `duration`.
     pub fn record(&self, duration: std::time::Duration) {
-        let seconds = duration.as_secs_f64();
-        let bucket = self.bounds.partition_point(|bound| *bound < seconds);
+        self.count_in_bucket(duration.as_secs_f64());
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts one observation of `value` (a plugin's histograms count any
+    /// quantity); the sum keeps nine decimals. Negative, infinite and NaN
+    /// values are not counted.
+    pub fn observe(&self, value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            return;
+        }
+        self.count_in_bucket(value);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let nanos = (value * 1e9) as u64;
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn count_in_bucket(&self, value: f64) {
+        let bucket = self.bounds.partition_point(|bound| *bound < value);
         if let Some(count) = self.buckets.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);
         }
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 

@@ -12,6 +12,7 @@ use super::bindings::{Balancer, BalancerPre, balance, types};
 use super::budget::{self, Limits};
 use super::hook_metrics::HookMetrics;
 use super::instances::{Instances, PluginUse, SETUP_LIMITS, classify, set_up};
+use super::metric_registry::MetricRegistry;
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::upstream::{
@@ -39,6 +40,8 @@ pub struct WasmBalancer {
     instances: Instances<BalancerInstance>,
     /// `select`'s calls and their durations.
     calls: HookMetrics,
+    /// The metrics the plugin defines, for every instance.
+    metrics: Arc<MetricRegistry>,
 }
 
 /// One instance and the backend generation it has learned.
@@ -92,9 +95,15 @@ impl WasmBalancer {
         sandbox: SandboxConfig,
         backends: &Arc<BackendSet>,
     ) -> Result<Self, Error> {
+        let used_by = PluginUse::Pool(pool.into());
         let mut balancer = WasmBalancer {
             calls: HookMetrics::new(&compiled.name, "select"),
-            instances: Instances::new(Arc::clone(&compiled.name), PluginUse::Pool(pool.into())),
+            metrics: Arc::new(MetricRegistry::new(
+                Arc::clone(&compiled.name),
+                used_by.clone(),
+                sandbox.max_metric_series,
+            )),
+            instances: Instances::new(Arc::clone(&compiled.name), used_by),
             compiled,
             options,
             protocols: protocols.into_iter().map(Into::into).collect(),
@@ -122,6 +131,7 @@ impl WasmBalancer {
             &self.compiled.engine,
             &self.compiled.name,
             self.sandbox.memory_limit_bytes,
+            &self.metrics,
             |store| self.compiled.pre.instantiate(store),
             |bindings, store| {
                 bindings.bascule_plugin_balance().call_configure(

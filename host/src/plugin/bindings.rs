@@ -15,6 +15,7 @@ mod header_filter {
             "bascule:plugin/types": super::bascule::plugin::types,
             "bascule:plugin/request-context": super::bascule::plugin::request_context,
             "bascule:plugin/log": super::bascule::plugin::log,
+            "bascule:plugin/metrics": super::bascule::plugin::metrics,
         },
     });
 
@@ -30,13 +31,14 @@ mod health_interpreter {
         with: {
             "bascule:plugin/types": super::bascule::plugin::types,
             "bascule:plugin/log": super::bascule::plugin::log,
+            "bascule:plugin/metrics": super::bascule::plugin::metrics,
         },
     });
 
     pub use self::exports::bascule::plugin::health;
 }
 
-pub use self::bascule::plugin::{affinity, backend_stats, log, request_context, types};
+pub use self::bascule::plugin::{affinity, backend_stats, log, metrics, request_context, types};
 pub use self::exports::bascule::plugin::balance;
 pub use header_filter::{HeaderFilter, HeaderFilterPre, filter, headers, rate_limit};
 pub use health_interpreter::{HealthInterpreter, HealthInterpreterPre, health};

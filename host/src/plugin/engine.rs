@@ -19,9 +19,9 @@ use crate::config::PluginRef;
 
 /// The contract this host implements, as components name it in their
 /// imports and exports. Plugins built against an earlier patch version of
-/// the same `0.4` line load too: wasmtime links `@0.4.0` names to the
-/// `@0.4.1` definitions (semver-compatible), and patch versions only add.
-pub const CONTRACT: &str = "bascule:plugin@0.4.1";
+/// the same `0.4` line load too: wasmtime links `@0.4.1` (or `@0.4.0`) names to the
+/// `@0.4.2` definitions (semver-compatible), and patch versions only add.
+pub const CONTRACT: &str = "bascule:plugin@0.4.2";
 
 /// Guests get a modest stack: balancing needs no deep recursion, and a
 /// runaway recursion should trap quickly.

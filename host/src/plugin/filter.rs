@@ -16,6 +16,7 @@ use super::budget::{self, Limits};
 use super::edits::{self, Edit, Values};
 use super::hook_metrics::HookMetrics;
 use super::instances::{Instances, PluginUse, classify, set_up};
+use super::metric_registry::MetricRegistry;
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::l7::{self, FilterError, FilterVerdict, KeptRequest, LocalResponse, RateLimits};
@@ -46,6 +47,8 @@ pub struct WasmFilter {
     instances: Instances<FilterInstance>,
     /// `on-request`'s and `on-response`'s calls and their durations.
     calls: [HookMetrics; 2],
+    /// The metrics the plugin defines, for every instance.
+    metrics: Arc<MetricRegistry>,
 }
 
 /// What the filter declared at configure time, checked.
@@ -96,7 +99,13 @@ impl WasmFilter {
         sandbox: SandboxConfig,
         rate_limits: Arc<RateLimits>,
     ) -> Result<Self, Error> {
-        let (instance, needs) = instantiate(&compiled, &options, &sandbox, &rate_limits)?;
+        let used_by = PluginUse::Filter(name.into());
+        let metrics = Arc::new(MetricRegistry::new(
+            Arc::clone(&compiled.name),
+            used_by.clone(),
+            sandbox.max_metric_series,
+        ));
+        let (instance, needs) = instantiate(&compiled, &options, &sandbox, &rate_limits, &metrics)?;
         let declared = Declared::check(needs).map_err(|reason| Error::Rejected {
             plugin: compiled.name.to_string(),
             message: reason,
@@ -106,7 +115,8 @@ impl WasmFilter {
         let filter = WasmFilter {
             name: name.into(),
             calls,
-            instances: Instances::new(Arc::clone(&compiled.name), PluginUse::Filter(name.into())),
+            instances: Instances::new(Arc::clone(&compiled.name), used_by),
+            metrics,
             compiled,
             options,
             sandbox,
@@ -125,6 +135,7 @@ impl WasmFilter {
             &self.options,
             &self.sandbox,
             &self.rate_limits,
+            &self.metrics,
         )
         .map(|(instance, _)| instance)
     }
@@ -142,11 +153,13 @@ fn instantiate(
     options: &str,
     sandbox: &SandboxConfig,
     rate_limits: &Arc<RateLimits>,
+    metrics: &Arc<MetricRegistry>,
 ) -> Result<(FilterInstance, filter::FilterNeeds), Error> {
     let (store, bindings, needs) = set_up(
         &compiled.engine,
         &compiled.name,
         sandbox.memory_limit_bytes,
+        metrics,
         |store| {
             store.data_mut().rate_limits = Arc::clone(rate_limits);
             compiled.pre.instantiate(store)

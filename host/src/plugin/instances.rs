@@ -26,6 +26,7 @@ use super::bindings::types;
 use super::breaker::Breaker;
 use super::budget::{self, Limits, Stopped};
 use super::log_gate::{FAILURE_LOG_INTERVAL, LogGate};
+use super::metric_registry::MetricRegistry;
 use super::state::PluginState;
 
 /// Spare instances kept per plugin use, beyond the workers' own: the
@@ -58,6 +59,17 @@ pub(super) enum PluginUse {
     Pool(Arc<str>),
     /// A `[filters.NAME]` header filter.
     Filter(Arc<str>),
+}
+
+impl PluginUse {
+    /// The label that names it on metrics: `pool` or `filter`, and the
+    /// name.
+    pub(super) fn label(&self) -> (&'static str, &Arc<str>) {
+        match self {
+            PluginUse::Pool(pool) => ("pool", pool),
+            PluginUse::Filter(filter) => ("filter", filter),
+        }
+    }
 }
 
 /// One instance slot per worker thread, indexed by [`worker_slot`].
@@ -121,14 +133,11 @@ impl<I: Send> Instances<I> {
         match &result {
             Ok(_) => self.breaker.record_success(),
             Err(error) => {
-                let (use_label, user) = match &self.used_by {
-                    PluginUse::Pool(pool) => ("pool", pool.to_string()),
-                    PluginUse::Filter(filter) => ("filter", filter.to_string()),
-                };
+                let (use_label, user) = self.used_by.label();
                 metrics::counter!(
                     crate::metrics::PLUGIN_FAILURES,
                     "plugin" => self.plugin.to_string(),
-                    use_label => user,
+                    use_label => user.to_string(),
                     "kind" => error.kind(),
                 )
                 .increment(1);
@@ -354,8 +363,9 @@ pub(super) fn new_store(
     engine: &Engine,
     plugin: &Arc<str>,
     memory_limit_bytes: usize,
+    metrics: &Arc<MetricRegistry>,
 ) -> Store<PluginState> {
-    let state = PluginState::new(Arc::clone(plugin), memory_limit_bytes);
+    let state = PluginState::new(Arc::clone(plugin), memory_limit_bytes, Arc::clone(metrics));
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
     budget::install(&mut store);
@@ -372,16 +382,20 @@ pub(super) fn set_up<B, N>(
     engine: &Engine,
     plugin: &Arc<str>,
     memory_limit_bytes: usize,
+    metrics: &Arc<MetricRegistry>,
     instantiate: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<B>,
     configure: impl FnOnce(
         &B,
         &mut Store<PluginState>,
     ) -> wasmtime::Result<Result<N, types::PluginError>>,
 ) -> Result<(Store<PluginState>, B, N), Error> {
-    let mut store = new_store(engine, plugin, memory_limit_bytes);
+    let mut store = new_store(engine, plugin, memory_limit_bytes, metrics);
     let _in_call = budget::arm(&mut store, SETUP_LIMITS);
     let bindings = instantiate(&mut store).map_err(|e| classify(e, &store, plugin))?;
-    let needs = configure(&bindings, &mut store)
+    store.data_mut().configuring = true;
+    let configured = configure(&bindings, &mut store);
+    store.data_mut().configuring = false;
+    let needs = configured
         .map_err(|e| classify(e, &store, plugin))?
         .map_err(|e| Error::Rejected {
             plugin: plugin.to_string(),

@@ -12,6 +12,7 @@ use super::bindings::{HealthInterpreter, HealthInterpreterPre, health};
 use super::budget::{self, Limits};
 use super::hook_metrics::HookMetrics;
 use super::instances::{Instances, PluginUse, classify, set_up};
+use super::metric_registry::MetricRegistry;
 use super::state::PluginState;
 use crate::config::SandboxConfig;
 use crate::health::{self as checks, InterpretError, ProbeKind, ProbeNeeds, ProbeOutcome, Verdict};
@@ -39,6 +40,8 @@ pub struct WasmInterpreter {
     instances: Instances<InterpreterInstance>,
     /// `interpret`'s calls and their durations.
     calls: HookMetrics,
+    /// The metrics the plugin defines, for every instance.
+    metrics: Arc<MetricRegistry>,
 }
 
 struct InterpreterInstance {
@@ -76,14 +79,21 @@ impl WasmInterpreter {
         kind: ProbeKind,
         sandbox: SandboxConfig,
     ) -> Result<Self, Error> {
-        let (instance, declared) = instantiate(&compiled, &options, kind, &sandbox)?;
+        let used_by = PluginUse::Pool(pool.into());
+        let metrics = Arc::new(MetricRegistry::new(
+            Arc::clone(&compiled.name),
+            used_by.clone(),
+            sandbox.max_metric_series,
+        ));
+        let (instance, declared) = instantiate(&compiled, &options, kind, &sandbox, &metrics)?;
         let needs = check_needs(declared, kind).map_err(|message| Error::Rejected {
             plugin: compiled.name.to_string(),
             message,
         })?;
         let calls = HookMetrics::new(&compiled.name, "interpret");
         let interpreter = WasmInterpreter {
-            instances: Instances::new(Arc::clone(&compiled.name), PluginUse::Pool(pool.into())),
+            instances: Instances::new(Arc::clone(&compiled.name), used_by),
+            metrics,
             compiled,
             options,
             kind,
@@ -101,11 +111,13 @@ fn instantiate(
     options: &str,
     kind: ProbeKind,
     sandbox: &SandboxConfig,
+    metrics: &Arc<MetricRegistry>,
 ) -> Result<(InterpreterInstance, health::ProbeNeeds), Error> {
     let (store, bindings, needs) = set_up(
         &compiled.engine,
         &compiled.name,
         sandbox.memory_limit_bytes,
+        metrics,
         |store| compiled.pre.instantiate(store),
         |bindings, store| {
             bindings
@@ -158,8 +170,14 @@ impl checks::Interpreter for WasmInterpreter {
             .measure(|| {
                 self.instances.call(
                     || {
-                        instantiate(&self.compiled, &self.options, self.kind, &self.sandbox)
-                            .map(|(instance, _)| instance)
+                        instantiate(
+                            &self.compiled,
+                            &self.options,
+                            self.kind,
+                            &self.sandbox,
+                            &self.metrics,
+                        )
+                        .map(|(instance, _)| instance)
                     },
                     |instance| {
                         let _in_call = budget::arm(&mut instance.store, limits);

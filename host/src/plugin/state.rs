@@ -11,6 +11,7 @@ use super::bindings::{affinity, backend_stats, headers, log, request_context, ty
 use super::budget::CallBudget;
 use super::limits::MemoryCap;
 use super::log_gate::{LogGate, PLUGIN_LOG_BURST, PLUGIN_LOG_INTERVAL};
+use super::metric_registry::MetricRegistry;
 use crate::l7::RateLimits;
 use crate::upstream::{
     AffinityCookie, AffinityCookieError, BackendSet, Protocol, RequestView, SameSite,
@@ -42,6 +43,11 @@ pub struct PluginState {
     /// The limits the `rate-limit` import takes tokens from (filters
     /// only; empty for other plugins).
     pub(super) rate_limits: Arc<RateLimits>,
+    /// The metrics the plugin use defines, shared by its instances.
+    pub(super) metrics: Arc<MetricRegistry>,
+    /// Whether `configure` is running: the only time metrics may be
+    /// declared.
+    pub(super) configuring: bool,
 }
 
 // === impl PluginState ===
@@ -49,7 +55,11 @@ pub struct PluginState {
 impl PluginState {
     /// Fresh state for an instance of `plugin` with a memory cap. WASI is
     /// linked with an empty context: no files, sockets, env or args.
-    pub fn new(plugin: Arc<str>, memory_limit_bytes: usize) -> Self {
+    pub(super) fn new(
+        plugin: Arc<str>,
+        memory_limit_bytes: usize,
+        metrics: Arc<MetricRegistry>,
+    ) -> Self {
         PluginState {
             plugin,
             wasi: super::wasi::context(),
@@ -62,6 +72,8 @@ impl PluginState {
             affinity: None,
             response_headers: None,
             rate_limits: Arc::default(),
+            metrics,
+            configuring: false,
         }
     }
 

@@ -129,7 +129,7 @@ fn a_plugin_built_against_0_2_is_refused_naming_both_versions() {
     let message = crate::error_chain(&error);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
-        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.4.1"),
+        message.contains("bascule:plugin@0.2.0") && message.contains("bascule:plugin@0.4.2"),
         "{message}"
     );
 }
@@ -143,19 +143,19 @@ fn a_header_filter_is_not_a_balancer() {
         .expect("a filter must not load as a balancer");
     let message = crate::error_chain(&error);
     assert!(
-        message.contains("not a balancer of bascule:plugin@0.4.1"),
+        message.contains("not a balancer of bascule:plugin@0.4.2"),
         "{message}"
     );
 }
 
-/// The built-in `name` as a plugin built against `bascule:plugin@0.4.0`
-/// would be: every `@0.4.1` in its names turned into `@0.4.0` (same
+/// The built-in `name` as a plugin built against `bascule:plugin@0.4.1`
+/// would be: every `@0.4.2` in its names turned into `@0.4.1` (same
 /// length, so the binary stays well formed).
 fn built_against_0_4_0(name: &str) -> Vec<u8> {
     let mut bytes = super::source::read(&PluginRef::Builtin(name.to_owned()))
         .unwrap()
         .into_owned();
-    let (from, to) = (b"@0.4.1", b"@0.4.0");
+    let (from, to) = (b"@0.4.2", b"@0.4.1");
     let mut replaced = 0;
     let mut at = 0;
     while let Some(offset) = bytes[at..].windows(from.len()).position(|w| w == from) {
@@ -163,7 +163,7 @@ fn built_against_0_4_0(name: &str) -> Vec<u8> {
         at += offset + from.len();
         replaced += 1;
     }
-    assert!(replaced > 0, "{name} names no @0.4.1 interface");
+    assert!(replaced > 0, "{name} names no @0.4.2 interface");
     bytes
 }
 
@@ -171,7 +171,7 @@ fn built_against_0_4_0(name: &str) -> Vec<u8> {
 fn a_plugin_built_against_0_4_0_loads_and_balances() {
     let dir = std::env::temp_dir().join(format!("bascule-0-4-0-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("round-robin-0.4.0.wasm");
+    let path = dir.join("round-robin-0.4.1.wasm");
     std::fs::write(&path, built_against_0_4_0("round-robin")).unwrap();
     let runtime = PluginRuntime::new().unwrap();
     let compiled = runtime.compile_balancer(&PluginRef::File(path));
@@ -179,7 +179,7 @@ fn a_plugin_built_against_0_4_0_loads_and_balances() {
     let set = backend_set(3);
     let wasm = WasmBalancer::new(
         "test",
-        compiled.expect("0.4.0 is compatible with 0.4.1"),
+        compiled.expect("0.4.1 is compatible with 0.4.2"),
         "{}".to_owned(),
         vec![Protocol::Http],
         SandboxConfig::default(),

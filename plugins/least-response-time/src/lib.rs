@@ -11,16 +11,24 @@
 //! slowest known one, so it is avoided until the others are busier.
 //!
 //! Option `decay`: a duration such as `"10s"`.
+//!
+//! Metric: `bascule_plugin_least_response_time_estimate_seconds{backend}`,
+//! the peak estimate each backend is ranked by (as one worker's instance
+//! last saw it), published at most once a second.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bascule_guest_sdk::metrics::{Gauge, GaugeSeries};
 use bascule_guest_sdk::{
     Backend, BackendStats, Balancer, Candidates, DurationOption, Error, Options, Request,
 };
 use serde::Deserialize;
 
 const DEFAULT_DECAY: Duration = Duration::from_secs(10);
+/// How often the estimates are published as metrics: a host call per
+/// backend is not worth making per request.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const RANKED: usize = 3;
 
 /// Peak-EWMA × outstanding requests.
@@ -31,6 +39,10 @@ pub struct LeastResponseTime {
     turn: usize,
     #[cfg(target_arch = "wasm32")]
     started: std::time::Instant,
+    /// The estimate gauge, when declared (in `configure`).
+    published: Option<Gauge>,
+    /// When the estimates were last published.
+    published_at: Option<Duration>,
 }
 
 /// The latency estimate of one backend.
@@ -43,6 +55,8 @@ struct Estimate {
     seen_us: u64,
     /// When `cost_us` was last updated, since the plugin started.
     at: Duration,
+    /// The backend's estimate gauge.
+    gauge: Option<GaugeSeries>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +76,8 @@ impl LeastResponseTime {
             turn: 0,
             #[cfg(target_arch = "wasm32")]
             started: std::time::Instant::now(),
+            published: None,
+            published_at: None,
         }
     }
 
@@ -76,10 +92,29 @@ impl LeastResponseTime {
             .map(|backend| {
                 old.remove(&backend.id).unwrap_or_else(|| Estimate {
                     id: backend.id.clone(),
+                    gauge: self
+                        .published
+                        .and_then(|gauge| gauge.series(&[&backend.id]).ok()),
                     ..Estimate::default()
                 })
             })
             .collect();
+    }
+
+    /// Sets every backend's gauge, at most every [`PUBLISH_EVERY`].
+    fn publish(&mut self, now: Duration) {
+        if self
+            .published_at
+            .is_some_and(|at| now.saturating_sub(at) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.published_at = Some(now);
+        for estimate in &self.estimates {
+            if let Some(gauge) = &estimate.gauge {
+                gauge.set(estimate.cost_us / 1e6);
+            }
+        }
     }
 
     /// Ranks backends by expected wait at time `now` (since start), given
@@ -168,7 +203,13 @@ impl Balancer for LeastResponseTime {
         if decay.is_zero() {
             return Err(Error::new("`decay` must be longer than zero"));
         }
-        Ok(LeastResponseTime::new(decay))
+        let mut balancer = LeastResponseTime::new(decay);
+        balancer.published = Some(Gauge::declare(
+            "least_response_time_estimate_seconds",
+            "the peak-EWMA latency each backend is ranked by",
+            &["backend"],
+        )?);
+        Ok(balancer)
     }
 
     fn set_backends(&mut self, _generation: u64, backends: Vec<Backend>) {
@@ -177,7 +218,9 @@ impl Balancer for LeastResponseTime {
 
     fn select(&mut self, request: &Request) -> Result<Candidates, Error> {
         let now = self.now();
-        Ok(self.pick(&request.all_backend_stats(), now))
+        let picked = self.pick(&request.all_backend_stats(), now);
+        self.publish(now);
+        Ok(picked)
     }
 }
 

@@ -18,10 +18,15 @@
 //!   `least-connections` or `random`.
 //!
 //! TCP pools are rejected: a TCP connection carries no cookies.
+//!
+//! Metric: `bascule_plugin_sticky_cookie_lookups_total{result}`, `hit` (the
+//! cookie's backend served), `miss` (no cookie) or `moved` (the cookie named
+//! a backend gone or not taking work: re-balanced).
 
 use std::collections::HashMap;
 
 use bascule_guest_sdk::algorithms::{LeastLoaded, RoundRobin, SmoothWeightedRoundRobin};
+use bascule_guest_sdk::metrics::{Counter, CounterSeries};
 use bascule_guest_sdk::{
     AffinityCookie, Backend, Balancer, Candidates, DurationOption, Error, Options, Request,
     RequestNeeds, SameSite, with_successors,
@@ -37,6 +42,30 @@ pub struct StickyCookie {
     inner: Inner,
     by_token: HashMap<String, u32>,
     len: u32,
+    lookups: Lookups,
+}
+
+/// `sticky_cookie_lookups{result}`, one series per result.
+#[derive(Debug)]
+struct Lookups {
+    hit: CounterSeries,
+    miss: CounterSeries,
+    moved: CounterSeries,
+}
+
+impl Lookups {
+    fn declare() -> Result<Self, Error> {
+        let lookups = Counter::declare(
+            "sticky_cookie_lookups",
+            "affinity cookies looked up, by result (hit, miss, moved)",
+            &["result"],
+        )?;
+        Ok(Lookups {
+            hit: lookups.series(&["hit"])?,
+            miss: lookups.series(&["miss"])?,
+            moved: lookups.series(&["moved"])?,
+        })
+    }
 }
 
 /// The algorithm for clients without a usable cookie.
@@ -158,6 +187,7 @@ impl StickyCookie {
             inner,
             by_token: HashMap::new(),
             len: 0,
+            lookups: Lookups::declare()?,
         })
     }
 
@@ -196,9 +226,10 @@ impl Balancer for StickyCookie {
     }
 
     fn select(&mut self, request: &Request) -> Result<Candidates, Error> {
-        let pinned = request
-            .cookie(&self.cookie.name)
-            .and_then(|token| self.backend_for(&token))
+        let sent = request.cookie(&self.cookie.name);
+        let pinned = sent
+            .as_deref()
+            .and_then(|token| self.backend_for(token))
             .filter(|&index| {
                 request
                     .backend_stats(index)
@@ -206,7 +237,13 @@ impl Balancer for StickyCookie {
             });
         let len = self.len;
         if let Some(index) = pinned {
+            self.lookups.hit.inc();
             return Ok(with_successors(index, len));
+        }
+        if sent.is_some() {
+            self.lookups.moved.inc();
+        } else {
+            self.lookups.miss.inc();
         }
         let candidates = match &mut self.inner {
             Inner::RoundRobin(rr) => rr.pick(),
@@ -266,6 +303,23 @@ mod tests {
             ),
             (DEFAULT_COOKIE, Some(3600), true)
         );
+    }
+
+    #[test]
+    fn lookups_are_counted_by_result() {
+        let count = |result: &str| {
+            bascule_guest_sdk::metrics::native_value("sticky_cookie_lookups", &[result])
+                .unwrap_or(0.0)
+        };
+        let before = ["hit", "miss", "moved"].map(count);
+        let mut balancer = sticky(&["a", "b", "c"]);
+        balancer.select(&request(None, 3)).unwrap();
+        balancer.select(&request(Some("t-b"), 3)).unwrap();
+        balancer.select(&request(Some("t-b"), 3)).unwrap();
+        balancer.select(&request(Some("t-gone"), 3)).unwrap();
+        let after = ["hit", "miss", "moved"].map(count);
+        let counted: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        assert_eq!(counted, [2.0, 1.0, 1.0]);
     }
 
     #[test]

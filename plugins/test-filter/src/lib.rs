@@ -19,8 +19,17 @@
 //! - `rate-limit`: takes a token from the limit named by the `limit`
 //!   option for the tenant of `Authorization: Bearer TENANT.SECRET` (a key
 //!   only a plugin can compute); an empty bucket is answered 429 with
-//!   `Retry-After` and `x-limited-tenant`, an unknown limit is an error.
+//!   `Retry-After` and `x-limited-tenant`, an unknown limit is an error;
+//! - `count`: defines metrics: the counter `test_filter_paths{path}`
+//!   (requests by path, a series per path asked for once and kept), the
+//!   gauge `test_filter_requests_seen` (this instance's requests) and the
+//!   histogram `test_filter_path_length` (buckets 1, 4, 16).
 
+use std::collections::HashMap;
+
+use bascule_guest_sdk::metrics::{
+    Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries,
+};
 use bascule_guest_sdk::rate_limit::{self, Taken};
 use bascule_guest_sdk::{
     Error, Field, FilterNeeds, HeaderFilter, Headers, LocalResponse, Options, Request,
@@ -49,6 +58,7 @@ enum Mode {
     Stamp,
     Rewrite,
     RateLimit,
+    Count,
 }
 
 /// The plugin, with the calls this instance has served per phase.
@@ -58,6 +68,51 @@ pub struct TestFilter {
     limit: String,
     requests: u64,
     responses: u64,
+    counted: Option<Counted>,
+}
+
+/// The `count` mode's metrics, and the path series asked for so far.
+#[derive(Debug)]
+struct Counted {
+    paths: Counter,
+    by_path: HashMap<String, CounterSeries>,
+    seen: GaugeSeries,
+    lengths: HistogramSeries,
+}
+
+impl Counted {
+    fn declare() -> Result<Self, Error> {
+        Ok(Counted {
+            paths: Counter::declare("test_filter_paths", "requests by path", &["path"])?,
+            by_path: HashMap::new(),
+            seen: Gauge::declare("test_filter_requests_seen", "requests an instance saw", &[])?
+                .series(&[])?,
+            lengths: Histogram::declare(
+                "test_filter_path_length",
+                "path lengths",
+                &[],
+                &[1.0, 4.0, 16.0],
+            )?
+            .series(&[])?,
+        })
+    }
+
+    fn count(&mut self, path: &str, requests: u64) -> Result<(), Error> {
+        let series = match self.by_path.get(path) {
+            Some(series) => *series,
+            None => {
+                let series = self.paths.series(&[path])?;
+                self.by_path.insert(path.to_owned(), series);
+                series
+            }
+        };
+        series.inc();
+        #[allow(clippy::cast_precision_loss)]
+        self.seen.set(requests as f64);
+        #[allow(clippy::cast_precision_loss)]
+        self.lengths.observe(path.len() as f64);
+        Ok(())
+    }
 }
 
 impl HeaderFilter for TestFilter {
@@ -67,11 +122,16 @@ impl HeaderFilter for TestFilter {
             (Mode::RateLimit, None) => return Err(Error::new("`rate-limit` needs `limit`")),
             (_, limit) => limit.unwrap_or_default(),
         };
+        let counted = match settings.mode {
+            Mode::Count => Some(Counted::declare()?),
+            _ => None,
+        };
         Ok(TestFilter {
             mode: settings.mode,
             limit,
             requests: 0,
             responses: 0,
+            counted,
         })
     }
 
@@ -92,7 +152,7 @@ impl HeaderFilter for TestFilter {
                 on_request: Some(RequestNeeds::nothing().header("authorization")),
                 ..FilterNeeds::default()
             },
-            Mode::Rewrite => FilterNeeds {
+            Mode::Rewrite | Mode::Count => FilterNeeds {
                 on_request: Some(RequestNeeds::nothing().field(Field::Path)),
                 ..FilterNeeds::default()
             },
@@ -164,6 +224,13 @@ impl HeaderFilter for TestFilter {
                         self.limit
                     ))),
                 }
+            }
+            Mode::Count => {
+                let requests = self.requests;
+                if let Some(counted) = &mut self.counted {
+                    counted.count(&request.path(), requests)?;
+                }
+                Ok(Verdict::Forward)
             }
             Mode::Echo | Mode::Spin | Mode::ResponseOnly => Ok(Verdict::Forward),
         }

@@ -35,6 +35,12 @@ impl Validator<'_> {
         {
             sandbox.memory_limit_bytes = (mib as usize) << 20;
         }
+        if let Some(series) = &raw.max_metric_series
+            && let Some(series) =
+                self.bounded("sandbox.max-metric-series".to_owned(), series, 1, 100_000)
+        {
+            sandbox.max_metric_series = series as usize;
+        }
         sandbox
     }
 }

@@ -17,7 +17,13 @@ fn interpreter(
 ) -> Result<WasmInterpreter, Error> {
     let runtime = PluginRuntime::new().unwrap();
     let compiled = runtime.compile_interpreter(&plugin)?;
-    WasmInterpreter::new("test", compiled, options.to_owned(), kind, SandboxConfig::default())
+    WasmInterpreter::new(
+        "test",
+        compiled,
+        options.to_owned(),
+        kind,
+        SandboxConfig::default(),
+    )
 }
 
 fn builtin(name: &str, options: &str, kind: ProbeKind) -> WasmInterpreter {
@@ -183,7 +189,7 @@ fn a_balancer_is_not_an_interpreter() {
     .err()
     .unwrap();
     assert!(
-        crate::error_chain(&error).contains("not a health interpreter of bascule:plugin@0.4.1"),
+        crate::error_chain(&error).contains("not a health interpreter of bascule:plugin@0.4.2"),
         "{}",
         crate::error_chain(&error)
     );
