@@ -96,7 +96,7 @@ impl Admin {
         };
         match path {
             "/" => get(&page::render),
-            "/metrics" => get(&|| self.metrics_text()),
+            "/metrics" => get(&|| self.metrics_text(&plan)),
             "/status" => get(&|| {
                 reply::json(
                     StatusCode::OK,
@@ -125,7 +125,7 @@ impl Admin {
         }
     }
 
-    fn metrics_text(&self) -> Reply {
+    fn metrics_text(&self, plan: &Plan) -> Reply {
         let Some(handle) = &self.metrics else {
             return reply::text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -133,6 +133,18 @@ impl Admin {
             );
         };
         crate::metrics::collect_process();
+        // Read now rather than kept current per request: the requests in
+        // flight are an atomic each backend already counts.
+        for pool in plan.pools() {
+            for backend in &pool.backends().backends {
+                metrics::gauge!(
+                    crate::metrics::UPSTREAM_ACTIVE,
+                    "pool" => pool.name().to_string(),
+                    "backend" => backend.id.clone(),
+                )
+                .set(f64::from(backend.stats.active()));
+            }
+        }
         handle.run_upkeep();
         let mut body = handle.render();
         body.push_str(&crate::metrics::render_histograms());

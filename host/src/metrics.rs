@@ -3,11 +3,13 @@
 //! Names follow `bascule_<area>_<what>_<unit>`. Plugin failures carry the
 //! plugin's name and the kind of failure as labels.
 
+mod byte_counters;
 pub mod histogram;
 pub mod plugin_histograms;
 mod responses;
 mod status_classes;
 
+pub use byte_counters::ByteCounters;
 pub use responses::ResponseSeries;
 pub use status_classes::StatusClasses;
 
@@ -27,6 +29,15 @@ pub const CONFIG_LOADED_AT: &str = "bascule_config_last_reload_timestamp_seconds
 pub const HTTP_ROUTE_REQUESTS: &str = "bascule_http_route_requests_total";
 /// Time from a request's head to its response head, by listener and route.
 pub const HTTP_REQUEST_DURATION: &str = "bascule_http_request_duration_seconds";
+/// HTTP body bytes, by listener and direction (`received` from clients,
+/// `sent` to them).
+pub const HTTP_BYTES: &str = "bascule_http_bytes_total";
+/// Body bytes to and from backends (HTTP bodies, TCP streams), by pool,
+/// backend and direction (`sent` to the backend, `received` from it).
+pub const UPSTREAM_BYTES: &str = "bascule_upstream_bytes_total";
+/// Requests or connections in flight, by pool and backend (read at
+/// scrape).
+pub const UPSTREAM_ACTIVE: &str = "bascule_upstream_active";
 /// Backend responses, by pool, backend and status class.
 pub const UPSTREAM_RESPONSES: &str = "bascule_upstream_responses_total";
 /// Time from sending a request to its response head, by pool and backend.
@@ -295,6 +306,15 @@ fn describe() {
         "HTTP requests answered, by route and status class"
     );
     metrics::describe_counter!(UPSTREAM_RESPONSES, "backend responses, by status class");
+    metrics::describe_counter!(HTTP_BYTES, "HTTP body bytes, by direction");
+    metrics::describe_counter!(
+        UPSTREAM_BYTES,
+        "body bytes to and from backends, by direction"
+    );
+    metrics::describe_gauge!(
+        UPSTREAM_ACTIVE,
+        "requests or connections in flight on a backend"
+    );
     metrics::describe_counter!(
         UPSTREAM_CONNECT_FAILURES,
         "failed connection attempts to backends"

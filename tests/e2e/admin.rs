@@ -490,3 +490,113 @@ async fn post_reload_applies_the_file_or_answers_every_error() {
     // Only POST.
     assert_eq!(send(admin, get("admin", "/reload")).await.status, 405);
 }
+
+/// Body bytes per listener and per backend, HTTP and TCP, and the
+/// requests in flight on a backend.
+#[tokio::test]
+async fn bytes_and_requests_in_flight_are_counted_per_listener_and_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slow = RecordingBackend::start_slow("b1", std::time::Duration::from_millis(600)).await;
+    let echo = crate::tcp_backends::EchoBackend::start("echo").await;
+    let config = format!(
+        "{}\n[[listeners]]\nname = \"raw\"\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\n\n  [[listeners.routes]]\n  pool = \"echo\"\n\n[pools.echo]\nbalancer = \"builtin:round-robin\"\nbackends = [{{ address = \"{}\", name = \"echo\" }}]\n",
+        single_pool_config("builtin:round-robin", ADMIN, [slow.toml()]),
+        echo.address()
+    );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+    let post = || {
+        http::Request::post("/upload")
+            .header("host", "example.test")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"0123456789",
+            )))
+            .unwrap()
+    };
+    // One request held by the slow backend: in flight while it waits.
+    let held = tokio::spawn(send(web, post()));
+    let in_flight = eventually(|| async {
+        bascule
+            .metric("bascule_upstream_active", &["backend=\"b1\""])
+            .await
+            == 1.0
+    })
+    .await;
+    assert!(in_flight, "the request in flight is not shown");
+    assert_eq!(held.await.unwrap().body, "b1");
+    assert_eq!(send(web, post()).await.body, "b1");
+    assert_eq!(
+        bascule
+            .metric("bascule_upstream_active", &["backend=\"b1\""])
+            .await,
+        0.0
+    );
+
+    // Two requests of 10 bytes, two answers of 2 (`b1`).
+    let http = |direction: &str| format!("direction=\"{direction}\"");
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_http_bytes_total",
+                &["listener=\"web\"", &http("received")]
+            )
+            .await,
+        20.0
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_http_bytes_total",
+                &["listener=\"web\"", &http("sent")]
+            )
+            .await,
+        4.0
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_upstream_bytes_total",
+                &["backend=\"b1\"", &http("sent")]
+            )
+            .await,
+        20.0
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_upstream_bytes_total",
+                &["backend=\"b1\"", &http("received")]
+            )
+            .await,
+        4.0
+    );
+
+    // TCP: 5 bytes out, the greeting (5) and the echo (5) back.
+    let (greeting, mut stream) = crate::tcp_backends::connect_greeted(bascule.addr("raw")).await;
+    assert_eq!(greeting, "echo");
+    stream.write_all(b"hello").await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut echoed = Vec::new();
+    stream.read_to_end(&mut echoed).await.unwrap();
+    drop(stream);
+    let counted = eventually(|| async {
+        bascule
+            .metric(
+                "bascule_upstream_bytes_total",
+                &["backend=\"echo\"", &http("received")],
+            )
+            .await
+            == 10.0
+    })
+    .await;
+    assert!(counted);
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_upstream_bytes_total",
+                &["backend=\"echo\"", &http("sent")]
+            )
+            .await,
+        5.0
+    );
+}

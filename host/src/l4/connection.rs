@@ -213,6 +213,7 @@ async fn set_up(
     if log.is_logged() {
         log.backend = Some(backend.id.clone());
     }
+    log.backend_bytes = backend.stats.bytes().cloned();
     let active = backend.stats.start();
     let leaving = backend.stats.leaving();
     let settings = *pool.settings();

@@ -1,6 +1,6 @@
 //! What one TCP connection moved and where it went: its bytes counted
-//! into the listener's metrics as they pass, and, when the plan has an
-//! access log, one line at the end.
+//! into the listener's and the backend's metrics as they pass, and, when
+//! the plan has an access log, one line at the end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use super::forward::ByteMeter;
 use super::metrics::{CloseReason, TcpMetrics};
 use crate::access_log::{AccessLog, Entry, Kind};
+use crate::metrics::ByteCounters;
 
 /// One connection's facts.
 pub(super) struct ConnectionLog {
@@ -23,6 +24,8 @@ pub(super) struct ConnectionLog {
     pub pool: Option<Arc<str>>,
     /// The backend connected to.
     pub backend: Option<String>,
+    /// The backend's byte counters, once connected.
+    pub backend_bytes: Option<ByteCounters>,
     client_to_backend: AtomicU64,
     backend_to_client: AtomicU64,
 }
@@ -44,6 +47,7 @@ impl ConnectionLog {
             client,
             pool: None,
             backend: None,
+            backend_bytes: None,
             client_to_backend: AtomicU64::new(0),
             backend_to_client: AtomicU64::new(0),
         }
@@ -86,11 +90,17 @@ impl ConnectionLog {
 impl ByteMeter for ConnectionLog {
     fn client_to_backend(&self, count: u64) {
         self.metrics.client_to_backend(count);
+        if let Some(bytes) = &self.backend_bytes {
+            bytes.sent.increment(count);
+        }
         self.client_to_backend.fetch_add(count, Ordering::Relaxed);
     }
 
     fn backend_to_client(&self, count: u64) {
         self.metrics.backend_to_client(count);
+        if let Some(bytes) = &self.backend_bytes {
+            bytes.received.increment(count);
+        }
         self.backend_to_client.fetch_add(count, Ordering::Relaxed);
     }
 }

@@ -61,10 +61,13 @@ impl Attempt<'_> {
     /// Sends `request` to the backend.
     pub async fn run(
         self,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, FailedAttempt> {
         let settings = self.pool.settings();
         let backend = self.backend;
+        request
+            .body_mut()
+            .meter_backend(backend.stats.bytes().map(|bytes| bytes.sent.clone()));
         let connection = match backend.endpoints.pick() {
             None => Err(ConnectError::Unresolved {
                 backend: backend.address.clone(),

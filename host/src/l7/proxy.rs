@@ -39,7 +39,7 @@ use super::route::RouteTarget;
 use super::route_action;
 use super::target::{self, Answer};
 use crate::header_rules::{self, HopRequest};
-use crate::metrics::StatusClasses;
+use crate::metrics::{ByteCounters, StatusClasses};
 use crate::plan::Plan;
 use crate::upstream::{
     AttemptFailure, Backend, BackendPool, Choice, ClientBody, ConnectionPool, FailureKind,
@@ -83,6 +83,8 @@ pub struct Proxy {
     connections: Arc<ConnectionPool>,
     /// `bascule_http_requests_total` for this listener, by status class.
     requests: StatusClasses,
+    /// `bascule_http_bytes_total` for this listener.
+    bytes: ByteCounters,
 }
 
 // === impl Proxy ===
@@ -96,6 +98,7 @@ impl Proxy {
     ) -> Self {
         Proxy {
             requests: StatusClasses::new(crate::metrics::HTTP_REQUESTS, &[("listener", &listener)]),
+            bytes: ByteCounters::listener(&listener),
             listener,
             plan,
             connections,
@@ -156,6 +159,13 @@ impl Proxy {
             Some(call) if matches!(response.body(), Either::Right(_)) => call.answer(response),
             _ => response,
         };
+        match response.body_mut() {
+            Either::Left(body) => body.meter_client(self.bytes.sent.clone()),
+            Either::Right(body) => self
+                .bytes
+                .sent
+                .increment(http_body::Body::size_hint(body).exact().unwrap_or(0)),
+        }
         exchange.finish(&mut response, started);
         response
     }
@@ -231,6 +241,7 @@ impl Proxy {
         let head = into_head(view);
         let body = RequestBody::new(body, limits.request_body_timeout)
             .limited_to(max_body_size)
+            .metered(self.bytes.received.clone())
             .counted_into(exchange.body_counter());
         // The earlier of the route's deadline and the gRPC call's.
         let route_deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);

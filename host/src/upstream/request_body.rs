@@ -46,6 +46,10 @@ pub struct RequestBody {
     /// Where the bytes read from the client are added up (for the access
     /// log), when anyone asked.
     counted: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// The listener's `received` bytes, for a body read from a client.
+    client_meter: Option<metrics::Counter>,
+    /// The backend's `sent` bytes, for the attempt the body goes out on.
+    backend_meter: Option<metrics::Counter>,
 }
 
 /// A request body as far as it was read, kept for a retry while within
@@ -92,6 +96,8 @@ impl RequestBody {
             kept: None,
             limit: None,
             counted: None,
+            client_meter: None,
+            backend_meter: None,
         }
     }
 
@@ -100,6 +106,19 @@ impl RequestBody {
     pub fn limited_to(mut self, max: Option<u64>) -> Self {
         self.limit = max.map(|max| (max, 0));
         self
+    }
+
+    /// Counts the bytes read into `received` (a listener's).
+    #[must_use]
+    pub fn metered(mut self, received: metrics::Counter) -> Self {
+        self.client_meter = Some(received);
+        self
+    }
+
+    /// Counts the bytes passed on into `sent` (the backend's this attempt
+    /// goes to).
+    pub fn meter_backend(&mut self, sent: Option<metrics::Counter>) {
+        self.backend_meter = sent;
     }
 
     /// Adds the bytes read from the client to `counter`.
@@ -189,10 +208,19 @@ impl Body for RequestBody {
         };
         if let Poll::Ready(mut frame) = polled {
             this.waiting = None;
-            if let (Some(counted), Some(Ok(data))) = (&this.counted, &frame)
-                && let Some(data) = data.data_ref()
+            if let Some(Ok(frame)) = &frame
+                && let Some(data) = frame.data_ref()
             {
-                counted.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let len = data.len() as u64;
+                if let Some(counted) = &this.counted {
+                    counted.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                }
+                for meter in [&this.client_meter, &this.backend_meter]
+                    .into_iter()
+                    .flatten()
+                {
+                    meter.increment(len);
+                }
             }
             if let (Some((max, read)), Some(Ok(data))) = (&mut this.limit, &frame)
                 && let Some(data) = data.data_ref()

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::backend::FULL_RAMP;
 use super::health_signals::{CheckState, EjectionReason, HealthSignals, TrafficEvent};
-use crate::metrics::ResponseSeries;
+use crate::metrics::{ByteCounters, ResponseSeries};
 
 /// The weight of a new latency sample in the moving average (1/8, as TCP's
 /// smoothed RTT): one slow response moves the average, a few dominate it.
@@ -52,6 +52,8 @@ pub struct BackendStats {
     /// Its Prometheus series; `None` for stats not registered under a
     /// pool (tests, placeholders).
     metrics: Option<ResponseSeries>,
+    /// Its body byte counters; `None` like `metrics`.
+    bytes: Option<ByteCounters>,
 }
 
 /// A copy of the counters at one instant.
@@ -140,6 +142,7 @@ impl BackendStats {
     pub fn labelled(pool: &str, backend: &str) -> Self {
         BackendStats {
             metrics: Some(ResponseSeries::backend(pool, backend)),
+            bytes: Some(ByteCounters::backend(pool, backend)),
             ..BackendStats::default()
         }
     }
@@ -173,6 +176,12 @@ impl BackendStats {
     /// Records a failed exchange (connect error, reset).
     pub fn record_failure(&self) {
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Its body bytes sent and received; `None` for stats not registered
+    /// under a pool.
+    pub fn bytes(&self) -> Option<&ByteCounters> {
+        self.bytes.as_ref()
     }
 
     /// Its answers by status class and how long they took; `None` for

@@ -45,6 +45,9 @@ pub struct UpstreamBody {
     /// Told how many bytes went out once the body is done with (read to
     /// its end, cut off, or dropped by a client that left).
     on_end: Option<OnEnd>,
+    /// The backend's `received` and the listener's `sent` bytes, counted
+    /// once the body is done with.
+    meters: [Option<metrics::Counter>; 2],
 }
 
 /// What runs when a body is done with, given the bytes it passed on.
@@ -103,6 +106,7 @@ impl UpstreamBody {
         active: ActiveRequest,
         drain_timeout: Duration,
     ) -> Self {
+        let from_backend = active.stats().bytes().map(|bytes| bytes.received.clone());
         UpstreamBody {
             source: Source::Http1(body),
             release: Some(Release {
@@ -113,6 +117,7 @@ impl UpstreamBody {
             cutoff: None,
             sent: 0,
             on_end: None,
+            meters: [from_backend, None],
         }
     }
 
@@ -123,6 +128,7 @@ impl UpstreamBody {
         active: ActiveRequest,
         drain_timeout: Duration,
     ) -> Self {
+        let from_backend = active.stats().bytes().map(|bytes| bytes.received.clone());
         UpstreamBody {
             source: Source::Http2(body),
             release: Some(Release {
@@ -133,6 +139,7 @@ impl UpstreamBody {
             cutoff: None,
             sent: 0,
             on_end: None,
+            meters: [from_backend, None],
         }
     }
 
@@ -146,6 +153,7 @@ impl UpstreamBody {
             cutoff: None,
             sent: 0,
             on_end: None,
+            meters: [None, None],
         }
     }
 
@@ -159,6 +167,11 @@ impl UpstreamBody {
             at: Box::pin(tokio::time::sleep_until(at)),
             end: trailers.map_or(CutoffEnd::Fail, CutoffEnd::Trailers),
         });
+    }
+
+    /// Counts the bytes passed on into `sent` (the listener's) too.
+    pub fn meter_client(&mut self, sent: metrics::Counter) {
+        self.meters[1] = Some(sent);
     }
 
     /// Runs `on_end` with the bytes passed on, once the body is done with.
@@ -292,6 +305,9 @@ impl Drop for UpstreamBody {
         // Bodiless responses (HEAD, 204, 304) may never be polled.
         if self.is_end_stream() {
             self.release();
+        }
+        for meter in self.meters.iter().flatten() {
+            meter.increment(self.sent);
         }
         if let Some(on_end) = self.on_end.take() {
             on_end(self.sent);
