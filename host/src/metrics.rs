@@ -58,6 +58,11 @@ pub const TCP_BYTES: &str = "bascule_tcp_bytes_total";
 pub const TCP_CONNECTION_DURATION: &str = "bascule_tcp_connection_duration_seconds";
 /// Malformed PROXY headers from trusted sources, by listener and kind.
 pub const PROXY_PROTOCOL_ERRORS: &str = "bascule_proxy_protocol_errors_total";
+/// Timeouts that fired, by kind: `header-read`, `keep-alive`,
+/// `request-body`, `send` (client side); `connect`, `response`,
+/// `deadline` (a route's `timeout` or a gRPC deadline cutting a body);
+/// `tcp-idle`, `tunnel-idle`, `preamble`, `tls-handshake`.
+pub const TIMEOUTS: &str = "bascule_timeouts_total";
 /// Failed connection attempts to backends, by pool and backend.
 pub const UPSTREAM_CONNECT_FAILURES: &str = "bascule_upstream_connect_failures_total";
 /// Idle upstream connections closed by the pool, by reason
@@ -157,8 +162,18 @@ pub fn http_connection_refused(listener: &str) {
     metrics::counter!(HTTP_CONNECTIONS_REFUSED, "listener" => listener.to_owned()).increment(1);
 }
 
-/// Counts a failed connection attempt to `backend` of `pool`.
-pub fn connect_failed(pool: &str, backend: &str) {
+/// Counts a timeout of `kind` (see [`TIMEOUTS`]). Timeouts are rare next
+/// to requests: the series is looked up per event.
+pub fn timed_out(kind: &'static str) {
+    metrics::counter!(TIMEOUTS, "kind" => kind).increment(1);
+}
+
+/// Counts a failed connection attempt to `backend` of `pool`; `timed_out`
+/// when it ran out of `connect-timeout`.
+pub fn connect_failed(pool: &str, backend: &str, timed_out: bool) {
+    if timed_out {
+        self::timed_out("connect");
+    }
     metrics::counter!(
         UPSTREAM_CONNECT_FAILURES,
         "pool" => pool.to_owned(),
@@ -266,6 +281,21 @@ pub fn install() -> Option<PrometheusHandle> {
                 for result in ["ok", "invalid", "failed"] {
                     metrics::counter!(CONFIG_RELOADS, "result" => result).absolute(0);
                 }
+                for kind in [
+                    "header-read",
+                    "keep-alive",
+                    "request-body",
+                    "send",
+                    "connect",
+                    "response",
+                    "deadline",
+                    "tcp-idle",
+                    "tunnel-idle",
+                    "preamble",
+                    "tls-handshake",
+                ] {
+                    metrics::counter!(TIMEOUTS, "kind" => kind).absolute(0);
+                }
                 Some(handle)
             }
             Err(error) => {
@@ -315,6 +345,7 @@ fn describe() {
         UPSTREAM_ACTIVE,
         "requests or connections in flight on a backend"
     );
+    metrics::describe_counter!(TIMEOUTS, "timeouts that fired, by kind");
     metrics::describe_counter!(
         UPSTREAM_CONNECT_FAILURES,
         "failed connection attempts to backends"

@@ -387,7 +387,11 @@ async fn header_size_and_count_limits_get_431_over_both_protocols() {
 async fn a_head_not_finished_within_header_read_timeout_is_closed() {
     let backend = RecordingBackend::start("b").await;
     let config = with_listener_keys(
-        single_pool_config("builtin:round-robin", "", [backend.toml()]),
+        single_pool_config(
+            "builtin:round-robin",
+            "\n[admin]\naddress = \"127.0.0.1:0\"\n",
+            [backend.toml()],
+        ),
         "header-read-timeout = \"300ms\"",
     );
     let bascule = Bascule::start(&config);
@@ -413,4 +417,10 @@ async fn a_head_not_finished_within_header_read_timeout_is_closed() {
         "closed at the header timeout: {waited:?}"
     );
     assert!(backend.seen().is_empty());
+    assert_eq!(
+        bascule
+            .metric("bascule_timeouts_total", &["kind=\"header-read\""])
+            .await,
+        1.0
+    );
 }

@@ -203,11 +203,17 @@ async fn backend_that_never_answers_gives_504() {
     let backends = [backend_toml("silent", silent.address)];
     let bascule = Bascule::start(&single_pool_config(
         "builtin:round-robin",
-        "response-timeout = \"300ms\"",
+        "response-timeout = \"300ms\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n",
         backends,
     ));
     let reply = bascule.get_root().await;
     assert_eq!(reply.status, 504);
+    assert_eq!(
+        bascule
+            .metric("bascule_timeouts_total", &["kind=\"response\""])
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]

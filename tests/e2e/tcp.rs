@@ -226,6 +226,12 @@ async fn idle_connections_are_closed() {
         )
         .await;
     assert_eq!(idle, 1.0);
+    assert_eq!(
+        bascule
+            .metric("bascule_timeouts_total", &["kind=\"tcp-idle\""])
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]

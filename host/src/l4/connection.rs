@@ -357,7 +357,7 @@ async fn connect<'c>(pool: &BackendPool, choice: &'c Choice) -> Option<(TcpStrea
             Err(error) => error,
         };
         backend.stats.record_failure();
-        crate::metrics::connect_failed(pool.name(), &backend.id);
+        crate::metrics::connect_failed(pool.name(), &backend.id, error.is_timeout());
         crate::health::observe(pool, backend, TrafficEvent::ConnectFailure);
         tracing::warn!(pool = %pool.name(), backend = %backend.id, error = %crate::error_chain(&error), "connect failed, trying next backend");
     }

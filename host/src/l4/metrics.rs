@@ -86,6 +86,11 @@ impl TcpMetrics {
         if let Some(counter) = self.closed.get(reason as usize) {
             counter.increment(1);
         }
+        match reason {
+            CloseReason::Idle => crate::metrics::timed_out("tcp-idle"),
+            CloseReason::PreambleTimeout => crate::metrics::timed_out("preamble"),
+            _ => {}
+        }
     }
 }
 

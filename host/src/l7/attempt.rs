@@ -86,7 +86,7 @@ impl Attempt<'_> {
         let connection = match connection {
             Ok(connection) => connection,
             Err(error) => {
-                crate::metrics::connect_failed(self.pool.name(), &backend.id);
+                crate::metrics::connect_failed(self.pool.name(), &backend.id, error.is_timeout());
                 crate::health::observe(self.pool, backend, TrafficEvent::ConnectFailure);
                 return Err(self.failed(FailureKind::Connect, false, Some(request), error.into()));
             }
@@ -112,6 +112,7 @@ impl Attempt<'_> {
         .await;
         match sent {
             Err(_) => {
+                crate::metrics::timed_out("response");
                 crate::health::observe(self.pool, backend, TrafficEvent::Timeout);
                 Err(self.failed(
                     FailureKind::ResponseTimeout,

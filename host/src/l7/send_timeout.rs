@@ -46,10 +46,13 @@ impl<T> SendTimeoutIo<T> {
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match stalled.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client accepted no response bytes within the send timeout",
-            ))),
+            Poll::Ready(()) => {
+                crate::metrics::timed_out("send");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client accepted no response bytes within the send timeout",
+                )))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

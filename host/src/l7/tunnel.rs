@@ -46,7 +46,10 @@ pub async fn run<C>(
     gauge.decrement(1.0);
     let reason = match end {
         BridgeEnd::Closed => "done",
-        BridgeEnd::Idle => "idle-timeout",
+        BridgeEnd::Idle => {
+            crate::metrics::timed_out("tunnel-idle");
+            "idle-timeout"
+        }
         BridgeEnd::Stopped => "drained",
         BridgeEnd::ProxyHeader | BridgeEnd::Failed(_) => "error",
     };

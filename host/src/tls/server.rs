@@ -122,6 +122,7 @@ impl ServerTls {
             }
             Err(_) => {
                 failed("timeout");
+                crate::metrics::timed_out("tls-handshake");
                 tracing::debug!(client = ?peer, "TLS handshake timed out");
                 None
             }

@@ -83,6 +83,13 @@ pub enum ConnectError {
     },
 }
 
+impl ConnectError {
+    /// Whether it ran out of `connect-timeout`.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnectError::Timeout { .. })
+    }
+}
+
 // === impl TcpConnector ===
 
 impl Connector for TcpConnector {

@@ -240,7 +240,10 @@ impl Body for RequestBody {
             .waiting
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match waiting.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(RequestBodyError::Idle(timeout)))),
+            Poll::Ready(()) => {
+                crate::metrics::timed_out("request-body");
+                Poll::Ready(Some(Err(RequestBodyError::Idle(timeout))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -218,6 +218,9 @@ impl UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         match &mut self.cutoff {
             Some(cutoff) => cutoff.at.as_mut().poll(cx).map(|()| {
+                if !matches!(cutoff.end, CutoffEnd::Done) {
+                    crate::metrics::timed_out("deadline");
+                }
                 match std::mem::replace(&mut cutoff.end, CutoffEnd::Done) {
                     CutoffEnd::Trailers(trailers) => Some(Ok(Frame::trailers(trailers))),
                     CutoffEnd::Fail => Some(Err(ExchangeError::Deadline)),

@@ -275,7 +275,10 @@ async fn next_request(
             }
             () = tokio::time::sleep_until(deadline) => {
                 if idle {
+                    crate::metrics::timed_out("keep-alive");
                     crate::metrics::http_connection_closed(proxy.listener(), "keep-alive-timeout");
+                } else {
+                    crate::metrics::timed_out("header-read");
                 }
                 return Next::Closed;
             }
