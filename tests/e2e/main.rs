@@ -16,6 +16,7 @@ mod admin_api;
 mod algorithms;
 mod balancing;
 mod config_errors;
+mod dashboard;
 mod demo;
 mod edge;
 mod filters;
