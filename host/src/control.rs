@@ -77,6 +77,21 @@ pub enum ReloadError {
     Stopped,
 }
 
+// === impl ReloadError ===
+
+impl ReloadError {
+    /// Every problem on a line of its own (a config's errors each name
+    /// file, line and field), with their causes.
+    pub fn messages(&self) -> Vec<String> {
+        crate::error_chain(self)
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 enum Request {
     Reload(oneshot::Sender<Result<Reloaded, ReloadError>>),
     Shutdown {
@@ -184,9 +199,10 @@ async fn control(mut server: Server, config_path: PathBuf, mut requests: mpsc::R
                         path = %config_path.display(),
                         "config reloaded"
                     ),
+                    // One log line whatever the number of errors.
                     Err(error) => tracing::warn!(
                         path = %config_path.display(),
-                        error = %crate::error_chain(error),
+                        errors = ?error.messages(),
                         "reload rejected, still serving the previous config"
                     ),
                 }

@@ -183,16 +183,16 @@ async fn serve(path: &std::path::Path, config: Config, watch: bool) -> Result<()
     Ok(())
 }
 
-/// Reports a SIGHUP reload; a rejected one leaves the running config
-/// serving.
+/// Reports a SIGHUP reload on stdout, one line for scripts (with the
+/// listeners it added); what was wrong is in the log, which the control
+/// task writes for every reload, whatever triggered it.
 fn report_reload(result: Result<Reloaded, ReloadError>, path: &std::path::Path) {
     match result {
         Ok(reloaded) => {
             announce(reloaded.added.into_iter());
             println!("bascule: reloaded {}", path.display());
         }
-        Err(error) => {
-            println!("{:#}", anyhow::Error::from(error));
+        Err(_) => {
             println!("bascule: reload rejected, still serving the previous config");
         }
     }

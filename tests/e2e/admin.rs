@@ -289,6 +289,15 @@ async fn plugin_defined_metrics_appear_within_their_series_limit() {
         7.0
     );
     promtool_passes(&bascule).await;
+
+    // `/status` names the build that runs: the file's SHA-256.
+    let status = status(&bascule).await;
+    let filter = &status["listeners"][0]["routes"][0]["filters"][0];
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(std::fs::read(&plugin).unwrap());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    assert_eq!(filter["sha256"], hex.as_str());
+    assert_eq!(filter["failures"], 0);
 }
 
 #[tokio::test]

@@ -75,9 +75,23 @@ options.response = { set = { "x-frame-options" = "DENY" }, append = { "x-served"
 
     let status = send(bascule.addr("admin"), get("admin", "/status")).await;
     let status: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    let filter = &status["listeners"][0]["routes"][0]["filters"][0];
     assert_eq!(
-        status["listeners"][0]["routes"][0]["filters"],
-        serde_json::json!([{ "name": "edge", "plugin": "builtin:headers" }])
+        (filter["name"].as_str(), filter["plugin"].as_str()),
+        (Some("edge"), Some("builtin:headers"))
+    );
+    assert_eq!(filter["failures"], 0);
+    // The SHA-256 of the component that runs, as `sha256sum` prints it.
+    let sha256 = filter["sha256"].as_str().unwrap();
+    assert!(
+        sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{sha256}"
+    );
+    assert_eq!(
+        status["listeners"][0]["routes"][0]["filters"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
     );
 }
 

@@ -86,7 +86,7 @@ async fn bad_reload_is_reported_and_the_running_config_keeps_serving() {
         "{printed}"
     );
     assert!(
-        printed.ends_with("bascule: reload rejected, still serving the previous config"),
+        printed.contains("bascule: reload rejected, still serving the previous config"),
         "{printed}"
     );
     assert_eq!(bodies(&bascule, "web", 2).await, ["b2", "b1"]);

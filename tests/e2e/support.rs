@@ -344,24 +344,34 @@ impl Dnsmasq {
     }
 }
 
-/// Starts `command` (quiet logs) with its stdout read line by line on a
-/// thread; the lines arrive on the returned channel.
+/// Starts `command` with its stdout and its log (errors, and the reload
+/// verdicts the control task logs) read line by line on threads; the
+/// lines of both arrive on the returned channel, and the log's are copied
+/// to the test's stderr.
 pub fn spawn_with_lines(
     command: &mut Command,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = command
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "error,bascule::control=warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
     let (sender, lines) = std::sync::mpsc::channel();
+    let log_sender = sender.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if sender.send(line).is_err() {
                 break;
             }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let _ = log_sender.send(line);
         }
     });
     (child, lines)
@@ -515,18 +525,25 @@ impl Bascule {
         self.rewrite_config(config);
         self.signal("HUP");
         let mut printed = Vec::new();
-        loop {
+        // The verdict on stdout; a rejection's errors are in the log line
+        // the control task writes, which may come before or after it.
+        let (mut verdict, mut logged) = (None::<bool>, false);
+        while verdict.is_none() || (verdict == Some(false) && !logged) {
             let line = self
                 .lines
                 .recv_timeout(WAIT)
                 .expect("no reload verdict from bascule");
             self.note_listener(&line);
-            let verdict = line.starts_with("bascule: reload");
-            printed.push(line);
-            if verdict {
-                return printed.join("\n");
+            if line.starts_with("bascule: reloaded") {
+                verdict = Some(true);
+            } else if line.starts_with("bascule: reload rejected") {
+                verdict = Some(false);
+            } else if line.contains("reload rejected") && line.contains("errors=") {
+                logged = true;
             }
+            printed.push(line);
         }
+        printed.join("\n")
     }
 
     /// The value of the first sample of `metric` on the admin listener

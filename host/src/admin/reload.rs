@@ -33,13 +33,10 @@ pub async fn reload(control: Option<&WeakServerHandle>) -> Reply {
                 ReloadError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 ReloadError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             };
-            let message = crate::error_chain(&error);
-            let errors: Vec<&str> = message
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .collect();
-            reply::json(status, &json!({ "reloaded": false, "errors": errors }))
+            reply::json(
+                status,
+                &json!({ "reloaded": false, "errors": error.messages() }),
+            )
         }
     }
 }
