@@ -27,6 +27,26 @@ fn request(
         .unwrap()
 }
 
+/// `request` carrying `token` as a bearer token.
+fn with_token(
+    token: &str,
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// One pool over `backend`, the admin listener asking for [`TOKEN`].
+fn token_config(backend: &RecordingBackend) -> String {
+    single_pool_config(
+        "builtin:round-robin",
+        &format!("{ADMIN}token = \"{TOKEN}\"\n"),
+        [backend.toml()],
+    )
+}
+
 async fn status(bascule: &Bascule) -> Value {
     let reply = send(bascule.addr("admin"), get("admin", "/status")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -186,17 +206,12 @@ async fn weights_and_drains_set_through_the_api_change_the_distribution() {
 #[tokio::test]
 async fn config_shows_the_serving_file_with_secrets_redacted() {
     let b1 = RecordingBackend::start("b1").await;
-    let config = single_pool_config(
-        "builtin:round-robin",
-        &format!("{ADMIN}token = \"{TOKEN}\"\n"),
-        [b1.toml()],
-    );
-    let bascule = Bascule::start(&config);
-    let mut request = get("admin", "/config");
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    let reply = send(bascule.addr("admin"), request).await;
+    let bascule = Bascule::start(&token_config(&b1));
+    let reply = send(
+        bascule.addr("admin"),
+        with_token(TOKEN, get("admin", "/config")),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(!reply.body.contains(TOKEN), "{}", reply.body);
     let shown: Value = serde_json::from_str(&reply.body).unwrap();
@@ -217,19 +232,8 @@ async fn config_shows_the_serving_file_with_secrets_redacted() {
 #[tokio::test]
 async fn the_token_is_required_on_every_request_but_the_page() {
     let b1 = RecordingBackend::start("b1").await;
-    let config = single_pool_config(
-        "builtin:round-robin",
-        &format!("{ADMIN}token = \"{TOKEN}\"\n"),
-        [b1.toml()],
-    );
-    let bascule = Bascule::start(&config);
+    let bascule = Bascule::start(&token_config(&b1));
     let admin = bascule.addr("admin");
-    let with = |token: &str, mut request: http::Request<http_body_util::Full<bytes::Bytes>>| {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
-    };
     for path in ["/status", "/metrics", "/config", "/healthz"] {
         let refused = send(admin, get("admin", path)).await;
         assert_eq!(refused.status, 401, "{path}");
@@ -240,13 +244,18 @@ async fn the_token_is_required_on_every_request_but_the_page() {
                 .starts_with("Bearer")
         );
         assert_eq!(
-            send(admin, with("wrong-token-wrong-token", get("admin", path)))
-                .await
-                .status,
+            send(
+                admin,
+                with_token("wrong-token-wrong-token", get("admin", path))
+            )
+            .await
+            .status,
             401
         );
         assert_eq!(
-            send(admin, with(TOKEN, get("admin", path))).await.status,
+            send(admin, with_token(TOKEN, get("admin", path)))
+                .await
+                .status,
             200,
             "{path}"
         );
@@ -268,11 +277,11 @@ async fn the_token_is_required_on_every_request_but_the_page() {
 }
 
 async fn status_health(bascule: &Bascule, token: &str) -> String {
-    let mut request = get("admin", "/status");
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let reply = send(bascule.addr("admin"), request).await;
+    let reply = send(
+        bascule.addr("admin"),
+        with_token(token, get("admin", "/status")),
+    )
+    .await;
     let status: Value = serde_json::from_str(&reply.body).unwrap();
     status["pools"][0]["backends"][0]["health"]
         .as_str()

@@ -322,7 +322,6 @@ fn run_with_stderr(
     config: &str,
     rust_log: Option<&str>,
 ) -> (KilledOnDrop, std::sync::mpsc::Receiver<String>) {
-    use std::io::BufRead;
     let path = dir.join("bascule.toml");
     std::fs::write(&path, config).unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bascule"));
@@ -336,18 +335,8 @@ fn run_with_stderr(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
     let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    forward_lines(child.stderr.take().unwrap(), sender, false);
     (KilledOnDrop(child), lines)
 }
 

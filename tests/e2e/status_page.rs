@@ -8,7 +8,6 @@
 //! 127.0.0.1, every host name but 127.0.0.1 fails to resolve, and its
 //! background services (updates, sync, metrics) are off.
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -61,19 +60,9 @@ impl Browser {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let process = KilledOnDrop(child);
         let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        forward_lines(child.stderr.take().unwrap(), sender, false);
+        let process = KilledOnDrop(child);
         let browser_url = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(30)).ok())
             .find_map(|line| {
                 line.split_once("DevTools listening on ")

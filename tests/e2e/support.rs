@@ -357,24 +357,29 @@ pub fn spawn_with_lines(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
     let (sender, lines) = std::sync::mpsc::channel();
-    let log_sender = sender.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            let _ = log_sender.send(line);
-        }
-    });
+    forward_lines(child.stdout.take().unwrap(), sender.clone(), false);
+    forward_lines(child.stderr.take().unwrap(), sender, true);
     (child, lines)
+}
+
+/// Sends each line `reader` yields to `lines` from a thread of its own
+/// (copying it to the test's stderr when `echo`), until the reader ends.
+pub fn forward_lines(
+    reader: impl std::io::Read + Send + 'static,
+    lines: std::sync::mpsc::Sender<String>,
+    echo: bool,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("{line}");
+            }
+            // A receiver gone (the test moved on) still lets the child
+            // write: keep draining.
+            let _ = lines.send(line);
+        }
+    });
 }
 
 impl Bascule {

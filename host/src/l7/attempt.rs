@@ -67,7 +67,7 @@ impl Attempt<'_> {
         let backend = self.backend;
         request
             .body_mut()
-            .meter_backend(backend.stats.bytes().map(|bytes| bytes.sent.clone()));
+            .meter_backend(backend.stats.bytes().map(|bytes| &bytes.sent));
         let connection = match backend.endpoints.pick() {
             None => Err(ConnectError::Unresolved {
                 backend: backend.address.clone(),

@@ -36,15 +36,16 @@ pub(super) struct Line {
 // === impl Exchange ===
 
 impl Exchange {
-    /// An exchange that gathers a line for `log`, when there is one.
-    pub fn new(
+    /// Starts gathering a line for `log`, when the plan has one.
+    pub fn start_line(
+        &mut self,
         log: Option<&AccessLog>,
         listener: &Arc<str>,
         client: std::net::SocketAddr,
         method: &http::Method,
         uri: &http::Uri,
-    ) -> Self {
-        let line = log.map(|log| Line {
+    ) {
+        self.line = log.map(|log| Line {
             log: log.clone(),
             entry: Entry {
                 at: SystemTime::now(),
@@ -71,7 +72,6 @@ impl Exchange {
             },
             bytes_in: Arc::default(),
         });
-        Exchange { route: None, line }
     }
 
     /// The line's entry, to fill in; `None` without an access log.

@@ -138,15 +138,7 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let call = grpc::Call::of(request.headers());
         let started = tokio::time::Instant::now();
-        let plan = self.plan.load();
-        let mut exchange = Exchange::new(
-            plan.access_log(),
-            &self.listener,
-            client.socket,
-            request.method(),
-            request.uri(),
-        );
-        drop(plan);
+        let mut exchange = Exchange::default();
         let response = match self.proxy(request, client, call, &mut exchange).await {
             Ok(response) | Err(response) => response,
         };
@@ -160,7 +152,7 @@ impl Proxy {
             _ => response,
         };
         match response.body_mut() {
-            Either::Left(body) => body.meter_client(self.bytes.sent.clone()),
+            Either::Left(body) => body.meter_client(&self.bytes.sent),
             Either::Right(body) => self
                 .bytes
                 .sent
@@ -241,7 +233,7 @@ impl Proxy {
         let head = into_head(view);
         let body = RequestBody::new(body, limits.request_body_timeout)
             .limited_to(max_body_size)
-            .metered(self.bytes.received.clone())
+            .metered(&self.bytes.received)
             .counted_into(exchange.body_counter());
         // The earlier of the route's deadline and the gRPC call's.
         let route_deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
@@ -285,6 +277,13 @@ impl Proxy {
     ) -> Result<Routed, Response<ProxyBody>> {
         let no_route = || response::local(StatusCode::NOT_FOUND, "no route matches this request");
         let plan = self.plan.load();
+        exchange.start_line(
+            plan.access_log(),
+            &self.listener,
+            client.socket,
+            &head.method,
+            &head.uri,
+        );
         let listener = plan.listener(&self.listener).ok_or_else(no_route)?;
         let (table, limits) = listener.routes.http().ok_or_else(no_route)?;
         let authority = target::decide(head, table.paths()).map_err(answer)?;

@@ -108,17 +108,22 @@ impl RequestBody {
         self
     }
 
-    /// Counts the bytes read into `received` (a listener's).
+    /// Counts the bytes read into `received` (a listener's). A body with
+    /// nothing to read (most requests) takes no handle.
     #[must_use]
-    pub fn metered(mut self, received: metrics::Counter) -> Self {
-        self.client_meter = Some(received);
+    pub fn metered(mut self, received: &metrics::Counter) -> Self {
+        if !Body::is_end_stream(&self) {
+            self.client_meter = Some(received.clone());
+        }
         self
     }
 
     /// Counts the bytes passed on into `sent` (the backend's this attempt
-    /// goes to).
-    pub fn meter_backend(&mut self, sent: Option<metrics::Counter>) {
-        self.backend_meter = sent;
+    /// goes to); nothing for a body with nothing to send.
+    pub fn meter_backend(&mut self, sent: Option<&metrics::Counter>) {
+        if !Body::is_end_stream(self) {
+            self.backend_meter = sent.cloned();
+        }
     }
 
     /// Adds the bytes read from the client to `counter`.

@@ -45,9 +45,10 @@ pub struct UpstreamBody {
     /// Told how many bytes went out once the body is done with (read to
     /// its end, cut off, or dropped by a client that left).
     on_end: Option<OnEnd>,
-    /// The backend's `received` and the listener's `sent` bytes, counted
-    /// once the body is done with.
-    meters: [Option<metrics::Counter>; 2],
+    /// The listener's `sent` bytes, counted once the body is done with.
+    /// (The backend's `received` are counted per frame through the
+    /// backend's stats the body holds anyway.)
+    to_client: Option<metrics::Counter>,
 }
 
 /// What runs when a body is done with, given the bytes it passed on.
@@ -106,7 +107,6 @@ impl UpstreamBody {
         active: ActiveRequest,
         drain_timeout: Duration,
     ) -> Self {
-        let from_backend = active.stats().bytes().map(|bytes| bytes.received.clone());
         UpstreamBody {
             source: Source::Http1(body),
             release: Some(Release {
@@ -117,7 +117,7 @@ impl UpstreamBody {
             cutoff: None,
             sent: 0,
             on_end: None,
-            meters: [from_backend, None],
+            to_client: None,
         }
     }
 
@@ -128,7 +128,6 @@ impl UpstreamBody {
         active: ActiveRequest,
         drain_timeout: Duration,
     ) -> Self {
-        let from_backend = active.stats().bytes().map(|bytes| bytes.received.clone());
         UpstreamBody {
             source: Source::Http2(body),
             release: Some(Release {
@@ -139,7 +138,7 @@ impl UpstreamBody {
             cutoff: None,
             sent: 0,
             on_end: None,
-            meters: [from_backend, None],
+            to_client: None,
         }
     }
 
@@ -153,7 +152,7 @@ impl UpstreamBody {
             cutoff: None,
             sent: 0,
             on_end: None,
-            meters: [None, None],
+            to_client: None,
         }
     }
 
@@ -170,8 +169,8 @@ impl UpstreamBody {
     }
 
     /// Counts the bytes passed on into `sent` (the listener's) too.
-    pub fn meter_client(&mut self, sent: metrics::Counter) {
-        self.meters[1] = Some(sent);
+    pub fn meter_client(&mut self, sent: &metrics::Counter) {
+        self.to_client = Some(sent.clone());
     }
 
     /// Runs `on_end` with the bytes passed on, once the body is done with.
@@ -279,7 +278,15 @@ impl Body for UpstreamBody {
             }
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.sent += data.len() as u64;
+                    let len = data.len() as u64;
+                    this.sent += len;
+                    if let Some(bytes) = this
+                        .release
+                        .as_ref()
+                        .and_then(|release| release.active.stats().bytes())
+                    {
+                        bytes.received.increment(len);
+                    }
                 }
             }
         }
@@ -309,8 +316,8 @@ impl Drop for UpstreamBody {
         if self.is_end_stream() {
             self.release();
         }
-        for meter in self.meters.iter().flatten() {
-            meter.increment(self.sent);
+        if let Some(to_client) = &self.to_client {
+            to_client.increment(self.sent);
         }
         if let Some(on_end) = self.on_end.take() {
             on_end(self.sent);
