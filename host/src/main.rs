@@ -11,7 +11,7 @@ use bascule::config::Config;
 use bascule::control::{FileWatch, ListenerInfo, ReloadError, Reloaded, ServerHandle};
 use bascule::demo::Demo;
 use bascule::plan::Plan;
-use bascule::plugin::PluginRuntime;
+use bascule::plugin::{Format, Inspection, PluginRuntime, World};
 use bascule::server::Server;
 use bascule::upstream::StatsRegistry;
 use clap::{Parser, Subcommand};
@@ -46,11 +46,30 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Start three demo backends and a round-robin proxy in front of them.
     Demo {
         /// Where the proxy listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// What a `.wasm` is (world, contract version, imports, exports, size,
+    /// compile time) and whether this host would load it, or why not.
+    /// Exits 1 when it would not load.
+    Inspect {
+        /// The plugin file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -86,6 +105,7 @@ fn run(command: Command, workers: Option<u16>) -> Result<()> {
     let runtime = runtime(workers).context("starting the async runtime")?;
     match (command, loaded) {
         (Command::Check { config }, _) => check(&config),
+        (Command::Plugin { command }, _) => plugin(command),
         (
             Command::Run {
                 config: path,
@@ -127,6 +147,77 @@ fn check(path: &std::path::Path) -> Result<()> {
         config.filters.len()
     );
     Ok(())
+}
+
+fn plugin(command: PluginCommand) -> Result<()> {
+    match command {
+        PluginCommand::Inspect { file, json } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let inspection = PluginRuntime::new()?.inspect(&bytes);
+            if json {
+                println!("{:#}", inspection_json(&inspection));
+            } else {
+                print_inspection(&file, &inspection);
+            }
+            inspection
+                .loads
+                .map_err(|reason| anyhow::anyhow!("{} would not load: {reason}", file.display()))
+        }
+    }
+}
+
+fn print_inspection(file: &std::path::Path, inspection: &Inspection) {
+    let format = match inspection.format {
+        Format::Component => "component",
+        Format::CoreModule => "core module",
+        Format::NotWasm => "not WebAssembly",
+    };
+    println!("file:      {}", file.display());
+    println!("size:      {} bytes", inspection.size);
+    println!("sha256:    {}", inspection.sha256);
+    println!("format:    {format}");
+    if let Some(took) = inspection.compile_time {
+        println!("compiled:  {:.1} ms", took.as_secs_f64() * 1e3);
+    }
+    let world = inspection.world.map_or("none", World::name);
+    let contract = inspection
+        .contract
+        .as_deref()
+        .unwrap_or("no bascule:plugin names");
+    println!("world:     {world} ({contract})");
+    for (heading, names) in [
+        ("imports", &inspection.imports),
+        ("exports", &inspection.exports),
+    ] {
+        println!("{heading}:");
+        for name in names {
+            println!("  {name}");
+        }
+    }
+    match &inspection.loads {
+        Ok(()) => println!("loads:     yes"),
+        Err(reason) => println!("loads:     no: {reason}"),
+    }
+}
+
+fn inspection_json(inspection: &Inspection) -> serde_json::Value {
+    serde_json::json!({
+        "size": inspection.size,
+        "sha256": inspection.sha256,
+        "format": match inspection.format {
+            Format::Component => "component",
+            Format::CoreModule => "core-module",
+            Format::NotWasm => "not-wasm",
+        },
+        "compile-ms": inspection.compile_time.map(|t| t.as_secs_f64() * 1e3),
+        "world": inspection.world.map(World::name),
+        "contract": inspection.contract,
+        "imports": inspection.imports,
+        "exports": inspection.exports,
+        "loads": inspection.loads.is_ok(),
+        "why-not": inspection.loads.as_ref().err(),
+    })
 }
 
 async fn serve(path: &std::path::Path, config: Config, watch: bool) -> Result<()> {

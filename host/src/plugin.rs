@@ -17,6 +17,7 @@ mod edits;
 mod engine;
 mod filter;
 mod hook_metrics;
+mod inspect;
 mod instances;
 mod interpreter;
 mod limits;
@@ -34,6 +35,7 @@ use std::path::PathBuf;
 pub use balancer::{CompiledBalancer, WasmBalancer};
 pub use engine::PluginRuntime;
 pub use filter::{CompiledFilter, WasmFilter};
+pub use inspect::{Format, Inspection, World};
 pub use interpreter::{CompiledInterpreter, WasmInterpreter};
 pub use source::builtin_names;
 

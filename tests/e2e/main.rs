@@ -23,6 +23,7 @@ mod filters;
 mod grpc;
 mod health;
 mod lifetime;
+mod plugin_tools;
 mod proxying;
 mod reload;
 mod request_context;

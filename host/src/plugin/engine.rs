@@ -167,10 +167,9 @@ impl PluginRuntime {
         }
     }
 
-    /// The plugin's name and compiled component, from the in-memory cache
-    /// when the same bytes were compiled before.
     /// The plugin's name, the SHA-256 of its bytes (hex, as `sha256sum`
-    /// prints it) and its compiled component.
+    /// prints it) and its compiled component, from the in-memory cache
+    /// when the same bytes were compiled before.
     fn component(&self, plugin: &PluginRef) -> Result<(String, String, Component), Error> {
         let name = plugin.to_string();
         let bytes = source::read(plugin)?;
@@ -188,6 +187,12 @@ impl PluginRuntime {
         Ok((name, digest, component))
     }
 
+    /// The engine and the linker holding every host import, for
+    /// [`super::inspect`].
+    pub(super) fn parts(&self) -> (&Engine, &Linker<PluginState>) {
+        (&self.engine, &self.linker)
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ContentKey, Component>> {
         self.compiled
             .lock()
@@ -196,7 +201,7 @@ impl PluginRuntime {
 }
 
 /// `bytes`' SHA-256, in lowercase hex.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes)
         .iter()
