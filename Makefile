@@ -5,7 +5,7 @@
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: demo test vtc bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test
+.PHONY: demo test vtc bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test examples
 
 ## Build everything and run the demo: three backends behind a round-robin proxy.
 ## The dev profile (dependencies optimized, see Cargo.toml) builds far faster
@@ -17,8 +17,14 @@ demo: wasm-target
 ## The end-to-end tests include the VTest scripts in tests/vtc (run by
 ## tests/e2e/vtc.rs against the real binary), so `make vtc` is only for
 ## running those alone.
-test: wasm-target test-packages lint plugin-test
+test: wasm-target test-packages lint plugin-test examples
 	cargo test --workspace
+
+## The example plugins of examples/, each by its own build script (the
+## end-to-end tests load what they build).
+examples: wasm-target
+	CARGO_TARGET_DIR=$(CURDIR)/target/examples examples/canary-router/rust/build.sh
+	cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
 
 ## Only the VTest protocol scripts of tests/vtc.
 vtc: wasm-target test-packages

@@ -11,6 +11,7 @@ use bascule::config::Config;
 use bascule::control::{FileWatch, ListenerInfo, ReloadError, Reloaded, ServerHandle};
 use bascule::demo::Demo;
 use bascule::plan::Plan;
+use bascule::offline;
 use bascule::plugin::{Format, Inspection, PluginRuntime, World};
 use bascule::server::Server;
 use bascule::upstream::StatsRegistry;
@@ -70,6 +71,55 @@ enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a plugin offline: a balancer over `--backends` for each of
+    /// `--requests` (each decision, then the distribution), a header
+    /// filter on `--requests` (its edits), or a health interpreter on
+    /// `--probes` (its verdicts).
+    Run {
+        /// The plugin file.
+        file: PathBuf,
+        /// Backends (balancers): a TOML file of `[[backends]]` with `name`,
+        /// `address`, `weight`, `metadata`, and a simulated `latency` and
+        /// `failure-rate`.
+        #[arg(long)]
+        backends: Option<PathBuf>,
+        /// Requests (balancers, filters): JSON lines of `method`, `path`,
+        /// `headers`, `client`, `sni`.
+        #[arg(long)]
+        requests: Option<PathBuf>,
+        /// Probe outcomes (health interpreters): JSON lines of `status`,
+        /// `headers`, `body`, `latency-ms`, `error`.
+        #[arg(long)]
+        probes: Option<PathBuf>,
+        /// The plugin's options, as JSON.
+        #[arg(long, default_value = "{}")]
+        options: String,
+        /// What the balancer serves (`http` or `tcp`), or what the
+        /// interpreter judges.
+        #[arg(long, default_value = "http")]
+        protocol: String,
+        /// Print only the distribution (balancers).
+        #[arg(long)]
+        quiet: bool,
+        /// Also time the calls.
+        #[arg(long)]
+        bench: bool,
+    },
+    /// A new plugin project in `./NAME`, ready for `./build.sh` and
+    /// `bascule plugin run`.
+    New {
+        /// The project's name (a-z, 0-9, -).
+        name: String,
+        /// The language (`rust`).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// `balancer`, `filter` or `health`.
+        #[arg(long, default_value = "balancer")]
+        kind: String,
+        /// Where to create it (default: here).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -164,6 +214,118 @@ fn plugin(command: PluginCommand) -> Result<()> {
                 .loads
                 .map_err(|reason| anyhow::anyhow!("{} would not load: {reason}", file.display()))
         }
+        PluginCommand::New {
+            name,
+            lang,
+            kind,
+            dir,
+        } => {
+            let kind = match kind.as_str() {
+                "balancer" => bascule::scaffold::Kind::Balancer,
+                "filter" => bascule::scaffold::Kind::Filter,
+                "health" => bascule::scaffold::Kind::Health,
+                other => anyhow::bail!("unknown kind `{other}`: balancer, filter or health"),
+            };
+            if lang != "rust" {
+                anyhow::bail!(
+                    "`--lang {lang}` is not scaffolded yet: only `rust` is (see examples/ for the others)"
+                );
+            }
+            let made = bascule::scaffold::new_rust(&dir, &name, kind)?;
+            println!("created {}", made.display());
+            println!("next: cd {} && ./build.sh", made.display());
+            Ok(())
+        }
+        PluginCommand::Run {
+            file,
+            backends,
+            requests,
+            probes,
+            options,
+            protocol,
+            quiet,
+            bench,
+        } => {
+            let runtime = PluginRuntime::new()?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let inspection = runtime.inspect(&bytes);
+            if let Err(reason) = inspection.loads {
+                anyhow::bail!("{} would not load: {reason}", file.display());
+            }
+            let needs = |input: Option<PathBuf>, flag: &str| {
+                input.with_context(|| format!("this plugin needs `{flag} FILE`"))
+            };
+            match inspection.world {
+                Some(World::Balancer) => {
+                    let protocol = match protocol.as_str() {
+                        "tcp" => bascule::upstream::Protocol::Tcp,
+                        _ => bascule::upstream::Protocol::Http,
+                    };
+                    let backends = offline::read_backends(&needs(backends, "--backends")?)?;
+                    let requests = offline::read_jsonl(&needs(requests, "--requests")?)?;
+                    let run = offline::run_balancer(
+                        &runtime, &file, options, protocol, &backends, &requests, bench,
+                    )?;
+                    print_balancer_run(&run, quiet);
+                }
+                Some(World::HeaderFilter) => {
+                    let requests = offline::read_jsonl(&needs(requests, "--requests")?)?;
+                    let (outcomes, per_call) =
+                        offline::run_filter(&runtime, &file, options, &requests, bench)?;
+                    for (n, outcome) in outcomes.iter().enumerate() {
+                        println!("{:>4}  {}  -> {}", n + 1, outcome.request, outcome.verdict);
+                        for edit in &outcome.edits {
+                            println!("        {edit}");
+                        }
+                    }
+                    if let Some(ns) = per_call {
+                        println!("on-request: {ns:.0} ns per call");
+                    }
+                }
+                Some(World::HealthInterpreter) => {
+                    let kind = match protocol.as_str() {
+                        "tcp" => bascule::health::ProbeKind::Tcp,
+                        _ => bascule::health::ProbeKind::Http,
+                    };
+                    let probes = offline::read_jsonl(&needs(probes, "--probes")?)?;
+                    let verdicts =
+                        offline::run_interpreter(&runtime, &file, options, kind, &probes)?;
+                    for (n, (outcome, verdict)) in verdicts.iter().enumerate() {
+                        println!("{:>4}  {outcome}  -> {verdict}", n + 1);
+                    }
+                }
+                None => anyhow::bail!("{} exports no Bascule world", file.display()),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
+    if !quiet {
+        for (n, decision) in run.decisions.iter().enumerate() {
+            let served = match (&decision.served_by, &decision.error) {
+                (_, Some(error)) => format!("failed: {error}"),
+                (Some(backend), None) => backend.clone(),
+                (None, None) => "no backend".to_owned(),
+            };
+            let mut notes = vec![format!("candidates {}", decision.candidates.join(", "))];
+            if !decision.failed.is_empty() {
+                notes.push(format!("{} failed", decision.failed.join(", ")));
+            }
+            println!("{:>4}  {}  -> {served}  ({})", n + 1, decision.request, notes.join("; "));
+        }
+    }
+    let total: usize = run.distribution.iter().map(|(_, count)| count).sum();
+    println!("distribution over {total} served:");
+    for (backend, count) in &run.distribution {
+        #[allow(clippy::cast_precision_loss)]
+        let share = if total == 0 { 0.0 } else { *count as f64 * 100.0 / total as f64 };
+        println!("  {backend}  {count}  ({share:.1}%)");
+    }
+    if let Some(ns) = run.per_call_ns {
+        println!("select: {ns:.0} ns per call");
     }
 }
 

@@ -19,6 +19,7 @@ mod config_errors;
 mod dashboard;
 mod demo;
 mod edge;
+mod examples;
 mod filters;
 mod grpc;
 mod health;

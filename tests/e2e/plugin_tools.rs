@@ -1,6 +1,9 @@
 //! `bascule plugin inspect`: a valid plugin, a core module, a component
 //! of no Bascule world, one with an import the host lacks and one built
 //! against another contract line, each with its verdict and reason.
+//! `bascule plugin run`: a balancer's decisions checked against a model
+//! computed here, simulated failures, a filter's edits and answers, a
+//! health interpreter's verdicts, and bad inputs named by line.
 
 use std::path::Path;
 use std::process::Command;
@@ -130,4 +133,198 @@ fn another_contract_line_is_refused_naming_both_versions() {
     let file = rewritten(dir.path(), b"@0.4.2", b"@0.4.1");
     let (ok, _, err) = inspect(&file, &[]);
     assert!(ok, "{err}");
+}
+
+/// `bascule plugin run` with `args`: success and stdout (stderr on
+/// failure).
+fn run(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["plugin", "run"])
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let text = if output.status.success() { &output.stdout } else { &output.stderr };
+    (output.status.success(), String::from_utf8_lossy(text).into_owned())
+}
+
+/// Smooth weighted round robin (NGINX's), computed here independently of
+/// the plugin: the backend index of each of `n` picks.
+fn smooth_weighted(weights: &[i64], n: usize) -> Vec<usize> {
+    let total: i64 = weights.iter().sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..n)
+        .map(|_| {
+            for (c, w) in current.iter_mut().zip(weights) {
+                *c += w;
+            }
+            let best = (0..weights.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap();
+            current[best] -= total;
+            best
+        })
+        .collect()
+}
+
+/// The backend each printed decision was served by, in order.
+fn served(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|line| line.split("  -> ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_balancer_run_prints_the_decisions_a_model_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(
+        &backends,
+        "[[backends]]\nname = \"a\"\nweight = 3\n\n[[backends]]\nname = \"b\"\nweight = 1\n\n[[backends]]\nname = \"c\"\nweight = 2\n",
+    )
+    .unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    let lines: Vec<String> = (0..12).map(|n| format!("{{\"path\": \"/r{n}\"}}")).collect();
+    std::fs::write(&requests, lines.join("\n")).unwrap();
+    let plugin = test_plugin("weighted-round-robin").display().to_string();
+    let (ok, out) = run(&[&plugin, "--backends", backends.to_str().unwrap(), "--requests", requests.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let names = ["a", "b", "c"];
+    let expected: Vec<String> = smooth_weighted(&[3, 1, 2], 12).into_iter().map(|i| names[i].to_owned()).collect();
+    assert_eq!(served(&out), expected, "{out}");
+    assert!(out.contains("   1  GET /r0  -> "), "{out}");
+    assert!(out.contains("distribution over 12 served:"), "{out}");
+    assert!(out.contains("  a  6  (50.0%)") && out.contains("  b  2  (16.7%)") && out.contains("  c  4  (33.3%)"), "{out}");
+}
+
+#[test]
+fn simulated_failures_move_requests_to_the_next_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(
+        &backends,
+        "[[backends]]\nname = \"up\"\nlatency = \"2ms\"\n\n[[backends]]\nname = \"down\"\nfailure-rate = 1.0\n",
+    )
+    .unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    std::fs::write(&requests, "{}\n{}\n{}\n{}\n").unwrap();
+    let plugin = test_plugin("round-robin").display().to_string();
+    let (ok, out) = run(&[&plugin, "--backends", backends.to_str().unwrap(), "--requests", requests.to_str().unwrap(), "--bench"]);
+    assert!(ok, "{out}");
+    assert_eq!(served(&out), ["up", "up", "up", "up"], "{out}");
+    assert_eq!(out.matches("down failed").count(), 2, "round robin puts `down` first every other time: {out}");
+    assert!(out.contains("  up  4  (100.0%)") && out.contains("  down  0  (0.0%)"), "{out}");
+    let ns: f64 = out
+        .lines()
+        .find_map(|line| line.strip_prefix("select: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ns > 0.0, "{out}");
+}
+
+#[test]
+fn a_filter_run_prints_its_edits_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    std::fs::write(&requests, "{\"path\": \"/x?q=1\", \"headers\": {\"x-trace\": \"t\"}}\n").unwrap();
+    let plugin = test_plugin("test-filter").display().to_string();
+    let requests = requests.to_str().unwrap();
+    let (ok, out) = run(&[&plugin, "--requests", requests, "--options", r#"{"mode": "rewrite"}"#]);
+    assert!(ok, "{out}");
+    assert!(out.contains("   1  GET /x?q=1  -> forward"), "{out}");
+    assert!(out.contains("path /x?q=1 -> /rewritten/x"), "{out}");
+    let (ok, out) = run(&[&plugin, "--requests", requests, "--options", r#"{"mode": "deny"}"#]);
+    assert!(ok, "{out}");
+    assert!(out.contains("-> respond 403"), "{out}");
+    assert!(out.contains("x-denied-by: test-filter"), "{out}");
+}
+
+#[test]
+fn a_health_interpreter_run_prints_a_verdict_per_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = dir.path().join("probes.jsonl");
+    std::fs::write(
+        &probes,
+        "{\"status\": 200, \"latency-ms\": 3}\n{\"status\": 503}\n{\"error\": \"connection refused\"}\n",
+    )
+    .unwrap();
+    let plugin = test_plugin("http-status").display().to_string();
+    let (ok, out) = run(&[&plugin, "--probes", probes.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let verdicts: Vec<&str> = out
+        .lines()
+        .map(|line| line.split("-> ").nth(1).unwrap().split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["healthy", "unhealthy", "unhealthy"], "{out}");
+    assert!(out.contains("status 200, 3 ms"), "{out}");
+}
+
+#[test]
+fn bad_inputs_name_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(&backends, "[[backends]]\nname = \"a\"\n").unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    std::fs::write(&requests, "{}\n{\"pth\": \"/\"}\n").unwrap();
+    let plugin = test_plugin("round-robin").display().to_string();
+    let (ok, err) = run(&[&plugin, "--backends", backends.to_str().unwrap(), "--requests", requests.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("requests.jsonl:2:") && err.contains("pth"), "{err}");
+    let (ok, err) = run(&[&plugin, "--requests", requests.to_str().unwrap()]);
+    assert!(!ok && err.contains("--backends"), "{err}");
+}
+
+/// `bascule plugin new` for each kind: the project builds with its own
+/// script, its native test passes, and `plugin run` takes it with the
+/// inputs it came with.
+#[test]
+fn new_projects_build_and_run_for_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    // Shared with `make examples`: dependencies are compiled once.
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples");
+    for (kind, run_args) in [
+        ("balancer", vec!["--backends", "backends.toml", "--requests", "requests.jsonl"]),
+        ("filter", vec!["--requests", "requests.jsonl"]),
+        ("health", vec!["--probes", "probes.jsonl"]),
+    ] {
+        let name = format!("my-{kind}");
+        let output = Command::new(env!("CARGO_BIN_EXE_bascule"))
+            .args(["plugin", "new", &name, "--lang", "rust", "--kind", kind, "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let project = dir.path().join(&name);
+        let built = Command::new(project.join("build.sh"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{kind}: {}", String::from_utf8_lossy(&built.stderr));
+        let file = project.join(format!("my_{kind}.wasm"));
+        let (ok, out, err) = inspect(&file, &[]);
+        assert!(ok, "{kind}: {out}{err}");
+        let ran = Command::new(env!("CARGO_BIN_EXE_bascule"))
+            .args(["plugin", "run"])
+            .arg(&file)
+            .args(&run_args)
+            .current_dir(&project)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&ran.stdout);
+        assert!(ran.status.success(), "{kind}: {}", String::from_utf8_lossy(&ran.stderr));
+        let expected = match kind {
+            "balancer" => "  a  1  (50.0%)",
+            "filter" => "-> respond 403",
+            _ => "-> unhealthy (status 503)",
+        };
+        assert!(out.contains(expected), "{kind}: {out}");
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["plugin", "new", "Bad Name", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }

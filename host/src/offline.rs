@@ -1,0 +1,58 @@
+//! `bascule plugin run`: a plugin exercised without a proxy or backends.
+//!
+//! A balancer is shown backends (a TOML file) and requests (JSON lines)
+//! and prints each decision and the final distribution; a simulated
+//! latency and failure rate per backend feed the stats least-loaded
+//! algorithms read, so they can be tried as they would behave. A header
+//! filter prints its edits (or its answer) per request; a health
+//! interpreter its verdict per probe outcome. `--bench` times the calls.
+//! The plugin runs in the proxy's own sandbox, with the proxy's limits.
+
+mod balancer;
+mod filter;
+mod health;
+mod inputs;
+
+pub use balancer::{BalancerRun, Decision, run_balancer};
+pub use filter::{FilterOutcome, run_filter};
+pub use health::{ProbeLine, run_interpreter};
+pub use inputs::{RequestLine, SimulatedBackend, read_backends, read_jsonl};
+
+use std::path::PathBuf;
+
+/// Why a run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    /// An input file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input file is malformed.
+    #[error("{path}:{line}: {message}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0: the whole file).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The plugin failed to load or configure.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::Error),
+}
+
+/// How long a call took on average over `calls`, in ns.
+pub fn per_call_ns(calls: u32, run: impl FnMut()) -> f64 {
+    let mut run = run;
+    let started = quanta::Instant::now();
+    for _ in 0..calls {
+        run();
+    }
+    started.elapsed().as_secs_f64() * 1e9 / f64::from(calls.max(1))
+}

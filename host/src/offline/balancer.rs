@@ -1,0 +1,180 @@
+//! A balancer run: each request's decision against simulated backends,
+//! and the distribution that came out.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::inputs::{RequestLine, SimulatedBackend};
+use super::{OfflineError, per_call_ns};
+use crate::config::{PluginRef, SandboxConfig};
+use crate::plugin::{PluginRuntime, WasmBalancer};
+use crate::upstream::{
+    Backend, BackendSelection, BackendSet, BackendStats, Protocol, fixed_endpoints,
+};
+
+/// Calls timed by `--bench`.
+const BENCH_CALLS: u32 = 10_000;
+
+/// What the balancer decided for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// `METHOD PATH`.
+    pub request: String,
+    /// The candidates, best first, by backend id; empty when the plugin
+    /// failed or chose none.
+    pub candidates: Vec<String>,
+    /// The backend that served it after simulated failures, if any.
+    pub served_by: Option<String>,
+    /// Simulated failures before it was served.
+    pub failed: Vec<String>,
+    /// The plugin's error, when it failed.
+    pub error: Option<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct BalancerRun {
+    /// One per request, in order.
+    pub decisions: Vec<Decision>,
+    /// Requests served per backend, in backend order.
+    pub distribution: Vec<(String, usize)>,
+    /// With `--bench`: nanoseconds per `select`.
+    pub per_call_ns: Option<f64>,
+}
+
+/// Runs the balancer in `file` (configured with `options`, serving
+/// `protocol`) over `backends` for each of `requests`.
+pub fn run_balancer(
+    runtime: &PluginRuntime,
+    file: &Path,
+    options: String,
+    protocol: Protocol,
+    backends: &[SimulatedBackend],
+    requests: &[RequestLine],
+    bench: bool,
+) -> Result<BalancerRun, OfflineError> {
+    let set = Arc::new(BackendSet::new(
+        backends
+            .iter()
+            .map(|backend| {
+                let address = backend
+                    .address
+                    .parse()
+                    .unwrap_or_else(|_| std::net::SocketAddr::from(([192, 0, 2, 1], 80)));
+                Backend::new(
+                    backend.id.clone(),
+                    fixed_endpoints(address),
+                    backend.weight,
+                    backend.metadata.clone(),
+                    Arc::new(BackendStats::default()),
+                )
+            })
+            .collect(),
+    ));
+    let compiled = runtime.compile_balancer(&PluginRef::File(file.to_owned()))?;
+    let balancer = WasmBalancer::new(
+        "offline",
+        compiled,
+        options,
+        vec![protocol],
+        SandboxConfig::default(),
+        &set,
+    )?;
+    let mut failures = Failures::default();
+    let mut served = vec![0usize; set.len()];
+    let mut decisions = Vec::with_capacity(requests.len());
+    for (n, line) in requests.iter().enumerate() {
+        let view = line.view(protocol).map_err(|message| OfflineError::Input {
+            path: "requests".into(),
+            line: n + 1,
+            message,
+        })?;
+        let mut decision = Decision {
+            request: line.label(),
+            candidates: Vec::new(),
+            served_by: None,
+            failed: Vec::new(),
+            error: None,
+        };
+        match balancer.select(&set, &view) {
+            Err(error) => decision.error = Some(crate::error_chain(&error)),
+            Ok(selection) => {
+                let chosen: Vec<usize> = selection
+                    .candidates
+                    .iter()
+                    .filter_map(|&index| usize::try_from(index).ok())
+                    .filter(|&index| index < set.len())
+                    .collect();
+                decision.candidates = chosen.iter().filter_map(|&i| id(&set, i)).collect();
+                for &index in &chosen {
+                    let (Some(backend), Some(model)) = (set.get(index), backends.get(index)) else {
+                        continue;
+                    };
+                    if failures.next_fails(model.failure_rate) {
+                        backend.stats.record_failure();
+                        decision.failed.push(backend.id.clone());
+                        continue;
+                    }
+                    backend.stats.record_success(model.latency);
+                    if let Some(count) = served.get_mut(index) {
+                        *count += 1;
+                    }
+                    decision.served_by = Some(backend.id.clone());
+                    break;
+                }
+            }
+        }
+        decisions.push(decision);
+    }
+    let per_call_ns = match (bench, requests.first()) {
+        (true, Some(line)) => {
+            let view = line.view(protocol).map_err(|message| OfflineError::Input {
+                path: "requests".into(),
+                line: 1,
+                message,
+            })?;
+            Some(per_call_ns(BENCH_CALLS, || {
+                let _ = balancer.select(&set, &view);
+            }))
+        }
+        _ => None,
+    };
+    Ok(BalancerRun {
+        decisions,
+        distribution: set
+            .backends
+            .iter()
+            .map(|backend| backend.id.clone())
+            .zip(served)
+            .collect(),
+        per_call_ns,
+    })
+}
+
+fn id(set: &BackendSet, index: usize) -> Option<String> {
+    set.get(index).map(|backend| backend.id.clone())
+}
+
+/// A repeatable sequence for simulated failures (xorshift64, fixed seed):
+/// the same inputs fail the same requests every run.
+struct Failures(u64);
+
+impl Default for Failures {
+    fn default() -> Self {
+        Failures(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+impl Failures {
+    fn next_fails(&mut self, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        #[allow(clippy::cast_precision_loss)]
+        let draw = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+        draw < rate
+    }
+}

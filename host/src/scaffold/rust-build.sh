@@ -1,0 +1,8 @@
+#!/usr/bin/env sh
+# Builds {file}.wasm beside this script (a wasm32-wasip2 build is already a
+# component). Then: bascule plugin inspect {file}.wasm
+set -eu
+cd "$(dirname "$0")"
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+cargo build --release --target wasm32-wasip2 --target-dir "${CARGO_TARGET_DIR:-target}"
+cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/{file}.wasm" {file}.wasm
