@@ -24,7 +24,7 @@ test: wasm-target test-packages lint plugin-test examples
 ## end-to-end tests load what they build).
 examples: wasm-target
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples examples/canary-router/rust/build.sh
-	cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
+	CARGO_TARGET_DIR=$(CURDIR)/target/examples cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
 
 ## Only the VTest protocol scripts of tests/vtc.
 vtc: wasm-target test-packages

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use bascule::config::Config;
 use bascule::control::{FileWatch, ListenerInfo, ReloadError, Reloaded, ServerHandle};
 use bascule::demo::Demo;
-use bascule::plan::Plan;
 use bascule::offline;
+use bascule::plan::Plan;
 use bascule::plugin::{Format, Inspection, PluginRuntime, World};
 use bascule::server::Server;
 use bascule::upstream::StatsRegistry;
@@ -314,14 +314,23 @@ fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
             if !decision.failed.is_empty() {
                 notes.push(format!("{} failed", decision.failed.join(", ")));
             }
-            println!("{:>4}  {}  -> {served}  ({})", n + 1, decision.request, notes.join("; "));
+            println!(
+                "{:>4}  {}  -> {served}  ({})",
+                n + 1,
+                decision.request,
+                notes.join("; ")
+            );
         }
     }
     let total: usize = run.distribution.iter().map(|(_, count)| count).sum();
     println!("distribution over {total} served:");
     for (backend, count) in &run.distribution {
         #[allow(clippy::cast_precision_loss)]
-        let share = if total == 0 { 0.0 } else { *count as f64 * 100.0 / total as f64 };
+        let share = if total == 0 {
+            0.0
+        } else {
+            *count as f64 * 100.0 / total as f64
+        };
         println!("  {backend}  {count}  ({share:.1}%)");
     }
     if let Some(ns) = run.per_call_ns {

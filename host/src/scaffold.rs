@@ -48,7 +48,8 @@ const HEALTH: &str = include_str!("scaffold/rust-health.rs");
 
 /// Sample inputs for `plugin run`.
 const BACKENDS: &str = "[[backends]]\nname = \"a\"\nlatency = \"3ms\"\n\n[[backends]]\nname = \"b\"\nlatency = \"6ms\"\n";
-const REQUESTS: &str = "{\"path\": \"/\"}\n{\"path\": \"/cart\", \"headers\": {\"x-block\": \"1\"}}\n";
+const REQUESTS: &str =
+    "{\"path\": \"/\"}\n{\"path\": \"/cart\", \"headers\": {\"x-block\": \"1\"}}\n";
 const PROBES: &str = "{\"status\": 200, \"latency-ms\": 3}\n{\"status\": 503}\n{\"error\": \"connection refused\"}\n";
 
 /// Writes a new Rust plugin project named `name` of `kind` into
@@ -79,7 +80,9 @@ pub fn new_rust(parent: &Path, name: &str, kind: Kind) -> Result<PathBuf, Scaffo
         Kind::Balancer => (
             BALANCER,
             vec![("backends.toml", BACKENDS), ("requests.jsonl", REQUESTS)],
-            format!("bascule plugin run {file}.wasm --backends backends.toml --requests requests.jsonl"),
+            format!(
+                "bascule plugin run {file}.wasm --backends backends.toml --requests requests.jsonl"
+            ),
         ),
         Kind::Filter => (
             FILTER,
@@ -105,7 +108,11 @@ pub fn new_rust(parent: &Path, name: &str, kind: Kind) -> Result<PathBuf, Scaffo
         ("README.md".to_owned(), readme),
         (".gitignore".to_owned(), format!("target/\n{file}.wasm\n")),
     ];
-    files.extend(inputs.into_iter().map(|(path, text)| (path.to_owned(), text.to_owned())));
+    files.extend(
+        inputs
+            .into_iter()
+            .map(|(path, text)| (path.to_owned(), text.to_owned())),
+    );
     for (relative, text) in files {
         let path = dir.join(relative);
         let write = |path: &Path| -> std::io::Result<()> {

@@ -8,7 +8,9 @@ use crate::support::*;
 
 /// An example's built component; `make examples` builds them.
 fn example(path: &str) -> PathBuf {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path);
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(path);
     assert!(
         file.exists(),
         "{} is missing: run `make examples` (make test does)",
@@ -54,7 +56,11 @@ async fn routes_canaries(plugin: &Path) {
         stable.push(ask(Some(("x-canary", "0"))).await.body);
     }
     assert!(stable.iter().all(|b| b == "s1" || b == "s2"), "{stable:?}");
-    assert_eq!(stable.iter().filter(|b| *b == "s1").count(), 10, "round robin: {stable:?}");
+    assert_eq!(
+        stable.iter().filter(|b| *b == "s1").count(),
+        10,
+        "round robin: {stable:?}"
+    );
     assert_eq!(canary.seen().len(), 20);
 }
 

@@ -144,25 +144,15 @@ fn run(args: &[&str]) -> (bool, String) {
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
-    let text = if output.status.success() { &output.stdout } else { &output.stderr };
-    (output.status.success(), String::from_utf8_lossy(text).into_owned())
-}
-
-/// Smooth weighted round robin (NGINX's), computed here independently of
-/// the plugin: the backend index of each of `n` picks.
-fn smooth_weighted(weights: &[i64], n: usize) -> Vec<usize> {
-    let total: i64 = weights.iter().sum();
-    let mut current = vec![0i64; weights.len()];
-    (0..n)
-        .map(|_| {
-            for (c, w) in current.iter_mut().zip(weights) {
-                *c += w;
-            }
-            let best = (0..weights.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap();
-            current[best] -= total;
-            best
-        })
-        .collect()
+    let text = if output.status.success() {
+        &output.stdout
+    } else {
+        &output.stderr
+    };
+    (
+        output.status.success(),
+        String::from_utf8_lossy(text).into_owned(),
+    )
 }
 
 /// The backend each printed decision was served by, in order.
@@ -183,17 +173,41 @@ fn a_balancer_run_prints_the_decisions_a_model_predicts() {
     )
     .unwrap();
     let requests = dir.path().join("requests.jsonl");
-    let lines: Vec<String> = (0..12).map(|n| format!("{{\"path\": \"/r{n}\"}}")).collect();
+    let lines: Vec<String> = (0..60)
+        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
+        .collect();
     std::fs::write(&requests, lines.join("\n")).unwrap();
-    let plugin = test_plugin("weighted-round-robin").display().to_string();
-    let (ok, out) = run(&[&plugin, "--backends", backends.to_str().unwrap(), "--requests", requests.to_str().unwrap()]);
+    let (backends, requests) = (backends.to_str().unwrap(), requests.to_str().unwrap());
+
+    // Round robin: each in turn, whatever the weights.
+    let plugin = test_plugin("round-robin").display().to_string();
+    let (ok, out) = run(&[&plugin, "--backends", backends, "--requests", requests]);
     assert!(ok, "{out}");
-    let names = ["a", "b", "c"];
-    let expected: Vec<String> = smooth_weighted(&[3, 1, 2], 12).into_iter().map(|i| names[i].to_owned()).collect();
+    let expected: Vec<String> = (0..60).map(|n| ["a", "b", "c"][n % 3].to_owned()).collect();
     assert_eq!(served(&out), expected, "{out}");
-    assert!(out.contains("   1  GET /r0  -> "), "{out}");
-    assert!(out.contains("distribution over 12 served:"), "{out}");
-    assert!(out.contains("  a  6  (50.0%)") && out.contains("  b  2  (16.7%)") && out.contains("  c  4  (33.3%)"), "{out}");
+    assert!(
+        out.contains("   1  GET /r0  -> a  (candidates a, b, c)"),
+        "{out}"
+    );
+
+    // Weighted: the printed distribution is what the decisions add up
+    // to, and each backend's share is its weight's, to one request.
+    let plugin = test_plugin("weighted-round-robin").display().to_string();
+    let (ok, out) = run(&[&plugin, "--backends", backends, "--requests", requests]);
+    assert!(ok, "{out}");
+    let decisions = served(&out);
+    assert!(out.contains("distribution over 60 served:"), "{out}");
+    for (name, weight) in [("a", 3), ("b", 1), ("c", 2)] {
+        let counted = decisions.iter().filter(|d| *d == name).count();
+        assert!(
+            counted.abs_diff(60 * weight / 6) <= 1,
+            "{name}: {counted} of 60\n{out}"
+        );
+        assert!(
+            out.contains(&format!("  {name}  {counted}  (")),
+            "{name}: {out}"
+        );
+    }
 }
 
 #[test]
@@ -208,11 +222,25 @@ fn simulated_failures_move_requests_to_the_next_candidate() {
     let requests = dir.path().join("requests.jsonl");
     std::fs::write(&requests, "{}\n{}\n{}\n{}\n").unwrap();
     let plugin = test_plugin("round-robin").display().to_string();
-    let (ok, out) = run(&[&plugin, "--backends", backends.to_str().unwrap(), "--requests", requests.to_str().unwrap(), "--bench"]);
+    let (ok, out) = run(&[
+        &plugin,
+        "--backends",
+        backends.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+        "--bench",
+    ]);
     assert!(ok, "{out}");
     assert_eq!(served(&out), ["up", "up", "up", "up"], "{out}");
-    assert_eq!(out.matches("down failed").count(), 2, "round robin puts `down` first every other time: {out}");
-    assert!(out.contains("  up  4  (100.0%)") && out.contains("  down  0  (0.0%)"), "{out}");
+    assert_eq!(
+        out.matches("down failed").count(),
+        2,
+        "round robin puts `down` first every other time: {out}"
+    );
+    assert!(
+        out.contains("  up  4  (100.0%)") && out.contains("  down  0  (0.0%)"),
+        "{out}"
+    );
     let ns: f64 = out
         .lines()
         .find_map(|line| line.strip_prefix("select: "))
@@ -227,14 +255,30 @@ fn simulated_failures_move_requests_to_the_next_candidate() {
 fn a_filter_run_prints_its_edits_and_answers() {
     let dir = tempfile::tempdir().unwrap();
     let requests = dir.path().join("requests.jsonl");
-    std::fs::write(&requests, "{\"path\": \"/x?q=1\", \"headers\": {\"x-trace\": \"t\"}}\n").unwrap();
+    std::fs::write(
+        &requests,
+        "{\"path\": \"/x?q=1\", \"headers\": {\"x-trace\": \"t\"}}\n",
+    )
+    .unwrap();
     let plugin = test_plugin("test-filter").display().to_string();
     let requests = requests.to_str().unwrap();
-    let (ok, out) = run(&[&plugin, "--requests", requests, "--options", r#"{"mode": "rewrite"}"#]);
+    let (ok, out) = run(&[
+        &plugin,
+        "--requests",
+        requests,
+        "--options",
+        r#"{"mode": "rewrite"}"#,
+    ]);
     assert!(ok, "{out}");
     assert!(out.contains("   1  GET /x?q=1  -> forward"), "{out}");
     assert!(out.contains("path /x?q=1 -> /rewritten/x"), "{out}");
-    let (ok, out) = run(&[&plugin, "--requests", requests, "--options", r#"{"mode": "deny"}"#]);
+    let (ok, out) = run(&[
+        &plugin,
+        "--requests",
+        requests,
+        "--options",
+        r#"{"mode": "deny"}"#,
+    ]);
     assert!(ok, "{out}");
     assert!(out.contains("-> respond 403"), "{out}");
     assert!(out.contains("x-denied-by: test-filter"), "{out}");
@@ -254,7 +298,14 @@ fn a_health_interpreter_run_prints_a_verdict_per_probe() {
     assert!(ok, "{out}");
     let verdicts: Vec<&str> = out
         .lines()
-        .map(|line| line.split("-> ").nth(1).unwrap().split_whitespace().next().unwrap())
+        .map(|line| {
+            line.split("-> ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(verdicts, ["healthy", "unhealthy", "unhealthy"], "{out}");
     assert!(out.contains("status 200, 3 ms"), "{out}");
@@ -268,9 +319,18 @@ fn bad_inputs_name_their_line() {
     let requests = dir.path().join("requests.jsonl");
     std::fs::write(&requests, "{}\n{\"pth\": \"/\"}\n").unwrap();
     let plugin = test_plugin("round-robin").display().to_string();
-    let (ok, err) = run(&[&plugin, "--backends", backends.to_str().unwrap(), "--requests", requests.to_str().unwrap()]);
+    let (ok, err) = run(&[
+        &plugin,
+        "--backends",
+        backends.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ]);
     assert!(!ok);
-    assert!(err.contains("requests.jsonl:2:") && err.contains("pth"), "{err}");
+    assert!(
+        err.contains("requests.jsonl:2:") && err.contains("pth"),
+        "{err}"
+    );
     let (ok, err) = run(&[&plugin, "--requests", requests.to_str().unwrap()]);
     assert!(!ok && err.contains("--backends"), "{err}");
 }
@@ -284,23 +344,41 @@ fn new_projects_build_and_run_for_every_kind() {
     // Shared with `make examples`: dependencies are compiled once.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples");
     for (kind, run_args) in [
-        ("balancer", vec!["--backends", "backends.toml", "--requests", "requests.jsonl"]),
+        (
+            "balancer",
+            vec![
+                "--backends",
+                "backends.toml",
+                "--requests",
+                "requests.jsonl",
+            ],
+        ),
         ("filter", vec!["--requests", "requests.jsonl"]),
         ("health", vec!["--probes", "probes.jsonl"]),
     ] {
         let name = format!("my-{kind}");
         let output = Command::new(env!("CARGO_BIN_EXE_bascule"))
-            .args(["plugin", "new", &name, "--lang", "rust", "--kind", kind, "--dir"])
+            .args([
+                "plugin", "new", &name, "--lang", "rust", "--kind", kind, "--dir",
+            ])
             .arg(dir.path())
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let project = dir.path().join(&name);
         let built = Command::new(project.join("build.sh"))
             .env("CARGO_TARGET_DIR", &target)
             .output()
             .unwrap();
-        assert!(built.status.success(), "{kind}: {}", String::from_utf8_lossy(&built.stderr));
+        assert!(
+            built.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
         let file = project.join(format!("my_{kind}.wasm"));
         let (ok, out, err) = inspect(&file, &[]);
         assert!(ok, "{kind}: {out}{err}");
@@ -313,7 +391,11 @@ fn new_projects_build_and_run_for_every_kind() {
             .output()
             .unwrap();
         let out = String::from_utf8_lossy(&ran.stdout);
-        assert!(ran.status.success(), "{kind}: {}", String::from_utf8_lossy(&ran.stderr));
+        assert!(
+            ran.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
         let expected = match kind {
             "balancer" => "  a  1  (50.0%)",
             "filter" => "-> respond 403",

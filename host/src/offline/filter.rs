@@ -44,23 +44,33 @@ pub fn run_filter(
     )?;
     let mut outcomes = Vec::with_capacity(requests.len());
     for (n, line) in requests.iter().enumerate() {
-        let mut view = line.view(Protocol::Http).map_err(|message| OfflineError::Input {
-            path: "requests".into(),
-            line: n + 1,
-            message,
-        })?;
+        let mut view = line
+            .view(Protocol::Http)
+            .map_err(|message| OfflineError::Input {
+                path: "requests".into(),
+                line: n + 1,
+                message,
+            })?;
         let before = view.http.clone();
         let (verdict, edits) = match filter.on_request(&mut view) {
-            Ok(FilterVerdict::Forward) => ("forward".to_owned(), changes(before.as_deref(), view.http.as_deref())),
+            Ok(FilterVerdict::Forward) => (
+                "forward".to_owned(),
+                changes(before.as_deref(), view.http.as_deref()),
+            ),
             Ok(FilterVerdict::Respond(answer)) => (
                 format!("respond {}", answer.status.as_u16()),
                 answer
                     .headers
                     .iter()
-                    .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+                    .map(|(name, value)| {
+                        format!("{name}: {}", String::from_utf8_lossy(value.as_bytes()))
+                    })
                     .collect(),
             ),
-            Err(error) => (format!("failed: {}", crate::error_chain(&error)), Vec::new()),
+            Err(error) => (
+                format!("failed: {}", crate::error_chain(&error)),
+                Vec::new(),
+            ),
         };
         outcomes.push(FilterOutcome {
             request: line.label(),
@@ -70,11 +80,13 @@ pub fn run_filter(
     }
     let per_call = match (bench, requests.first()) {
         (true, Some(line)) => {
-            let view = line.view(Protocol::Http).map_err(|message| OfflineError::Input {
-                path: "requests".into(),
-                line: 1,
-                message,
-            })?;
+            let view = line
+                .view(Protocol::Http)
+                .map_err(|message| OfflineError::Input {
+                    path: "requests".into(),
+                    line: 1,
+                    message,
+                })?;
             Some(per_call_ns(BENCH_CALLS, || {
                 let mut view = view.clone();
                 let _ = filter.on_request(&mut view);
@@ -86,7 +98,10 @@ pub fn run_filter(
 }
 
 /// What differs between the head before and after the filter.
-fn changes(before: Option<&http::request::Parts>, after: Option<&http::request::Parts>) -> Vec<String> {
+fn changes(
+    before: Option<&http::request::Parts>,
+    after: Option<&http::request::Parts>,
+) -> Vec<String> {
     let (Some(before), Some(after)) = (before, after) else {
         return Vec::new();
     };

@@ -38,7 +38,8 @@ pub fn run_interpreter(
     probes: &[ProbeLine],
 ) -> Result<Vec<(String, String)>, OfflineError> {
     let compiled = runtime.compile_interpreter(&PluginRef::File(file.to_owned()))?;
-    let interpreter = WasmInterpreter::new("offline", compiled, options, kind, SandboxConfig::default())?;
+    let interpreter =
+        WasmInterpreter::new("offline", compiled, options, kind, SandboxConfig::default())?;
     Ok(probes
         .iter()
         .map(|probe| {

@@ -59,9 +59,9 @@ pub fn read_backends(path: &Path) -> Result<Vec<SimulatedBackend>, OfflineError>
         message,
     };
     let file: BackendsFile = toml::from_str(&text).map_err(|error| {
-        let line = error
-            .span()
-            .map_or(0, |span| text[..span.start.min(text.len())].lines().count().max(1));
+        let line = error.span().map_or(0, |span| {
+            text[..span.start.min(text.len())].lines().count().max(1)
+        });
         input(line, error.message().to_owned())
     })?;
     file.backends
@@ -85,7 +85,9 @@ pub fn read_backends(path: &Path) -> Result<Vec<SimulatedBackend>, OfflineError>
                 ));
             }
             Ok(SimulatedBackend {
-                address: raw.address.unwrap_or_else(|| format!("192.0.2.{}:80", n + 1)),
+                address: raw
+                    .address
+                    .unwrap_or_else(|| format!("192.0.2.{}:80", n + 1)),
                 id,
                 weight: raw.weight,
                 metadata: raw.metadata.into_iter().collect(),
@@ -139,8 +141,10 @@ pub struct RequestLine {
 }
 
 /// The client when a request names none.
-const DEFAULT_CLIENT: std::net::SocketAddr =
-    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(192, 0, 2, 100), 40000));
+const DEFAULT_CLIENT: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::new(192, 0, 2, 100),
+    40000,
+));
 
 // === impl RequestLine ===
 
