@@ -330,14 +330,7 @@ fn run_with_stderr(
         Some(filter) => command.env("RUST_LOG", filter),
         None => command.env_remove("RUST_LOG"),
     };
-    let mut child = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    forward_lines(child.stderr.take().unwrap(), sender, false);
-    (KilledOnDrop(child), lines)
+    spawn_reading_stderr(&mut command)
 }
 
 /// The first line of `lines` that contains `text`, waiting at most

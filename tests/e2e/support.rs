@@ -363,6 +363,21 @@ pub fn spawn_with_lines(
     (child, lines)
 }
 
+/// Starts `command` with stdout discarded and its stderr read line by line
+/// on a thread; killed when the returned guard drops.
+pub fn spawn_reading_stderr(
+    command: &mut Command,
+) -> (KilledOnDrop, std::sync::mpsc::Receiver<String>) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    forward_lines(child.stderr.take().unwrap(), sender, false);
+    (KilledOnDrop(child), lines)
+}
+
 /// Sends each line `reader` yields to `lines` from a thread of its own
 /// (copying it to the test's stderr when `echo`), until the reader ends.
 pub fn forward_lines(
