@@ -410,3 +410,26 @@ fn new_projects_build_and_run_for_every_kind() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+/// A plugin built from source against the previous minor contract
+/// (`plugins/test-contract-0-4-1`, with that release's WIT) is described
+/// as such, and the proxy balances with it.
+#[tokio::test]
+async fn a_plugin_built_against_the_previous_minor_version_loads_and_serves() {
+    let file = test_plugin("test-contract-0-4-1");
+    let (ok, out, err) = inspect(&file, &[]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("world:     balancer (0.4.1)"), "{out}");
+    assert!(!out.contains("@0.4.2"), "{out}");
+    let (b1, b2) = (
+        RecordingBackend::start("b1").await,
+        RecordingBackend::start("b2").await,
+    );
+    let config = single_pool_config(&file.display().to_string(), "", [b1.toml(), b2.toml()]);
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        bodies.push(bascule.get_root().await.body);
+    }
+    assert_eq!(bodies, ["b1", "b2", "b1", "b2"]);
+}
