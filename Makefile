@@ -22,8 +22,13 @@ test: wasm-target test-packages lint plugin-test examples
 
 ## The example plugins of examples/, each by its own build script (the
 ## end-to-end tests load what they build).
+COMPONENTIZE_PY_VERSION := 0.25.1
+
 examples: wasm-target
+	@componentize-py --version 2>/dev/null | grep -q "$(COMPONENTIZE_PY_VERSION)" || \
+	  python3 -m pip install -q "componentize-py==$(COMPONENTIZE_PY_VERSION)"
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples examples/canary-router/rust/build.sh
+	examples/canary-router/python/build.sh
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
 
 ## Only the VTest protocol scripts of tests/vtc.

@@ -68,3 +68,8 @@ async fn routes_canaries(plugin: &Path) {
 async fn the_rust_canary_router_routes_canaries() {
     routes_canaries(&example("canary-router/rust/canary_router.wasm")).await;
 }
+
+#[tokio::test]
+async fn the_python_canary_router_routes_canaries() {
+    routes_canaries(&example("canary-router/python/canary_router.wasm")).await;
+}
