@@ -2,10 +2,9 @@
 //! JSON or logfmt, with the facts an operator greps for.
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
-use crate::tcp_backends::{EchoBackend, connect_greeted};
+use crate::tcp_backends::{EchoBackend, echo_listener_toml, echo_once};
 
 /// The lines of `path` once there are `count` of them.
 async fn lines(path: &std::path::Path, count: usize) -> Vec<String> {
@@ -40,10 +39,7 @@ fn config(
         backends,
     );
     let http = with_listener_keys(http, "request-id = true");
-    format!(
-        "{http}\n[[listeners]]\nname = \"raw\"\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\n\n  [[listeners.routes]]\n  pool = \"echo\"\n\n[pools.echo]\nbalancer = \"builtin:round-robin\"\nbackends = [{{ address = \"{}\", name = \"echo\" }}]\n",
-        echo.address()
-    )
+    http + &echo_listener_toml(echo)
 }
 
 #[tokio::test]
@@ -70,14 +66,7 @@ async fn json_lines_describe_every_request_and_connection() {
         .unwrap();
     assert_eq!(send(web, post).await.status, 200);
     // Through the TCP listener: 5 bytes each way after the greeting.
-    let (greeting, mut stream) = connect_greeted(bascule.addr("raw")).await;
-    assert_eq!(greeting, "echo");
-    stream.write_all(b"hello").await.unwrap();
-    stream.shutdown().await.unwrap();
-    let mut echoed = Vec::new();
-    stream.read_to_end(&mut echoed).await.unwrap();
-    assert_eq!(echoed, b"hello");
-    drop(stream);
+    assert_eq!(echo_once(bascule.addr("raw"), b"hello").await, b"hello");
 
     let log = dir.path().join("access.log");
     let lines = lines(&log, 3).await;

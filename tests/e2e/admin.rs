@@ -504,14 +504,10 @@ async fn post_reload_applies_the_file_or_answers_every_error() {
 /// requests in flight on a backend.
 #[tokio::test]
 async fn bytes_and_requests_in_flight_are_counted_per_listener_and_backend() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = RecordingBackend::start_slow("b1", std::time::Duration::from_millis(600)).await;
     let echo = crate::tcp_backends::EchoBackend::start("echo").await;
-    let config = format!(
-        "{}\n[[listeners]]\nname = \"raw\"\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\n\n  [[listeners.routes]]\n  pool = \"echo\"\n\n[pools.echo]\nbalancer = \"builtin:round-robin\"\nbackends = [{{ address = \"{}\", name = \"echo\" }}]\n",
-        single_pool_config("builtin:round-robin", ADMIN, [slow.toml()]),
-        echo.address()
-    );
+    let config = single_pool_config("builtin:round-robin", ADMIN, [slow.toml()])
+        + &crate::tcp_backends::echo_listener_toml(&echo);
     let bascule = Bascule::start(&config);
     let web = bascule.addr("web");
     let post = || {
@@ -581,13 +577,8 @@ async fn bytes_and_requests_in_flight_are_counted_per_listener_and_backend() {
     );
 
     // TCP: 5 bytes out, the greeting (5) and the echo (5) back.
-    let (greeting, mut stream) = crate::tcp_backends::connect_greeted(bascule.addr("raw")).await;
-    assert_eq!(greeting, "echo");
-    stream.write_all(b"hello").await.unwrap();
-    stream.shutdown().await.unwrap();
-    let mut echoed = Vec::new();
-    stream.read_to_end(&mut echoed).await.unwrap();
-    drop(stream);
+    let echoed = crate::tcp_backends::echo_once(bascule.addr("raw"), b"hello").await;
+    assert_eq!(echoed, b"hello");
     let counted = eventually(|| async {
         bascule
             .metric(

@@ -6,10 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::support::*;
-use crate::tcp_backends::{EchoBackend, connect_greeted};
+use crate::tcp_backends::{EchoBackend, echo_once};
 
 /// The metric names a PromQL expression reads (histogram series by their
 /// `_bucket` name, as scraped).
@@ -129,12 +127,7 @@ address = "127.0.0.1:0"
             .status,
         500
     );
-    let (greeting, mut stream) = connect_greeted(bascule.addr("raw")).await;
-    assert_eq!(greeting, "echo");
-    stream.write_all(b"x").await.unwrap();
-    stream.shutdown().await.unwrap();
-    let mut echoed = Vec::new();
-    stream.read_to_end(&mut echoed).await.unwrap();
+    assert_eq!(echo_once(bascule.addr("raw"), b"x").await, b"x");
     let probed = eventually(|| async {
         bascule
             .exported(

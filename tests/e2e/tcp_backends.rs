@@ -251,3 +251,27 @@ address = "127.0.0.1:0"
         backends.join(", ")
     )
 }
+
+/// A TCP listener `raw` whose one route goes to pool `echo` over `echo`:
+/// TOML to append to a config.
+pub fn echo_listener_toml(echo: &EchoBackend) -> String {
+    format!(
+        "\n[[listeners]]\nname = \"raw\"\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\n\n  [[listeners.routes]]\n  pool = \"echo\"\n\n[pools.echo]\nbalancer = \"builtin:round-robin\"\nbackends = [{{ address = \"{}\", name = \"echo\" }}]\n",
+        echo.address()
+    )
+}
+
+/// One exchange with an echo backend through `address`: its greeting
+/// checked, `bytes` sent, the client's half closed; what came back.
+pub async fn echo_once(address: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let (greeting, mut stream) = connect_greeted(address).await;
+    assert_eq!(greeting, "echo");
+    stream.write_all(bytes).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut echoed = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    echoed
+}

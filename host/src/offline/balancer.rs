@@ -83,12 +83,8 @@ pub fn run_balancer(
     let mut failures = Failures::default();
     let mut served = vec![0usize; set.len()];
     let mut decisions = Vec::with_capacity(requests.len());
-    for (n, line) in requests.iter().enumerate() {
-        let view = line.view(protocol).map_err(|message| OfflineError::Input {
-            path: "requests".into(),
-            line: n + 1,
-            message,
-        })?;
+    let views = RequestLine::views(requests, protocol)?;
+    for (line, view) in requests.iter().zip(&views) {
         let mut decision = Decision {
             request: line.label(),
             candidates: Vec::new(),
@@ -96,7 +92,7 @@ pub fn run_balancer(
             failed: Vec::new(),
             error: None,
         };
-        match balancer.select(&set, &view) {
+        match balancer.select(&set, view) {
             Err(error) => decision.error = Some(crate::error_chain(&error)),
             Ok(selection) => {
                 let chosen: Vec<usize> = selection
@@ -126,17 +122,10 @@ pub fn run_balancer(
         }
         decisions.push(decision);
     }
-    let per_call_ns = match (bench, requests.first()) {
-        (true, Some(line)) => {
-            let view = line.view(protocol).map_err(|message| OfflineError::Input {
-                path: "requests".into(),
-                line: 1,
-                message,
-            })?;
-            Some(per_call_ns(BENCH_CALLS, || {
-                let _ = balancer.select(&set, &view);
-            }))
-        }
+    let per_call_ns = match (bench, views.first()) {
+        (true, Some(view)) => Some(per_call_ns(BENCH_CALLS, || {
+            let _ = balancer.select(&set, view);
+        })),
         _ => None,
     };
     Ok(BalancerRun {

@@ -43,14 +43,9 @@ pub fn run_filter(
         Arc::new(RateLimits::new(&[])),
     )?;
     let mut outcomes = Vec::with_capacity(requests.len());
-    for (n, line) in requests.iter().enumerate() {
-        let mut view = line
-            .view(Protocol::Http)
-            .map_err(|message| OfflineError::Input {
-                path: "requests".into(),
-                line: n + 1,
-                message,
-            })?;
+    let views = RequestLine::views(requests, Protocol::Http)?;
+    for (line, view) in requests.iter().zip(&views) {
+        let mut view = view.clone();
         let before = view.http.clone();
         let (verdict, edits) = match filter.on_request(&mut view) {
             Ok(FilterVerdict::Forward) => (
@@ -78,20 +73,11 @@ pub fn run_filter(
             edits,
         });
     }
-    let per_call = match (bench, requests.first()) {
-        (true, Some(line)) => {
-            let view = line
-                .view(Protocol::Http)
-                .map_err(|message| OfflineError::Input {
-                    path: "requests".into(),
-                    line: 1,
-                    message,
-                })?;
-            Some(per_call_ns(BENCH_CALLS, || {
-                let mut view = view.clone();
-                let _ = filter.on_request(&mut view);
-            }))
-        }
+    let per_call = match (bench, views.first()) {
+        (true, Some(view)) => Some(per_call_ns(BENCH_CALLS, || {
+            let mut view = view.clone();
+            let _ = filter.on_request(&mut view);
+        })),
         _ => None,
     };
     Ok((outcomes, per_call))

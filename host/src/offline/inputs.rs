@@ -178,6 +178,25 @@ impl RequestLine {
         })
     }
 
+    /// Every request of a requests file as a view, or the first that
+    /// cannot be one, by its place in the file.
+    pub fn views(
+        requests: &[RequestLine],
+        protocol: crate::upstream::Protocol,
+    ) -> Result<Vec<crate::upstream::RequestView>, OfflineError> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(n, line)| {
+                line.view(protocol).map_err(|message| OfflineError::Input {
+                    path: "requests".into(),
+                    line: n + 1,
+                    message,
+                })
+            })
+            .collect()
+    }
+
     /// `METHOD PATH` for the printed decisions.
     pub fn label(&self) -> String {
         format!(
