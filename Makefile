@@ -5,7 +5,7 @@
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: demo test vtc bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test examples
+.PHONY: demo test vtc bench fuzz wasm-target test-packages lint unit-test e2e-test plugin-test examples example-tools
 
 ## Build everything and run the demo: three backends behind a round-robin proxy.
 ## The dev profile (dependencies optimized, see Cargo.toml) builds far faster
@@ -22,14 +22,33 @@ test: wasm-target test-packages lint plugin-test examples
 
 ## The example plugins of examples/, each by its own build script (the
 ## end-to-end tests load what they build).
+## C builds with Debian's clang-14, lld-14 and wasi-libc, and two tools from
+## crates.io installed into $(TOOLS) (a cache the CI keeps between runs).
 COMPONENTIZE_PY_VERSION := 0.25.1
+WIT_BINDGEN_VERSION := 0.63.0
+WASM_TOOLS_VERSION := 1.262.0
+TOOLS := $(HOME)/.cache/bascule/tools
+export PATH := $(TOOLS)/bin:$(PATH)
 
-examples: wasm-target
-	@componentize-py --version 2>/dev/null | grep -q "$(COMPONENTIZE_PY_VERSION)" || \
-	  python3 -m pip install -q "componentize-py==$(COMPONENTIZE_PY_VERSION)"
+examples: wasm-target example-tools
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples examples/canary-router/rust/build.sh
+	examples/canary-router/c/build.sh
 	examples/canary-router/python/build.sh
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
+
+## The pinned toolchains of the non-Rust examples, each installed only when
+## the right version is missing.
+example-tools:
+	@componentize-py --version 2>/dev/null | grep -q "$(COMPONENTIZE_PY_VERSION)" || \
+	  python3 -m pip install -q "componentize-py==$(COMPONENTIZE_PY_VERSION)"
+	@command -v clang-14 >/dev/null 2>&1 && command -v wasm-ld-14 >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] && \
+	  ls /usr/lib/llvm-14/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32; }
+	@wit-bindgen --version 2>/dev/null | grep -q "$(WIT_BINDGEN_VERSION)" || \
+	  cargo install --locked --root $(TOOLS) wit-bindgen-cli --version $(WIT_BINDGEN_VERSION) --no-default-features --features c
+	@wasm-tools --version 2>/dev/null | grep -q "$(WASM_TOOLS_VERSION)" || \
+	  cargo install --locked --root $(TOOLS) wasm-tools --version $(WASM_TOOLS_VERSION) --no-default-features --features component,validate,print
 
 ## Only the VTest protocol scripts of tests/vtc.
 vtc: wasm-target test-packages
