@@ -196,3 +196,117 @@ async fn the_budget_keeps_retries_from_multiplying_an_outage() {
         .await;
     assert!(exhausted >= 79.0, "{exhausted}");
 }
+
+/// An HTTP/2 (h2c) backend on 127.0.0.1. With `refuse`, it resets every
+/// stream with `REFUSED_STREAM` before reading it (counted); otherwise it
+/// answers 200 with `name` and the request body.
+async fn h2_backend(name: &'static str, refuse: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&refused);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((request, mut respond))) = connection.accept().await {
+                    if refuse {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    tokio::spawn(async move {
+                        let mut body = request.into_body();
+                        let mut received = Vec::new();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            received.extend_from_slice(&chunk);
+                        }
+                        let response = http::Response::new(());
+                        let Ok(mut send) = respond.send_response(response, false) else {
+                            return;
+                        };
+                        let mut answer = format!("{name}:").into_bytes();
+                        answer.extend_from_slice(&received);
+                        let _ = send.send_data(Bytes::from(answer), true);
+                    });
+                }
+            });
+        }
+    });
+    (address, refused)
+}
+
+#[tokio::test]
+async fn a_post_an_http2_backend_refused_goes_whole_to_the_next_backend() {
+    let (refusing, refusals) = h2_backend("refusing", true).await;
+    let (good, _) = h2_backend("good", false).await;
+    // The default retry policy (`connect-failure` only): a refused stream
+    // was never processed (RFC 9113 §8.7), so even a POST moves on.
+    let config = single_pool_config(
+        "builtin:round-robin",
+        "protocol = \"h2\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n",
+        [
+            backend_toml("refusing", refusing),
+            backend_toml("good", good),
+        ],
+    );
+    // One worker: one round robin, which puts the refusing backend first
+    // for every other request.
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let web = bascule.addr("web");
+    for n in 0..6 {
+        let request = Request::post("/orders")
+            .header("host", "shop.test")
+            .body(Full::new(Bytes::from(format!("order {n}"))))
+            .unwrap();
+        let reply = send(web, request).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.body),
+            (200, format!("good:order {n}"))
+        );
+    }
+    // A body still arriving when the stream is refused: the next backend
+    // gets what the first attempt read, then the rest as it comes.
+    let before = refusals.load(Ordering::SeqCst);
+    for n in 0..2 {
+        let mut client = TcpStream::connect(web).await.unwrap();
+        let head = "POST /orders HTTP/1.1\r\nhost: shop.test\r\ncontent-length: 13\r\nconnection: close\r\n\r\n";
+        client.write_all(head.as_bytes()).await.unwrap();
+        client
+            .write_all(format!("slow {n} ").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        client.write_all(b"part 2").await.unwrap();
+        let mut answer = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut client, &mut answer)
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains(&format!("\r\ngood:slow {n} part 2\r\n")),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        refusals.load(Ordering::SeqCst),
+        before + 1,
+        "one of two went there first"
+    );
+    let refused = refusals.load(Ordering::SeqCst);
+    assert_eq!(
+        refused, 4,
+        "round robin put the refusing backend first for half"
+    );
+    let retried = bascule
+        .metric(
+            "bascule_http_retries_total",
+            &["pool=\"main\"", "reason=\"connect-failure\""],
+        )
+        .await;
+    assert_eq!(retried, refused as f64);
+}

@@ -352,7 +352,11 @@ pub fn spawn_with_lines(
     command: &mut Command,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = command
-        .env("RUST_LOG", "error,bascule::control=warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BASCULE_TEST_LOG")
+                .unwrap_or_else(|_| "error,bascule::control=warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

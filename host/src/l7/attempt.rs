@@ -137,6 +137,8 @@ impl Attempt<'_> {
                     FailureKind::ClientBody
                 } else if error.unsent.is_some() {
                     FailureKind::NotSent
+                } else if error.error.is_refused() {
+                    FailureKind::Refused
                 } else {
                     FailureKind::Broken
                 };

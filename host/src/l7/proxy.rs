@@ -354,7 +354,7 @@ impl Proxy {
         let idempotent = request.method().is_idempotent();
         // What a retry of a sent request needs: the head and the body as
         // first sent, kept only where the route retries such requests.
-        let kept = policy.replay_buffer().map(|limit| {
+        let kept = policy.replay_buffer(pool.speaks_http2()).map(|limit| {
             let body = request.body_mut().keep(limit);
             (
                 copy_head(request.headers(), request.method(), request.uri()),
@@ -434,7 +434,15 @@ impl Proxy {
                     None => policy.decide(&failed.failure, context(replayable(&kept))),
                 };
                 let error = crate::error_chain(&failed.cause);
-                let next = failed.unsent.or_else(|| again(&kept));
+                let next = match failed.unsent {
+                    Some(unsent) => Some(unsent),
+                    // hyper drops a refused stream's body on a task of its
+                    // own: wait for what it left unread.
+                    None if failed.failure.kind == FailureKind::Refused => {
+                        again_released(&kept, limits.request_body_timeout).await
+                    }
+                    None => again(&kept),
+                };
                 match (decision, next) {
                     (RetryDecision::SameBackendNewConnection, Some(next)) => {
                         tracing::debug!(backend = %backend.id, %error, "reused connection was dead, sending again on a new one");
@@ -466,6 +474,17 @@ impl Proxy {
             "no backend could be reached",
         ))
     }
+}
+
+/// The request again, as [`KeptBody::replay_released`] gives its body.
+async fn again_released(
+    kept: &Option<(Request<()>, KeptBody)>,
+    timeout: std::time::Duration,
+) -> Option<Request<RequestBody>> {
+    let (head, body) = kept.as_ref()?;
+    let body = body.replay_released(timeout).await?;
+    let (parts, ()) = copy_head(head.headers(), head.method(), head.uri()).into_parts();
+    Some(Request::from_parts(parts, body))
 }
 
 /// The client's answer when the last attempt failed.

@@ -25,6 +25,12 @@ pub enum ExchangeError {
 // === impl ExchangeError ===
 
 impl ExchangeError {
+    /// Whether an HTTP/2 backend turned the request away unprocessed
+    /// (see [`super::http2::is_refused`]).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, ExchangeError::Http2(error) if super::http2::is_refused(error))
+    }
+
     /// Whether the client's request body is at fault, not the backend.
     pub fn is_client_body(&self) -> bool {
         match self {

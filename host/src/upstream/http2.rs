@@ -286,6 +286,31 @@ pub struct Http2SendError {
     pub unsent: Option<http::Request<RequestBody>>,
 }
 
+/// Whether the backend turned the stream away before processing it
+/// (RFC 9113 §8.7): a `REFUSED_STREAM` reset, or a graceful `GOAWAY`
+/// (`NO_ERROR`) whose last stream id is below this one: h2 fails only
+/// those streams with the `GOAWAY`, and a graceful backend finishes the
+/// others. hyper does not hand the request back in either case, so the
+/// caller sends a kept copy. The h2 crate fails streams a backend took,
+/// then cut by closing the connection after its graceful `GOAWAY`, with
+/// that same error: they count as refused too, which only a backend
+/// breaking its own graceful shutdown can cause.
+pub fn is_refused(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && match h2.reason() {
+                    Some(h2::Reason::REFUSED_STREAM) => h2.is_reset(),
+                    Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                    _ => false,
+                };
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Turns a head prepared for HTTP/1.1 into one for HTTP/2 (RFC 9113
 /// §8.3.1): `Host` becomes `:authority` (or, without one, the backend's
 /// address), the URI absolute with `scheme`, and `Transfer-Encoding` and

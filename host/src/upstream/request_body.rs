@@ -2,6 +2,10 @@
 //! client stops sending it, and kept (up to a bound) when the route may
 //! send it again.
 //!
+//! A body an attempt gave up before its end (an HTTP/2 stream the backend
+//! refused) hands what it had not read back to its [`KeptBody`], so that
+//! the next attempt sends the kept part, then the rest as it comes.
+//!
 //! A slow body would otherwise hold the backend connection it is written
 //! to until the response timeout; with this, a body that sends nothing for
 //! the request-body timeout fails, the attempt ends as the client's fault
@@ -31,6 +35,9 @@ pub enum ClientBody {
     Stream(Pin<Box<dyn Body<Data = Bytes, Error = ClientBodyError> + Send>>),
     /// A body kept whole by an earlier attempt, sent again.
     Kept(VecDeque<Bytes>),
+    /// What an earlier attempt read and kept, then the rest it left
+    /// unread (which keeps into the same [`KeptBody`]).
+    Continued(VecDeque<Bytes>, Box<RequestBody>),
 }
 
 /// The body of a request being proxied.
@@ -56,7 +63,14 @@ pub struct RequestBody {
 /// its bound; shared by the proxy and the body an attempt consumes (which
 /// may be lost inside an HTTP/2 connection when the attempt fails).
 #[derive(Clone, Debug)]
-pub struct KeptBody(Arc<Mutex<Kept>>);
+pub struct KeptBody(Arc<KeptShared>);
+
+#[derive(Debug)]
+struct KeptShared {
+    kept: Mutex<Kept>,
+    /// Signalled when the body an attempt consumed is dropped.
+    released: tokio::sync::Notify,
+}
 
 #[derive(Debug)]
 struct Kept {
@@ -67,7 +81,15 @@ struct Kept {
     ended: bool,
     /// Something was not kept (past the bound, or trailers).
     lost: bool,
+    /// What the last attempt left unread, handed back when it dropped the
+    /// body before its end.
+    rest: Option<RequestBody>,
 }
+
+/// How long a refused attempt's body may take to come back from the
+/// HTTP/2 connection that dropped it (a task of hyper's, woken by the
+/// same reset that failed the attempt).
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a request body could not be forwarded: the client's doing, never
 /// the backend's.
@@ -136,13 +158,17 @@ impl RequestBody {
     /// Keeps what is read from now on, up to `limit` bytes, so that the
     /// body can be sent again.
     pub fn keep(&mut self, limit: usize) -> KeptBody {
-        let kept = KeptBody(Arc::new(Mutex::new(Kept {
-            frames: Vec::new(),
-            size: 0,
-            limit,
-            ended: self.is_end_stream(),
-            lost: false,
-        })));
+        let kept = KeptBody(Arc::new(KeptShared {
+            kept: Mutex::new(Kept {
+                frames: Vec::new(),
+                size: 0,
+                limit,
+                ended: self.is_end_stream(),
+                lost: false,
+                rest: None,
+            }),
+            released: tokio::sync::Notify::new(),
+        }));
         self.kept = Some(kept.clone());
         kept
     }
@@ -153,7 +179,7 @@ impl RequestBody {
 impl KeptBody {
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         // Only byte lists are behind it: consistent whatever panicked.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the whole body was read and kept.
@@ -171,6 +197,60 @@ impl KeptBody {
                 timeout,
             )
         })
+    }
+
+    /// The body again once the failed attempt released it: kept whole, or
+    /// the kept part followed by what the attempt left unread. `None` when
+    /// part of it was not kept, or it did not come back within
+    /// [`RELEASE_WAIT`].
+    pub async fn replay_released(&self, timeout: Duration) -> Option<RequestBody> {
+        let released = async {
+            loop {
+                if let Some(body) = self.replay(timeout).or_else(|| self.continued(timeout)) {
+                    return Some(body);
+                }
+                if self.lock().lost {
+                    return None;
+                }
+                // `notify_one` keeps a permit: a release between the check
+                // above and this wait is not missed.
+                self.0.released.notified().await;
+            }
+        };
+        tokio::time::timeout(RELEASE_WAIT, released)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The kept part, then the rest an attempt handed back.
+    fn continued(&self, timeout: Duration) -> Option<RequestBody> {
+        let mut kept = self.lock();
+        if kept.lost {
+            return None;
+        }
+        let mut rest = kept.rest.take()?;
+        rest.kept = Some(self.clone());
+        let frames = kept.frames.iter().cloned().collect();
+        Some(RequestBody::new(
+            ClientBody::Continued(frames, Box::new(rest)),
+            timeout,
+        ))
+    }
+
+    /// Takes back what a dropped attempt's body left unread; `None` when
+    /// it was read to its end (hyper stops at a frame that ends the body,
+    /// before the `None` that [`KeptBody::record`] would see).
+    fn hand_back(&self, rest: Option<RequestBody>) {
+        {
+            let mut kept = self.lock();
+            match rest {
+                _ if kept.lost || kept.ended => {}
+                Some(rest) => kept.rest = Some(rest),
+                None => kept.ended = true,
+            }
+        }
+        self.0.released.notify_one();
     }
 
     fn record(&self, frame: &Option<Result<Frame<Bytes>, RequestBodyError>>) {
@@ -210,6 +290,10 @@ impl Body for RequestBody {
             ClientBody::Kept(frames) => {
                 Poll::Ready(frames.pop_front().map(|data| Ok(Frame::data(data))))
             }
+            ClientBody::Continued(frames, rest) => match frames.pop_front() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => Pin::new(&mut **rest).poll_frame(cx),
+            },
         };
         if let Poll::Ready(mut frame) = polled {
             this.waiting = None;
@@ -259,6 +343,7 @@ impl Body for RequestBody {
             ClientBody::Hyper(body) => body.is_end_stream(),
             ClientBody::Stream(body) => body.is_end_stream(),
             ClientBody::Kept(frames) => frames.is_empty(),
+            ClientBody::Continued(frames, rest) => frames.is_empty() && rest.is_end_stream(),
         }
     }
 
@@ -270,7 +355,36 @@ impl Body for RequestBody {
             ClientBody::Kept(frames) => {
                 SizeHint::with_exact(frames.iter().map(|frame| frame.len() as u64).sum())
             }
+            ClientBody::Continued(frames, rest) => {
+                let before: u64 = frames.iter().map(|frame| frame.len() as u64).sum();
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(before));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(before));
+                }
+                hint
+            }
         }
+    }
+}
+
+impl Drop for RequestBody {
+    /// A kept body dropped before its end (its attempt failed) hands the
+    /// unread rest back, for the next attempt to continue from.
+    fn drop(&mut self) {
+        let Some(kept) = self.kept.take() else { return };
+        let rest = (!Body::is_end_stream(self)).then(|| RequestBody {
+            inner: std::mem::replace(&mut self.inner, ClientBody::Empty),
+            timeout: self.timeout,
+            waiting: None,
+            kept: None,
+            limit: self.limit,
+            counted: self.counted.take(),
+            client_meter: self.client_meter.take(),
+            backend_meter: None,
+        });
+        kept.hand_back(rest);
     }
 }
 

@@ -22,6 +22,11 @@ pub enum FailureKind {
     /// The connection was there but failed before the request was written
     /// (typically a reused connection the backend had just closed).
     NotSent,
+    /// An HTTP/2 backend turned the stream away unprocessed: reset with
+    /// `REFUSED_STREAM`, or failed by a graceful `GOAWAY` that came before
+    /// the backend took it (RFC 9113 §8.7: safe to send anywhere, whatever
+    /// the method, like a connect failure).
+    Refused,
     /// The request was written and no response head came in time.
     ResponseTimeout,
     /// The request was written and the connection failed before a
@@ -103,7 +108,10 @@ impl AttemptFailure {
     /// connection that died before the request was written does not (a
     /// backend closing an idle keep-alive connection is normal).
     pub fn blames_backend(&self) -> bool {
-        !matches!(self.kind, FailureKind::NotSent | FailureKind::ClientBody)
+        !matches!(
+            self.kind,
+            FailureKind::NotSent | FailureKind::Refused | FailureKind::ClientBody
+        )
     }
 }
 
@@ -137,11 +145,13 @@ impl RetryPolicy {
         self.config.per_try_timeout
     }
 
-    /// Body bytes kept to send again, when anything sent may be retried;
+    /// Body bytes kept to send again, when anything sent may be retried
+    /// (over HTTP/2, a refused stream is, as a connect failure is);
     /// `None`: nothing sent is ever retried, so nothing is kept.
-    pub fn replay_buffer(&self) -> Option<usize> {
+    pub fn replay_buffer(&self, http2: bool) -> Option<usize> {
         let on = &self.config.on;
-        (on.reset || on.timeout || !on.statuses.is_empty()).then_some(self.config.buffer)
+        (on.reset || on.timeout || !on.statuses.is_empty() || (http2 && on.connect_failure))
+            .then_some(self.config.buffer)
     }
 
     /// Whether `status` is retried.
@@ -168,7 +178,9 @@ impl RetryPolicy {
             return resend;
         }
         let reason = match failure.kind {
-            FailureKind::Connect | FailureKind::NotSent if on.connect_failure => {
+            FailureKind::Connect | FailureKind::NotSent | FailureKind::Refused
+                if on.connect_failure =>
+            {
                 RetryReason::ConnectFailure
             }
             FailureKind::Broken if on.reset => RetryReason::Reset,
@@ -266,9 +278,25 @@ mod tests {
         );
         assert_eq!(policy.decide_status(503, GET), RetryDecision::Stop);
         assert_eq!(
-            policy.replay_buffer(),
+            policy.replay_buffer(false),
             None,
             "nothing kept when nothing sent is retried"
+        );
+    }
+
+    #[test]
+    fn a_refused_http2_stream_moves_on_whatever_the_method() {
+        let policy = RetryPolicy::default();
+        let refused = failure(FailureKind::Refused, true);
+        assert!(!refused.was_sent() && !refused.blames_backend());
+        assert_eq!(
+            policy.decide(&refused, POST),
+            RetryDecision::NextCandidate(RetryReason::ConnectFailure)
+        );
+        assert_eq!(
+            policy.replay_buffer(true),
+            Some(64 * 1024),
+            "over HTTP/2 the body is kept for it"
         );
     }
 
@@ -313,7 +341,7 @@ mod tests {
             RetryDecision::NextCandidate(RetryReason::Status(503))
         );
         assert_eq!(policy.decide_status(502, GET), RetryDecision::Stop);
-        assert_eq!(policy.replay_buffer(), Some(64 * 1024));
+        assert_eq!(policy.replay_buffer(false), Some(64 * 1024));
     }
 
     #[tokio::test(start_paused = true)]
