@@ -23,7 +23,9 @@ test: wasm-target test-packages lint plugin-test examples
 ## The example plugins of examples/, each by its own build script (the
 ## end-to-end tests load what they build).
 ## C builds with Debian's clang-14, lld-14 and wasi-libc, and two tools from
-## crates.io installed into $(TOOLS) (a cache the CI keeps between runs).
+## crates.io installed into $(TOOLS) (a cache the CI keeps between runs);
+## JavaScript with componentize-js, pinned in its package.json and
+## installed by its build script with npm.
 COMPONENTIZE_PY_VERSION := 0.25.1
 WIT_BINDGEN_VERSION := 0.63.0
 WASM_TOOLS_VERSION := 1.262.0
@@ -34,6 +36,7 @@ examples: wasm-target example-tools
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples examples/canary-router/rust/build.sh
 	examples/canary-router/c/build.sh
 	examples/canary-router/python/build.sh
+	examples/canary-router/js/build.sh
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
 
 ## The pinned toolchains of the non-Rust examples, each installed only when

@@ -78,3 +78,8 @@ async fn the_python_canary_router_routes_canaries() {
 async fn the_c_canary_router_routes_canaries() {
     routes_canaries(&example("canary-router/c/canary_router.wasm")).await;
 }
+
+#[tokio::test]
+async fn the_javascript_canary_router_routes_canaries() {
+    routes_canaries(&example("canary-router/js/canary_router.wasm")).await;
+}
