@@ -37,6 +37,7 @@ examples: wasm-target example-tools
 	examples/canary-router/c/build.sh
 	examples/canary-router/python/build.sh
 	examples/canary-router/js/build.sh
+	examples/redis-role/c/build.sh
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
 
 ## The pinned toolchains of the non-Rust examples, each installed only when
@@ -60,12 +61,13 @@ vtc: wasm-target test-packages
 ## Third-party programs the end-to-end tests run: a real DNS server
 ## (dnsmasq), the VTest engine for the protocol scripts (varnishtest), the
 ## TLS scanner run against TLS listeners (testssl.sh), the Prometheus
-## metrics linter run on a real scrape (promtool, from `prometheus`) and
-## the headless browser the status page is tested in (chromium).
+## metrics linter run on a real scrape (promtool, from `prometheus`), the
+## headless browser the status page is tested in (chromium) and the
+## Redis servers the example health interpreter judges (redis-server).
 test-packages:
-	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 && command -v testssl >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } && command -v varnishtest >/dev/null 2>&1 && command -v testssl >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base varnish testssl.sh prometheus chromium; }
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base varnish testssl.sh prometheus chromium redis-server; }
 
 ## Fuzz the request-head steps (authority, path, framing, hop-by-hop) for
 ## FUZZ_SECONDS with libFuzzer. cargo-fuzz's flags are unstable ones, which

@@ -289,10 +289,13 @@ fn plugin(command: PluginCommand) -> Result<()> {
                         _ => bascule::health::ProbeKind::Http,
                     };
                     let probes = offline::read_jsonl(&needs(probes, "--probes")?)?;
-                    let verdicts =
-                        offline::run_interpreter(&runtime, &file, options, kind, &probes)?;
+                    let (verdicts, per_call) =
+                        offline::run_interpreter(&runtime, &file, options, kind, &probes, bench)?;
                     for (n, (outcome, verdict)) in verdicts.iter().enumerate() {
                         println!("{:>4}  {outcome}  -> {verdict}", n + 1);
+                    }
+                    if let Some(ns) = per_call {
+                        println!("interpret: {ns:.0} ns per call");
                     }
                 }
                 None => anyhow::bail!("{} exports no Bascule world", file.display()),

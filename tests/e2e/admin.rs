@@ -6,8 +6,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
-
 async fn status(bascule: &Bascule) -> Value {
     let reply = send(bascule.addr("admin"), get("admin", "/status")).await;
     assert_eq!(reply.status, 200);

@@ -9,7 +9,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
 const TOKEN: &str = "t0ken-for-the-admin-api";
 
 fn request(

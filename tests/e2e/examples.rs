@@ -83,3 +83,96 @@ async fn the_c_canary_router_routes_canaries() {
 async fn the_javascript_canary_router_routes_canaries() {
     routes_canaries(&example("canary-router/js/canary_router.wasm")).await;
 }
+
+/// A TCP listener over two real Redis servers, a master and its replica,
+/// checked by the C `redis-role` interpreter (with `options`).
+fn redis_config(first: &Redis, second: &Redis, options: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "redis"
+address = "127.0.0.1:0"
+mode = "tcp"
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{}, {}]
+
+[pools.main.health]
+interval = "100ms"
+unhealthy-threshold = 1
+healthy-threshold = 1
+interpreter = "{}"
+interpreter-options = {options}
+{ADMIN}"#,
+        backend_toml("r1", first.address),
+        backend_toml("r2", second.address),
+        example("redis-role/c/redis_role.wasm").display(),
+    )
+}
+
+/// Whether `backend`'s last probe ended in `health` for `reason`.
+async fn judged(bascule: &Bascule, backend: &str, health: &str, reason: &str) -> bool {
+    let status = backend_status(bascule, backend).await;
+    status["health"] == health && status["check"]["last-probe"]["reason"] == reason
+}
+
+#[tokio::test]
+async fn the_c_redis_interpreter_sends_writes_to_the_master_through_a_failover() {
+    let first = Redis::start(None).await;
+    let second = Redis::start(Some(first.address)).await;
+    let bascule = Bascule::start(&redis_config(&first, &second, "{}"));
+    assert!(eventually(|| judged(&bascule, "r1", "healthy", "master")).await);
+    assert!(
+        eventually(|| judged(&bascule, "r2", "unhealthy", "replica, the master is wanted")).await
+    );
+    // Every write through the proxy lands on the master (a replica would
+    // answer `-READONLY`).
+    let proxy = bascule.addr("redis");
+    for n in 0..6 {
+        assert_eq!(
+            redis_command(proxy, &format!("SET k{n} v{n}"))
+                .await
+                .as_deref(),
+            Some("+OK")
+        );
+    }
+
+    // Failover: the replica is promoted, the old master follows it.
+    assert_eq!(
+        second.command("REPLICAOF NO ONE").await.as_deref(),
+        Some("+OK")
+    );
+    let follow = format!("REPLICAOF 127.0.0.1 {}", second.address.port());
+    assert_eq!(first.command(&follow).await.as_deref(), Some("+OK"));
+    assert!(eventually(|| judged(&bascule, "r2", "healthy", "master")).await);
+    assert!(
+        eventually(|| judged(&bascule, "r1", "unhealthy", "replica, the master is wanted")).await
+    );
+    for n in 0..6 {
+        assert_eq!(
+            redis_command(proxy, &format!("SET f{n} x"))
+                .await
+                .as_deref(),
+            Some("+OK")
+        );
+    }
+    assert_eq!(second.command("EXISTS f5").await.as_deref(), Some(":1"));
+}
+
+#[tokio::test]
+async fn the_c_redis_interpreter_degrades_a_linked_replica_with_role_any() {
+    let first = Redis::start(None).await;
+    let second = Redis::start(Some(first.address)).await;
+    let bascule = Bascule::start(&redis_config(&first, &second, "{ role = \"any\" }"));
+    assert!(eventually(|| judged(&bascule, "r1", "healthy", "master")).await);
+    // Degraded once the replication link is up: half its weight.
+    assert!(eventually(|| judged(&bascule, "r2", "degraded", "replica, may lag its master")).await);
+    assert_eq!(
+        backend_status(&bascule, "r2").await["effective-weight"],
+        0.5
+    );
+}

@@ -15,13 +15,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::support::*;
-
-const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
 
 /// What a [`HealthBackend`] answers on its health path.
 #[derive(Clone)]
@@ -153,21 +150,6 @@ impl HealthBackend {
     fn open_connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
     }
-}
-
-/// The `/status` entry of `backend` in pool `main`.
-async fn backend_status(bascule: &Bascule, backend: &str) -> Value {
-    let reply = send(bascule.addr("admin"), get("admin", "/status")).await;
-    let status: Value = serde_json::from_str(&reply.body).unwrap();
-    status["pools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|pool| pool["name"] == "main")
-        .and_then(|pool| pool["backends"].as_array())
-        .and_then(|backends| backends.iter().find(|b| b["id"] == backend))
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// Polls `/status` every 10 ms until `backend`'s health is `health`; the

@@ -12,8 +12,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
 
-const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
-
 /// One listener with `listener_extra` keys, in front of `backend`.
 fn config(listener_extra: &str, backend: impl std::fmt::Display) -> String {
     with_listener_keys(

@@ -275,6 +275,97 @@ impl Drop for KilledOnDrop {
     }
 }
 
+/// A real Redis server (Debian's `redis-server`) on a loopback port,
+/// without persistence, killed on drop.
+pub struct Redis {
+    pub address: SocketAddr,
+    _process: KilledOnDrop,
+}
+
+impl Redis {
+    /// A Redis server, a replica of `master` when given. Panics, naming
+    /// the package, when redis-server is not installed.
+    pub async fn start(master: Option<SocketAddr>) -> Redis {
+        // redis-server cannot take port 0: probe a free one, and try again
+        // if another process took it meanwhile.
+        for _ in 0..5 {
+            let port = released_port().await;
+            let mut command = Command::new("redis-server");
+            command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+            command.args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+            command.args(["--dir", &std::env::temp_dir().display().to_string()]);
+            if let Some(master) = master {
+                command.args([
+                    "--replicaof",
+                    &master.ip().to_string(),
+                    &master.port().to_string(),
+                ]);
+            }
+            let child = match command.stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+                Ok(child) => child,
+                Err(e) => panic!("cannot run redis-server ({e}): install Debian's redis-server"),
+            };
+            let mut process = KilledOnDrop(child);
+            let address = SocketAddr::from(([127, 0, 0, 1], port));
+            let answers = eventually(|| async {
+                redis_command(address, "PING").await.as_deref() == Some("+PONG")
+            });
+            if answers.await {
+                return Redis {
+                    address,
+                    _process: process,
+                };
+            }
+            let _ = process.0.kill();
+        }
+        panic!("redis-server did not start on a free loopback port");
+    }
+
+    /// Sends the inline `command`; the first line of the answer.
+    pub async fn command(&self, command: &str) -> Option<String> {
+        redis_command(self.address, command).await
+    }
+}
+
+/// Sends the inline Redis `command` to `address` on a new connection; the
+/// first line of the answer, `None` when nothing answered.
+pub async fn redis_command(address: SocketAddr, command: &str) -> Option<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .await
+            .ok()?;
+        (!line.is_empty()).then(|| line.trim_end().to_owned())
+    };
+    tokio::time::timeout(WAIT, exchange).await.ok().flatten()
+}
+
+/// The admin listener of a config (`[admin]` on a loopback port 0).
+pub const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
+
+/// Backend `backend` of pool `main` as `/status` shows it; `null` when
+/// absent.
+pub async fn backend_status(bascule: &Bascule, backend: &str) -> serde_json::Value {
+    let reply = send(bascule.addr("admin"), get("admin", "/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    status["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pool| pool["name"] == "main")
+        .and_then(|pool| pool["backends"].as_array())
+        .and_then(|backends| backends.iter().find(|b| b["id"] == backend))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// A real DNS server (Debian's `dnsmasq`) on a loopback UDP and TCP port,
 /// answering only the A records it was given, killed on drop.
 pub struct Dnsmasq {

@@ -20,7 +20,6 @@ const ALL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The admin listener, for metrics.
-const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
 
 /// The listener `web` with `[listeners.tls]` `tls`, routing to `backend`.
 fn tls_config(backend: &RecordingBackend, tls: &str) -> String {

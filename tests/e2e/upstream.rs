@@ -10,8 +10,6 @@ use tokio::net::TcpListener;
 
 use crate::support::*;
 
-const ADMIN: &str = "\n[admin]\naddress = \"127.0.0.1:0\"\n";
-
 #[tokio::test]
 async fn an_upgrade_is_forwarded_as_an_upgrade_or_refused_never_as_a_plain_get() {
     let backend = RecordingBackend::start("b1").await;

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::OfflineError;
+use super::{OfflineError, per_call_ns};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::health::{Interpreter, ProbeKind, ProbeOutcome, Verdict};
 use crate::plugin::{PluginRuntime, WasmInterpreter};
+
+/// Calls timed by `--bench`.
+const BENCH_CALLS: u32 = 10_000;
 
 /// One probe outcome of a probes file: `{"status": 200, "headers":
 /// {"x-load": "0.5"}, "body": "ok", "latency-ms": 3}` for HTTP,
@@ -29,38 +32,25 @@ pub struct ProbeLine {
 }
 
 /// Runs the interpreter in `file` (with `options`, judging `kind` probes)
-/// on each outcome: `(outcome, verdict)` lines.
+/// on each outcome: `(outcome, verdict)` lines; with `bench`, also
+/// nanoseconds per `interpret` (of the first outcome).
 pub fn run_interpreter(
     runtime: &PluginRuntime,
     file: &Path,
     options: String,
     kind: ProbeKind,
     probes: &[ProbeLine],
-) -> Result<Vec<(String, String)>, OfflineError> {
+    bench: bool,
+) -> Result<(Vec<(String, String)>, Option<f64>), OfflineError> {
     let compiled = runtime.compile_interpreter(&PluginRef::File(file.to_owned()))?;
     let interpreter =
         WasmInterpreter::new("offline", compiled, options, kind, SandboxConfig::default())?;
-    Ok(probes
+    let outcomes: Vec<ProbeOutcome> = probes.iter().map(|probe| probe.outcome(kind)).collect();
+    let verdicts = probes
         .iter()
-        .map(|probe| {
-            let outcome = ProbeOutcome {
-                kind,
-                status: probe.status,
-                headers: probe
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-                    .collect(),
-                body: probe.body.clone().into_bytes(),
-                latency: Duration::from_millis(probe.latency_ms),
-                error: probe.error.clone(),
-            };
-            let label = match (&probe.error, probe.status) {
-                (Some(error), _) => format!("error {error}"),
-                (None, Some(status)) => format!("status {status}, {} ms", probe.latency_ms),
-                (None, None) => format!("connected, {} ms", probe.latency_ms),
-            };
-            let verdict = match interpreter.interpret(&outcome) {
+        .zip(&outcomes)
+        .map(|(probe, outcome)| {
+            let verdict = match interpreter.interpret(outcome) {
                 Ok(Verdict::Healthy(reason)) => format!("healthy ({reason})"),
                 Ok(Verdict::Degraded { permille, reason }) => {
                     format!("degraded to {permille}/1000 ({reason})")
@@ -68,7 +58,43 @@ pub fn run_interpreter(
                 Ok(Verdict::Unhealthy(reason)) => format!("unhealthy ({reason})"),
                 Err(error) => format!("failed: {}", crate::error_chain(&error)),
             };
-            (label, verdict)
+            (probe.label(), verdict)
         })
-        .collect())
+        .collect();
+    let per_call = match (bench, outcomes.first()) {
+        (true, Some(outcome)) => Some(per_call_ns(BENCH_CALLS, || {
+            let _ = interpreter.interpret(outcome);
+        })),
+        _ => None,
+    };
+    Ok((verdicts, per_call))
+}
+
+// === impl ProbeLine ===
+
+impl ProbeLine {
+    /// The outcome an interpreter of `kind` probes is handed.
+    fn outcome(&self, kind: ProbeKind) -> ProbeOutcome {
+        ProbeOutcome {
+            kind,
+            status: self.status,
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+                .collect(),
+            body: self.body.clone().into_bytes(),
+            latency: Duration::from_millis(self.latency_ms),
+            error: self.error.clone(),
+        }
+    }
+
+    /// How the run prints it.
+    fn label(&self) -> String {
+        match (&self.error, self.status) {
+            (Some(error), _) => format!("error {error}"),
+            (None, Some(status)) => format!("status {status}, {} ms", self.latency_ms),
+            (None, None) => format!("connected, {} ms", self.latency_ms),
+        }
+    }
 }
