@@ -24,8 +24,8 @@ test: wasm-target test-packages lint plugin-test examples
 ## end-to-end tests load what they build).
 ## C builds with Debian's clang-14, lld-14 and wasi-libc, and two tools from
 ## crates.io installed into $(TOOLS) (a cache the CI keeps between runs);
-## JavaScript with componentize-js, pinned in its package.json and
-## installed by its build script with npm.
+## JavaScript with componentize-js, pinned in examples/package.json and
+## installed there by examples/js-tools.sh with npm.
 COMPONENTIZE_PY_VERSION := 0.25.1
 WIT_BINDGEN_VERSION := 0.63.0
 WASM_TOOLS_VERSION := 1.262.0
@@ -38,6 +38,7 @@ examples: wasm-target example-tools
 	examples/canary-router/python/build.sh
 	examples/canary-router/js/build.sh
 	examples/redis-role/c/build.sh
+	examples/api-keys/js/build.sh
 	CARGO_TARGET_DIR=$(CURDIR)/target/examples cargo test --manifest-path examples/canary-router/rust/Cargo.toml --target $(HOST_TRIPLE)
 
 ## The pinned toolchains of the non-Rust examples, each installed only when

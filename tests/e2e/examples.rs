@@ -176,3 +176,61 @@ async fn the_c_redis_interpreter_degrades_a_linked_replica_with_role_any() {
         0.5
     );
 }
+
+#[tokio::test]
+async fn the_javascript_api_keys_filter_lets_known_keys_through_as_their_client() {
+    let backend = RecordingBackend::start("app").await;
+    let config = format!(
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+
+  [[listeners.routes]]
+  pool = "main"
+  filters = ["keys"]
+
+[pools.main]
+balancer = "builtin:round-robin"
+backends = [{}]
+
+[filters.keys]
+plugin = "{}"
+options = {{ keys = {{ "k-alice-1" = "alice", "k-bob-2" = "bob" }} }}
+"#,
+        backend.toml(),
+        example("api-keys/js/api_keys.wasm").display()
+    );
+    let bascule = Bascule::start(&config);
+    let web = bascule.addr("web");
+    let with_key = |key: Option<&'static str>| {
+        let mut request = get("shop.test", "/orders");
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("x-api-key", key.parse().unwrap());
+        }
+        send(web, request)
+    };
+    let none = with_key(None).await;
+    assert_eq!(
+        (none.status.as_u16(), none.body.as_str()),
+        (401, "an API key is required\n")
+    );
+    assert_eq!(none.headers["www-authenticate"], "ApiKey");
+    assert_eq!(with_key(Some("stolen")).await.status, 403);
+    assert!(
+        backend.seen().is_empty(),
+        "refused requests never reach the backend"
+    );
+
+    for (key, client) in [("k-alice-1", "alice"), ("k-bob-2", "bob")] {
+        assert_eq!(with_key(Some(key)).await.body, "app");
+        let seen = backend.seen().pop().unwrap();
+        assert_eq!(seen.headers["x-client"], client);
+        assert!(
+            seen.headers.get("x-api-key").is_none(),
+            "the key is not passed on"
+        );
+    }
+}
