@@ -111,7 +111,7 @@ enum PluginCommand {
     New {
         /// The project's name (a-z, 0-9, -).
         name: String,
-        /// The language (`rust`).
+        /// The language: `rust`, `c`, `python` or `js`.
         #[arg(long, default_value = "rust")]
         lang: String,
         /// `balancer`, `filter` or `health`.
@@ -226,12 +226,10 @@ fn plugin(command: PluginCommand) -> Result<()> {
                 "health" => bascule::scaffold::Kind::Health,
                 other => anyhow::bail!("unknown kind `{other}`: balancer, filter or health"),
             };
-            if lang != "rust" {
-                anyhow::bail!(
-                    "`--lang {lang}` is not scaffolded yet: only `rust` is (see examples/ for the others)"
-                );
-            }
-            let made = bascule::scaffold::new_rust(&dir, &name, kind)?;
+            let lang = bascule::scaffold::Lang::parse(&lang).ok_or_else(|| {
+                anyhow::anyhow!("unknown language `{lang}`: rust, c, python or js")
+            })?;
+            let made = bascule::scaffold::new_project(&dir, &name, lang, kind)?;
             println!("created {}", made.display());
             println!("next: cd {} && ./build.sh", made.display());
             Ok(())

@@ -335,73 +335,34 @@ fn bad_inputs_name_their_line() {
     assert!(!ok && err.contains("--backends"), "{err}");
 }
 
-/// `bascule plugin new` for each kind: the project builds with its own
-/// script, its native test passes, and `plugin run` takes it with the
-/// inputs it came with.
+/// `bascule plugin new` for each language and kind: the project builds
+/// with its own script, `plugin inspect` says it loads, and `plugin run`
+/// takes it with the inputs it came with (for the languages other than
+/// Rust, through the project's own `test.sh`). The toolchains are the
+/// ones `make examples` installs.
 #[test]
-fn new_projects_build_and_run_for_every_kind() {
+fn new_projects_build_and_run_for_every_language_and_kind() {
     let dir = tempfile::tempdir().unwrap();
-    // Shared with `make examples`: dependencies are compiled once.
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples");
-    for (kind, run_args) in [
-        (
-            "balancer",
-            vec![
-                "--backends",
-                "backends.toml",
-                "--requests",
-                "requests.jsonl",
-            ],
-        ),
-        ("filter", vec!["--requests", "requests.jsonl"]),
-        ("health", vec!["--probes", "probes.jsonl"]),
-    ] {
-        let name = format!("my-{kind}");
-        let output = Command::new(env!("CARGO_BIN_EXE_bascule"))
-            .args([
-                "plugin", "new", &name, "--lang", "rust", "--kind", kind, "--dir",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let project = dir.path().join(&name);
-        let built = Command::new(project.join("build.sh"))
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .unwrap();
-        assert!(
-            built.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        let file = project.join(format!("my_{kind}.wasm"));
-        let (ok, out, err) = inspect(&file, &[]);
-        assert!(ok, "{kind}: {out}{err}");
-        let ran = Command::new(env!("CARGO_BIN_EXE_bascule"))
-            .args(["plugin", "run"])
-            .arg(&file)
-            .args(&run_args)
-            .current_dir(&project)
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&ran.stdout);
-        assert!(
-            ran.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&ran.stderr)
-        );
-        let expected = match kind {
-            "balancer" => "  a  1  (50.0%)",
-            "filter" => "-> respond 403",
-            _ => "-> unhealthy (status 503)",
-        };
-        assert!(out.contains(expected), "{kind}: {out}");
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tools = std::env::var("HOME").map(|home| format!("{home}/.cache/bascule/tools/bin"));
+    let path = format!(
+        "{}:{}",
+        tools.unwrap_or_default(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let threads: Vec<_> = ["rust", "c", "python", "js"]
+        .into_iter()
+        .map(|lang| {
+            let (dir, checkout, path) = (dir.path().to_owned(), checkout.clone(), path.clone());
+            std::thread::spawn(move || {
+                for kind in ["balancer", "filter", "health"] {
+                    new_project_builds_and_runs(&dir, &checkout, &path, lang, kind);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
     }
     let refused = Command::new(env!("CARGO_BIN_EXE_bascule"))
         .args(["plugin", "new", "Bad Name", "--dir"])
@@ -409,6 +370,91 @@ fn new_projects_build_and_run_for_every_kind() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
+    let unknown = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["plugin", "new", "fine", "--lang", "cobol", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success() && err.contains("rust, c, python or js"),
+        "{err}"
+    );
+}
+
+/// One `plugin new` project, made in `dir`, built and run.
+fn new_project_builds_and_runs(dir: &Path, checkout: &Path, path: &str, lang: &str, kind: &str) {
+    let name = format!("my-{kind}-{lang}");
+    let output = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args([
+            "plugin", "new", &name, "--lang", lang, "--kind", kind, "--dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let project = dir.join(&name);
+    let script = if lang == "rust" {
+        "build.sh"
+    } else {
+        "test.sh"
+    };
+    let built = Command::new(project.join(script))
+        .env("PATH", path)
+        .env("BASCULE", env!("CARGO_BIN_EXE_bascule"))
+        .env("RUST_LOG", "error")
+        // Shared with `make examples`: Rust dependencies compiled once,
+        // componentize-js installed once.
+        .env("CARGO_TARGET_DIR", checkout.join("target/examples"))
+        .env(
+            "COMPONENTIZE_JS",
+            checkout.join("examples/node_modules/.bin/componentize-js"),
+        )
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&built.stdout);
+    assert!(
+        built.status.success(),
+        "{name}: {out}{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let file = project.join(format!("{}.wasm", name.replace('-', "_")));
+    let (ok, inspected, err) = inspect(&file, &[]);
+    assert!(
+        ok && inspected.contains("loads:     yes"),
+        "{name}: {inspected}{err}"
+    );
+    let (run_args, expected): (&[&str], &str) = match kind {
+        "balancer" => (
+            &[
+                "--backends",
+                "backends.toml",
+                "--requests",
+                "requests.jsonl",
+            ],
+            "  a  1  (50.0%)",
+        ),
+        "filter" => (&["--requests", "requests.jsonl"], "-> respond 403"),
+        _ => (&["--probes", "probes.jsonl"], "-> unhealthy (status 503)"),
+    };
+    let ran = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["plugin", "run"])
+        .arg(&file)
+        .args(run_args)
+        .current_dir(&project)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success() && out.contains(expected),
+        "{name}: {out}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
 }
 
 /// A plugin built from source against the previous minor contract
