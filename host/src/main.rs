@@ -287,12 +287,12 @@ fn plugin(command: PluginCommand) -> Result<()> {
                         _ => bascule::health::ProbeKind::Http,
                     };
                     let probes = offline::read_jsonl(&needs(probes, "--probes")?)?;
-                    let (verdicts, per_call) =
+                    let run =
                         offline::run_interpreter(&runtime, &file, options, kind, &probes, bench)?;
-                    for (n, (outcome, verdict)) in verdicts.iter().enumerate() {
+                    for (n, (outcome, verdict)) in run.verdicts.iter().enumerate() {
                         println!("{:>4}  {outcome}  -> {verdict}", n + 1);
                     }
-                    if let Some(ns) = per_call {
+                    if let Some(ns) = run.per_call_ns {
                         println!("interpret: {ns:.0} ns per call");
                     }
                 }

@@ -15,7 +15,7 @@ mod inputs;
 
 pub use balancer::{BalancerRun, Decision, run_balancer};
 pub use filter::{FilterOutcome, run_filter};
-pub use health::{ProbeLine, run_interpreter};
+pub use health::{InterpreterRun, ProbeLine, run_interpreter};
 pub use inputs::{RequestLine, SimulatedBackend, read_backends, read_jsonl};
 
 use std::path::PathBuf;

@@ -13,6 +13,15 @@ use crate::plugin::{PluginRuntime, WasmInterpreter};
 /// Calls timed by `--bench`.
 const BENCH_CALLS: u32 = 10_000;
 
+/// What an interpreter run printed.
+#[derive(Debug, Clone)]
+pub struct InterpreterRun {
+    /// Each probe outcome, and the verdict on it.
+    pub verdicts: Vec<(String, String)>,
+    /// With `--bench`: nanoseconds per `interpret`.
+    pub per_call_ns: Option<f64>,
+}
+
 /// One probe outcome of a probes file: `{"status": 200, "headers":
 /// {"x-load": "0.5"}, "body": "ok", "latency-ms": 3}` for HTTP,
 /// `{"error": "connection refused"}` for a failed probe.
@@ -32,8 +41,8 @@ pub struct ProbeLine {
 }
 
 /// Runs the interpreter in `file` (with `options`, judging `kind` probes)
-/// on each outcome: `(outcome, verdict)` lines; with `bench`, also
-/// nanoseconds per `interpret` (of the first outcome).
+/// on each outcome; with `bench`, also nanoseconds per `interpret` (of the
+/// first outcome).
 pub fn run_interpreter(
     runtime: &PluginRuntime,
     file: &Path,
@@ -41,7 +50,7 @@ pub fn run_interpreter(
     kind: ProbeKind,
     probes: &[ProbeLine],
     bench: bool,
-) -> Result<(Vec<(String, String)>, Option<f64>), OfflineError> {
+) -> Result<InterpreterRun, OfflineError> {
     let compiled = runtime.compile_interpreter(&PluginRef::File(file.to_owned()))?;
     let interpreter =
         WasmInterpreter::new("offline", compiled, options, kind, SandboxConfig::default())?;
@@ -61,13 +70,16 @@ pub fn run_interpreter(
             (probe.label(), verdict)
         })
         .collect();
-    let per_call = match (bench, outcomes.first()) {
+    let per_call_ns = match (bench, outcomes.first()) {
         (true, Some(outcome)) => Some(per_call_ns(BENCH_CALLS, || {
             let _ = interpreter.interpret(outcome);
         })),
         _ => None,
     };
-    Ok((verdicts, per_call))
+    Ok(InterpreterRun {
+        verdicts,
+        per_call_ns,
+    })
 }
 
 // === impl ProbeLine ===
