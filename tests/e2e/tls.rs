@@ -19,7 +19,6 @@ use crate::test_ca::TestCa;
 const ALL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-
 /// The listener `web` with `[listeners.tls]` `tls`, routing to `backend`.
 fn tls_config(backend: &RecordingBackend, tls: &str) -> String {
     single_pool_config_on(
