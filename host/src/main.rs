@@ -269,16 +269,15 @@ fn plugin(command: PluginCommand) -> Result<()> {
                 }
                 Some(World::HeaderFilter) => {
                     let requests = offline::read_jsonl(&needs(requests, "--requests")?)?;
-                    let (outcomes, per_call) =
-                        offline::run_filter(&runtime, &file, options, &requests, bench)?;
-                    for (n, outcome) in outcomes.iter().enumerate() {
+                    let run = offline::run_filter(&runtime, &file, options, &requests, bench)?;
+                    for (n, outcome) in run.outcomes.iter().enumerate() {
                         println!("{:>4}  {}  -> {}", n + 1, outcome.request, outcome.verdict);
                         for edit in &outcome.edits {
                             println!("        {edit}");
                         }
                     }
-                    if let Some(ns) = per_call {
-                        println!("on-request: {ns:.0} ns per call");
+                    if let Some(bench) = run.bench {
+                        println!("{bench}");
                     }
                 }
                 Some(World::HealthInterpreter) => {
@@ -292,8 +291,8 @@ fn plugin(command: PluginCommand) -> Result<()> {
                     for (n, (outcome, verdict)) in run.verdicts.iter().enumerate() {
                         println!("{:>4}  {outcome}  -> {verdict}", n + 1);
                     }
-                    if let Some(ns) = run.per_call_ns {
-                        println!("interpret: {ns:.0} ns per call");
+                    if let Some(bench) = run.bench {
+                        println!("{bench}");
                     }
                 }
                 None => anyhow::bail!("{} exports no Bascule world", file.display()),
@@ -334,8 +333,8 @@ fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
         };
         println!("  {backend}  {count}  ({share:.1}%)");
     }
-    if let Some(ns) = run.per_call_ns {
-        println!("select: {ns:.0} ns per call");
+    if let Some(bench) = run.bench {
+        println!("{bench}");
     }
 }
 

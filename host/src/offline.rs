@@ -14,7 +14,7 @@ mod health;
 mod inputs;
 
 pub use balancer::{BalancerRun, Decision, run_balancer};
-pub use filter::{FilterOutcome, run_filter};
+pub use filter::{FilterOutcome, FilterRun, run_filter};
 pub use health::{InterpreterRun, ProbeLine, run_interpreter};
 pub use inputs::{RequestLine, SimulatedBackend, read_backends, read_jsonl};
 
@@ -47,8 +47,53 @@ pub enum OfflineError {
     Plugin(#[from] crate::plugin::Error),
 }
 
+/// What `--bench` measured of a plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Bench {
+    /// The hook's name (`select`, `on-request`, `interpret`).
+    pub hook: &'static str,
+    /// Nanoseconds per call, on average.
+    pub per_call_ns: f64,
+    /// The instance's linear memory once the calls are done.
+    pub instance_memory_bytes: usize,
+}
+
+/// Calls timed by `--bench`.
+const BENCH_CALLS: u32 = 10_000;
+
+// === impl Bench ===
+
+impl Bench {
+    /// Times `BENCH_CALLS` calls of `hook` by `call`, then asks `memory`
+    /// for the instance's linear memory.
+    fn measure(
+        hook: &'static str,
+        call: impl FnMut(),
+        memory: impl FnOnce() -> Result<usize, crate::plugin::Error>,
+    ) -> Result<Bench, OfflineError> {
+        let per_call_ns = per_call_ns(BENCH_CALLS, call);
+        Ok(Bench {
+            hook,
+            per_call_ns,
+            instance_memory_bytes: memory()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Bench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {:.0} ns per call; instance memory {} KiB",
+            self.hook,
+            self.per_call_ns,
+            self.instance_memory_bytes / 1024
+        )
+    }
+}
+
 /// How long a call took on average over `calls`, in ns.
-pub fn per_call_ns(calls: u32, run: impl FnMut()) -> f64 {
+fn per_call_ns(calls: u32, run: impl FnMut()) -> f64 {
     let mut run = run;
     let started = quanta::Instant::now();
     for _ in 0..calls {

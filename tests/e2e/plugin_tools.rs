@@ -249,6 +249,15 @@ fn simulated_failures_move_requests_to_the_next_candidate() {
         .parse()
         .unwrap();
     assert!(ns > 0.0, "{out}");
+    let memory_kib: u64 = out
+        .lines()
+        .find_map(|line| line.split_once("instance memory ").map(|(_, kib)| kib))
+        .and_then(|kib| kib.strip_suffix(" KiB"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // At least the one 64 KiB page every guest has.
+    assert!(memory_kib >= 64, "{out}");
 }
 
 #[test]

@@ -5,15 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::inputs::{RequestLine, SimulatedBackend};
-use super::{OfflineError, per_call_ns};
+use super::{Bench, OfflineError};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::plugin::{PluginRuntime, WasmBalancer};
 use crate::upstream::{
     Backend, BackendSelection, BackendSet, BackendStats, Protocol, fixed_endpoints,
 };
-
-/// Calls timed by `--bench`.
-const BENCH_CALLS: u32 = 10_000;
 
 /// What the balancer decided for one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +35,8 @@ pub struct BalancerRun {
     pub decisions: Vec<Decision>,
     /// Requests served per backend, in backend order.
     pub distribution: Vec<(String, usize)>,
-    /// With `--bench`: nanoseconds per `select`.
-    pub per_call_ns: Option<f64>,
+    /// With `--bench`: the cost of `select` and the instance's memory.
+    pub bench: Option<Bench>,
 }
 
 /// Runs the balancer in `file` (configured with `options`, serving
@@ -122,10 +119,14 @@ pub fn run_balancer(
         }
         decisions.push(decision);
     }
-    let per_call_ns = match (bench, views.first()) {
-        (true, Some(view)) => Some(per_call_ns(BENCH_CALLS, || {
-            let _ = balancer.select(&set, view);
-        })),
+    let bench = match (bench, views.first()) {
+        (true, Some(view)) => Some(Bench::measure(
+            "select",
+            || {
+                let _ = balancer.select(&set, view);
+            },
+            || balancer.instance_memory_bytes(),
+        )?),
         _ => None,
     };
     Ok(BalancerRun {
@@ -136,7 +137,7 @@ pub fn run_balancer(
             .map(|backend| backend.id.clone())
             .zip(served)
             .collect(),
-        per_call_ns,
+        bench,
     })
 }
 

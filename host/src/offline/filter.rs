@@ -4,14 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::inputs::RequestLine;
-use super::{OfflineError, per_call_ns};
+use super::{Bench, OfflineError};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::l7::{FilterVerdict, HeaderFilter, RateLimits};
 use crate::plugin::{PluginRuntime, WasmFilter};
 use crate::upstream::Protocol;
-
-/// Calls timed by `--bench`.
-const BENCH_CALLS: u32 = 10_000;
 
 /// What the filter did to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +22,24 @@ pub struct FilterOutcome {
     pub edits: Vec<String>,
 }
 
+/// What a filter run printed.
+#[derive(Debug, Clone)]
+pub struct FilterRun {
+    /// What the filter did to each request.
+    pub outcomes: Vec<FilterOutcome>,
+    /// With `--bench`: the cost of `on-request` and the instance's memory.
+    pub bench: Option<Bench>,
+}
+
 /// Runs the filter in `file` (with `options`) on each of `requests`; with
-/// `bench`, also nanoseconds per `on-request`.
+/// `bench`, also the cost of `on-request`.
 pub fn run_filter(
     runtime: &PluginRuntime,
     file: &Path,
     options: String,
     requests: &[RequestLine],
     bench: bool,
-) -> Result<(Vec<FilterOutcome>, Option<f64>), OfflineError> {
+) -> Result<FilterRun, OfflineError> {
     let compiled = runtime.compile_filter(&PluginRef::File(file.to_owned()))?;
     let filter = WasmFilter::new(
         "offline",
@@ -73,14 +79,18 @@ pub fn run_filter(
             edits,
         });
     }
-    let per_call = match (bench, views.first()) {
-        (true, Some(view)) => Some(per_call_ns(BENCH_CALLS, || {
-            let mut view = view.clone();
-            let _ = filter.on_request(&mut view);
-        })),
+    let bench = match (bench, views.first()) {
+        (true, Some(view)) => Some(Bench::measure(
+            "on-request",
+            || {
+                let mut view = view.clone();
+                let _ = filter.on_request(&mut view);
+            },
+            || filter.instance_memory_bytes(),
+        )?),
         _ => None,
     };
-    Ok((outcomes, per_call))
+    Ok(FilterRun { outcomes, bench })
 }
 
 /// What differs between the head before and after the filter.

@@ -5,21 +5,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{OfflineError, per_call_ns};
+use super::{Bench, OfflineError};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::health::{Interpreter, ProbeKind, ProbeOutcome, Verdict};
 use crate::plugin::{PluginRuntime, WasmInterpreter};
-
-/// Calls timed by `--bench`.
-const BENCH_CALLS: u32 = 10_000;
 
 /// What an interpreter run printed.
 #[derive(Debug, Clone)]
 pub struct InterpreterRun {
     /// Each probe outcome, and the verdict on it.
     pub verdicts: Vec<(String, String)>,
-    /// With `--bench`: nanoseconds per `interpret`.
-    pub per_call_ns: Option<f64>,
+    /// With `--bench`: the cost of `interpret` and the instance's memory.
+    pub bench: Option<Bench>,
 }
 
 /// One probe outcome of a probes file: `{"status": 200, "headers":
@@ -41,7 +38,7 @@ pub struct ProbeLine {
 }
 
 /// Runs the interpreter in `file` (with `options`, judging `kind` probes)
-/// on each outcome; with `bench`, also nanoseconds per `interpret` (of the
+/// on each outcome; with `bench`, also the cost of `interpret` (of the
 /// first outcome).
 pub fn run_interpreter(
     runtime: &PluginRuntime,
@@ -70,16 +67,17 @@ pub fn run_interpreter(
             (probe.label(), verdict)
         })
         .collect();
-    let per_call_ns = match (bench, outcomes.first()) {
-        (true, Some(outcome)) => Some(per_call_ns(BENCH_CALLS, || {
-            let _ = interpreter.interpret(outcome);
-        })),
+    let bench = match (bench, outcomes.first()) {
+        (true, Some(outcome)) => Some(Bench::measure(
+            "interpret",
+            || {
+                let _ = interpreter.interpret(outcome);
+            },
+            || interpreter.instance_memory_bytes(),
+        )?),
         _ => None,
     };
-    Ok(InterpreterRun {
-        verdicts,
-        per_call_ns,
-    })
+    Ok(InterpreterRun { verdicts, bench })
 }
 
 // === impl ProbeLine ===

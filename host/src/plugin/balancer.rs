@@ -120,6 +120,15 @@ impl WasmBalancer {
         Ok(balancer)
     }
 
+    /// The linear memory of this thread's instance, in bytes (for `plugin
+    /// run --bench`).
+    pub fn instance_memory_bytes(&self) -> Result<usize, Error> {
+        self.instances.call(
+            || self.instantiate(),
+            |instance| Ok(instance.store.data().memory.linear_bytes()),
+        )
+    }
+
     /// Another instance; it declares what the first did (configure sees the
     /// same options), so its answer is not checked again.
     fn instantiate(&self) -> Result<BalancerInstance, Error> {

@@ -129,6 +129,15 @@ impl WasmFilter {
 
     /// Another instance; it declares what the first did (configure sees the
     /// same options), so its answer is not checked again.
+    /// The linear memory of this thread's instance, in bytes (for `plugin
+    /// run --bench`).
+    pub fn instance_memory_bytes(&self) -> Result<usize, Error> {
+        self.instances.call(
+            || self.instantiate(),
+            |instance| Ok(instance.store.data().memory.linear_bytes()),
+        )
+    }
+
     fn instantiate(&self) -> Result<FilterInstance, Error> {
         instantiate(
             &self.compiled,

@@ -104,6 +104,24 @@ impl WasmInterpreter {
         interpreter.instances.check_in(instance);
         Ok(interpreter)
     }
+
+    /// The linear memory of this thread's instance, in bytes (for `plugin
+    /// run --bench`).
+    pub fn instance_memory_bytes(&self) -> Result<usize, Error> {
+        self.instances.call(
+            || {
+                let made = instantiate(
+                    &self.compiled,
+                    &self.options,
+                    self.kind,
+                    &self.sandbox,
+                    &self.metrics,
+                );
+                made.map(|(instance, _)| instance)
+            },
+            |instance| Ok(instance.store.data().memory.linear_bytes()),
+        )
+    }
 }
 
 fn instantiate(

@@ -8,6 +8,9 @@ pub struct MemoryCap {
     exceeded: bool,
     /// Bytes the memory grew by since the current call began.
     grown_in_call: usize,
+    /// Linear memory of the instance, every memory summed: wasmtime asks
+    /// here for each memory's initial size too.
+    linear_bytes: usize,
 }
 
 /// Tables hold function references; no balancer needs more than this.
@@ -22,12 +25,18 @@ impl MemoryCap {
             max_bytes,
             exceeded: false,
             grown_in_call: 0,
+            linear_bytes: 0,
         }
     }
 
     /// Whether a growth request was refused.
     pub fn exceeded(&self) -> bool {
         self.exceeded
+    }
+
+    /// The instance's linear memory, in bytes.
+    pub fn linear_bytes(&self) -> usize {
+        self.linear_bytes
     }
 
     /// Starts counting growth for a new call.
@@ -63,6 +72,9 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             // anyway, and a trap here names the real cause.
             wasmtime::bail!("memory limit of {} bytes reached", self.max_bytes);
         }
+        self.linear_bytes = self
+            .linear_bytes
+            .saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
