@@ -262,6 +262,27 @@ pub enum ListenerMode {
     Http(HttpListenerConfig),
     /// `mode = "tcp"`: connections forwarded byte for byte.
     Tcp(TcpListenerConfig),
+    /// `mode = "udp"`: datagrams forwarded in flows.
+    Udp(UdpListenerConfig),
+}
+
+/// Settings of a `mode = "udp"` listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpListenerConfig {
+    /// A flow with no datagram either way for this long ends.
+    pub idle_timeout: Duration,
+    /// The flow ends once the backend sent this many answers for each
+    /// datagram of the client (`1` for DNS).
+    pub responses: Option<u32>,
+    /// A flow carries at most this many client datagrams; the next one
+    /// starts a new flow, balanced again.
+    pub requests: Option<u32>,
+    /// Balance every datagram on its own, with no flow (one-way traffic
+    /// such as syslog; answers are not relayed).
+    pub per_datagram: bool,
+    /// Flows open at once on the listener, at most; past it a new
+    /// client's datagrams are dropped and counted.
+    pub max_flows: usize,
 }
 
 /// Settings of a `mode = "http"` listener.

@@ -1,5 +1,6 @@
 //! The TCP (L4) proxy: connections forwarded byte for byte to a backend a
-//! balancer plugin chooses, optionally routed by the TLS server name.
+//! balancer plugin chooses, optionally routed by the TLS server name; and
+//! the UDP proxy ([`udp`]): datagrams balanced in flows.
 //!
 //! A connection goes through [`connection::serve_connection`]: read what
 //! must be read before choosing (a PROXY header from a trusted downstream
@@ -14,6 +15,7 @@ pub mod forward;
 mod listener;
 mod metrics;
 pub mod proxy_protocol;
+pub mod udp;
 
 use std::sync::Arc;
 

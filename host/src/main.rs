@@ -258,6 +258,7 @@ fn plugin(command: PluginCommand) -> Result<()> {
                 Some(World::Balancer) => {
                     let protocol = match protocol.as_str() {
                         "tcp" => bascule::upstream::Protocol::Tcp,
+                        "udp" => bascule::upstream::Protocol::Udp,
                         _ => bascule::upstream::Protocol::Http,
                     };
                     let backends = offline::read_backends(&needs(backends, "--backends")?)?;

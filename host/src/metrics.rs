@@ -56,6 +56,21 @@ pub const TCP_CONNECTIONS_CLOSED: &str = "bascule_tcp_connections_closed_total";
 pub const TCP_BYTES: &str = "bascule_tcp_bytes_total";
 /// How long TCP connections lasted, by listener.
 pub const TCP_CONNECTION_DURATION: &str = "bascule_tcp_connection_duration_seconds";
+/// UDP datagrams relayed, by listener and direction
+/// (`client-to-backend`, `backend-to-client`).
+pub const UDP_DATAGRAMS: &str = "bascule_udp_datagrams_total";
+/// UDP payload bytes relayed, by listener and direction.
+pub const UDP_BYTES: &str = "bascule_udp_bytes_total";
+/// UDP flows opened, by listener.
+pub const UDP_FLOWS_OPENED: &str = "bascule_udp_flows_opened_total";
+/// UDP flows open now, by listener.
+pub const UDP_FLOWS_ACTIVE: &str = "bascule_udp_flows_active";
+/// UDP flows ended, by listener and reason (`idle-timeout`, `responses`,
+/// `backend-unreachable`, `error`, `stopped`).
+pub const UDP_FLOWS_CLOSED: &str = "bascule_udp_flows_closed_total";
+/// UDP datagrams dropped, by listener and reason (`max-flows`,
+/// `no-backend`, `send-error`).
+pub const UDP_DROPPED: &str = "bascule_udp_datagrams_dropped_total";
 /// Malformed PROXY headers from trusted sources, by listener and kind.
 pub const PROXY_PROTOCOL_ERRORS: &str = "bascule_proxy_protocol_errors_total";
 /// Timeouts that fired, by kind: `header-read`, `keep-alive`,
@@ -326,6 +341,12 @@ fn describe() {
     metrics::describe_gauge!(TCP_CONNECTIONS_ACTIVE, "TCP connections open");
     metrics::describe_counter!(TCP_CONNECTIONS_CLOSED, "TCP connections closed, by reason");
     metrics::describe_counter!(TCP_BYTES, "bytes forwarded by the TCP proxy");
+    metrics::describe_counter!(UDP_DATAGRAMS, "datagrams relayed by the UDP proxy");
+    metrics::describe_counter!(UDP_BYTES, "payload bytes relayed by the UDP proxy");
+    metrics::describe_counter!(UDP_FLOWS_OPENED, "UDP flows opened");
+    metrics::describe_gauge!(UDP_FLOWS_ACTIVE, "UDP flows open now");
+    metrics::describe_counter!(UDP_FLOWS_CLOSED, "UDP flows ended, by reason");
+    metrics::describe_counter!(UDP_DROPPED, "UDP datagrams dropped, by reason");
     metrics::describe_counter!(
         PROXY_PROTOCOL_ERRORS,
         "malformed PROXY headers from trusted sources"

@@ -96,6 +96,8 @@ pub enum ListenerRoutes {
     Http(Box<RouteTable>, ConnectionLimits),
     /// The TCP proxy's SNI routes and connection settings.
     Tcp(Arc<TcpListenerPlan>),
+    /// The UDP proxy's pool and flow settings.
+    Udp(Arc<crate::l4::udp::UdpListenerPlan>),
 }
 
 // === impl Plan ===
@@ -174,7 +176,7 @@ impl Plan {
             .listeners
             .iter()
             .zip(tls)
-            .map(|(listener, tls)| {
+            .filter_map(|(listener, tls)| {
                 listeners::listener_plan(
                     listener,
                     &pools,
@@ -294,7 +296,7 @@ impl ListenerRoutes {
     pub fn http(&self) -> Option<(&RouteTable, &ConnectionLimits)> {
         match self {
             ListenerRoutes::Http(table, limits) => Some((table, limits)),
-            ListenerRoutes::Tcp(_) => None,
+            ListenerRoutes::Tcp(_) | ListenerRoutes::Udp(_) => None,
         }
     }
 
@@ -302,7 +304,15 @@ impl ListenerRoutes {
     pub fn tcp(&self) -> Option<&Arc<TcpListenerPlan>> {
         match self {
             ListenerRoutes::Tcp(plan) => Some(plan),
-            ListenerRoutes::Http(..) => None,
+            ListenerRoutes::Http(..) | ListenerRoutes::Udp(_) => None,
+        }
+    }
+
+    /// The UDP plan, for a UDP listener.
+    pub fn udp(&self) -> Option<&Arc<crate::l4::udp::UdpListenerPlan>> {
+        match self {
+            ListenerRoutes::Udp(plan) => Some(plan),
+            ListenerRoutes::Http(..) | ListenerRoutes::Tcp(_) => None,
         }
     }
 }

@@ -46,17 +46,33 @@ pub struct BoundListener {
     /// said port 0).
     pub address: SocketAddr,
     configured: SocketAddr,
-    /// Whether it serves TCP (else HTTP): a mode change needs a new accept
+    /// What it serves: a change between HTTP and TCP needs a new accept
     /// task, on the same socket.
-    tcp: bool,
+    kind: ListenerKind,
     /// Whether it terminated TLS when it started, for announcements (the
     /// handshake itself follows each plan).
     tls: bool,
     /// The socket, shared with the accept task so that a reload that
     /// renames the listener or changes its mode takes it over.
-    socket: Arc<TcpListener>,
+    socket: ListenerSocket,
     stop: watch::Sender<()>,
     task: Option<JoinHandle<()>>,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListenerKind {
+    Http,
+    Tcp,
+    Udp,
+}
+
+/// A listener's bound socket: TCP (HTTP and TCP listeners) or the UDP
+/// sockets of its shards.
+#[derive(Clone)]
+enum ListenerSocket {
+    Stream(Arc<TcpListener>),
+    Datagram(l4::udp::UdpSockets),
 }
 
 /// Why a proxy could not start or reload.
@@ -154,16 +170,18 @@ impl Server {
         // socket to take over once every new bind has succeeded.
         let mut next: Vec<Option<(BoundListener, bool)>> = Vec::new();
         for listener in plan.listeners() {
-            let tcp = listener.routes.tcp().is_some();
+            let kind = ListenerKind::of(listener);
             let kept = previous.iter().position(|b| {
-                b.name == listener.name && b.configured == listener.address && b.tcp == tcp
+                b.name == listener.name && b.configured == listener.address && b.kind == kind
             });
             if let Some(index) = kept {
                 next.push(Some((previous.swap_remove(index), false)));
                 continue;
             }
             let taken_over = listener.address.port() != 0
-                && previous.iter().any(|b| b.configured == listener.address);
+                && previous
+                    .iter()
+                    .any(|b| b.configured == listener.address && b.kind.shares_socket_with(kind));
             if taken_over {
                 next.push(None);
                 continue;
@@ -191,13 +209,14 @@ impl Server {
             match slot {
                 Some(bound) => listeners.push(bound),
                 None => {
-                    let index = previous
-                        .iter()
-                        .position(|b| b.configured == listener.address);
+                    let kind = ListenerKind::of(listener);
+                    let index = previous.iter().position(|b| {
+                        b.configured == listener.address && b.kind.shares_socket_with(kind)
+                    });
                     let Some(old) = index.map(|i| previous.swap_remove(i)) else {
                         continue;
                     };
-                    let socket = Arc::clone(&old.socket);
+                    let socket = old.socket.clone();
                     drop(old);
                     listeners.push((self.serve_on(listener, socket), true));
                 }
@@ -230,37 +249,56 @@ impl Server {
             address: listener.address,
             source,
         };
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .map_err(bind_error)?;
-        Ok(self.serve_on(listener, Arc::new(socket)))
+        let socket = if listener.routes.udp().is_some() {
+            // One socket per worker thread: each shard's flows stay on it.
+            let shards = tokio::runtime::Handle::current().metrics().num_workers();
+            ListenerSocket::Datagram(l4::udp::bind(listener.address, shards).map_err(bind_error)?)
+        } else {
+            let socket = TcpListener::bind(listener.address)
+                .await
+                .map_err(bind_error)?;
+            ListenerSocket::Stream(Arc::new(socket))
+        };
+        Ok(self.serve_on(listener, socket))
     }
 
     /// Starts the accept task of `listener` on `socket`.
-    fn serve_on(&self, listener: &ListenerPlan, socket: Arc<TcpListener>) -> BoundListener {
+    fn serve_on(&self, listener: &ListenerPlan, socket: ListenerSocket) -> BoundListener {
         let name = Arc::clone(&listener.name);
-        if listener.routes.tcp().is_some() {
-            let plan = Arc::clone(&self.plan);
-            return BoundListener::start(
-                name.clone(),
-                listener.address,
-                true,
-                socket,
-                move |socket, stopped| l4::serve(socket, name, plan, stopped),
-            );
-        }
+        let kind = ListenerKind::of(listener);
+        let plan = Arc::clone(&self.plan);
+        let stream = match (&socket, kind) {
+            (ListenerSocket::Datagram(sockets), _) => {
+                let sockets = Arc::clone(sockets);
+                return BoundListener::start(
+                    name.clone(),
+                    listener.address,
+                    kind,
+                    socket,
+                    move |stopped| l4::udp::serve(sockets, name, plan, stopped),
+                );
+            }
+            (ListenerSocket::Stream(stream), ListenerKind::Tcp) => {
+                let stream = Arc::clone(stream);
+                return BoundListener::start(
+                    name.clone(),
+                    listener.address,
+                    kind,
+                    socket,
+                    move |stopped| l4::serve(stream, name, plan, stopped),
+                );
+            }
+            (ListenerSocket::Stream(stream), _) => Arc::clone(stream),
+        };
         let proxy = Arc::new(Proxy::new(
             Arc::clone(&name),
             Arc::clone(&self.plan),
             Arc::clone(&self.connections),
         ));
-        let mut bound = BoundListener::start(
-            name,
-            listener.address,
-            false,
-            socket,
-            move |socket, stopped| l7::serve(socket, proxy, stopped),
-        );
+        let mut bound =
+            BoundListener::start(name, listener.address, kind, socket, move |stopped| {
+                l7::serve(stream, proxy, stopped)
+            });
         bound.tls = listener.tls.is_some();
         bound
     }
@@ -314,13 +352,14 @@ async fn bind_admin(
         address,
         source,
     };
-    let socket = Arc::new(TcpListener::bind(address).await.map_err(bind_error)?);
+    let stream = Arc::new(TcpListener::bind(address).await.map_err(bind_error)?);
+    let socket = ListenerSocket::Stream(Arc::clone(&stream));
     Ok(BoundListener::start(
         "admin".into(),
         address,
-        false,
+        ListenerKind::Http,
         socket,
-        move |socket, stopped| crate::admin::serve(socket, plan, metrics, control, stopped),
+        move |stopped| crate::admin::serve(stream, plan, metrics, control, stopped),
     ))
 }
 
@@ -332,12 +371,12 @@ impl BoundListener {
     fn start<Serve, Served>(
         name: Arc<str>,
         configured: SocketAddr,
-        tcp: bool,
-        socket: Arc<TcpListener>,
+        kind: ListenerKind,
+        socket: ListenerSocket,
         serve: Serve,
     ) -> BoundListener
     where
-        Serve: FnOnce(Arc<TcpListener>, watch::Receiver<()>) -> Served,
+        Serve: FnOnce(watch::Receiver<()>) -> Served,
         Served: Future<Output = ()> + Send + 'static,
     {
         let address = socket.local_addr().unwrap_or(configured);
@@ -347,9 +386,9 @@ impl BoundListener {
             name,
             address,
             configured,
-            tcp,
+            kind,
             tls: false,
-            task: Some(tokio::spawn(serve(Arc::clone(&socket), stopped))),
+            task: Some(tokio::spawn(serve(stopped))),
             socket,
             stop,
         }
@@ -357,13 +396,48 @@ impl BoundListener {
 }
 
 impl BoundListener {
-    /// `tcp`, `http` or `https`: what the listener serves, for
+    /// `tcp`, `udp`, `http` or `https`: what the listener serves, for
     /// announcements.
     pub fn scheme(&self) -> &'static str {
-        match (self.tcp, self.tls) {
-            (true, _) => "tcp",
-            (false, true) => "https",
-            (false, false) => "http",
+        match (self.kind, self.tls) {
+            (ListenerKind::Tcp, _) => "tcp",
+            (ListenerKind::Udp, _) => "udp",
+            (ListenerKind::Http, true) => "https",
+            (ListenerKind::Http, false) => "http",
+        }
+    }
+}
+
+// === impl ListenerKind ===
+
+impl ListenerKind {
+    fn of(listener: &ListenerPlan) -> ListenerKind {
+        if listener.routes.udp().is_some() {
+            ListenerKind::Udp
+        } else if listener.routes.tcp().is_some() {
+            ListenerKind::Tcp
+        } else {
+            ListenerKind::Http
+        }
+    }
+
+    /// Whether a listener of this kind can take over the other's socket:
+    /// HTTP and TCP share TCP sockets; UDP has its own.
+    fn shares_socket_with(self, other: ListenerKind) -> bool {
+        (self == ListenerKind::Udp) == (other == ListenerKind::Udp)
+    }
+}
+
+// === impl ListenerSocket ===
+
+impl ListenerSocket {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            ListenerSocket::Stream(socket) => socket.local_addr(),
+            ListenerSocket::Datagram(sockets) => sockets.first().map_or_else(
+                || Err(std::io::ErrorKind::NotFound.into()),
+                |s| s.local_addr(),
+            ),
         }
     }
 }

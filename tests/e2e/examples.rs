@@ -180,26 +180,13 @@ async fn the_c_redis_interpreter_degrades_a_linked_replica_with_role_any() {
 #[tokio::test]
 async fn the_javascript_api_keys_filter_lets_known_keys_through_as_their_client() {
     let backend = RecordingBackend::start("app").await;
-    let config = format!(
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:0"
-
-  [[listeners.routes]]
-  pool = "main"
-  filters = ["keys"]
-
-[pools.main]
-balancer = "builtin:round-robin"
-backends = [{}]
-
-[filters.keys]
-plugin = "{}"
-options = {{ keys = {{ "k-alice-1" = "alice", "k-bob-2" = "bob" }} }}
-"#,
-        backend.toml(),
-        example("api-keys/js/api_keys.wasm").display()
+    let filter = example("api-keys/js/api_keys.wasm");
+    let config = single_pool_config("builtin:round-robin", "", [backend.toml()]).replace(
+        "  [[listeners.routes]]\n  pool = \"main\"",
+        "  [[listeners.routes]]\n  pool = \"main\"\n  filters = [\"keys\"]",
+    ) + &format!(
+        "\n[filters.keys]\nplugin = \"{}\"\noptions = {{ keys = {{ \"k-alice-1\" = \"alice\", \"k-bob-2\" = \"bob\" }} }}\n",
+        filter.display()
     );
     let bascule = Bascule::start(&config);
     let web = bascule.addr("web");

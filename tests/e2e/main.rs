@@ -40,6 +40,7 @@ mod tcp_sni;
 mod tcp_tls;
 mod test_ca;
 mod tls;
+mod udp;
 mod upstream;
 mod vtc;
 mod websocket;

@@ -545,7 +545,8 @@ impl Bascule {
             Some(rest) => rest
                 .split_once(" serving http://")
                 .or_else(|| rest.split_once(" serving https://"))
-                .or_else(|| rest.split_once(" serving tcp://")),
+                .or_else(|| rest.split_once(" serving tcp://"))
+                .or_else(|| rest.split_once(" serving udp://")),
             None => line
                 .strip_prefix("bascule: admin serving http://")
                 .map(|a| ("admin", a)),

@@ -117,6 +117,7 @@ fn render_listener(listener: &ListenerPlan, recent: &Windows) -> Value {
                 })
                 .collect::<Vec<_>>(),
         ),
+        ListenerRoutes::Udp(udp) => ("udp", vec![json!({ "pool": &**udp.pool.name() })]),
         ListenerRoutes::Tcp(tcp) => (
             "tcp",
             tcp.routes

@@ -138,6 +138,14 @@ pub struct RawListener {
     #[serde(default)]
     pub accept_proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
+    pub responses: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub requests: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub per_datagram: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub max_flows: Option<Spanned<i64>>,
+    #[serde(default)]
     pub path: Option<Spanned<RawPathPolicy>>,
     #[serde(default)]
     pub first_byte_timeout: Option<Spanned<String>>,

@@ -156,7 +156,7 @@ impl RequestLine {
     ) -> Result<crate::upstream::RequestView, String> {
         use std::sync::Arc;
         let http = match protocol {
-            crate::upstream::Protocol::Tcp => None,
+            crate::upstream::Protocol::Tcp | crate::upstream::Protocol::Udp => None,
             crate::upstream::Protocol::Http => {
                 let mut builder = http::Request::builder()
                     .method(self.method.as_deref().unwrap_or("GET"))

@@ -21,7 +21,7 @@ pub(super) fn listener_plan(
     limits: &RateLimits,
     tls: Option<Arc<ServerTls>>,
     access_log: Option<&crate::access_log::AccessLog>,
-) -> ListenerPlan {
+) -> Option<ListenerPlan> {
     // Validation made sure every route names a pool and declared filters.
     let pool_of = |name: &str| pools.iter().find(|p| **p.name() == *name).cloned();
     let filters_of = |names: &[String]| -> Vec<Arc<dyn HeaderFilter>> {
@@ -86,13 +86,29 @@ pub(super) fn listener_plan(
             tls: tls.clone(),
             access_log: access_log.cloned(),
         })),
+        ListenerMode::Udp(udp) => {
+            // Validation made sure of the one route and its pool.
+            let pool = listener
+                .routes
+                .first()
+                .and_then(|route| route.pools.first())
+                .and_then(|to| pool_of(&to.pool))?;
+            ListenerRoutes::Udp(Arc::new(crate::l4::udp::UdpListenerPlan {
+                pool,
+                idle_timeout: udp.idle_timeout,
+                responses: udp.responses,
+                requests: udp.requests,
+                per_datagram: udp.per_datagram,
+                max_flows: udp.max_flows,
+            }))
+        }
     };
-    ListenerPlan {
+    Some(ListenerPlan {
         name: listener.name.as_str().into(),
         address: listener.address,
         routes,
         tls,
-    }
+    })
 }
 
 /// What an HTTP route does: its pools (validation made sure they exist)

@@ -136,14 +136,15 @@ fn server_name(pool: &PoolConfig, address: &BackendAddress) -> ServerName<'stati
     })
 }
 
-/// What the pool's balancer will place: HTTP requests, TCP connections or
-/// both, depending on the listeners that route to it.
+/// What the pool's balancer will place: HTTP requests, TCP connections,
+/// UDP flows, depending on the listeners that route to it.
 pub(super) fn protocols_of(config: &Config, pool: &PoolConfig) -> Vec<Protocol> {
     let mut protocols = Vec::new();
     for listener in config.listeners_using(&pool.name) {
         let protocol = match listener.mode {
             ListenerMode::Http(_) => Protocol::Http,
             ListenerMode::Tcp(_) => Protocol::Tcp,
+            ListenerMode::Udp(_) => Protocol::Udp,
         };
         if !protocols.contains(&protocol) {
             protocols.push(protocol);

@@ -90,6 +90,7 @@ impl From<upstream::Protocol> for types::Protocol {
         match protocol {
             upstream::Protocol::Http => types::Protocol::Http,
             upstream::Protocol::Tcp => types::Protocol::Tcp,
+            upstream::Protocol::Udp => types::Protocol::Udp,
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum Protocol {
     Http,
     /// A TCP connection on an L4 listener.
     Tcp,
+    /// A UDP flow (or, with `per-datagram`, one datagram) on an L4
+    /// listener.
+    Udp,
 }
 
 /// The request or connection being balanced or filtered.

@@ -199,9 +199,9 @@ impl StickyCookie {
 
 impl Balancer for StickyCookie {
     fn configure(options: &Options) -> Result<Self, Error> {
-        if options.serves_tcp() {
+        if options.serves_l4() {
             return Err(Error::new(
-                "sticky-cookie needs HTTP, but a TCP listener sends to this pool; use ip-hash",
+                "sticky-cookie needs HTTP, but a TCP or UDP listener sends to this pool; use ip-hash",
             ));
         }
         StickyCookie::from_settings(options.parse()?)
@@ -372,5 +372,7 @@ mod tests {
         assert_eq!(lax.cookie.same_site, Some(SameSite::Lax));
         let tcp = Options::for_protocols("{}", vec![Protocol::Tcp]);
         assert!(StickyCookie::configure(&tcp).is_err());
+        let udp = Options::for_protocols("{}", vec![Protocol::Udp]);
+        assert!(StickyCookie::configure(&udp).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! `[[listeners]]`: names, addresses and modes, TCP-only and HTTP-only
-//! keys (routes are in `routes.rs`).
+//! `[[listeners]]`: names, addresses and modes, TCP-only, UDP-only and
+//! HTTP-only keys (routes are in `routes.rs`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -46,9 +46,11 @@ impl Validator<'_> {
                 );
             }
             let address = self.socket_addr(field("address"), &listener.address);
+            // TCP and UDP ports are apart: DNS serves both on port 53.
+            let udp = declared_mode(listener) == Some("udp");
             if let Some(address) = address
                 && address.port() != 0
-                && !addresses.insert(address)
+                && !addresses.insert((address, udp))
             {
                 self.fail::<()>(
                     field("address"),
@@ -105,6 +107,9 @@ impl Validator<'_> {
     /// reject TCP-only keys.
     pub(super) fn listener_mode(&mut self, i: usize, raw: &RawListener) -> Option<ListenerMode> {
         let field = |name: &str| format!("listeners[{i}].{name}");
+        if declared_mode(raw) == Some("udp") {
+            return self.udp_listener(i, raw);
+        }
         let tcp = match (declares_tcp(raw), &raw.mode) {
             (Some(tcp), _) => tcp,
             (None, mode) => {
@@ -112,10 +117,15 @@ impl Validator<'_> {
                 return self.fail(
                     field("mode"),
                     span,
-                    format!("unknown mode `{other}`, expected `http` or `tcp`"),
+                    format!("unknown mode `{other}`, expected `http`, `tcp` or `udp`"),
                 );
             }
         };
+        let mut ok = self.refuse_keys(
+            i,
+            &udp_only_keys(raw),
+            "only `mode = \"udp\"` listeners take this key",
+        );
         if !tcp {
             let tcp_only = [
                 ("zero-copy", raw.zero_copy.as_ref().map(Spanned::span)),
@@ -124,7 +134,6 @@ impl Validator<'_> {
                     raw.accept_proxy_protocol_from.as_ref().map(Spanned::span),
                 ),
             ];
-            let mut ok = true;
             for (key, span) in tcp_only {
                 if let Some(span) = span {
                     ok = false;
@@ -166,49 +175,12 @@ impl Validator<'_> {
                 _ => None,
             };
         }
-        let http_only = [
-            ("path", raw.path.as_ref().map(Spanned::span)),
-            (
-                "first-byte-timeout",
-                raw.first_byte_timeout.as_ref().map(Spanned::span),
-            ),
-            (
-                "keep-alive-timeout",
-                raw.keep_alive_timeout.as_ref().map(Spanned::span),
-            ),
-            (
-                "request-body-timeout",
-                raw.request_body_timeout.as_ref().map(Spanned::span),
-            ),
-            ("send-timeout", raw.send_timeout.as_ref().map(Spanned::span)),
-            (
-                "max-connections",
-                raw.max_connections.as_ref().map(Spanned::span),
-            ),
-            (
-                "forwarded-header",
-                raw.forwarded_header.as_ref().map(Spanned::span),
-            ),
-            ("via", raw.via.as_ref().map(Spanned::span)),
-            (
-                "max-header-size",
-                raw.max_header_size.as_ref().map(Spanned::span),
-            ),
-            (
-                "header-read-timeout",
-                raw.header_read_timeout.as_ref().map(Spanned::span),
-            ),
-            ("max-headers", raw.max_headers.as_ref().map(Spanned::span)),
-            ("request-id", raw.request_id.as_ref().map(Spanned::span)),
-        ];
-        for (key, span) in http_only {
-            if let Some(span) = span {
-                return self.fail(
-                    field(key),
-                    span,
-                    "only HTTP listeners take this key (tcp listeners use `idle-timeout`)",
-                );
-            }
+        if !self.refuse_keys(
+            i,
+            &http_only_keys(raw),
+            "only HTTP listeners take this key (tcp listeners use `idle-timeout`)",
+        ) {
+            return None;
         }
         let idle_timeout = self.duration_or(
             field("idle-timeout"),
@@ -229,10 +201,102 @@ impl Validator<'_> {
                 _ => networks = None,
             }
         }
+        if !ok {
+            return None;
+        }
         Some(ListenerMode::Tcp(TcpListenerConfig {
             idle_timeout: idle_timeout?,
             zero_copy: raw.zero_copy.as_ref().is_none_or(|z| *z.get_ref()),
             accept_proxy_protocol_from: networks?,
+        }))
+    }
+
+    /// Fails each key of `keys` that is present, with `why`; whether none
+    /// was.
+    fn refuse_keys(
+        &mut self,
+        i: usize,
+        keys: &[(&'static str, Option<std::ops::Range<usize>>)],
+        why: &str,
+    ) -> bool {
+        let mut ok = true;
+        for (key, span) in keys {
+            if let Some(span) = span {
+                ok = false;
+                self.fail::<()>(format!("listeners[{i}].{key}"), span.clone(), why);
+            }
+        }
+        ok
+    }
+
+    /// A `mode = "udp"` listener's flow settings; HTTP, TCP and TLS keys
+    /// are refused.
+    fn udp_listener(&mut self, i: usize, raw: &RawListener) -> Option<ListenerMode> {
+        let field = |name: &str| format!("listeners[{i}].{name}");
+        let mut refused = http_only_keys(raw);
+        refused.push(("zero-copy", raw.zero_copy.as_ref().map(Spanned::span)));
+        refused.push((
+            "accept-proxy-protocol-from",
+            raw.accept_proxy_protocol_from.as_ref().map(Spanned::span),
+        ));
+        refused.push(("tls", raw.tls.as_ref().map(Spanned::span)));
+        let keys_ok = self.refuse_keys(
+            i,
+            &refused,
+            "udp listeners take `idle-timeout`, `responses`, `requests`, `per-datagram` and `max-flows`",
+        );
+        let mut routes_ok = true;
+        for (j, route) in raw.routes.iter().enumerate() {
+            let route_keys = [
+                ("sni", route.sni.as_ref().map(Spanned::span)),
+                ("tls", route.tls.as_ref().map(Spanned::span)),
+            ];
+            for (key, span) in route_keys {
+                if let Some(span) = span {
+                    routes_ok = false;
+                    self.fail::<()>(
+                        format!("listeners[{i}].routes[{j}].{key}"),
+                        span,
+                        "udp routes send every flow to one `pool`: datagrams carry no TLS server name",
+                    );
+                }
+            }
+        }
+        if raw.routes.len() > 1 {
+            routes_ok = false;
+            self.fail::<()>(
+                field("routes"),
+                raw.name.span(),
+                "a udp listener has one route (its pool); datagrams carry nothing to route on",
+            );
+        }
+        let idle_timeout = self.duration_or(
+            field("idle-timeout"),
+            raw.idle_timeout.as_ref(),
+            crate::l4::udp::DEFAULT_IDLE_TIMEOUT,
+            Duration::from_millis(10)..=Duration::from_secs(24 * 3600),
+        );
+        let count = |this: &mut Self, key: &str, raw: &Option<Spanned<i64>>| match raw {
+            None => Some(None),
+            Some(n) => this.bounded(field(key), n, 1, 1_000_000).map(Some),
+        };
+        let responses = count(self, "responses", &raw.responses);
+        let requests = count(self, "requests", &raw.requests);
+        let max_flows = match &raw.max_flows {
+            None => Some(crate::l4::udp::DEFAULT_MAX_FLOWS),
+            Some(n) => self
+                .bounded(field("max-flows"), n, 1, 1_000_000)
+                .map(|n| n as usize),
+        };
+        if !(keys_ok && routes_ok) {
+            return None;
+        }
+        Some(ListenerMode::Udp(UdpListenerConfig {
+            idle_timeout: idle_timeout?,
+            responses: responses?,
+            requests: requests?,
+            per_datagram: raw.per_datagram.as_ref().is_some_and(|p| *p.get_ref()),
+            max_flows: max_flows?,
         }))
     }
 
@@ -390,10 +454,66 @@ impl Validator<'_> {
 
 /// `mode` as written: `Some(true)` for `tcp`, `Some(false)` for `http` or
 /// no key, `None` for anything else.
+/// Whether the listener's routes are L4 routes (one pool each, no HTTP
+/// keys): `mode = "tcp"` or `"udp"`; `None` for an unknown mode.
 fn declares_tcp(raw: &RawListener) -> Option<bool> {
-    match raw.mode.as_ref().map(|m| m.get_ref().as_str()) {
+    match declared_mode(raw) {
         None | Some("http") => Some(false),
-        Some("tcp") => Some(true),
+        Some("tcp" | "udp") => Some(true),
         Some(_) => None,
     }
+}
+
+/// The `mode` key as written.
+fn declared_mode(raw: &RawListener) -> Option<&str> {
+    raw.mode.as_ref().map(|m| m.get_ref().as_str())
+}
+
+/// The keys only `mode = "udp"` listeners take, with where they are.
+fn udp_only_keys(raw: &RawListener) -> Vec<(&'static str, Option<std::ops::Range<usize>>)> {
+    vec![
+        ("responses", raw.responses.as_ref().map(Spanned::span)),
+        ("requests", raw.requests.as_ref().map(Spanned::span)),
+        ("per-datagram", raw.per_datagram.as_ref().map(Spanned::span)),
+        ("max-flows", raw.max_flows.as_ref().map(Spanned::span)),
+    ]
+}
+
+/// The keys only HTTP listeners take, with where they are.
+fn http_only_keys(raw: &RawListener) -> Vec<(&'static str, Option<std::ops::Range<usize>>)> {
+    vec![
+        ("path", raw.path.as_ref().map(Spanned::span)),
+        (
+            "first-byte-timeout",
+            raw.first_byte_timeout.as_ref().map(Spanned::span),
+        ),
+        (
+            "keep-alive-timeout",
+            raw.keep_alive_timeout.as_ref().map(Spanned::span),
+        ),
+        (
+            "request-body-timeout",
+            raw.request_body_timeout.as_ref().map(Spanned::span),
+        ),
+        ("send-timeout", raw.send_timeout.as_ref().map(Spanned::span)),
+        (
+            "max-connections",
+            raw.max_connections.as_ref().map(Spanned::span),
+        ),
+        (
+            "forwarded-header",
+            raw.forwarded_header.as_ref().map(Spanned::span),
+        ),
+        ("via", raw.via.as_ref().map(Spanned::span)),
+        (
+            "max-header-size",
+            raw.max_header_size.as_ref().map(Spanned::span),
+        ),
+        (
+            "header-read-timeout",
+            raw.header_read_timeout.as_ref().map(Spanned::span),
+        ),
+        ("max-headers", raw.max_headers.as_ref().map(Spanned::span)),
+        ("request-id", raw.request_id.as_ref().map(Spanned::span)),
+    ]
 }

@@ -1,0 +1,205 @@
+//! One flow: a client address bound to a backend through a socket of its
+//! own, connected to the backend.
+//!
+//! The shard forwards the client's datagrams on the socket
+//! ([`Flow::forward`]); the flow's task ([`relay`]) reads the backend's
+//! answers and sends them to the client from the listener's socket, and
+//! ends the flow. The shard sees that a flow ended through its shared
+//! state and drops it from its table.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::MAX_DATAGRAM;
+use super::metrics::{FlowEnd, UdpMetrics};
+use crate::upstream::{ActiveRequest, BackendStats};
+
+/// The shard's handle on a flow.
+pub(super) struct Flow {
+    shared: Arc<FlowState>,
+    limits: FlowLimits,
+    /// The backend's `sent` bytes.
+    sent: Option<metrics::Counter>,
+}
+
+/// What the shard and the flow's task share.
+struct FlowState {
+    /// Connected to the backend.
+    upstream: UdpSocket,
+    /// When a datagram last went either way, in ms since `started`.
+    active_ms: AtomicU64,
+    started: Instant,
+    /// Client datagrams forwarded.
+    requests: AtomicU32,
+    /// The flow ended; the shard drops it on sight.
+    ended: AtomicBool,
+}
+
+/// The limits a flow ends by.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FlowLimits {
+    pub idle_timeout: Duration,
+    pub responses: Option<u32>,
+    pub requests: Option<u32>,
+}
+
+/// Everything the flow's task needs.
+pub(super) struct Relay {
+    pub client: SocketAddr,
+    /// The listener's socket the client's datagrams came in on.
+    pub listener: Arc<UdpSocket>,
+    /// The backend's live counters.
+    pub stats: Arc<BackendStats>,
+    pub limits: FlowLimits,
+    pub metrics: Arc<UdpMetrics>,
+    /// The listener's open flows, counted down when this one ends.
+    pub open_flows: Arc<AtomicUsize>,
+    /// Counts the flow as the backend's work while it lasts.
+    pub active: ActiveRequest,
+    /// Fires when the listener stops.
+    pub stop: watch::Receiver<()>,
+}
+
+// === impl Flow ===
+
+impl Flow {
+    /// A socket connected to `address` (the backend's), and the flow
+    /// around it; the handle goes to the flow's task.
+    pub(super) async fn open(
+        address: SocketAddr,
+        limits: FlowLimits,
+        sent: Option<metrics::Counter>,
+    ) -> std::io::Result<(Flow, FlowTask)> {
+        let local: SocketAddr = if address.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let upstream = UdpSocket::bind(local).await?;
+        upstream.connect(address).await?;
+        let shared = Arc::new(FlowState {
+            upstream,
+            active_ms: AtomicU64::new(0),
+            started: Instant::now(),
+            requests: AtomicU32::new(0),
+            ended: AtomicBool::new(false),
+        });
+        let task = FlowTask(Arc::clone(&shared));
+        Ok((
+            Flow {
+                shared,
+                limits,
+                sent,
+            },
+            task,
+        ))
+    }
+
+    /// Whether the flow ended (its task returned).
+    pub(super) fn ended(&self) -> bool {
+        self.shared.ended.load(Ordering::Relaxed)
+    }
+
+    /// Sends a client datagram to the backend; `Err` when the socket
+    /// refused it. `Ok(false)` when the flow had carried `requests`
+    /// datagrams already: the caller starts a new flow.
+    pub(super) async fn forward(&self, datagram: &[u8]) -> std::io::Result<bool> {
+        let forwarded = self.shared.requests.fetch_add(1, Ordering::Relaxed);
+        if self.limits.requests.is_some_and(|max| forwarded >= max) {
+            return Ok(false);
+        }
+        self.shared.touch();
+        // Awaited, not `try_send`: a new socket is not known writable until
+        // the reactor says so; a full send buffer is rare and brief.
+        self.shared.upstream.send(datagram).await?;
+        if let Some(sent) = &self.sent {
+            sent.increment(datagram.len() as u64);
+        }
+        Ok(true)
+    }
+}
+
+/// The flow task's side of the shared state, for [`relay`].
+pub(super) struct FlowTask(Arc<FlowState>);
+
+// === impl FlowState ===
+
+impl FlowState {
+    fn touch(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.active_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// When the flow idles out, from its last datagram either way.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.started + Duration::from_millis(self.active_ms.load(Ordering::Relaxed)) + idle
+    }
+}
+
+/// Relays the backend's answers to the client until the flow ends; marks
+/// it ended and counts why.
+pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
+    let state = &task.0;
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    let mut answers: u64 = 0;
+    let end = loop {
+        let deadline = state.idle_deadline(relay.limits.idle_timeout);
+        let received = tokio::select! {
+            _ = relay.stop.changed() => break FlowEnd::Stopped,
+            _ = tokio::time::sleep_until(deadline) => {
+                // Datagrams from the client may have moved the deadline.
+                if state.idle_deadline(relay.limits.idle_timeout) <= Instant::now() {
+                    break FlowEnd::Idle;
+                }
+                continue;
+            }
+            received = state.upstream.recv(&mut buffer) => received,
+        };
+        let length = match received {
+            Ok(length) => length,
+            // ICMP port unreachable on the connected socket: nothing
+            // listens there.
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                relay.stats.record_failure();
+                break FlowEnd::Unreachable;
+            }
+            Err(error) => {
+                tracing::debug!(%error, client = %relay.client, "udp flow failed");
+                break FlowEnd::Error;
+            }
+        };
+        state.touch();
+        let Some(answer) = buffer.get(..length) else {
+            break FlowEnd::Error;
+        };
+        if answers == 0 {
+            // The first answer's wait feeds the latency that
+            // least-response-time balancers read.
+            relay.stats.record_success(state.started.elapsed());
+        }
+        if let Some(bytes) = relay.stats.bytes() {
+            bytes.received.increment(length as u64);
+        }
+        match relay.listener.send_to(answer, relay.client).await {
+            Ok(_) => relay.metrics.to_client.count(length),
+            Err(_) => relay.metrics.dropped(super::metrics::DropReason::SendError),
+        }
+        answers += 1;
+        if let Some(per_request) = relay.limits.responses {
+            let asked = u64::from(state.requests.load(Ordering::Relaxed).max(1));
+            if answers >= u64::from(per_request) * asked {
+                break FlowEnd::Responses;
+            }
+        }
+    };
+    state.ended.store(true, Ordering::Relaxed);
+    relay.open_flows.fetch_sub(1, Ordering::Relaxed);
+    relay.metrics.flow_ended(end);
+    drop(relay.active);
+}

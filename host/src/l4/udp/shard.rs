@@ -1,0 +1,214 @@
+//! One shard of a UDP listener: its socket's datagrams, the flows they
+//! belong to, and new flows balanced through the pool.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::flow::{self, Flow, FlowLimits, Relay};
+use super::metrics::{DropReason, UdpMetrics};
+use super::{MAX_DATAGRAM, UdpListenerPlan};
+use crate::plan::Plan;
+use crate::upstream::{Protocol, RequestView};
+
+/// How often ended flows leave the table even when their clients stay
+/// silent.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A shard's socket and what it serves with.
+pub(super) struct Shard {
+    pub socket: Arc<UdpSocket>,
+    pub listener: Arc<str>,
+    pub plan: Arc<ArcSwap<Plan>>,
+    pub metrics: Arc<UdpMetrics>,
+    /// Flows open on the whole listener, against `max-flows`.
+    pub open_flows: Arc<AtomicUsize>,
+    pub stop: watch::Receiver<()>,
+}
+
+/// Reads the shard's socket until the listener stops.
+pub(super) async fn run(mut shard: Shard) {
+    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    // `per-datagram` sends go out unconnected, from one socket per family.
+    let mut one_way: [Option<UdpSocket>; 2] = [None, None];
+    loop {
+        let (length, client) = tokio::select! {
+            _ = shard.stop.changed() => break,
+            _ = sweep.tick() => {
+                flows.retain(|_, flow| !flow.ended());
+                continue;
+            }
+            received = shard.socket.recv_from(&mut buffer) => match received {
+                Ok(received) => received,
+                Err(error) => {
+                    tracing::debug!(%error, listener = %shard.listener, "udp receive failed");
+                    continue;
+                }
+            },
+        };
+        let Some(datagram) = buffer.get(..length) else {
+            continue;
+        };
+        if let Some(flow) = flows.get(&client).filter(|flow| !flow.ended()) {
+            match flow.forward(datagram).await {
+                Ok(true) => {
+                    shard.metrics.to_backend.count(length);
+                    continue;
+                }
+                // Its `requests` are spent: the datagram opens a new flow.
+                Ok(false) => {}
+                Err(_) => {
+                    shard.metrics.dropped(DropReason::SendError);
+                    continue;
+                }
+            }
+        }
+        // The plan current now decides new flows; open ones keep going.
+        let Some(listener) = shard
+            .plan
+            .load()
+            .listener(&shard.listener)
+            .and_then(|listener| listener.routes.udp())
+            .cloned()
+        else {
+            continue;
+        };
+        if listener.per_datagram {
+            send_one_way(&shard, &listener, &mut one_way, client, datagram).await;
+            continue;
+        }
+        if shard.open_flows.load(Ordering::Relaxed) >= listener.max_flows {
+            shard.metrics.dropped(DropReason::MaxFlows);
+            continue;
+        }
+        let Some(flow) = open_flow(&shard, &listener, client).await else {
+            shard.metrics.dropped(DropReason::NoBackend);
+            continue;
+        };
+        match flow.forward(datagram).await {
+            Ok(_) => shard.metrics.to_backend.count(length),
+            Err(_) => shard.metrics.dropped(DropReason::SendError),
+        }
+        flows.insert(client, flow);
+    }
+}
+
+/// The request view a balancer sees for `client`'s flow.
+fn view(shard: &Shard, client: SocketAddr) -> RequestView {
+    RequestView {
+        protocol: Protocol::Udp,
+        listener: Arc::clone(&shard.listener),
+        client,
+        sni: None,
+        tls: None,
+        http: None,
+    }
+}
+
+/// Balances a new flow for `client` and starts its task: the first
+/// candidate with an address and a socket wins.
+async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr) -> Option<Flow> {
+    let choice = match listener.pool.choose(&view(shard, client)) {
+        Ok(choice) => choice,
+        Err(error) => {
+            tracing::debug!(error = %crate::error_chain(&error), "no backend for udp flow");
+            return None;
+        }
+    };
+    let limits = FlowLimits {
+        idle_timeout: listener.idle_timeout,
+        responses: listener.responses,
+        requests: listener.requests,
+    };
+    for backend in choice.backends() {
+        let Some(address) = backend.endpoints.pick() else {
+            continue;
+        };
+        let sent = backend.stats.bytes().map(|bytes| bytes.sent.clone());
+        let (flow, state) = match Flow::open(address, limits, sent).await {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::debug!(%error, backend = %backend.id, "udp flow socket failed");
+                backend.stats.record_failure();
+                continue;
+            }
+        };
+        shard.open_flows.fetch_add(1, Ordering::Relaxed);
+        shard.metrics.flow_opened();
+        tokio::spawn(flow::relay(
+            state,
+            Relay {
+                client,
+                listener: Arc::clone(&shard.socket),
+                stats: Arc::clone(&backend.stats),
+                limits,
+                metrics: Arc::clone(&shard.metrics),
+                open_flows: Arc::clone(&shard.open_flows),
+                active: backend.stats.start(),
+                stop: shard.stop.clone(),
+            },
+        ));
+        return Some(flow);
+    }
+    None
+}
+
+/// `per-datagram`: balances `datagram` on its own and sends it from the
+/// shard's unconnected socket; answers are not relayed.
+async fn send_one_way(
+    shard: &Shard,
+    listener: &UdpListenerPlan,
+    sockets: &mut [Option<UdpSocket>; 2],
+    client: SocketAddr,
+    datagram: &[u8],
+) {
+    let backend = listener
+        .pool
+        .choose(&view(shard, client))
+        .ok()
+        .and_then(|choice| {
+            choice.backends().find_map(|backend| {
+                Some((
+                    backend.endpoints.pick()?,
+                    backend.stats.bytes().map(|b| b.sent.clone()),
+                ))
+            })
+        });
+    let Some((address, sent)) = backend else {
+        shard.metrics.dropped(DropReason::NoBackend);
+        return;
+    };
+    let family = usize::from(address.is_ipv6());
+    let Some(slot) = sockets.get_mut(family) else {
+        return;
+    };
+    if slot.is_none() {
+        let local: SocketAddr = if address.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        *slot = UdpSocket::bind(local).await.ok();
+    }
+    let Some(socket) = slot.as_ref() else {
+        shard.metrics.dropped(DropReason::SendError);
+        return;
+    };
+    match socket.send_to(datagram, address).await {
+        Ok(_) => {
+            shard.metrics.to_backend.count(datagram.len());
+            if let Some(sent) = sent {
+                sent.increment(datagram.len() as u64);
+            }
+        }
+        Err(_) => shard.metrics.dropped(DropReason::SendError),
+    }
+}

@@ -1,0 +1,446 @@
+//! The UDP proxy through the real binary, on 127.0.0.1: flows stick to
+//! their backend and answers come back from the listener's address;
+//! `responses`, `idle-timeout`, `max-flows` and `per-datagram` do what
+//! they say; plugins see `protocol = udp`; and a real DNS server
+//! (Debian's dnsmasq) answers real queries through Bascule.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use crate::support::*;
+
+/// (source, payload) of every datagram a backend received.
+type Received = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
+
+/// A UDP backend on 127.0.0.1 that records who sent what and, unless
+/// `silent`, answers each datagram with `NAME:PAYLOAD`.
+struct UdpBackend {
+    name: &'static str,
+    address: SocketAddr,
+    seen: Received,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl UdpBackend {
+    async fn start(name: &'static str) -> UdpBackend {
+        UdpBackend::start_with(name, false).await
+    }
+
+    async fn start_with(name: &'static str, silent: bool) -> UdpBackend {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&seen);
+        let served = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 65_535];
+            while let Ok((length, source)) = socket.recv_from(&mut buffer).await {
+                let payload = buffer[..length].to_vec();
+                if !silent {
+                    let mut answer = format!("{name}:").into_bytes();
+                    answer.extend_from_slice(&payload);
+                    let _ = socket.send_to(&answer, source).await;
+                }
+                recorded.lock().unwrap().push((source, payload));
+            }
+        });
+        UdpBackend {
+            name,
+            address,
+            seen,
+            served,
+        }
+    }
+
+    fn toml(&self) -> String {
+        backend_toml(self.name, self.address)
+    }
+
+    fn received(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// The distinct sources (Bascule's flow sockets) it heard from.
+    fn sources(&self) -> HashSet<SocketAddr> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(source, _)| *source)
+            .collect()
+    }
+}
+
+impl Drop for UdpBackend {
+    fn drop(&mut self) {
+        self.served.abort();
+    }
+}
+
+/// A UDP listener `dns` (with `listener_extra` keys) sending to pool
+/// `main` of `backends`, balanced by `balancer`.
+fn udp_config(balancer: &str, listener_extra: &str, backends: &[String]) -> String {
+    format!(
+        r#"
+[[listeners]]
+name = "dns"
+address = "127.0.0.1:0"
+mode = "udp"
+{listener_extra}
+
+  [[listeners.routes]]
+  pool = "main"
+
+[pools.main]
+balancer = "{balancer}"
+backends = [{}]
+{ADMIN}"#,
+        backends.join(", ")
+    )
+}
+
+/// A client socket on 127.0.0.1.
+async fn client() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// Sends `payload` to `to` and waits up to `wait` for one answer: its
+/// text and where it came from.
+async fn ask(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    payload: &str,
+    wait: Duration,
+) -> Option<(String, SocketAddr)> {
+    socket.send_to(payload.as_bytes(), to).await.unwrap();
+    let mut buffer = [0u8; 2048];
+    let (length, from) = tokio::time::timeout(wait, socket.recv_from(&mut buffer))
+        .await
+        .ok()?
+        .ok()?;
+    Some((
+        String::from_utf8_lossy(&buffer[..length]).into_owned(),
+        from,
+    ))
+}
+
+#[tokio::test]
+async fn flows_stick_to_their_backend_and_answers_come_from_the_listener() {
+    let backends = [
+        UdpBackend::start("b1").await,
+        UdpBackend::start("b2").await,
+        UdpBackend::start("b3").await,
+    ];
+    let toml: Vec<String> = backends.iter().map(UdpBackend::toml).collect();
+    let bascule = Bascule::start(&udp_config("builtin:round-robin", "", &toml));
+    let listener = bascule.addr("dns");
+    let mut clients = tokio::task::JoinSet::new();
+    for n in 0..50 {
+        clients.spawn(async move {
+            let socket = client().await;
+            let mut served_by = HashSet::new();
+            for m in 0..1000 {
+                let payload = format!("{n}-{m}");
+                let (answer, from) = ask(&socket, listener, &payload, WAIT)
+                    .await
+                    .expect("an answer");
+                assert_eq!(from, listener, "answers come from the listener's address");
+                let (backend, echoed) = answer.split_once(':').unwrap();
+                assert_eq!(echoed, payload);
+                served_by.insert(backend.to_owned());
+            }
+            assert_eq!(served_by.len(), 1, "client {n}'s flow moved: {served_by:?}");
+            served_by.into_iter().next().unwrap()
+        });
+    }
+    let mut per_backend: HashMap<String, usize> = HashMap::new();
+    while let Some(backend) = clients.join_next().await {
+        *per_backend.entry(backend.unwrap()).or_default() += 1;
+    }
+    // Round robin over new flows (one per worker's instance).
+    for backend in &backends {
+        let flows = per_backend.get(backend.name).copied().unwrap_or(0);
+        assert!((10..=24).contains(&flows), "{per_backend:?}");
+        // One flow socket per client that went there.
+        assert_eq!(backend.sources().len(), flows);
+    }
+    let opened = bascule
+        .metric("bascule_udp_flows_opened_total", &["listener=\"dns\""])
+        .await;
+    assert_eq!(opened, 50.0);
+    let relayed = bascule
+        .metric(
+            "bascule_udp_datagrams_total",
+            &["listener=\"dns\"", "direction=\"backend-to-client\""],
+        )
+        .await;
+    assert_eq!(relayed, 50_000.0);
+}
+
+#[tokio::test]
+async fn responses_one_ends_a_flow_at_its_answer_and_the_next_datagram_is_balanced_again() {
+    let backends = [UdpBackend::start("b1").await, UdpBackend::start("b2").await];
+    let toml: Vec<String> = backends.iter().map(UdpBackend::toml).collect();
+    let config = udp_config("builtin:round-robin", "responses = 1", &toml);
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let listener = bascule.addr("dns");
+    let socket = client().await;
+    let mut answered_by = Vec::new();
+    for n in 0..4 {
+        let (answer, _) = ask(&socket, listener, &format!("q{n}"), WAIT)
+            .await
+            .unwrap();
+        answered_by.push(answer.split_once(':').unwrap().0.to_owned());
+        // The flow ended at its answer: wait for that before the next.
+        let ended = f64::from(n + 1);
+        assert!(
+            eventually(|| async {
+                bascule
+                    .metric(
+                        "bascule_udp_flows_closed_total",
+                        &["listener=\"dns\"", "reason=\"responses\""],
+                    )
+                    .await
+                    == ended
+            })
+            .await
+        );
+    }
+    assert_eq!(
+        answered_by,
+        ["b1", "b2", "b1", "b2"],
+        "each query a new flow"
+    );
+    assert_eq!(
+        bascule
+            .metric("bascule_udp_flows_active", &["listener=\"dns\""])
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn an_idle_flow_ends_after_the_idle_timeout() {
+    let backend = UdpBackend::start("b1").await;
+    let config = udp_config(
+        "builtin:round-robin",
+        "idle-timeout = \"300ms\"",
+        &[backend.toml()],
+    );
+    let bascule = Bascule::start(&config);
+    let listener = bascule.addr("dns");
+    let socket = client().await;
+    assert!(ask(&socket, listener, "one", WAIT).await.is_some());
+    assert_eq!(
+        bascule
+            .metric("bascule_udp_flows_active", &["listener=\"dns\""])
+            .await,
+        1.0
+    );
+    // Kept alive while datagrams move...
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(ask(&socket, listener, "again", WAIT).await.is_some());
+    }
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_udp_flows_closed_total",
+                &["listener=\"dns\"", "reason=\"idle-timeout\""]
+            )
+            .await,
+        0.0
+    );
+    // ...and ended once they stop.
+    assert!(
+        eventually(|| async {
+            bascule
+                .metric(
+                    "bascule_udp_flows_closed_total",
+                    &["listener=\"dns\"", "reason=\"idle-timeout\""],
+                )
+                .await
+                == 1.0
+        })
+        .await
+    );
+    assert_eq!(backend.sources().len(), 1);
+    // The next datagram opens a new flow, from a new socket.
+    assert!(ask(&socket, listener, "later", WAIT).await.is_some());
+    assert_eq!(backend.sources().len(), 2);
+}
+
+#[tokio::test]
+async fn new_clients_past_max_flows_are_dropped_and_counted() {
+    let backend = UdpBackend::start("b1").await;
+    let config = udp_config("builtin:round-robin", "max-flows = 2", &[backend.toml()]);
+    let bascule = Bascule::start(&config);
+    let listener = bascule.addr("dns");
+    let (first, second, third) = (client().await, client().await, client().await);
+    assert!(ask(&first, listener, "1", WAIT).await.is_some());
+    assert!(ask(&second, listener, "2", WAIT).await.is_some());
+    assert!(
+        ask(&third, listener, "3", Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        bascule
+            .metric(
+                "bascule_udp_datagrams_dropped_total",
+                &["listener=\"dns\"", "reason=\"max-flows\""]
+            )
+            .await,
+        1.0
+    );
+    // Open flows keep working.
+    assert!(ask(&first, listener, "1 again", WAIT).await.is_some());
+    assert_eq!(backend.received(), 3);
+}
+
+#[tokio::test]
+async fn per_datagram_balances_every_datagram_on_its_own() {
+    let backends = [
+        UdpBackend::start_with("b1", true).await,
+        UdpBackend::start_with("b2", true).await,
+        UdpBackend::start_with("b3", true).await,
+    ];
+    let toml: Vec<String> = backends.iter().map(UdpBackend::toml).collect();
+    let config = udp_config("builtin:round-robin", "per-datagram = true", &toml);
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let listener = bascule.addr("dns");
+    let socket = client().await;
+    for n in 0..30 {
+        socket
+            .send_to(format!("log line {n}").as_bytes(), listener)
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(|| async { backends.iter().map(UdpBackend::received).sum::<usize>() == 30 })
+            .await
+    );
+    for backend in &backends {
+        assert_eq!(
+            backend.received(),
+            10,
+            "one client's datagrams spread evenly"
+        );
+    }
+    assert_eq!(
+        bascule
+            .metric("bascule_udp_flows_opened_total", &["listener=\"dns\""])
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn balancers_see_protocol_udp() {
+    // test-pick-by sends each flow to the backend named after the field.
+    let (udp, tcp) = (
+        UdpBackend::start("udp").await,
+        UdpBackend::start("tcp").await,
+    );
+    let plugin = test_plugin("test-pick-by").display().to_string();
+    let config = udp_config(&plugin, "", &[tcp.toml(), udp.toml()]).replace(
+        "backends = [",
+        "balancer-options = { field = \"protocol\" }\nbackends = [",
+    );
+    let bascule = Bascule::start(&config);
+    let listener = bascule.addr("dns");
+    for _ in 0..5 {
+        let (answer, _) = ask(&client().await, listener, "which", WAIT).await.unwrap();
+        assert_eq!(answer, "udp:which");
+    }
+    assert_eq!(tcp.received(), 0);
+}
+
+#[tokio::test]
+async fn an_http_only_balancer_refuses_a_udp_pool() {
+    let backend = UdpBackend::start("b1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = check(
+        dir.path(),
+        "bascule.toml",
+        &udp_config("builtin:sticky-cookie", "", &[backend.toml()]),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("pools.main.balancer") && out.contains("UDP"),
+        "{out}"
+    );
+}
+
+/// A DNS query for the A record of `name`, with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut query = id.to_be_bytes().to_vec();
+    // Recursion desired; one question.
+    query.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    query
+}
+
+#[tokio::test]
+async fn a_real_dns_server_answers_real_queries_through_bascule() {
+    let dnsmasq = Dnsmasq::start(&[
+        ("shop.example.test", "192.0.2.10".parse().unwrap()),
+        ("api.example.test", "192.0.2.20".parse().unwrap()),
+    ]);
+    let config = udp_config(
+        "builtin:round-robin",
+        "responses = 1",
+        &[backend_toml("dnsmasq", dnsmasq.address)],
+    );
+    let bascule = Bascule::start(&config);
+    let listener = bascule.addr("dns");
+    let socket = client().await;
+    for (id, (name, address)) in [
+        ("shop.example.test", [192, 0, 2, 10]),
+        ("api.example.test", [192, 0, 2, 20]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = 0x4200 + id as u16;
+        socket
+            .send_to(&dns_query(id, name), listener)
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let (length, from) = tokio::time::timeout(WAIT, socket.recv_from(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from, listener);
+        let answer = &answer[..length];
+        assert_eq!(
+            u16::from_be_bytes([answer[0], answer[1]]),
+            id,
+            "the query's id"
+        );
+        assert_eq!(answer[3] & 0x0f, 0, "RCODE NOERROR");
+        assert_eq!(u16::from_be_bytes([answer[6], answer[7]]), 1, "one answer");
+        assert_eq!(&answer[length - 4..], &address, "{name}'s A record");
+    }
+    // Each query was its own flow, ended by its answer.
+    assert!(
+        eventually(|| async {
+            bascule
+                .metric(
+                    "bascule_udp_flows_closed_total",
+                    &["listener=\"dns\"", "reason=\"responses\""],
+                )
+                .await
+                == 2.0
+        })
+        .await
+    );
+}
