@@ -444,3 +444,75 @@ async fn a_real_dns_server_answers_real_queries_through_bascule() {
         .await
     );
 }
+
+#[tokio::test]
+async fn udp_config_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = "\n[pools.main]\nbalancer = \"builtin:round-robin\"\nbackends = [{ address = \"127.0.0.1:53\" }]\n";
+    let listener = |keys: &str, route: &str| {
+        format!(
+            "[[listeners]]\nname = \"dns\"\naddress = \"127.0.0.1:0\"\nmode = \"udp\"\n{keys}\n\n  [[listeners.routes]]\n  pool = \"main\"\n{route}{pool}"
+        )
+    };
+    for (config, field, why) in [
+        (
+            listener("max-connections = 10", ""),
+            "listeners[0].max-connections",
+            "udp listeners take",
+        ),
+        (
+            listener("zero-copy = true", ""),
+            "listeners[0].zero-copy",
+            "udp listeners take",
+        ),
+        (
+            listener("", "  sni = \"a.example\"\n"),
+            "listeners[0].routes[0].sni",
+            "no TLS server name",
+        ),
+        (listener("responses = 0", ""), "listeners[0].responses", "1"),
+        (
+            listener("max-flows = 2000000", ""),
+            "listeners[0].max-flows",
+            "1000000",
+        ),
+        (
+            listener("idle-timeout = \"soon\"", ""),
+            "listeners[0].idle-timeout",
+            "duration",
+        ),
+        (
+            listener("", "\n  [[listeners.routes]]\n  pool = \"main\"\n"),
+            "listeners[0].routes",
+            "one route",
+        ),
+        (
+            listener("", "").replace("mode = \"udp\"", "mode = \"tcp\"\nresponses = 1"),
+            "listeners[0].responses",
+            "only `mode = \"udp\"` listeners",
+        ),
+        (
+            listener("", "").replace("mode = \"udp\"", "mode = \"quic\""),
+            "listeners[0].mode",
+            "`udp`",
+        ),
+    ] {
+        let (ok, out) = check(dir.path(), "bascule.toml", &config);
+        assert!(!ok, "{config}\n{out}");
+        assert!(
+            out.contains("bascule.toml:") && out.contains(field) && out.contains(why),
+            "{field}: {out}"
+        );
+    }
+    // UDP and TCP listeners may share a port number; two UDP ones may not.
+    let both = listener("", "").replace("127.0.0.1:0", "127.0.0.1:5353")
+        + "\n[[listeners]]\nname = \"dns-tcp\"\naddress = \"127.0.0.1:5353\"\nmode = \"tcp\"\n\n  [[listeners.routes]]\n  pool = \"main\"\n";
+    let (ok, out) = check(dir.path(), "bascule.toml", &both);
+    assert!(ok, "{out}");
+    let twice = both.replace("mode = \"tcp\"", "mode = \"udp\"");
+    let (ok, out) = check(dir.path(), "bascule.toml", &twice);
+    assert!(
+        !ok && out.contains("another listener already binds"),
+        "{out}"
+    );
+}
