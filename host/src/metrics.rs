@@ -66,7 +66,7 @@ pub const UDP_FLOWS_OPENED: &str = "bascule_udp_flows_opened_total";
 /// UDP flows open now, by listener.
 pub const UDP_FLOWS_ACTIVE: &str = "bascule_udp_flows_active";
 /// UDP flows ended, by listener and reason (`idle-timeout`, `responses`,
-/// `backend-unreachable`, `error`, `stopped`).
+/// `backend-unreachable`, `drained`, `error`, `stopped`).
 pub const UDP_FLOWS_CLOSED: &str = "bascule_udp_flows_closed_total";
 /// UDP datagrams dropped, by listener and reason (`max-flows`,
 /// `no-backend`, `send-error`).

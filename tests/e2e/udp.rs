@@ -516,3 +516,44 @@ async fn udp_config_errors_name_the_field() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_drained_backend_keeps_its_flows_until_the_drain_timeout_and_gets_no_new_ones() {
+    let backends = [UdpBackend::start("b1").await, UdpBackend::start("b2").await];
+    let toml: Vec<String> = backends.iter().map(UdpBackend::toml).collect();
+    let config = udp_config("builtin:round-robin", "", &toml)
+        .replace("backends = [", "drain-timeout = \"400ms\"\nbackends = [");
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let listener = bascule.addr("dns");
+    let on_b1 = client().await;
+    let (answer, _) = ask(&on_b1, listener, "first", WAIT).await.unwrap();
+    assert_eq!(answer, "b1:first");
+    let drain = http::Request::post("/pools/main/backends/b1/drain")
+        .header("host", "admin")
+        .body(http_body_util::Full::default())
+        .unwrap();
+    assert_eq!(send(bascule.addr("admin"), drain).await.status, 200);
+    // The open flow goes on meanwhile; new ones go elsewhere.
+    let (answer, _) = ask(&on_b1, listener, "still", WAIT).await.unwrap();
+    assert_eq!(answer, "b1:still");
+    for _ in 0..3 {
+        let (answer, _) = ask(&client().await, listener, "new", WAIT).await.unwrap();
+        assert_eq!(answer, "b2:new");
+    }
+    // Past the drain timeout the flow ends, and the client's next
+    // datagram is a new flow, on b2.
+    assert!(
+        eventually(|| async {
+            bascule
+                .metric(
+                    "bascule_udp_flows_closed_total",
+                    &["listener=\"dns\"", "reason=\"drained\""],
+                )
+                .await
+                == 1.0
+        })
+        .await
+    );
+    let (answer, _) = ask(&on_b1, listener, "moved", WAIT).await.unwrap();
+    assert_eq!(answer, "b2:moved");
+}

@@ -64,6 +64,10 @@ pub(super) struct Relay {
     pub active: ActiveRequest,
     /// Fires when the listener stops.
     pub stop: watch::Receiver<()>,
+    /// Whether the backend is leaving (removed, unhealthy, drained).
+    pub leaving: watch::Receiver<bool>,
+    /// How long the flow may go on once its backend left.
+    pub drain_timeout: Duration,
 }
 
 // === impl Flow ===
@@ -148,10 +152,13 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
     let state = &task.0;
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut answers: u64 = 0;
+    let drained = crate::upstream::drained(relay.leaving.clone(), relay.drain_timeout);
+    tokio::pin!(drained);
     let end = loop {
         let deadline = state.idle_deadline(relay.limits.idle_timeout);
         let received = tokio::select! {
             _ = relay.stop.changed() => break FlowEnd::Stopped,
+            () = &mut drained => break FlowEnd::Drained,
             _ = tokio::time::sleep_until(deadline) => {
                 // Datagrams from the client may have moved the deadline.
                 if state.idle_deadline(relay.limits.idle_timeout) <= Instant::now() {

@@ -34,6 +34,8 @@ pub enum FlowEnd {
     Responses,
     /// The backend's host answered with ICMP port unreachable.
     Unreachable,
+    /// Its backend left and the drain timeout passed.
+    Drained,
     /// A socket error.
     Error,
     /// The listener stopped (a reload removed it, or shutdown).
@@ -112,10 +114,11 @@ impl Traffic {
 
 impl FlowEnd {
     /// Every reason, in the order of `UdpMetrics::closed`.
-    const ALL: [FlowEnd; 5] = [
+    const ALL: [FlowEnd; 6] = [
         FlowEnd::Idle,
         FlowEnd::Responses,
         FlowEnd::Unreachable,
+        FlowEnd::Drained,
         FlowEnd::Error,
         FlowEnd::Stopped,
     ];
@@ -125,6 +128,7 @@ impl FlowEnd {
             FlowEnd::Idle => "idle-timeout",
             FlowEnd::Responses => "responses",
             FlowEnd::Unreachable => "backend-unreachable",
+            FlowEnd::Drained => "drained",
             FlowEnd::Error => "error",
             FlowEnd::Stopped => "stopped",
         }

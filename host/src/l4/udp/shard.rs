@@ -154,6 +154,8 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
                 open_flows: Arc::clone(&shard.open_flows),
                 active: backend.stats.start(),
                 stop: shard.stop.clone(),
+                leaving: backend.stats.leaving(),
+                drain_timeout: listener.pool.settings().drain_timeout,
             },
         ));
         return Some(flow);
