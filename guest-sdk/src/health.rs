@@ -79,7 +79,7 @@ pub enum ProbeKind {
     Http,
     /// A TCP connect, optionally with bytes sent and an answer read.
     Tcp,
-    /// A UDP exchange (reserved).
+    /// A UDP datagram sent (the declared payload) and one answer read.
     Udp,
 }
 
@@ -165,6 +165,14 @@ impl ProbeOutcome {
             body: Vec::new(),
             latency_us: 1000,
             error: None,
+        }
+    }
+
+    /// A UDP probe that got `answer` back, for native tests.
+    pub fn udp(answer: impl Into<Vec<u8>>) -> Self {
+        ProbeOutcome {
+            kind: ProbeKind::Udp,
+            ..ProbeOutcome::tcp(answer)
         }
     }
 

@@ -499,6 +499,8 @@ pub enum ProbeProtocol {
     Http,
     /// A TCP connect (and what the interpreter asks to send and read).
     Tcp,
+    /// A UDP datagram (what the interpreter asks to send) and its answer.
+    Udp,
 }
 
 /// `[pools.NAME.outlier-detection]`: ejection on consecutive failures of

@@ -284,6 +284,7 @@ fn plugin(command: PluginCommand) -> Result<()> {
                 Some(World::HealthInterpreter) => {
                     let kind = match protocol.as_str() {
                         "tcp" => bascule::health::ProbeKind::Tcp,
+                        "udp" => bascule::health::ProbeKind::Udp,
                         _ => bascule::health::ProbeKind::Http,
                     };
                     let probes = offline::read_jsonl(&needs(probes, "--probes")?)?;

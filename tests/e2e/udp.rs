@@ -22,6 +22,8 @@ struct UdpBackend {
     name: &'static str,
     address: SocketAddr,
     seen: Received,
+    /// Set: the backend stops answering (it still records).
+    mute: Arc<std::sync::atomic::AtomicBool>,
     served: tokio::task::JoinHandle<()>,
 }
 
@@ -35,11 +37,13 @@ impl UdpBackend {
         let address = socket.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&seen);
+        let mute = Arc::new(std::sync::atomic::AtomicBool::new(silent));
+        let muted = Arc::clone(&mute);
         let served = tokio::spawn(async move {
             let mut buffer = vec![0u8; 65_535];
             while let Ok((length, source)) = socket.recv_from(&mut buffer).await {
                 let payload = buffer[..length].to_vec();
-                if !silent {
+                if !muted.load(std::sync::atomic::Ordering::SeqCst) {
                     let mut answer = format!("{name}:").into_bytes();
                     answer.extend_from_slice(&payload);
                     let _ = socket.send_to(&answer, source).await;
@@ -51,6 +55,7 @@ impl UdpBackend {
             name,
             address,
             seen,
+            mute,
             served,
         }
     }
@@ -556,4 +561,132 @@ async fn a_drained_backend_keeps_its_flows_until_the_drain_timeout_and_gets_no_n
     );
     let (answer, _) = ask(&on_b1, listener, "moved", WAIT).await.unwrap();
     assert_eq!(answer, "b2:moved");
+}
+
+/// The `/status` health of `backend` and its last probe's reason.
+async fn health_of(bascule: &Bascule, backend: &str) -> (String, String) {
+    let status = backend_status(bascule, backend).await;
+    (
+        status["health"].as_str().unwrap_or_default().to_owned(),
+        status["check"]["last-probe"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_backend_that_stops_answering_is_ejected_by_the_udp_probe_and_its_flows_move() {
+    let backends = [UdpBackend::start("b1").await, UdpBackend::start("b2").await];
+    let toml: Vec<String> = backends.iter().map(UdpBackend::toml).collect();
+    let config = udp_config("builtin:round-robin", "", &toml).replace(
+        "[admin]",
+        "[pools.main.health]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nunhealthy-threshold = 2\n\
+         interpreter-options = { send = \"ping\", expect = \":ping\" }\n\n[admin]",
+    ).replace("backends = [", "drain-timeout = \"300ms\"\nbackends = [");
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    for backend in ["b1", "b2"] {
+        assert!(
+            eventually(|| async {
+                health_of(&bascule, backend).await
+                    == ("healthy".to_owned(), format!("answered `{backend}:ping`"))
+            })
+            .await
+        );
+    }
+    let listener = bascule.addr("dns");
+    let player = client().await;
+    let (answer, _) = ask(&player, listener, "move", WAIT).await.unwrap();
+    assert_eq!(answer, "b1:move");
+    backends[0]
+        .mute
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        eventually(|| async {
+            health_of(&bascule, "b1").await
+                == ("unhealthy".to_owned(), "timed out after 150ms".to_owned())
+        })
+        .await
+    );
+    // The flow on b1 drains; the player's next datagrams go to b2.
+    assert!(
+        eventually(|| async {
+            matches!(ask(&player, listener, "move", Duration::from_millis(200)).await, Some((answer, _)) if answer == "b2:move")
+        })
+        .await
+    );
+    for _ in 0..3 {
+        let (answer, _) = ask(&client().await, listener, "new", WAIT).await.unwrap();
+        assert_eq!(answer, "b2:new");
+    }
+}
+
+#[tokio::test]
+async fn the_dns_interpreter_judges_a_real_dns_server_by_its_answer() {
+    let dnsmasq = Dnsmasq::start(&[("shop.example.test", "192.0.2.10".parse().unwrap())]);
+    // A port nothing listens on: ICMP port unreachable answers the probe.
+    let gone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let gone_address = gone.local_addr().unwrap();
+    drop(gone);
+    let config = udp_config(
+        "builtin:round-robin",
+        "responses = 1",
+        &[
+            backend_toml("dnsmasq", dnsmasq.address),
+            backend_toml("gone", gone_address),
+        ],
+    )
+    .replace(
+        "[admin]",
+        "[pools.main.health]\ninterval = \"100ms\"\ninterpreter = \"builtin:dns-health\"\n\
+         interpreter-options = { name = \"shop.example.test\", type = \"A\" }\n\n[admin]",
+    );
+    let bascule = Bascule::start(&config);
+    assert!(
+        eventually(|| async {
+            let (health, reason) = health_of(&bascule, "dnsmasq").await;
+            health == "healthy" && reason.starts_with("NOERROR in ")
+        })
+        .await
+    );
+    assert!(
+        eventually(|| async {
+            health_of(&bascule, "gone").await
+                == (
+                    "unhealthy".to_owned(),
+                    "receive: connection refused".to_owned(),
+                )
+        })
+        .await
+    );
+    // Queries reach only the healthy server.
+    let socket = client().await;
+    for id in 0..4u16 {
+        socket
+            .send_to(&dns_query(id, "shop.example.test"), bascule.addr("dns"))
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let (length, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&answer[length - 4..length], &[192, 0, 2, 10]);
+    }
+}
+
+#[tokio::test]
+async fn a_udp_health_check_without_a_payload_is_a_config_error() {
+    let backend = UdpBackend::start("b1").await;
+    let config = udp_config("builtin:round-robin", "", &[backend.toml()]).replace(
+        "[admin]",
+        "[pools.main.health]\ninterval = \"1s\"\n\n[admin]",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = check(dir.path(), "bascule.toml", &config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("pools.main.health") && out.contains("`send` or `send-hex` is required"),
+        "{out}"
+    );
 }

@@ -13,6 +13,8 @@ pub enum ProbeKind {
     Http,
     /// A TCP connect, with the declared bytes sent and answer read.
     Tcp,
+    /// The declared datagram sent over UDP, and one answer read.
+    Udp,
 }
 
 /// What the interpreter declared at configure time, checked.

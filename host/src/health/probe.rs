@@ -98,6 +98,9 @@ impl ProbeSpec {
         tls: Option<&TlsTarget>,
         gathered: &mut Gathered,
     ) -> Result<(), String> {
+        if self.kind == ProbeKind::Udp {
+            return self.datagram(address, gathered).await;
+        }
         let stream = TcpStream::connect(address)
             .await
             .map_err(|e| format!("connect to {address}: {}", io_reason(&e)))?;
@@ -123,6 +126,37 @@ impl ProbeSpec {
         }
     }
 
+    /// A UDP probe: the declared datagram from a socket connected to the
+    /// backend, and the one answer it gets (up to the body limit). ICMP
+    /// port unreachable comes back as a refused receive.
+    async fn datagram(&self, address: SocketAddr, gathered: &mut Gathered) -> Result<(), String> {
+        let local: SocketAddr = if address.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = tokio::net::UdpSocket::bind(local)
+            .await
+            .map_err(|e| format!("udp socket: {}", io_reason(&e)))?;
+        socket
+            .connect(address)
+            .await
+            .map_err(|e| format!("udp connect to {address}: {}", io_reason(&e)))?;
+        let payload = self.needs.send.as_deref().unwrap_or_default();
+        socket
+            .send(payload)
+            .await
+            .map_err(|e| format!("send: {}", io_reason(&e)))?;
+        let mut answer = vec![0u8; crate::l4::udp::MAX_DATAGRAM];
+        let length = socket
+            .recv(&mut answer)
+            .await
+            .map_err(|e| format!("receive: {}", io_reason(&e)))?;
+        answer.truncate(length.min(self.body_limit));
+        gathered.body = answer;
+        Ok(())
+    }
+
     /// Whether an HTTP probe speaks HTTP/2, given what ALPN chose.
     fn h2(&self, alpn: Option<&[u8]>) -> bool {
         self.kind == ProbeKind::Http
@@ -142,6 +176,8 @@ impl ProbeSpec {
         match self.kind {
             ProbeKind::Http => self.http(&mut stream, backend, gathered).await,
             ProbeKind::Tcp => self.tcp(&mut stream, gathered).await,
+            // Handled before a stream exists, in `datagram`.
+            ProbeKind::Udp => Ok(()),
         }
     }
 

@@ -44,7 +44,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_FLOWS: usize = 10_000;
 
 /// The largest datagram read: the UDP payload limit.
-const MAX_DATAGRAM: usize = 65_535;
+pub const MAX_DATAGRAM: usize = 65_535;
 
 /// What a `mode = "udp"` listener does with datagrams.
 pub struct UdpListenerPlan {

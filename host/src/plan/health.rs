@@ -20,16 +20,28 @@ pub(super) fn build_health_check(
     let kind = match health.protocol {
         Some(ProbeProtocol::Http) => ProbeKind::Http,
         Some(ProbeProtocol::Tcp) => ProbeKind::Tcp,
-        None if super::pools::protocols_of(config, pool).contains(&Protocol::Http) => {
-            ProbeKind::Http
+        Some(ProbeProtocol::Udp) => ProbeKind::Udp,
+        None => {
+            let protocols = super::pools::protocols_of(config, pool);
+            if protocols.contains(&Protocol::Http) {
+                ProbeKind::Http
+            } else if protocols.contains(&Protocol::Tcp) {
+                ProbeKind::Tcp
+            } else if protocols.contains(&Protocol::Udp) {
+                ProbeKind::Udp
+            } else {
+                ProbeKind::Tcp
+            }
         }
-        None => ProbeKind::Tcp,
     };
     let interpreter = health.interpreter.clone().unwrap_or_else(|| {
         PluginRef::Builtin(
             match kind {
                 ProbeKind::Http => "http-status",
                 ProbeKind::Tcp => "tcp-connect",
+                // Needs its `send` and `expect` options: without them the
+                // load fails, naming `interpreter-options`.
+                ProbeKind::Udp => "udp-expect",
             }
             .to_owned(),
         )

@@ -156,6 +156,11 @@ fn check_needs(needs: health::ProbeNeeds, kind: ProbeKind) -> Result<ProbeNeeds,
     if needs.until.as_ref().is_some_and(Vec::is_empty) {
         return Err("declared an empty `until`".to_owned());
     }
+    if kind == ProbeKind::Udp && needs.send.as_ref().is_none_or(Vec::is_empty) {
+        return Err(
+            "declared no `send` for a UDP probe: a UDP server says nothing unasked".to_owned(),
+        );
+    }
     Ok(ProbeNeeds {
         headers,
         body: needs.body,
@@ -254,6 +259,7 @@ impl From<ProbeKind> for health::ProbeKind {
         match kind {
             ProbeKind::Http => health::ProbeKind::Http,
             ProbeKind::Tcp => health::ProbeKind::Tcp,
+            ProbeKind::Udp => health::ProbeKind::Udp,
         }
     }
 }

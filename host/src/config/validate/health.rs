@@ -30,7 +30,11 @@ impl Validator<'_> {
                     field("protocol"),
                     protocol,
                     "probe protocol",
-                    &[("http", ProbeProtocol::Http), ("tcp", ProbeProtocol::Tcp)],
+                    &[
+                        ("http", ProbeProtocol::Http),
+                        ("tcp", ProbeProtocol::Tcp),
+                        ("udp", ProbeProtocol::Udp),
+                    ],
                 )
                 .map(Some),
         };
