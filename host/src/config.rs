@@ -283,6 +283,20 @@ pub struct UdpListenerConfig {
     /// Flows open at once on the listener, at most; past it a new
     /// client's datagrams are dropped and counted.
     pub max_flows: usize,
+    /// Which datagrams carry the PROXY v2 header, when the pool sends one.
+    pub proxy_header: ProxyHeaderOn,
+}
+
+/// Which datagrams of a UDP flow carry the PROXY v2 header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyHeaderOn {
+    /// Every datagram: each is self-describing, whatever the backend
+    /// loses or reorders.
+    #[default]
+    EveryDatagram,
+    /// The flow's first datagram only (the backend keeps the flow's
+    /// origin by its source address).
+    FirstDatagram,
 }
 
 /// Settings of a `mode = "http"` listener.

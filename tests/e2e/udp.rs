@@ -690,3 +690,61 @@ async fn a_udp_health_check_without_a_payload_is_a_config_error() {
         "{out}"
     );
 }
+
+/// The PROXY v2 header a UDP datagram from `client` to `listener` must
+/// carry (spec section 2.2): signature, v2 PROXY command, UDP over IPv4,
+/// 12 address bytes, source then destination.
+fn proxy_v2_datagram_header(client: SocketAddr, listener: SocketAddr) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend_from_slice(&[0x21, 0x12, 0, 12]);
+    for address in [client, listener] {
+        let std::net::IpAddr::V4(ip) = address.ip() else {
+            panic!("IPv4 only here")
+        };
+        header.extend_from_slice(&ip.octets());
+    }
+    header.extend_from_slice(&client.port().to_be_bytes());
+    header.extend_from_slice(&listener.port().to_be_bytes());
+    header
+}
+
+#[tokio::test]
+async fn proxy_v2_headers_go_on_the_first_datagram_or_on_every_one() {
+    for (on, expected_framed) in [
+        ("first-datagram", [true, false, false]),
+        ("every-datagram", [true, true, true]),
+    ] {
+        let backend = UdpBackend::start("b1").await;
+        let config = udp_config(
+            "builtin:round-robin",
+            &format!("proxy-header = \"{on}\""),
+            &[backend.toml()],
+        )
+        .replace("backends = [", "proxy-protocol = \"v2\"\nbackends = [");
+        let bascule = Bascule::start(&config);
+        let listener = bascule.addr("dns");
+        let socket = client().await;
+        let header = proxy_v2_datagram_header(socket.local_addr().unwrap(), listener);
+        for (n, framed) in expected_framed.into_iter().enumerate() {
+            let payload = format!("datagram {n}");
+            assert!(ask(&socket, listener, &payload, WAIT).await.is_some());
+            let (_, received) = backend.seen.lock().unwrap().last().cloned().unwrap();
+            let mut expected = if framed { header.clone() } else { Vec::new() };
+            expected.extend_from_slice(payload.as_bytes());
+            assert_eq!(received, expected, "{on}, datagram {n}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn proxy_v1_cannot_go_over_udp() {
+    let backend = UdpBackend::start("b1").await;
+    let config = udp_config("builtin:round-robin", "", &[backend.toml()])
+        .replace("backends = [", "proxy-protocol = \"v1\"\nbackends = [");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = check(dir.path(), "bascule.toml", &config);
+    assert!(
+        !ok && out.contains("pools.main.proxy-protocol") && out.contains("v2 only"),
+        "{out}"
+    );
+}

@@ -146,6 +146,8 @@ pub struct RawListener {
     #[serde(default)]
     pub max_flows: Option<Spanned<i64>>,
     #[serde(default)]
+    pub proxy_header: Option<Spanned<String>>,
+    #[serde(default)]
     pub path: Option<Spanned<RawPathPolicy>>,
     #[serde(default)]
     pub first_byte_timeout: Option<Spanned<String>>,

@@ -348,6 +348,16 @@ impl ProxyHeader {
         line.into_bytes()
     }
 
+    /// The v2 header of a UDP datagram: the same, with the `DGRAM`
+    /// transport (`0x12` for IPv4, `0x22` for IPv6).
+    pub fn encode_v2_datagram(&self) -> Vec<u8> {
+        let mut header = self.encode_v2();
+        if let Some(family) = header.get_mut(13).filter(|family| **family != 0) {
+            *family = (*family & 0xf0) | 0x02;
+        }
+        header
+    }
+
     /// The v2 header, TLVs included. TLVs that would push the header past
     /// 1,024 bytes are left out rather than sent to be refused.
     pub fn encode_v2(&self) -> Vec<u8> {

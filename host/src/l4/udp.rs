@@ -61,6 +61,8 @@ pub struct UdpListenerPlan {
     pub per_datagram: bool,
     /// Flows open at once, at most.
     pub max_flows: usize,
+    /// Which datagrams carry the PROXY v2 header, when the pool sends one.
+    pub proxy_header: crate::config::ProxyHeaderOn,
 }
 
 /// One listener's sockets, one per shard, all bound to the same address.

@@ -100,6 +100,7 @@ pub(super) fn listener_plan(
                 requests: udp.requests,
                 per_datagram: udp.per_datagram,
                 max_flows: udp.max_flows,
+                proxy_header: udp.proxy_header,
             }))
         }
     };

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawListener, RawPathPolicy};
 use super::{Known, Validator};
 use crate::config::*;
+use crate::l4::ProxyProtocolVersion;
 use crate::l7::{
     DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS,
@@ -243,7 +244,7 @@ impl Validator<'_> {
         let keys_ok = self.refuse_keys(
             i,
             &refused,
-            "udp listeners take `idle-timeout`, `responses`, `requests`, `per-datagram` and `max-flows`",
+            "udp listeners take `idle-timeout`, `responses`, `requests`, `per-datagram`, `max-flows` and `proxy-header`",
         );
         let mut routes_ok = true;
         for (j, route) in raw.routes.iter().enumerate() {
@@ -288,10 +289,23 @@ impl Validator<'_> {
                 .bounded(field("max-flows"), n, 1, 1_000_000)
                 .map(|n| n as usize),
         };
+        let proxy_header = match &raw.proxy_header {
+            None => Some(ProxyHeaderOn::default()),
+            Some(on) => self.keyword(
+                field("proxy-header"),
+                on,
+                "datagrams",
+                &[
+                    ("every-datagram", ProxyHeaderOn::EveryDatagram),
+                    ("first-datagram", ProxyHeaderOn::FirstDatagram),
+                ],
+            ),
+        };
         if !(keys_ok && routes_ok) {
             return None;
         }
         Some(ListenerMode::Udp(UdpListenerConfig {
+            proxy_header: proxy_header?,
             idle_timeout: idle_timeout?,
             responses: responses?,
             requests: requests?,
@@ -396,7 +410,8 @@ impl Validator<'_> {
         Some(policy)
     }
 
-    /// The PROXY header is written once per TCP connection; the HTTP proxy
+    /// The PROXY header is written once per TCP connection (or on UDP
+    /// datagrams, in v2 only: v1 is a text line for TCP); the HTTP proxy
     /// shares backend connections between clients, so it cannot send one.
     pub(super) fn proxy_protocol_only_for_tcp(
         &mut self,
@@ -413,12 +428,28 @@ impl Validator<'_> {
                 .get(&pool.name)
                 .and_then(|p| p.proxy_protocol.as_ref())
                 .map(Spanned::span);
-            if let (Some(listener), Some(span)) = (http_user, span) {
+            if let (Some(listener), Some(span)) = (http_user, span.clone()) {
                 self.fail::<()>(
                     format!("pools.{}.proxy-protocol", pool.name),
                     span,
                     format!(
                         "PROXY protocol is sent on TCP connections only, but HTTP listener `{}` routes to this pool",
+                        listener.name
+                    ),
+                );
+                continue;
+            }
+            let udp_user = listeners
+                .iter()
+                .find(|l| matches!(l.mode, ListenerMode::Udp(_)) && l.routes_to(&pool.name));
+            if let (Some(listener), Some(span), Some(ProxyProtocolVersion::V1)) =
+                (udp_user, span, pool.proxy_protocol)
+            {
+                self.fail::<()>(
+                    format!("pools.{}.proxy-protocol", pool.name),
+                    span,
+                    format!(
+                        "UDP listener `{}` routes to this pool: datagrams carry PROXY protocol v2 only",
                         listener.name
                     ),
                 );
@@ -476,6 +507,7 @@ fn udp_only_keys(raw: &RawListener) -> Vec<(&'static str, Option<std::ops::Range
         ("requests", raw.requests.as_ref().map(Spanned::span)),
         ("per-datagram", raw.per_datagram.as_ref().map(Spanned::span)),
         ("max-flows", raw.max_flows.as_ref().map(Spanned::span)),
+        ("proxy-header", raw.proxy_header.as_ref().map(Spanned::span)),
     ]
 }
 

@@ -26,6 +26,18 @@ pub(super) struct Flow {
     limits: FlowLimits,
     /// The backend's `sent` bytes.
     sent: Option<metrics::Counter>,
+    /// The PROXY v2 header the flow's datagrams carry, if any.
+    header: Option<FlowHeader>,
+}
+
+/// A flow's PROXY v2 header and which datagrams carry it.
+pub(super) struct FlowHeader {
+    /// The encoded header: the client and the listener's address.
+    pub bytes: Vec<u8>,
+    /// Every datagram, or only the first.
+    pub every: bool,
+    /// Whether the first went out.
+    pub sent: AtomicBool,
 }
 
 /// What the shard and the flow's task share.
@@ -79,6 +91,7 @@ impl Flow {
         address: SocketAddr,
         limits: FlowLimits,
         sent: Option<metrics::Counter>,
+        header: Option<FlowHeader>,
     ) -> std::io::Result<(Flow, FlowTask)> {
         let local: SocketAddr = if address.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -100,6 +113,7 @@ impl Flow {
                 shared,
                 limits,
                 sent,
+                header,
             },
             task,
         ))
@@ -113,15 +127,30 @@ impl Flow {
     /// Sends a client datagram to the backend; `Err` when the socket
     /// refused it. `Ok(false)` when the flow had carried `requests`
     /// datagrams already: the caller starts a new flow.
-    pub(super) async fn forward(&self, datagram: &[u8]) -> std::io::Result<bool> {
+    /// `scratch` holds a datagram with its PROXY header (the shard's, so
+    /// that no datagram allocates).
+    pub(super) async fn forward(
+        &self,
+        datagram: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
         let forwarded = self.shared.requests.fetch_add(1, Ordering::Relaxed);
         if self.limits.requests.is_some_and(|max| forwarded >= max) {
             return Ok(false);
         }
         self.shared.touch();
+        let framed = match &self.header {
+            Some(header) if header.every || !header.sent.swap(true, Ordering::Relaxed) => {
+                scratch.clear();
+                scratch.extend_from_slice(&header.bytes);
+                scratch.extend_from_slice(datagram);
+                scratch.as_slice()
+            }
+            _ => datagram,
+        };
         // Awaited, not `try_send`: a new socket is not known writable until
         // the reactor says so; a full send buffer is rare and brief.
-        self.shared.upstream.send(datagram).await?;
+        self.shared.upstream.send(framed).await?;
         if let Some(sent) = &self.sent {
             sent.increment(datagram.len() as u64);
         }

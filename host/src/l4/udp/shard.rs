@@ -4,22 +4,28 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use super::flow::{self, Flow, FlowLimits, Relay};
+use super::flow::{self, Flow, FlowHeader, FlowLimits, Relay};
 use super::metrics::{DropReason, UdpMetrics};
 use super::{MAX_DATAGRAM, UdpListenerPlan};
+use crate::config::ProxyHeaderOn;
+use crate::l4::ProxyProtocolVersion;
+use crate::l4::proxy_protocol::{Origin, ProxyHeader};
 use crate::plan::Plan;
 use crate::upstream::{Protocol, RequestView};
 
 /// How often ended flows leave the table even when their clients stay
 /// silent.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A PROXY v2 header over UDP: 16 bytes and an IPv6 address block.
+const PROXY_HEADER_ROOM: usize = 16 + 36;
 
 /// A shard's socket and what it serves with.
 pub(super) struct Shard {
@@ -36,6 +42,8 @@ pub(super) struct Shard {
 pub(super) async fn run(mut shard: Shard) {
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let mut buffer = vec![0u8; MAX_DATAGRAM];
+    // Datagrams with a PROXY header are assembled here.
+    let mut scratch = Vec::with_capacity(MAX_DATAGRAM + PROXY_HEADER_ROOM);
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
     // `per-datagram` sends go out unconnected, from one socket per family.
     let mut one_way: [Option<UdpSocket>; 2] = [None, None];
@@ -58,7 +66,7 @@ pub(super) async fn run(mut shard: Shard) {
             continue;
         };
         if let Some(flow) = flows.get(&client).filter(|flow| !flow.ended()) {
-            match flow.forward(datagram).await {
+            match flow.forward(datagram, &mut scratch).await {
                 Ok(true) => {
                     shard.metrics.to_backend.count(length);
                     continue;
@@ -82,7 +90,15 @@ pub(super) async fn run(mut shard: Shard) {
             continue;
         };
         if listener.per_datagram {
-            send_one_way(&shard, &listener, &mut one_way, client, datagram).await;
+            send_one_way(
+                &shard,
+                &listener,
+                &mut one_way,
+                client,
+                datagram,
+                &mut scratch,
+            )
+            .await;
             continue;
         }
         if shard.open_flows.load(Ordering::Relaxed) >= listener.max_flows {
@@ -93,7 +109,7 @@ pub(super) async fn run(mut shard: Shard) {
             shard.metrics.dropped(DropReason::NoBackend);
             continue;
         };
-        match flow.forward(datagram).await {
+        match flow.forward(datagram, &mut scratch).await {
             Ok(_) => shard.metrics.to_backend.count(length),
             Err(_) => shard.metrics.dropped(DropReason::SendError),
         }
@@ -133,7 +149,12 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
             continue;
         };
         let sent = backend.stats.bytes().map(|bytes| bytes.sent.clone());
-        let (flow, state) = match Flow::open(address, limits, sent).await {
+        let header = proxy_header(shard, listener, client).map(|bytes| FlowHeader {
+            bytes,
+            every: listener.proxy_header == ProxyHeaderOn::EveryDatagram,
+            sent: AtomicBool::new(false),
+        });
+        let (flow, state) = match Flow::open(address, limits, sent, header).await {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::debug!(%error, backend = %backend.id, "udp flow socket failed");
@@ -163,14 +184,30 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
     None
 }
 
+/// The PROXY v2 header of `client`'s datagrams, when the pool sends one:
+/// the client, and the listener's address as the destination.
+fn proxy_header(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr) -> Option<Vec<u8>> {
+    if listener.pool.settings().proxy_protocol != Some(ProxyProtocolVersion::V2) {
+        return None;
+    }
+    let destination = shard.socket.local_addr().ok()?;
+    let origin = Origin::Known {
+        source: client,
+        destination,
+    };
+    Some(ProxyHeader::new(origin).encode_v2_datagram())
+}
+
 /// `per-datagram`: balances `datagram` on its own and sends it from the
-/// shard's unconnected socket; answers are not relayed.
+/// shard's unconnected socket (with the PROXY header, when the pool sends
+/// one); answers are not relayed.
 async fn send_one_way(
     shard: &Shard,
     listener: &UdpListenerPlan,
     sockets: &mut [Option<UdpSocket>; 2],
     client: SocketAddr,
     datagram: &[u8],
+    scratch: &mut Vec<u8>,
 ) {
     let backend = listener
         .pool
@@ -204,7 +241,16 @@ async fn send_one_way(
         shard.metrics.dropped(DropReason::SendError);
         return;
     };
-    match socket.send_to(datagram, address).await {
+    let framed = match proxy_header(shard, listener, client) {
+        Some(header) => {
+            scratch.clear();
+            scratch.extend_from_slice(&header);
+            scratch.extend_from_slice(datagram);
+            scratch.as_slice()
+        }
+        None => datagram,
+    };
+    match socket.send_to(framed, address).await {
         Ok(_) => {
             shard.metrics.to_backend.count(datagram.len());
             if let Some(sent) = sent {
