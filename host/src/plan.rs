@@ -289,6 +289,28 @@ impl Plan {
     }
 }
 
+// === impl Plan (UDP) ===
+
+impl Plan {
+    /// Takes over the open-flow counts of `previous`'s UDP listeners of the
+    /// same names, so that flows opened before a reload still count
+    /// against `max-flows` and show on `/status` until they end.
+    pub fn adopt_flow_counts(&mut self, previous: &Plan) {
+        for listener in &mut self.listeners {
+            let ListenerRoutes::Udp(udp) = &mut listener.routes else {
+                continue;
+            };
+            let counted = previous
+                .listener(&listener.name)
+                .and_then(|old| old.routes.udp())
+                .map(|old| Arc::clone(&old.open_flows));
+            if let (Some(udp), Some(counted)) = (Arc::get_mut(udp), counted) {
+                udp.open_flows = counted;
+            }
+        }
+    }
+}
+
 // === impl ListenerRoutes ===
 
 impl ListenerRoutes {

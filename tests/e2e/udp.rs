@@ -748,3 +748,55 @@ async fn proxy_v1_cannot_go_over_udp() {
         "{out}"
     );
 }
+
+/// The `/status` entry of the UDP listener `dns`'s route.
+async fn udp_status(bascule: &Bascule) -> serde_json::Value {
+    let reply = send(bascule.addr("admin"), get("admin", "/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let listener = status["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|listener| listener["name"] == "dns")
+        .cloned()
+        .unwrap();
+    assert_eq!(listener["mode"], "udp");
+    listener["routes"][0].clone()
+}
+
+#[tokio::test]
+async fn status_counts_open_flows_across_a_reload_and_max_flows_still_holds() {
+    let backend = UdpBackend::start("b1").await;
+    let config = udp_config("builtin:round-robin", "", &[backend.toml()]);
+    let mut bascule = Bascule::start(&config);
+    let listener = bascule.addr("dns");
+    let clients = [client().await, client().await, client().await];
+    for socket in &clients {
+        assert!(ask(socket, listener, "hi", WAIT).await.is_some());
+    }
+    let route = udp_status(&bascule).await;
+    assert_eq!(
+        (route["pool"].as_str(), route["flows"].as_u64()),
+        (Some("main"), Some(3))
+    );
+    // The reload keeps the open flows and their count: with room for
+    // three, a fourth client is turned away.
+    let tighter = udp_config("builtin:round-robin", "max-flows = 3", &[backend.toml()]);
+    let verdict = bascule.reload(&tighter);
+    assert!(verdict.contains("bascule: reloaded"), "{verdict}");
+    assert_eq!(udp_status(&bascule).await["max-flows"], 3);
+    assert_eq!(udp_status(&bascule).await["flows"], 3);
+    assert!(
+        ask(
+            &client().await,
+            listener,
+            "late",
+            Duration::from_millis(400)
+        )
+        .await
+        .is_none()
+    );
+    for socket in &clients {
+        assert!(ask(socket, listener, "still here", WAIT).await.is_some());
+    }
+}

@@ -117,7 +117,14 @@ fn render_listener(listener: &ListenerPlan, recent: &Windows) -> Value {
                 })
                 .collect::<Vec<_>>(),
         ),
-        ListenerRoutes::Udp(udp) => ("udp", vec![json!({ "pool": &**udp.pool.name() })]),
+        ListenerRoutes::Udp(udp) => (
+            "udp",
+            vec![json!({
+                "pool": &**udp.pool.name(),
+                "flows": udp.open_flows.load(std::sync::atomic::Ordering::Relaxed),
+                "max-flows": udp.max_flows,
+            })],
+        ),
         ListenerRoutes::Tcp(tcp) => (
             "tcp",
             tcp.routes

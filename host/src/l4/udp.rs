@@ -63,6 +63,10 @@ pub struct UdpListenerPlan {
     pub max_flows: usize,
     /// Which datagrams carry the PROXY v2 header, when the pool sends one.
     pub proxy_header: crate::config::ProxyHeaderOn,
+    /// Flows open now on the listener, kept across reloads
+    /// ([`Plan::adopt_flow_counts`]): against `max-flows`, and for
+    /// `/status`.
+    pub open_flows: Arc<AtomicUsize>,
 }
 
 /// One listener's sockets, one per shard, all bound to the same address.
@@ -98,7 +102,6 @@ pub async fn serve(
     stop: watch::Receiver<()>,
 ) {
     let metrics = Arc::new(UdpMetrics::new(&name));
-    let open_flows = Arc::new(AtomicUsize::new(0));
     let mut shards = JoinSet::new();
     for socket in sockets.iter() {
         shards.spawn(shard::run(shard::Shard {
@@ -106,7 +109,6 @@ pub async fn serve(
             listener: Arc::clone(&name),
             plan: Arc::clone(&plan),
             metrics: Arc::clone(&metrics),
-            open_flows: Arc::clone(&open_flows),
             stop: stop.clone(),
         }));
     }

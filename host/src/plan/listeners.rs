@@ -101,6 +101,7 @@ pub(super) fn listener_plan(
                 per_datagram: udp.per_datagram,
                 max_flows: udp.max_flows,
                 proxy_header: udp.proxy_header,
+                open_flows: Arc::default(),
             }))
         }
     };

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -33,8 +33,6 @@ pub(super) struct Shard {
     pub listener: Arc<str>,
     pub plan: Arc<ArcSwap<Plan>>,
     pub metrics: Arc<UdpMetrics>,
-    /// Flows open on the whole listener, against `max-flows`.
-    pub open_flows: Arc<AtomicUsize>,
     pub stop: watch::Receiver<()>,
 }
 
@@ -101,7 +99,7 @@ pub(super) async fn run(mut shard: Shard) {
             .await;
             continue;
         }
-        if shard.open_flows.load(Ordering::Relaxed) >= listener.max_flows {
+        if listener.open_flows.load(Ordering::Relaxed) >= listener.max_flows {
             shard.metrics.dropped(DropReason::MaxFlows);
             continue;
         }
@@ -162,7 +160,7 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
                 continue;
             }
         };
-        shard.open_flows.fetch_add(1, Ordering::Relaxed);
+        listener.open_flows.fetch_add(1, Ordering::Relaxed);
         shard.metrics.flow_opened();
         tokio::spawn(flow::relay(
             state,
@@ -172,7 +170,7 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
                 stats: Arc::clone(&backend.stats),
                 limits,
                 metrics: Arc::clone(&shard.metrics),
-                open_flows: Arc::clone(&shard.open_flows),
+                open_flows: Arc::clone(&listener.open_flows),
                 active: backend.stats.start(),
                 stop: shard.stop.clone(),
                 leaving: backend.stats.leaving(),
