@@ -253,6 +253,23 @@ impl Verdict {
         }
     }
 
+    /// The verdict of an interpreter that expects something in the answer
+    /// (`tcp-expect`, `udp-expect`): healthy when `matched`, else
+    /// unhealthy for the probe's error or, without one, for the answer
+    /// (its first 64 characters are quoted either way).
+    pub fn of_expected_answer(outcome: &ProbeOutcome, matched: bool) -> Self {
+        let shown: String = String::from_utf8_lossy(&outcome.body)
+            .trim_end()
+            .chars()
+            .take(64)
+            .collect();
+        match (&outcome.error, matched) {
+            (_, true) => Verdict::healthy(format!("answered `{shown}`")),
+            (Some(error), false) => Verdict::unhealthy(error.clone()),
+            (None, false) => Verdict::unhealthy(format!("unexpected answer `{shown}`")),
+        }
+    }
+
     /// The reason given.
     pub fn reason(&self) -> &str {
         match self {

@@ -107,6 +107,17 @@ backends = [{}]
     )
 }
 
+/// `bascule_udp_flows_closed_total` of listener `dns` for `reason`.
+async fn flows_closed(bascule: &Bascule, reason: &str) -> f64 {
+    let reason = format!("reason=\"{reason}\"");
+    bascule
+        .metric(
+            "bascule_udp_flows_closed_total",
+            &["listener=\"dns\"", &reason],
+        )
+        .await
+}
+
 /// A client socket on 127.0.0.1.
 async fn client() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").await.unwrap()
@@ -201,18 +212,7 @@ async fn responses_one_ends_a_flow_at_its_answer_and_the_next_datagram_is_balanc
         answered_by.push(answer.split_once(':').unwrap().0.to_owned());
         // The flow ended at its answer: wait for that before the next.
         let ended = f64::from(n + 1);
-        assert!(
-            eventually(|| async {
-                bascule
-                    .metric(
-                        "bascule_udp_flows_closed_total",
-                        &["listener=\"dns\"", "reason=\"responses\""],
-                    )
-                    .await
-                    == ended
-            })
-            .await
-        );
+        assert!(eventually(|| async { flows_closed(&bascule, "responses").await == ended }).await);
     }
     assert_eq!(
         answered_by,
@@ -250,28 +250,9 @@ async fn an_idle_flow_ends_after_the_idle_timeout() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(ask(&socket, listener, "again", WAIT).await.is_some());
     }
-    assert_eq!(
-        bascule
-            .metric(
-                "bascule_udp_flows_closed_total",
-                &["listener=\"dns\"", "reason=\"idle-timeout\""]
-            )
-            .await,
-        0.0
-    );
+    assert_eq!(flows_closed(&bascule, "idle-timeout").await, 0.0);
     // ...and ended once they stop.
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric(
-                    "bascule_udp_flows_closed_total",
-                    &["listener=\"dns\"", "reason=\"idle-timeout\""],
-                )
-                .await
-                == 1.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { flows_closed(&bascule, "idle-timeout").await == 1.0 }).await);
     assert_eq!(backend.sources().len(), 1);
     // The next datagram opens a new flow, from a new socket.
     assert!(ask(&socket, listener, "later", WAIT).await.is_some());
@@ -436,18 +417,7 @@ async fn a_real_dns_server_answers_real_queries_through_bascule() {
         assert_eq!(&answer[length - 4..], &address, "{name}'s A record");
     }
     // Each query was its own flow, ended by its answer.
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric(
-                    "bascule_udp_flows_closed_total",
-                    &["listener=\"dns\"", "reason=\"responses\""],
-                )
-                .await
-                == 2.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { flows_closed(&bascule, "responses").await == 2.0 }).await);
 }
 
 #[tokio::test]
@@ -547,18 +517,7 @@ async fn a_drained_backend_keeps_its_flows_until_the_drain_timeout_and_gets_no_n
     }
     // Past the drain timeout the flow ends, and the client's next
     // datagram is a new flow, on b2.
-    assert!(
-        eventually(|| async {
-            bascule
-                .metric(
-                    "bascule_udp_flows_closed_total",
-                    &["listener=\"dns\"", "reason=\"drained\""],
-                )
-                .await
-                == 1.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { flows_closed(&bascule, "drained").await == 1.0 }).await);
     let (answer, _) = ask(&on_b1, listener, "moved", WAIT).await.unwrap();
     assert_eq!(answer, "b2:moved");
 }

@@ -85,12 +85,7 @@ impl HealthInterpreter for TcpExpect {
             Expect::Contains(text) => answer.contains(text.as_str()),
             Expect::Matches(regex) => regex.is_match(&answer),
         };
-        let shown: String = answer.trim_end().chars().take(64).collect();
-        match (&outcome.error, matched) {
-            (_, true) => Verdict::healthy(format!("answered `{shown}`")),
-            (Some(error), false) => Verdict::unhealthy(error.clone()),
-            (None, false) => Verdict::unhealthy(format!("unexpected answer `{shown}`")),
-        }
+        Verdict::of_expected_answer(outcome, matched)
     }
 }
 

@@ -114,16 +114,7 @@ impl HealthInterpreter for UdpExpect {
             }
             Expect::Prefix(wanted) => answer.starts_with(wanted),
         };
-        let shown: String = String::from_utf8_lossy(answer)
-            .trim_end()
-            .chars()
-            .take(64)
-            .collect();
-        match (&outcome.error, matched) {
-            (_, true) => Verdict::healthy(format!("answered `{shown}`")),
-            (Some(error), false) => Verdict::unhealthy(error.clone()),
-            (None, false) => Verdict::unhealthy(format!("unexpected answer `{shown}`")),
-        }
+        Verdict::of_expected_answer(outcome, matched)
     }
 }
 
