@@ -759,3 +759,44 @@ async fn status_counts_open_flows_across_a_reload_and_max_flows_still_holds() {
         assert!(ask(socket, listener, "still here", WAIT).await.is_some());
     }
 }
+
+#[tokio::test]
+async fn icmp_port_unreachable_counts_towards_outlier_ejection() {
+    let live = UdpBackend::start("live").await;
+    let gone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let gone_address = gone.local_addr().unwrap();
+    drop(gone);
+    let config = udp_config(
+        "builtin:round-robin",
+        "",
+        &[backend_toml("gone", gone_address), live.toml()],
+    )
+    .replace(
+        "[admin]",
+        "[pools.main.outlier-detection]\nconsecutive-connect-failures = 2\nconsecutive-5xx = 0\n\n[admin]",
+    );
+    let bascule = Bascule::start_with(&config, &["--workers", "1"]);
+    let listener = bascule.addr("dns");
+    // Round robin sends every other new flow to `gone`, whose port
+    // answers with ICMP port unreachable; those go unanswered.
+    let mut unanswered = 0;
+    for _ in 0..6 {
+        if ask(&client().await, listener, "hi", Duration::from_millis(300))
+            .await
+            .is_none()
+        {
+            unanswered += 1;
+        }
+    }
+    assert!(unanswered >= 2, "{unanswered}");
+    assert!(
+        eventually(|| async { backend_status(&bascule, "gone").await["check"]["ejected"] == true })
+            .await
+    );
+    assert!(flows_closed(&bascule, "backend-unreachable").await >= 2.0);
+    // Ejected: every new flow reaches the live backend.
+    for _ in 0..6 {
+        let (answer, _) = ask(&client().await, listener, "again", WAIT).await.unwrap();
+        assert_eq!(answer, "live:again");
+    }
+}

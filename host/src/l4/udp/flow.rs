@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::MAX_DATAGRAM;
 use super::metrics::{FlowEnd, UdpMetrics};
-use crate::upstream::{ActiveRequest, BackendStats};
+use crate::upstream::{ActiveRequest, BackendPool, BackendStats, TrafficEvent};
 
 /// The shard's handle on a flow.
 pub(super) struct Flow {
@@ -68,6 +68,9 @@ pub(super) struct Relay {
     pub listener: Arc<UdpSocket>,
     /// The backend's live counters.
     pub stats: Arc<BackendStats>,
+    /// Its pool and id, for passive health (outlier detection).
+    pub pool: Arc<BackendPool>,
+    pub backend_id: String,
     pub limits: FlowLimits,
     pub metrics: Arc<UdpMetrics>,
     /// The listener's open flows, counted down when this one ends.
@@ -175,6 +178,19 @@ impl FlowState {
     }
 }
 
+// === impl Relay ===
+
+impl Relay {
+    /// Passive health: what the flow learnt of its backend, counted
+    /// towards the pool's outlier detection (when it has one).
+    fn observe(&self, event: TrafficEvent) {
+        let backends = self.pool.backends();
+        if let Some(backend) = backends.backends.iter().find(|b| b.id == self.backend_id) {
+            crate::health::observe(&self.pool, backend, event);
+        }
+    }
+}
+
 /// Relays the backend's answers to the client until the flow ends; marks
 /// it ended and counts why.
 pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
@@ -203,6 +219,7 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
             // listens there.
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
                 relay.stats.record_failure();
+                relay.observe(TrafficEvent::ConnectFailure);
                 break FlowEnd::Unreachable;
             }
             Err(error) => {
@@ -216,8 +233,10 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
         };
         if answers == 0 {
             // The first answer's wait feeds the latency that
-            // least-response-time balancers read.
+            // least-response-time balancers read; an answer is UDP's
+            // "connected" for outlier detection.
             relay.stats.record_success(state.started.elapsed());
+            relay.observe(TrafficEvent::Connected);
         }
         if let Some(bytes) = relay.stats.bytes() {
             bytes.received.increment(length as u64);

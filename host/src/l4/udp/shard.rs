@@ -168,6 +168,8 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
                 client,
                 listener: Arc::clone(&shard.socket),
                 stats: Arc::clone(&backend.stats),
+                pool: Arc::clone(&listener.pool),
+                backend_id: backend.id.clone(),
                 limits,
                 metrics: Arc::clone(&shard.metrics),
                 open_flows: Arc::clone(&listener.open_flows),
