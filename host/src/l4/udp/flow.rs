@@ -195,7 +195,9 @@ impl Relay {
 /// it ended and counts why.
 pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
     let state = &task.0;
-    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    // Uninitialised capacity (`recv_buf`): zeroing 64 KiB per flow was a
+    // measurable share of a DNS query's cost.
+    let mut buffer = bytes::BytesMut::with_capacity(MAX_DATAGRAM);
     let mut answers: u64 = 0;
     let drained = crate::upstream::drained(relay.leaving.clone(), relay.drain_timeout);
     tokio::pin!(drained);
@@ -211,7 +213,10 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
                 }
                 continue;
             }
-            received = state.upstream.recv(&mut buffer) => received,
+            received = async {
+                buffer.clear();
+                state.upstream.recv_buf(&mut buffer).await
+            } => received,
         };
         let length = match received {
             Ok(length) => length,
