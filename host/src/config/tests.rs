@@ -250,8 +250,19 @@ fn tcp_and_http_keys_do_not_mix() {
         ]
     );
     assert_eq!(
-        fields(&TCP.replace("mode = \"tcp\"", "mode = \"udp\"")),
+        fields(&TCP.replace("mode = \"tcp\"", "mode = \"quic\"")),
         ["listeners[0].mode"]
+    );
+    // As a UDP listener, the TCP keys, SNI routes and a second route are
+    // each refused.
+    assert_eq!(
+        fields(&TCP.replace("mode = \"tcp\"", "mode = \"udp\"")),
+        [
+            "listeners[0].zero-copy",
+            "listeners[0].accept-proxy-protocol-from",
+            "listeners[0].routes[0].sni",
+            "listeners[0].routes",
+        ]
     );
 }
 
