@@ -130,11 +130,7 @@ impl ProbeSpec {
     /// backend, and the one answer it gets (up to the body limit). ICMP
     /// port unreachable comes back as a refused receive.
     async fn datagram(&self, address: SocketAddr, gathered: &mut Gathered) -> Result<(), String> {
-        let local: SocketAddr = if address.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
+        let local = crate::l4::udp::any_port_for(address);
         let socket = tokio::net::UdpSocket::bind(local)
             .await
             .map_err(|e| format!("udp socket: {}", io_reason(&e)))?;

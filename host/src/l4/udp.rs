@@ -69,6 +69,16 @@ pub struct UdpListenerPlan {
     pub open_flows: Arc<AtomicUsize>,
 }
 
+/// Where a socket sending to `address` binds: the wildcard address of its
+/// family, any port.
+pub fn any_port_for(address: SocketAddr) -> SocketAddr {
+    if address.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    }
+}
+
 /// One listener's sockets, one per shard, all bound to the same address.
 pub type UdpSockets = Arc<[Arc<UdpSocket>]>;
 
@@ -106,6 +116,7 @@ pub async fn serve(
     for socket in sockets.iter() {
         shards.spawn(shard::run(shard::Shard {
             socket: Arc::clone(socket),
+            local: socket.local_addr().ok(),
             listener: Arc::clone(&name),
             plan: Arc::clone(&plan),
             metrics: Arc::clone(&metrics),

@@ -96,11 +96,7 @@ impl Flow {
         sent: Option<metrics::Counter>,
         header: Option<FlowHeader>,
     ) -> std::io::Result<(Flow, FlowTask)> {
-        let local: SocketAddr = if address.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
+        let local = super::any_port_for(address);
         let upstream = UdpSocket::bind(local).await?;
         upstream.connect(address).await?;
         let shared = Arc::new(FlowState {

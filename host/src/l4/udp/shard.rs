@@ -30,6 +30,8 @@ const PROXY_HEADER_ROOM: usize = 16 + 36;
 /// A shard's socket and what it serves with.
 pub(super) struct Shard {
     pub socket: Arc<UdpSocket>,
+    /// The socket's address: the destination PROXY headers name.
+    pub local: Option<SocketAddr>,
     pub listener: Arc<str>,
     pub plan: Arc<ArcSwap<Plan>>,
     pub metrics: Arc<UdpMetrics>,
@@ -190,7 +192,7 @@ fn proxy_header(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr) -
     if listener.pool.settings().proxy_protocol != Some(ProxyProtocolVersion::V2) {
         return None;
     }
-    let destination = shard.socket.local_addr().ok()?;
+    let destination = shard.local?;
     let origin = Origin::Known {
         source: client,
         destination,
@@ -230,11 +232,7 @@ async fn send_one_way(
         return;
     };
     if slot.is_none() {
-        let local: SocketAddr = if address.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
+        let local = super::any_port_for(address);
         *slot = UdpSocket::bind(local).await.ok();
     }
     let Some(socket) = slot.as_ref() else {
