@@ -13,6 +13,9 @@ pub struct MemoryCap {
     linear_bytes: usize,
 }
 
+/// The unit a wasm memory grows by.
+const WASM_PAGE_BYTES: usize = 64 << 10;
+
 /// Tables hold function references; no balancer needs more than this.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -44,15 +47,19 @@ impl MemoryCap {
         self.grown_in_call = 0;
     }
 
-    /// Whether the current call grew the memory by an eighth of the cap or
-    /// more. Touching fresh pages costs the kernel ~0.4 ms per MiB here, so
-    /// a guest allocating without bound uses a 10 ms budget after ~25 MiB,
-    /// before it reaches a 64 MiB cap: stopped for time while growing that
-    /// fast, it is reported as the memory bomb it is. (A quarter of the cap
-    /// left too little margin on a loaded machine: a bomb that reached only
-    /// 15 MiB was once reported as a timeout.)
+    /// Whether the current call grew the memory by a sixty-fourth of the
+    /// cap or more (1 MiB at the default 64 MiB). Touching fresh pages is
+    /// charged to the guest's CPU clock (0.4 ms per MiB on an idle machine
+    /// here, several times that on a loaded CI runner), so a guest
+    /// allocating without bound often uses its time budget before it
+    /// reaches the cap: stopped for time while growing, it is reported as
+    /// the memory bomb it is. An eighth of the cap was once too much margin:
+    /// a bomb whose thread waited for a core through the wall-clock half of
+    /// its budget reached under 8 MiB and was reported as a timeout. A
+    /// request-path call of a well-behaved plugin grows its memory by a few
+    /// pages at most, so a spinning guest is still a timeout.
     pub fn grew_fast(&self) -> bool {
-        self.grown_in_call >= self.max_bytes / 8
+        self.grown_in_call >= (self.max_bytes / 64).max(WASM_PAGE_BYTES)
     }
 }
 
@@ -85,5 +92,34 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::*;
+
+    #[test]
+    fn growth_of_a_sixty_fourth_of_the_cap_in_one_call_is_fast() {
+        let mut cap = MemoryCap::new(64 << 20);
+        cap.begin_call();
+        assert!(cap.memory_growing(0, 2 * WASM_PAGE_BYTES, None).unwrap());
+        assert!(!cap.grew_fast(), "a few pages is a normal call");
+        assert!(cap.memory_growing(2 * WASM_PAGE_BYTES, 1 << 20, None).unwrap());
+        assert!(cap.grew_fast());
+        cap.begin_call();
+        assert!(!cap.grew_fast(), "growth counts per call");
+    }
+
+    #[test]
+    fn a_small_cap_counts_one_page_as_fast() {
+        let mut cap = MemoryCap::new(1 << 20);
+        cap.begin_call();
+        assert!(cap.memory_growing(0, WASM_PAGE_BYTES, None).unwrap());
+        assert!(cap.grew_fast());
+        assert!(cap.memory_growing(WASM_PAGE_BYTES, 2 << 20, None).is_err());
+        assert!(cap.exceeded());
     }
 }
