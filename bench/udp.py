@@ -2,18 +2,23 @@
 """UDP benchmark: Bascule's UDP proxy beside NGINX `stream` (UDP, reuseport),
 both in front of the same DNS server, with dnsperf.
 
-Two scenarios per proxy, on loopback:
-- fixed rate: dnsperf at `--rate` queries/s (default 5,000): completed
-  queries/s, loss %, average and p99 latency (from dnsperf -v, every
-  query's latency), CPU of the proxy per 10k queries/s;
-- saturation: dnsperf with 20 clients and 500 queries outstanding, no
-  rate limit: completed queries/s and loss %.
+Three scenarios per proxy, on loopback:
+- DNS at a fixed rate: dnsperf at `--rate` queries/s (default 5,000):
+  completed queries/s, loss %, average and p99 latency (from dnsperf -v,
+  every query's latency), CPU of the proxy per 10k queries/s;
+- DNS at saturation: dnsperf with 20 clients and 500 queries outstanding,
+  no rate limit: completed queries/s, loss %, and the proxy's CPU per
+  10k queries/s;
+- 64-byte echo: dnsperf's 64-byte queries from 4 sockets (long-lived
+  flows) to a UDP echo server, as fast as the load core goes: datagrams/s
+  through the proxy (two per query) and datagrams/s per proxy core
+  (datagrams/s divided by the cores the proxy used).
 
-Every query is its own flow (`responses = 1` / `proxy_responses 1`), as
-a DNS balancer runs. dnsperf and the DNS server (Debian's dnsmasq, with
-one host record) share core 0; the proxy runs alone on core 1 with one
-worker. Rounds are interleaved, medians reported, every process stopped
-by PID.
+In the DNS scenarios every query is its own flow (`responses = 1` /
+`proxy_responses 1`), as a DNS balancer runs. dnsperf, the DNS server
+(Debian's dnsmasq, with one host record) and the echo server share core
+0; the proxy runs alone on core 1 with one worker. Rounds are
+interleaved, medians reported, every process stopped by PID.
 
     python3 bench/udp.py            # 3 rounds of 10 s per scenario
     python3 bench/udp.py --quick    # 1 round of 3 s
@@ -25,6 +30,7 @@ bench/results-udp.md.
 
 import re
 import statistics
+import sys
 import subprocess
 import tempfile
 from pathlib import Path
@@ -66,12 +72,34 @@ def start_dns(workdir):
     return process, port
 
 
-def bascule(workdir, port, dns_port, binary):
+ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+receive, send = s.recvfrom, s.sendto
+while True:
+    data, peer = receive(2048)
+    send(data, peer)
+"""
+# A 64-byte query: 12 header bytes, a 48-byte name, type and class.
+ECHO_NAME = "a" * 41 + ".test"
+
+
+def start_echo(workdir):
+    """A UDP echo server (dnsperf takes an echoed query as its answer)."""
+    script = workdir / "echo.py"
+    script.write_text(ECHO)
+    port = free_port()
+    process = Process("echo", [sys.executable, str(script), str(port)], LOAD_CORE, workdir)
+    return process, port
+
+
+def bascule(workdir, ports, binary):
     conf = workdir / "bascule-udp.toml"
     conf.write_text(f"""
 [[listeners]]
 name = "dns"
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:{ports.dns}"
 mode = "udp"
 responses = 1
 idle-timeout = "5s"
@@ -79,14 +107,27 @@ idle-timeout = "5s"
   [[listeners.routes]]
   pool = "dns"
 
+[[listeners]]
+name = "echo"
+address = "127.0.0.1:{ports.echo}"
+mode = "udp"
+idle-timeout = "5s"
+
+  [[listeners.routes]]
+  pool = "echo"
+
 [pools.dns]
 balancer = "builtin:round-robin"
-backends = [{{ address = "127.0.0.1:{dns_port}" }}]
+backends = [{{ address = "127.0.0.1:{ports.dns_backend}" }}]
+
+[pools.echo]
+balancer = "builtin:round-robin"
+backends = [{{ address = "127.0.0.1:{ports.echo_backend}" }}]
 """)
     return [str(binary), "--workers", "1", "run", "-c", str(conf)], {"RUST_LOG": "error"}
 
 
-def nginx_stream(workdir, port, dns_port, _binary):
+def nginx_stream(workdir, ports, _binary):
     conf = workdir / "nginx-udp.conf"
     conf.write_text(f"""
 load_module {NGINX_STREAM_MODULE};
@@ -98,9 +139,14 @@ events {{ worker_connections 65536; }}
 worker_rlimit_nofile 131072;
 stream {{
     server {{
-        listen 127.0.0.1:{port} udp reuseport;
-        proxy_pass 127.0.0.1:{dns_port};
+        listen 127.0.0.1:{ports.dns} udp reuseport;
+        proxy_pass 127.0.0.1:{ports.dns_backend};
         proxy_responses 1;
+        proxy_timeout 5s;
+    }}
+    server {{
+        listen 127.0.0.1:{ports.echo} udp reuseport;
+        proxy_pass 127.0.0.1:{ports.echo_backend};
         proxy_timeout 5s;
     }}
 }}
@@ -111,12 +157,12 @@ stream {{
 PROXIES = {"bascule": bascule, "nginx stream": nginx_stream}
 
 
-def dnsperf(port, seconds, workdir, rate=None, verbose=False):
-    data = workdir / "queries.txt"
-    data.write_text(f"{NAME} A\n")
+def dnsperf(port, seconds, workdir, rate=None, verbose=False, name=NAME, clients=20):
+    data = workdir / f"queries-{name}.txt"
+    data.write_text(f"{name} A\n")
     argv = ["taskset", "-c", LOAD_CORE, "dnsperf", "-s", "127.0.0.1", "-p", str(port),
             "-d", str(data), "-l", str(seconds), "-t", "2"]
-    argv += ["-Q", str(rate), "-q", "1000"] if rate else ["-c", "20", "-q", "500"]
+    argv += ["-Q", str(rate), "-q", "1000"] if rate else ["-c", str(clients), "-q", "500"]
     if verbose:
         argv.append("-v")
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -132,19 +178,39 @@ def dnsperf(port, seconds, workdir, rate=None, verbose=False):
     return result
 
 
-def measure(name, start, workdir, dns_port, binary, seconds, rate):
-    port = free_port()
-    argv, env = start(workdir, port, dns_port, binary)
+class Ports:
+    """The proxy's two listeners and the servers behind them."""
+
+    def __init__(self, dns_backend, echo_backend):
+        self.dns, self.echo = free_port(), free_port()
+        self.dns_backend, self.echo_backend = dns_backend, echo_backend
+
+
+def measure(name, start, workdir, backends, binary, seconds, rate):
+    ports = Ports(*backends)
+    argv, env = start(workdir, ports, binary)
     process = Process(name.split()[0], argv, PROXY_CORE, workdir, env)
+
+    def cores_during(run):
+        before = process.cpu_seconds()
+        result = run()
+        return result, (process.cpu_seconds() - before) / seconds
+
     try:
-        wait_for_dns(port)
-        dnsperf(port, 1, workdir, rate=rate)  # warm-up
-        cpu_before = process.cpu_seconds()
-        fixed = dnsperf(port, seconds, workdir, rate=rate, verbose=True)
-        cores = (process.cpu_seconds() - cpu_before) / seconds
+        wait_for_dns(ports.dns)
+        wait_for_dns(ports.echo)
+        dnsperf(ports.dns, 1, workdir, rate=rate)  # warm-up
+        fixed, cores = cores_during(
+            lambda: dnsperf(ports.dns, seconds, workdir, rate=rate, verbose=True))
         fixed["cpu_per_10k"] = cores / (fixed["qps"] / 10_000) if fixed["qps"] else 0.0
-        saturated = dnsperf(port, seconds, workdir)
-        return {"fixed": fixed, "saturated": saturated,
+        saturated, cores = cores_during(lambda: dnsperf(ports.dns, seconds, workdir))
+        saturated["cpu_per_10k"] = (cores / (saturated["qps"] / 10_000)
+                                    if saturated["qps"] else 0.0)
+        echo, cores = cores_during(
+            lambda: dnsperf(ports.echo, seconds, workdir, name=ECHO_NAME, clients=4))
+        echo["datagrams"] = 2 * echo["qps"]
+        echo["per_core"] = echo["datagrams"] / cores if cores else 0.0
+        return {"fixed": fixed, "saturated": saturated, "echo": echo,
                 "rss_mib": process.memory_kib("VmRSS") / 1024}
     finally:
         process.stop()
@@ -160,34 +226,48 @@ def main():
         workdir = Path(tmp)
         workdir.chmod(0o755)
         dns, dns_port = start_dns(workdir)
+        echo, echo_port = start_echo(workdir)
         try:
+            wait_for_dns(echo_port)
             _, results = interleaved(
                 args.rounds, PROXIES, lambda: None,
-                lambda name, start: measure(name, start, workdir, dns_port, binary,
-                                            args.seconds, args.rate))
+                lambda name, start: measure(name, start, workdir, (dns_port, echo_port),
+                                            binary, args.seconds, args.rate))
         finally:
+            echo.stop()
             dns.stop()
     med = lambda runs, *keys: statistics.median(  # noqa: E731
         _dig(run, keys) for run in runs)
     lines = [
-        f"{args.rounds} interleaved round(s) of {args.seconds} s per scenario; medians. dnsperf "
-        f"and dnsmasq on core {LOAD_CORE}, the proxy alone on core {PROXY_CORE} with one worker; "
-        "every query its own flow.",
+        f"{args.rounds} interleaved round(s) of {args.seconds} s per scenario; medians. dnsperf, "
+        f"dnsmasq and the echo server on core {LOAD_CORE}, the proxy alone on core {PROXY_CORE} "
+        "with one worker. DNS: every query its own flow. Echo: 64-byte datagrams on 4 "
+        "long-lived flows.",
         "",
-        f"| proxy | {args.rate:,} q/s: completed q/s | loss % | avg / p99 ms "
-        "| CPU cores per 10k q/s | saturation: q/s | loss % | RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| proxy | DNS {args.rate:,} q/s: completed | loss % | avg / p99 ms "
+        "| CPU cores per 10k q/s | DNS saturation: q/s | loss % | CPU cores per 10k q/s "
+        "| echo: datagrams/s | echo: datagrams/s per core | RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         lines.append(
             f"| {name} | {med(runs, 'fixed', 'qps'):,.0f} | {med(runs, 'fixed', 'loss'):.2f} "
             f"| {med(runs, 'fixed', 'avg_ms'):.3f} / {med(runs, 'fixed', 'p99_ms'):.3f} "
             f"| {med(runs, 'fixed', 'cpu_per_10k'):.3f} | {med(runs, 'saturated', 'qps'):,.0f} "
-            f"| {med(runs, 'saturated', 'loss'):.2f} | {med(runs, 'rss_mib'):.1f} |")
-    ours = med(results["bascule"], "saturated", "qps")
-    theirs = med(results["nginx stream"], "saturated", "qps")
-    lines += ["", f"- Bascule / NGINX stream, saturation q/s: {ours / theirs:.2f}×", "",
-              versions(binary)]
+            f"| {med(runs, 'saturated', 'loss'):.2f} | {med(runs, 'saturated', 'cpu_per_10k'):.3f} "
+            f"| {med(runs, 'echo', 'datagrams'):,.0f} | {med(runs, 'echo', 'per_core'):,.0f} "
+            f"| {med(runs, 'rss_mib'):.1f} |")
+    ratio = lambda *keys: (med(results["bascule"], *keys)  # noqa: E731
+                           / med(results["nginx stream"], *keys))
+    lines += [
+        "",
+        f"- Bascule / NGINX stream, DNS saturation q/s: {ratio('saturated', 'qps'):.2f}×",
+        "- Bascule / NGINX stream, DNS queries per core (inverse CPU per query): "
+        f"fixed rate {1 / ratio('fixed', 'cpu_per_10k'):.2f}×, "
+        f"saturation {1 / ratio('saturated', 'cpu_per_10k'):.2f}×",
+        f"- Bascule / NGINX stream, echo datagrams/s per core: {ratio('echo', 'per_core'):.2f}×",
+        "",
+        versions(binary)]
     report = "\n".join(lines)
     args.output.write_text(report + "\n")
     print(report)

@@ -285,6 +285,20 @@ pub struct UdpListenerConfig {
     pub max_flows: usize,
     /// Which datagrams carry the PROXY v2 header, when the pool sends one.
     pub proxy_header: ProxyHeaderOn,
+    /// What makes two flows one client's, bound to one backend.
+    pub affinity: UdpAffinity,
+}
+
+/// Which flows of a UDP listener share a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UdpAffinity {
+    /// Each client address (IP and port) is balanced on its own.
+    #[default]
+    ClientIpPort,
+    /// Every flow from one client IP goes where its first open flow went
+    /// (a game client's voice and game sockets reach one server); the pin
+    /// outlives the IP's last flow by `idle-timeout`.
+    ClientIp,
 }
 
 /// Which datagrams of a UDP flow carry the PROXY v2 header.

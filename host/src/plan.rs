@@ -292,20 +292,26 @@ impl Plan {
 // === impl Plan (UDP) ===
 
 impl Plan {
-    /// Takes over the open-flow counts of `previous`'s UDP listeners of the
-    /// same names, so that flows opened before a reload still count
-    /// against `max-flows` and show on `/status` until they end.
-    pub fn adopt_flow_counts(&mut self, previous: &Plan) {
+    /// Takes over the open-flow counts and client pins of `previous`'s UDP
+    /// listeners of the same names, so that flows opened before a reload
+    /// still count against `max-flows` and show on `/status` until they
+    /// end, and pinned clients keep their backends.
+    pub fn adopt_flow_state(&mut self, previous: &Plan) {
         for listener in &mut self.listeners {
             let ListenerRoutes::Udp(udp) = &mut listener.routes else {
                 continue;
             };
-            let counted = previous
-                .listener(&listener.name)
-                .and_then(|old| old.routes.udp())
-                .map(|old| Arc::clone(&old.open_flows));
-            if let (Some(udp), Some(counted)) = (Arc::get_mut(udp), counted) {
-                udp.open_flows = counted;
+            let (Some(udp), Some(old)) = (
+                Arc::get_mut(udp),
+                previous
+                    .listener(&listener.name)
+                    .and_then(|old| old.routes.udp()),
+            ) else {
+                continue;
+            };
+            udp.open_flows = Arc::clone(&old.open_flows);
+            if let (Some(pins), Some(old_pins)) = (&mut udp.affinity, &old.affinity) {
+                *pins = Arc::clone(old_pins);
             }
         }
     }

@@ -165,7 +165,7 @@ impl Server {
         .await
         .map_err(|_| StartError::Interrupted)??;
         let mut plan = plan;
-        plan.adopt_flow_counts(&self.plan.load());
+        plan.adopt_flow_state(&self.plan.load());
         plan.resolve_names().await;
         let mut previous = std::mem::take(&mut self.listeners);
         // (listener, newly started) in the new plan's order; `None` marks a

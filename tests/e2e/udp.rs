@@ -1,7 +1,7 @@
 //! The UDP proxy through the real binary, on 127.0.0.1: flows stick to
 //! their backend and answers come back from the listener's address;
-//! `responses`, `idle-timeout`, `max-flows` and `per-datagram` do what
-//! they say; plugins see `protocol = udp`; and a real DNS server
+//! `responses`, `idle-timeout`, `max-flows`, `per-datagram` and
+//! `affinity` do what they say; plugins see `protocol = udp`; and a real DNS server
 //! (Debian's dnsmasq) answers real queries through Bascule.
 
 use std::collections::{HashMap, HashSet};
@@ -324,6 +324,74 @@ async fn per_datagram_balances_every_datagram_on_its_own() {
     );
 }
 
+/// A client socket on `ip`, one of the 127/8 loopback addresses.
+async fn client_on(ip: &str) -> UdpSocket {
+    UdpSocket::bind((ip, 0)).await.unwrap()
+}
+
+/// The backend that answered `socket`'s `payload` through `listener`.
+async fn answered_by(socket: &UdpSocket, listener: SocketAddr, payload: &str) -> String {
+    let (answer, _) = ask(socket, listener, payload, WAIT).await.unwrap();
+    answer.split_once(':').unwrap().0.to_owned()
+}
+
+#[tokio::test]
+async fn client_ip_affinity_sends_every_socket_of_a_client_to_one_backend() {
+    let backends = [
+        UdpBackend::start("b1").await,
+        UdpBackend::start("b2").await,
+        UdpBackend::start("b3").await,
+    ];
+    let toml: Vec<String> = backends.iter().map(UdpBackend::toml).collect();
+    // Two workers: the kernel spreads one client's sockets over both
+    // shards, so the pin must hold across them.
+    let pinned = udp_config("builtin:round-robin", "affinity = \"client-ip\"", &toml);
+    let bascule = Bascule::start_with(&pinned, &["--workers", "2"]);
+    let listener = bascule.addr("dns");
+    let mut first_client = HashSet::new();
+    let mut second_client = HashSet::new();
+    for n in 0..12 {
+        let payload = format!("socket {n}");
+        first_client.insert(answered_by(&client_on("127.0.0.1").await, listener, &payload).await);
+        second_client.insert(answered_by(&client_on("127.0.0.2").await, listener, &payload).await);
+    }
+    assert_eq!(first_client.len(), 1, "{first_client:?}");
+    assert_eq!(second_client.len(), 1, "{second_client:?}");
+    assert_eq!(udp_status(&bascule).await["pinned-clients"], 2);
+    // The control: by client address, round robin spreads the same
+    // sockets over every backend.
+    let by_address = udp_config("builtin:round-robin", "", &toml);
+    let unpinned = Bascule::start_with(&by_address, &["--workers", "2"]);
+    let mut spread = HashSet::new();
+    for n in 0..12 {
+        let socket = client_on("127.0.0.1").await;
+        spread.insert(answered_by(&socket, unpinned.addr("dns"), &format!("socket {n}")).await);
+    }
+    assert_eq!(spread.len(), 3, "{spread:?}");
+    assert!(udp_status(&unpinned).await["pinned-clients"].is_null());
+    // A pinned backend that is drained takes no new flow: the client
+    // moves, and its new backend is its pin from then on.
+    let old = first_client.into_iter().next().unwrap();
+    let drain = http::Request::post(format!("/pools/main/backends/{old}/drain"))
+        .header("host", "admin")
+        .body(http_body_util::Full::default())
+        .unwrap();
+    assert_eq!(send(bascule.addr("admin"), drain).await.status, 200);
+    let mut moved = HashSet::new();
+    for n in 0..6 {
+        moved.insert(
+            answered_by(
+                &client_on("127.0.0.1").await,
+                listener,
+                &format!("after {n}"),
+            )
+            .await,
+        );
+    }
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(!moved.contains(&old), "{moved:?} still has {old}");
+}
+
 #[tokio::test]
 async fn balancers_see_protocol_udp() {
     // test-pick-by sends each flow to the backend named after the field.
@@ -470,6 +538,16 @@ async fn udp_config_errors_name_the_field() {
             listener("", "").replace("mode = \"udp\"", "mode = \"quic\""),
             "listeners[0].mode",
             "`udp`",
+        ),
+        (
+            listener("affinity = \"client\"", ""),
+            "listeners[0].affinity",
+            "client-ip-port",
+        ),
+        (
+            listener("per-datagram = true\naffinity = \"client-ip\"", ""),
+            "listeners[0].affinity",
+            "no flow",
         ),
     ] {
         let (ok, out) = check(dir.path(), "bascule.toml", &config);

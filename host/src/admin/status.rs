@@ -123,6 +123,8 @@ fn render_listener(listener: &ListenerPlan, recent: &Windows) -> Value {
                 "pool": &**udp.pool.name(),
                 "flows": udp.open_flows.load(std::sync::atomic::Ordering::Relaxed),
                 "max-flows": udp.max_flows,
+                // With `affinity = "client-ip"`: client IPs pinned now.
+                "pinned-clients": udp.affinity.as_ref().map(|pins| pins.len()),
             })],
         ),
         ListenerRoutes::Tcp(tcp) => (

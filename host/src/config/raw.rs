@@ -148,6 +148,8 @@ pub struct RawListener {
     #[serde(default)]
     pub proxy_header: Option<Spanned<String>>,
     #[serde(default)]
+    pub affinity: Option<Spanned<String>>,
+    #[serde(default)]
     pub path: Option<Spanned<RawPathPolicy>>,
     #[serde(default)]
     pub first_byte_timeout: Option<Spanned<String>>,

@@ -13,8 +13,11 @@
 //! read by a shard task of its own: the kernel hashes a client's address
 //! to one socket, so a flow stays on one shard and its table is that
 //! shard's alone; nothing is shared on the datagram path but the metric
-//! counters.
+//! counters. A shard reads its socket in batches ([`batch`], one
+//! `recvmmsg` for up to 32 datagrams).
 
+mod affinity;
+mod batch;
 mod flow;
 mod metrics;
 mod shard;
@@ -32,6 +35,7 @@ use tokio::task::JoinSet;
 use crate::plan::Plan;
 use crate::upstream::BackendPool;
 
+pub use affinity::ClientAffinity;
 pub use metrics::UdpMetrics;
 
 /// A flow with no datagram either way for this long ends (NGINX's
@@ -64,9 +68,12 @@ pub struct UdpListenerPlan {
     /// Which datagrams carry the PROXY v2 header, when the pool sends one.
     pub proxy_header: crate::config::ProxyHeaderOn,
     /// Flows open now on the listener, kept across reloads
-    /// ([`Plan::adopt_flow_counts`]): against `max-flows`, and for
+    /// ([`Plan::adopt_flow_state`]): against `max-flows`, and for
     /// `/status`.
     pub open_flows: Arc<AtomicUsize>,
+    /// With `affinity = "client-ip"`: which backend each client IP is
+    /// pinned to, kept across reloads like `open_flows`.
+    pub affinity: Option<Arc<ClientAffinity>>,
 }
 
 /// Where a socket sending to `address` binds: the wildcard address of its

@@ -102,6 +102,7 @@ pub(super) fn listener_plan(
                 max_flows: udp.max_flows,
                 proxy_header: udp.proxy_header,
                 open_flows: Arc::default(),
+                affinity: (udp.affinity == crate::config::UdpAffinity::ClientIp).then(Arc::default),
             }))
         }
     };

@@ -107,7 +107,10 @@ mod tests {
         cap.begin_call();
         assert!(cap.memory_growing(0, 2 * WASM_PAGE_BYTES, None).unwrap());
         assert!(!cap.grew_fast(), "a few pages is a normal call");
-        assert!(cap.memory_growing(2 * WASM_PAGE_BYTES, 1 << 20, None).unwrap());
+        assert!(
+            cap.memory_growing(2 * WASM_PAGE_BYTES, 1 << 20, None)
+                .unwrap()
+        );
         assert!(cap.grew_fast());
         cap.begin_call();
         assert!(!cap.grew_fast(), "growth counts per call");

@@ -244,6 +244,22 @@ impl BackendPool {
         })
     }
 
+    /// The backend named `id` alone, without asking the balancer, when it
+    /// is in the pool and takes new work: a client pinned to its backend
+    /// by the host (UDP `affinity = "client-ip"`). `None` sends the caller
+    /// to [`choose`](Self::choose).
+    pub fn choose_pinned(&self, id: &str) -> Option<Choice> {
+        let backends = self.backends.load_full();
+        let index = backends.backends.iter().position(|b| b.id == id)?;
+        let panicking = self.panicking.load(Ordering::Relaxed);
+        let candidates = self.usable(&backends, vec![u32::try_from(index).ok()?], panicking);
+        (!candidates.is_empty()).then_some(Choice {
+            backends,
+            candidates,
+            affinity: None,
+        })
+    }
+
     /// How often the supervisor recomputes slow-start progress: a
     /// twentieth of the window (a ramp climbs in steps of about 5%), at
     /// least every 50 ms. `None` without slow start.

@@ -301,15 +301,35 @@ impl Validator<'_> {
                 ],
             ),
         };
+        let per_datagram = raw.per_datagram.as_ref().is_some_and(|p| *p.get_ref());
+        let affinity = match &raw.affinity {
+            None => Some(UdpAffinity::default()),
+            Some(on) if per_datagram => self.fail(
+                field("affinity"),
+                on.span(),
+                "`per-datagram = true` balances every datagram on its own: there is no flow \
+                 to keep a client's backend in",
+            ),
+            Some(on) => self.keyword(
+                field("affinity"),
+                on,
+                "affinity keys",
+                &[
+                    ("client-ip-port", UdpAffinity::ClientIpPort),
+                    ("client-ip", UdpAffinity::ClientIp),
+                ],
+            ),
+        };
         if !(keys_ok && routes_ok) {
             return None;
         }
         Some(ListenerMode::Udp(UdpListenerConfig {
+            affinity: affinity?,
             proxy_header: proxy_header?,
             idle_timeout: idle_timeout?,
             responses: responses?,
             requests: requests?,
-            per_datagram: raw.per_datagram.as_ref().is_some_and(|p| *p.get_ref()),
+            per_datagram,
             max_flows: max_flows?,
         }))
     }
@@ -508,6 +528,7 @@ fn udp_only_keys(raw: &RawListener) -> Vec<(&'static str, Option<std::ops::Range
         ("per-datagram", raw.per_datagram.as_ref().map(Spanned::span)),
         ("max-flows", raw.max_flows.as_ref().map(Spanned::span)),
         ("proxy-header", raw.proxy_header.as_ref().map(Spanned::span)),
+        ("affinity", raw.affinity.as_ref().map(Spanned::span)),
     ]
 }
 

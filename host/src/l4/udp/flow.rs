@@ -75,6 +75,8 @@ pub(super) struct Relay {
     pub metrics: Arc<UdpMetrics>,
     /// The listener's open flows, counted down when this one ends.
     pub open_flows: Arc<AtomicUsize>,
+    /// The listener's client pins, told when this flow ends.
+    pub affinity: Option<Arc<super::ClientAffinity>>,
     /// Counts the flow as the backend's work while it lasts.
     pub active: ActiveRequest,
     /// Fires when the listener stops.
@@ -88,34 +90,49 @@ pub(super) struct Relay {
 // === impl Flow ===
 
 impl Flow {
-    /// A socket connected to `address` (the backend's), and the flow
-    /// around it; the handle goes to the flow's task.
-    pub(super) async fn open(
+    /// A socket connected to `address` (the backend's) that has sent the
+    /// flow's first datagram, and the flow around it; the handle goes to
+    /// the flow's task.
+    ///
+    /// The first datagram goes out before the socket joins the reactor: a
+    /// new socket is not known writable until the reactor's next turn, and
+    /// waiting for it cost every flow a wake-up of its own. The socket is
+    /// created non-blocking and connected without a `bind` (connecting
+    /// binds an ephemeral port): three system calls before the send, as
+    /// NGINX makes.
+    pub(super) fn open(
         address: SocketAddr,
         limits: FlowLimits,
         sent: Option<metrics::Counter>,
         header: Option<FlowHeader>,
+        first: &[u8],
+        scratch: &mut Vec<u8>,
     ) -> std::io::Result<(Flow, FlowTask)> {
-        let local = super::any_port_for(address);
-        let upstream = UdpSocket::bind(local).await?;
-        upstream.connect(address).await?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::DGRAM.nonblocking(),
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.connect(&address.into())?;
+        let flow_header = header.as_ref();
+        socket.send(frame(flow_header, first, scratch))?;
+        let upstream = UdpSocket::from_std(socket.into())?;
         let shared = Arc::new(FlowState {
             upstream,
             active_ms: AtomicU64::new(0),
             started: Instant::now(),
-            requests: AtomicU32::new(0),
+            requests: AtomicU32::new(1),
             ended: AtomicBool::new(false),
         });
         let task = FlowTask(Arc::clone(&shared));
-        Ok((
-            Flow {
-                shared,
-                limits,
-                sent,
-                header,
-            },
-            task,
-        ))
+        let flow = Flow {
+            shared,
+            limits,
+            sent,
+            header,
+        };
+        flow.count_sent(first);
+        Ok((flow, task))
     }
 
     /// Whether the flow ended (its task returned).
@@ -123,11 +140,9 @@ impl Flow {
         self.shared.ended.load(Ordering::Relaxed)
     }
 
-    /// Sends a client datagram to the backend; `Err` when the socket
-    /// refused it. `Ok(false)` when the flow had carried `requests`
+    /// Sends a later client datagram to the backend; `Err` when the
+    /// socket refused it. `Ok(false)` when the flow had carried `requests`
     /// datagrams already: the caller starts a new flow.
-    /// `scratch` holds a datagram with its PROXY header (the shard's, so
-    /// that no datagram allocates).
     pub(super) async fn forward(
         &self,
         datagram: &[u8],
@@ -138,22 +153,38 @@ impl Flow {
             return Ok(false);
         }
         self.shared.touch();
-        let framed = match &self.header {
-            Some(header) if header.every || !header.sent.swap(true, Ordering::Relaxed) => {
-                scratch.clear();
-                scratch.extend_from_slice(&header.bytes);
-                scratch.extend_from_slice(datagram);
-                scratch.as_slice()
-            }
-            _ => datagram,
-        };
-        // Awaited, not `try_send`: a new socket is not known writable until
-        // the reactor says so; a full send buffer is rare and brief.
-        self.shared.upstream.send(framed).await?;
+        // Awaited: a full send buffer is rare and brief.
+        self.shared
+            .upstream
+            .send(frame(self.header.as_ref(), datagram, scratch))
+            .await?;
+        self.count_sent(datagram);
+        Ok(true)
+    }
+
+    fn count_sent(&self, datagram: &[u8]) {
         if let Some(sent) = &self.sent {
             sent.increment(datagram.len() as u64);
         }
-        Ok(true)
+    }
+}
+
+/// `datagram` as it goes to the backend: behind the flow's PROXY header
+/// when this datagram carries one (assembled in `scratch`, the shard's,
+/// so that no datagram allocates).
+fn frame<'a>(
+    header: Option<&FlowHeader>,
+    datagram: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    match header {
+        Some(header) if header.every || !header.sent.swap(true, Ordering::Relaxed) => {
+            scratch.clear();
+            scratch.extend_from_slice(&header.bytes);
+            scratch.extend_from_slice(datagram);
+            scratch.as_slice()
+        }
+        _ => datagram,
     }
 }
 
@@ -256,6 +287,9 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
     };
     state.ended.store(true, Ordering::Relaxed);
     relay.open_flows.fetch_sub(1, Ordering::Relaxed);
+    if let Some(pins) = &relay.affinity {
+        pins.closed(relay.client.ip(), relay.limits.idle_timeout);
+    }
     relay.metrics.flow_ended(end);
     drop(relay.active);
 }

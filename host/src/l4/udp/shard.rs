@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use super::batch::Received;
 use super::flow::{self, Flow, FlowHeader, FlowLimits, Relay};
 use super::metrics::{DropReason, UdpMetrics};
 use super::{MAX_DATAGRAM, UdpListenerPlan};
@@ -41,79 +42,101 @@ pub(super) struct Shard {
 /// Reads the shard's socket until the listener stops.
 pub(super) async fn run(mut shard: Shard) {
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
-    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    let mut received = Received::new();
     // Datagrams with a PROXY header are assembled here.
     let mut scratch = Vec::with_capacity(MAX_DATAGRAM + PROXY_HEADER_ROOM);
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
     // `per-datagram` sends go out unconnected, from one socket per family.
     let mut one_way: [Option<UdpSocket>; 2] = [None, None];
     loop {
-        let (length, client) = tokio::select! {
+        tokio::select! {
             _ = shard.stop.changed() => break,
             _ = sweep.tick() => {
                 flows.retain(|_, flow| !flow.ended());
+                if let Some(pins) = shard.plan.load().listener(&shard.listener)
+                    .and_then(|listener| listener.routes.udp())
+                    .and_then(|udp| udp.affinity.as_ref())
+                {
+                    pins.sweep();
+                }
                 continue;
             }
-            received = shard.socket.recv_from(&mut buffer) => match received {
-                Ok(received) => received,
-                Err(error) => {
-                    tracing::debug!(%error, listener = %shard.listener, "udp receive failed");
-                    continue;
-                }
+            ready = shard.socket.readable() => if let Err(error) = ready {
+                tracing::debug!(%error, listener = %shard.listener, "udp socket failed");
+                continue;
             },
-        };
-        let Some(datagram) = buffer.get(..length) else {
-            continue;
-        };
-        if let Some(flow) = flows.get(&client).filter(|flow| !flow.ended()) {
-            match flow.forward(datagram, &mut scratch).await {
-                Ok(true) => {
-                    shard.metrics.to_backend.count(length);
-                    continue;
-                }
-                // Its `requests` are spent: the datagram opens a new flow.
-                Ok(false) => {}
-                Err(_) => {
-                    shard.metrics.dropped(DropReason::SendError);
-                    continue;
-                }
+        }
+        match received.receive(&shard.socket) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(error) => {
+                tracing::debug!(%error, listener = %shard.listener, "udp receive failed");
+                continue;
             }
         }
-        // The plan current now decides new flows; open ones keep going.
-        let Some(listener) = shard
-            .plan
-            .load()
-            .listener(&shard.listener)
-            .and_then(|listener| listener.routes.udp())
-            .cloned()
-        else {
-            continue;
-        };
-        if listener.per_datagram {
-            send_one_way(
+        for (client, datagram) in received.datagrams() {
+            serve(
                 &shard,
-                &listener,
+                &mut flows,
                 &mut one_way,
+                &mut scratch,
                 client,
                 datagram,
-                &mut scratch,
             )
             .await;
-            continue;
         }
-        if listener.open_flows.load(Ordering::Relaxed) >= listener.max_flows {
-            shard.metrics.dropped(DropReason::MaxFlows);
-            continue;
+    }
+}
+
+/// Sends one client datagram on: into its flow, into a new flow, or on
+/// its own (`per-datagram`).
+async fn serve(
+    shard: &Shard,
+    flows: &mut HashMap<SocketAddr, Flow>,
+    one_way: &mut [Option<UdpSocket>; 2],
+    scratch: &mut Vec<u8>,
+    client: SocketAddr,
+    datagram: &[u8],
+) {
+    let length = datagram.len();
+    if let Some(flow) = flows.get(&client).filter(|flow| !flow.ended()) {
+        match flow.forward(datagram, scratch).await {
+            Ok(true) => {
+                shard.metrics.to_backend.count(length);
+                return;
+            }
+            // Its `requests` are spent: the datagram opens a new flow.
+            Ok(false) => {}
+            Err(_) => {
+                shard.metrics.dropped(DropReason::SendError);
+                return;
+            }
         }
-        let Some(flow) = open_flow(&shard, &listener, client).await else {
-            shard.metrics.dropped(DropReason::NoBackend);
-            continue;
-        };
-        match flow.forward(datagram, &mut scratch).await {
-            Ok(_) => shard.metrics.to_backend.count(length),
-            Err(_) => shard.metrics.dropped(DropReason::SendError),
+    }
+    // The plan current now decides new flows; open ones keep going.
+    let Some(listener) = shard
+        .plan
+        .load()
+        .listener(&shard.listener)
+        .and_then(|listener| listener.routes.udp())
+        .cloned()
+    else {
+        return;
+    };
+    if listener.per_datagram {
+        send_one_way(shard, &listener, one_way, client, datagram, scratch).await;
+        return;
+    }
+    if listener.open_flows.load(Ordering::Relaxed) >= listener.max_flows {
+        shard.metrics.dropped(DropReason::MaxFlows);
+        return;
+    }
+    match open_flow(shard, &listener, client, datagram, scratch) {
+        Ok(flow) => {
+            shard.metrics.to_backend.count(length);
+            flows.insert(client, flow);
         }
-        flows.insert(client, flow);
+        Err(reason) => shard.metrics.dropped(reason),
     }
 }
 
@@ -129,16 +152,31 @@ fn view(shard: &Shard, client: SocketAddr) -> RequestView {
     }
 }
 
-/// Balances a new flow for `client` and starts its task: the first
-/// candidate with an address and a socket wins.
-async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr) -> Option<Flow> {
-    let choice = match listener.pool.choose(&view(shard, client)) {
+/// Balances a new flow for `client`, sends its `first` datagram and
+/// starts its task: the first candidate with an address and a socket that
+/// takes the datagram wins. A client IP pinned by `affinity = "client-ip"`
+/// goes to its backend without a balancer call while that backend takes
+/// new work. The error says why the datagram was dropped.
+fn open_flow(
+    shard: &Shard,
+    listener: &UdpListenerPlan,
+    client: SocketAddr,
+    first: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<Flow, DropReason> {
+    let pinned = listener
+        .affinity
+        .as_ref()
+        .and_then(|pins| pins.pinned(client.ip()))
+        .and_then(|backend| listener.pool.choose_pinned(&backend));
+    let choice = match pinned.map_or_else(|| listener.pool.choose(&view(shard, client)), Ok) {
         Ok(choice) => choice,
         Err(error) => {
             tracing::debug!(error = %crate::error_chain(&error), "no backend for udp flow");
-            return None;
+            return Err(DropReason::NoBackend);
         }
     };
+    let mut dropped = DropReason::NoBackend;
     let limits = FlowLimits {
         idle_timeout: listener.idle_timeout,
         responses: listener.responses,
@@ -154,15 +192,19 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
             every: listener.proxy_header == ProxyHeaderOn::EveryDatagram,
             sent: AtomicBool::new(false),
         });
-        let (flow, state) = match Flow::open(address, limits, sent, header).await {
+        let (flow, state) = match Flow::open(address, limits, sent, header, first, scratch) {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::debug!(%error, backend = %backend.id, "udp flow socket failed");
                 backend.stats.record_failure();
+                dropped = DropReason::SendError;
                 continue;
             }
         };
         listener.open_flows.fetch_add(1, Ordering::Relaxed);
+        if let Some(pins) = &listener.affinity {
+            pins.opened(client.ip(), &backend.id);
+        }
         shard.metrics.flow_opened();
         tokio::spawn(flow::relay(
             state,
@@ -175,15 +217,16 @@ async fn open_flow(shard: &Shard, listener: &UdpListenerPlan, client: SocketAddr
                 limits,
                 metrics: Arc::clone(&shard.metrics),
                 open_flows: Arc::clone(&listener.open_flows),
+                affinity: listener.affinity.clone(),
                 active: backend.stats.start(),
                 stop: shard.stop.clone(),
                 leaving: backend.stats.leaving(),
                 drain_timeout: listener.pool.settings().drain_timeout,
             },
         ));
-        return Some(flow);
+        return Ok(flow);
     }
-    None
+    Err(dropped)
 }
 
 /// The PROXY v2 header of `client`'s datagrams, when the pool sends one:
