@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::MAX_DATAGRAM;
+use super::batch;
 use super::metrics::{FlowEnd, UdpMetrics};
 use crate::upstream::{ActiveRequest, BackendPool, BackendStats, TrafficEvent};
 
@@ -66,6 +66,8 @@ pub(super) struct Relay {
     pub client: SocketAddr,
     /// The listener's socket the client's datagrams came in on.
     pub listener: Arc<UdpSocket>,
+    /// [`batch::family`] of the backend's address.
+    pub backend_family: usize,
     /// The backend's live counters.
     pub stats: Arc<BackendStats>,
     /// Its pool and id, for passive health (outlier detection).
@@ -208,6 +210,26 @@ impl FlowState {
 // === impl Relay ===
 
 impl Relay {
+    /// Counts a batch of answers: bytes from the backend, and each answer
+    /// sent to the client or dropped. A full send buffer drops the rest of
+    /// a batch (UDP may lose datagrams anywhere on the way; holding them
+    /// would hold the thread's answer slots across an await).
+    fn count(&self, relayed: &batch::Relayed) {
+        if let Some(error) = &relayed.send_error {
+            tracing::debug!(%error, client = %self.client, "udp answer not sent");
+        }
+        for (index, &length) in relayed.lengths.iter().take(relayed.read).enumerate() {
+            if let Some(bytes) = self.stats.bytes() {
+                bytes.received.increment(length as u64);
+            }
+            if index < relayed.sent {
+                self.metrics.to_client.count(length);
+            } else {
+                self.metrics.dropped(super::metrics::DropReason::SendError);
+            }
+        }
+    }
+
     /// Passive health: what the flow learnt of its backend, counted
     /// towards the pool's outlier detection (when it has one).
     fn observe(&self, event: TrafficEvent) {
@@ -219,18 +241,16 @@ impl Relay {
 }
 
 /// Relays the backend's answers to the client until the flow ends; marks
-/// it ended and counts why.
+/// it ended and counts why. Answers are read and sent on in batches
+/// ([`batch::relay_answers`]).
 pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
     let state = &task.0;
-    // Uninitialised capacity (`recv_buf`): zeroing 64 KiB per flow was a
-    // measurable share of a DNS query's cost.
-    let mut buffer = bytes::BytesMut::with_capacity(MAX_DATAGRAM);
     let mut answers: u64 = 0;
     let drained = crate::upstream::drained(relay.leaving.clone(), relay.drain_timeout);
     tokio::pin!(drained);
     let end = loop {
         let deadline = state.idle_deadline(relay.limits.idle_timeout);
-        let received = tokio::select! {
+        let ready = tokio::select! {
             _ = relay.stop.changed() => break FlowEnd::Stopped,
             () = &mut drained => break FlowEnd::Drained,
             _ = tokio::time::sleep_until(deadline) => {
@@ -240,13 +260,32 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
                 }
                 continue;
             }
-            received = async {
-                buffer.clear();
-                state.upstream.recv_buf(&mut buffer).await
-            } => received,
+            ready = state.upstream.ready(batch::ANSWERS) => match ready {
+                Ok(ready) => ready,
+                Err(error) => {
+                    tracing::debug!(%error, client = %relay.client, "udp flow failed");
+                    break FlowEnd::Error;
+                }
+            },
         };
-        let length = match received {
-            Ok(length) => length,
+        // With `responses`, no answer past the last one due is relayed.
+        let due = relay.limits.responses.map(|per_request| {
+            let asked = u64::from(state.requests.load(Ordering::Relaxed).max(1));
+            u64::from(per_request) * asked
+        });
+        let at_most = due.map_or(batch::BATCH, |due| {
+            usize::try_from(due.saturating_sub(answers)).unwrap_or(batch::BATCH)
+        });
+        let relayed = match batch::relay_answers(
+            &state.upstream,
+            relay.backend_family,
+            ready,
+            &relay.listener,
+            relay.client,
+            at_most,
+        ) {
+            Ok(relayed) => relayed,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
             // ICMP port unreachable on the connected socket: nothing
             // listens there.
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -260,29 +299,17 @@ pub(super) async fn relay(task: FlowTask, mut relay: Relay) {
             }
         };
         state.touch();
-        let Some(answer) = buffer.get(..length) else {
-            break FlowEnd::Error;
-        };
-        if answers == 0 {
+        if answers == 0 && relayed.read > 0 {
             // The first answer's wait feeds the latency that
             // least-response-time balancers read; an answer is UDP's
             // "connected" for outlier detection.
             relay.stats.record_success(state.started.elapsed());
             relay.observe(TrafficEvent::Connected);
         }
-        if let Some(bytes) = relay.stats.bytes() {
-            bytes.received.increment(length as u64);
-        }
-        match relay.listener.send_to(answer, relay.client).await {
-            Ok(_) => relay.metrics.to_client.count(length),
-            Err(_) => relay.metrics.dropped(super::metrics::DropReason::SendError),
-        }
-        answers += 1;
-        if let Some(per_request) = relay.limits.responses {
-            let asked = u64::from(state.requests.load(Ordering::Relaxed).max(1));
-            if answers >= u64::from(per_request) * asked {
-                break FlowEnd::Responses;
-            }
+        relay.count(&relayed);
+        answers += relayed.read as u64;
+        if due.is_some_and(|due| answers >= due) {
+            break FlowEnd::Responses;
         }
     };
     state.ended.store(true, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use super::batch::Received;
+use super::batch::{self, Received};
 use super::flow::{self, Flow, FlowHeader, FlowLimits, Relay};
 use super::metrics::{DropReason, UdpMetrics};
 use super::{MAX_DATAGRAM, UdpListenerPlan};
@@ -43,6 +43,7 @@ pub(super) struct Shard {
 pub(super) async fn run(mut shard: Shard) {
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let mut received = Received::new();
+    let family = shard.local.map_or(0, batch::family);
     // Datagrams with a PROXY header are assembled here.
     let mut scratch = Vec::with_capacity(MAX_DATAGRAM + PROXY_HEADER_ROOM);
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
@@ -66,7 +67,7 @@ pub(super) async fn run(mut shard: Shard) {
                 continue;
             },
         }
-        match received.receive(&shard.socket) {
+        match received.receive(&shard.socket, family) {
             Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(error) => {
@@ -211,6 +212,7 @@ fn open_flow(
             Relay {
                 client,
                 listener: Arc::clone(&shard.socket),
+                backend_family: batch::family(address),
                 stats: Arc::clone(&backend.stats),
                 pool: Arc::clone(&listener.pool),
                 backend_id: backend.id.clone(),
