@@ -14,8 +14,12 @@ Three scenarios per proxy, on loopback:
   through the proxy (two per query) and datagrams/s per proxy core
   (datagrams/s divided by the cores the proxy used).
 
-In the DNS scenarios every query is its own flow (`responses = 1` /
-`proxy_responses 1`), as a DNS balancer runs. dnsperf, the DNS server
+Both proxies run DNS as a DNS balancer does (`responses = 1` /
+`proxy_responses 1`: a flow ends once each query asked has its answer).
+At the fixed rate each query is answered before its socket sends the
+next, so every query is a flow of its own (a socket opened and closed
+per query); at saturation dnsperf's 20 sockets always have queries
+outstanding, so their flows last, in both proxies. dnsperf, the DNS server
 (Debian's dnsmasq, with one host record) and the echo server share core
 0; the proxy runs alone on core 1 with one worker. Rounds are
 interleaved, medians reported, every process stopped by PID.
@@ -241,8 +245,8 @@ def main():
     lines = [
         f"{args.rounds} interleaved round(s) of {args.seconds} s per scenario; medians. dnsperf, "
         f"dnsmasq and the echo server on core {LOAD_CORE}, the proxy alone on core {PROXY_CORE} "
-        "with one worker. DNS: every query its own flow. Echo: 64-byte datagrams on 4 "
-        "long-lived flows.",
+        f"with one worker. DNS at {args.rate:,} q/s: a flow per query; at saturation: flows last "
+        "(queries always outstanding). Echo: 64-byte datagrams on 4 long-lived flows.",
         "",
         f"| proxy | DNS {args.rate:,} q/s: completed | loss % | avg / p99 ms "
         "| CPU cores per 10k q/s | DNS saturation: q/s | loss % | CPU cores per 10k q/s "
