@@ -1,7 +1,7 @@
 //! The Grafana dashboard in `contrib/grafana/bascule.json` queries only
 //! metrics a real scrape has: a proxy is driven through what every panel
-//! shows (HTTP and TCP traffic, a dead backend, a failing plugin, health
-//! checks), then every metric name in the dashboard's queries is looked
+//! shows (HTTP, TCP and UDP traffic, a dead backend, a failing plugin,
+//! health checks), then every metric name in the dashboard's queries is looked
 //! for in its `/metrics`.
 
 use std::collections::BTreeSet;
@@ -54,6 +54,7 @@ async fn every_metric_the_dashboard_queries_is_in_a_real_scrape() {
     let checked = RecordingBackend::start("checked").await;
     let (dead, dead_too) = (closed_port().await, closed_port().await);
     let echo = EchoBackend::start("echo").await;
+    let datagrams = udp_echo().await;
     let log = tempfile::tempdir().unwrap();
     let plugin = test_plugin("test-filter").display().to_string();
     let config = format!(
@@ -80,6 +81,14 @@ mode = "tcp"
   [[listeners.routes]]
   pool = "echo"
 
+[[listeners]]
+name = "dgram"
+address = "127.0.0.1:0"
+mode = "udp"
+
+  [[listeners.routes]]
+  pool = "datagrams"
+
 [pools.main]
 balancer = "builtin:round-robin"
 backends = [{}, {{ name = "dead", address = "{}" }}]
@@ -96,6 +105,10 @@ backends = [{}, {{ name = "dead-too", address = "{}" }}]
 balancer = "builtin:round-robin"
 backends = [{{ name = "echo", address = "{}" }}]
 
+[pools.datagrams]
+balancer = "builtin:round-robin"
+backends = [{{ name = "datagram-echo", address = "{}" }}]
+
 [filters.trap]
 plugin = "{plugin}"
 options = {{ mode = "trap" }}
@@ -111,6 +124,7 @@ address = "127.0.0.1:0"
         checked.toml(),
         dead_too.address,
         echo.address(),
+        datagrams,
         log.path().join("access.log").display(),
     );
     let bascule = Bascule::start(&config);
@@ -128,6 +142,14 @@ address = "127.0.0.1:0"
         500
     );
     assert_eq!(echo_once(bascule.addr("raw"), b"x").await, b"x");
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.send_to(b"d", bascule.addr("dgram")).await.unwrap();
+    let mut answer = [0u8; 8];
+    let (length, _) = tokio::time::timeout(WAIT, client.recv_from(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&answer[..length], b"d");
     let probed = eventually(|| async {
         bascule
             .exported(
@@ -153,6 +175,19 @@ address = "127.0.0.1:0"
         .filter(|name| !scraped.contains(name.as_str()))
         .collect();
     assert!(missing.is_empty(), "queried but not scraped: {missing:?}");
+}
+
+/// A UDP socket on 127.0.0.1 that sends every datagram back; its address.
+async fn udp_echo() -> std::net::SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 2048];
+        while let Ok((length, from)) = socket.recv_from(&mut buffer).await {
+            let _ = socket.send_to(&buffer[..length], from).await;
+        }
+    });
+    address
 }
 
 #[test]

@@ -735,6 +735,15 @@ pub struct Reply {
     pub body: String,
 }
 
+/// Drains `backend` of `pool` by hand through the admin API; the status.
+pub async fn drain_by_hand(bascule: &Bascule, pool: &str, backend: &str) -> u16 {
+    let drain = Request::post(format!("/pools/{pool}/backends/{backend}/drain"))
+        .header("host", "admin")
+        .body(Full::default())
+        .unwrap();
+    send(bascule.addr("admin"), drain).await.status.as_u16()
+}
+
 /// One HTTP/1.1 request on a fresh connection.
 pub async fn send(address: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
     tokio::time::timeout(WAIT, async {

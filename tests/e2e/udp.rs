@@ -372,11 +372,7 @@ async fn client_ip_affinity_sends_every_socket_of_a_client_to_one_backend() {
     // A pinned backend that is drained takes no new flow: the client
     // moves, and its new backend is its pin from then on.
     let old = first_client.into_iter().next().unwrap();
-    let drain = http::Request::post(format!("/pools/main/backends/{old}/drain"))
-        .header("host", "admin")
-        .body(http_body_util::Full::default())
-        .unwrap();
-    assert_eq!(send(bascule.addr("admin"), drain).await.status, 200);
+    assert_eq!(drain_by_hand(&bascule, "main", &old).await, 200);
     let mut moved = HashSet::new();
     for n in 0..6 {
         moved.insert(
@@ -581,11 +577,7 @@ async fn a_drained_backend_keeps_its_flows_until_the_drain_timeout_and_gets_no_n
     let on_b1 = client().await;
     let (answer, _) = ask(&on_b1, listener, "first", WAIT).await.unwrap();
     assert_eq!(answer, "b1:first");
-    let drain = http::Request::post("/pools/main/backends/b1/drain")
-        .header("host", "admin")
-        .body(http_body_util::Full::default())
-        .unwrap();
-    assert_eq!(send(bascule.addr("admin"), drain).await.status, 200);
+    assert_eq!(drain_by_hand(&bascule, "main", "b1").await, 200);
     // The open flow goes on meanwhile; new ones go elsewhere.
     let (answer, _) = ask(&on_b1, listener, "still", WAIT).await.unwrap();
     assert_eq!(answer, "b1:still");

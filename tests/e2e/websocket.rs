@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Full;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -233,11 +232,7 @@ async fn silent_tunnels_idle_out_and_drained_backends_end_theirs() {
     // A busy tunnel to a backend drained by hand ends `drain-timeout`
     // after the drain, not at the idle timeout.
     let mut busy = connect(web, "/").await;
-    let drain = http::Request::post("/pools/chat/backends/a/drain")
-        .header("host", "admin")
-        .body(Full::default())
-        .unwrap();
-    assert_eq!(send(bascule.addr("admin"), drain).await.status, 200);
+    assert_eq!(drain_by_hand(&bascule, "chat", "a").await, 200);
     let mut echoes = 0;
     for _ in 0..100 {
         if busy.send(Message::text("ping")).await.is_err() {
