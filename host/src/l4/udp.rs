@@ -120,10 +120,11 @@ pub async fn serve(
 ) {
     let metrics = Arc::new(UdpMetrics::new(&name));
     let mut shards = JoinSet::new();
-    for socket in sockets.iter() {
+    for (index, socket) in sockets.iter().enumerate() {
         shards.spawn(shard::run(shard::Shard {
             socket: Arc::clone(socket),
             local: socket.local_addr().ok(),
+            sweeps_pins: index == 0,
             listener: Arc::clone(&name),
             plan: Arc::clone(&plan),
             metrics: Arc::clone(&metrics),

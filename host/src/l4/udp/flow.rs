@@ -116,8 +116,7 @@ impl Flow {
             Some(socket2::Protocol::UDP),
         )?;
         socket.connect(&address.into())?;
-        let flow_header = header.as_ref();
-        socket.send(frame(flow_header, first, scratch))?;
+        socket.send(frame(header.as_ref(), first, scratch))?;
         let upstream = UdpSocket::from_std(socket.into())?;
         let shared = Arc::new(FlowState {
             upstream,
@@ -181,13 +180,18 @@ fn frame<'a>(
 ) -> &'a [u8] {
     match header {
         Some(header) if header.every || !header.sent.swap(true, Ordering::Relaxed) => {
-            scratch.clear();
-            scratch.extend_from_slice(&header.bytes);
-            scratch.extend_from_slice(datagram);
-            scratch.as_slice()
+            behind(&header.bytes, datagram, scratch)
         }
         _ => datagram,
     }
+}
+
+/// `datagram` behind the PROXY `header`, assembled in `scratch`.
+pub(super) fn behind<'a>(header: &[u8], datagram: &[u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    scratch.clear();
+    scratch.extend_from_slice(header);
+    scratch.extend_from_slice(datagram);
+    scratch.as_slice()
 }
 
 /// The flow task's side of the shared state, for [`relay`].
@@ -218,8 +222,9 @@ impl Relay {
         if let Some(error) = &relayed.send_error {
             tracing::debug!(%error, client = %self.client, "udp answer not sent");
         }
+        let bytes = self.stats.bytes();
         for (index, &length) in relayed.lengths.iter().take(relayed.read).enumerate() {
-            if let Some(bytes) = self.stats.bytes() {
+            if let Some(bytes) = bytes {
                 bytes.received.increment(length as u64);
             }
             if index < relayed.sent {

@@ -33,6 +33,9 @@ pub(super) struct Shard {
     pub socket: Arc<UdpSocket>,
     /// The socket's address: the destination PROXY headers name.
     pub local: Option<SocketAddr>,
+    /// Whether this shard forgets the listener's lapsed client pins (one
+    /// shard does, for all of them).
+    pub sweeps_pins: bool,
     pub listener: Arc<str>,
     pub plan: Arc<ArcSwap<Plan>>,
     pub metrics: Arc<UdpMetrics>,
@@ -54,6 +57,9 @@ pub(super) async fn run(mut shard: Shard) {
             _ = shard.stop.changed() => break,
             _ = sweep.tick() => {
                 flows.retain(|_, flow| !flow.ended());
+                if !shard.sweeps_pins {
+                    continue;
+                }
                 if let Some(pins) = shard.plan.load().listener(&shard.listener)
                     .and_then(|listener| listener.routes.udp())
                     .and_then(|udp| udp.affinity.as_ref())
@@ -285,12 +291,7 @@ async fn send_one_way(
         return;
     };
     let framed = match proxy_header(shard, listener, client) {
-        Some(header) => {
-            scratch.clear();
-            scratch.extend_from_slice(&header);
-            scratch.extend_from_slice(datagram);
-            scratch.as_slice()
-        }
+        Some(header) => flow::behind(&header, datagram, scratch),
         None => datagram,
     };
     match socket.send_to(framed, address).await {
