@@ -12,10 +12,10 @@ use bascule::control::{FileWatch, ListenerInfo, ReloadError, Reloaded, ServerHan
 use bascule::demo::Demo;
 use bascule::offline;
 use bascule::plan::Plan;
-use bascule::plugin::{Format, Inspection, PluginRuntime, World};
+use bascule::plugin::{Inspection, PluginRuntime, World};
 use bascule::server::Server;
 use bascule::upstream::StatsRegistry;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// A WebAssembly-programmable L4/L7 load balancer.
@@ -95,10 +95,9 @@ enum PluginCommand {
         /// The plugin's options, as JSON.
         #[arg(long, default_value = "{}")]
         options: String,
-        /// What the balancer serves (`http` or `tcp`), or what the
-        /// interpreter judges.
-        #[arg(long, default_value = "http")]
-        protocol: String,
+        /// What the balancer serves, or what the interpreter judges.
+        #[arg(long, value_enum, default_value_t = ProtocolArg::Http)]
+        protocol: ProtocolArg,
         /// Print only the distribution (balancers).
         #[arg(long)]
         quiet: bool,
@@ -121,6 +120,15 @@ enum PluginCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// `plugin run --protocol`: what a balancer serves or an interpreter
+/// judges. Anything else is refused by name rather than run as HTTP.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    Http,
+    Tcp,
+    Udp,
 }
 
 fn main() -> ExitCode {
@@ -256,20 +264,20 @@ fn plugin(command: PluginCommand) -> Result<()> {
             };
             match inspection.world {
                 Some(World::Balancer) => {
-                    let protocol = match protocol.as_str() {
-                        "tcp" => bascule::upstream::Protocol::Tcp,
-                        "udp" => bascule::upstream::Protocol::Udp,
-                        _ => bascule::upstream::Protocol::Http,
+                    let protocol = match protocol {
+                        ProtocolArg::Http => bascule::upstream::Protocol::Http,
+                        ProtocolArg::Tcp => bascule::upstream::Protocol::Tcp,
+                        ProtocolArg::Udp => bascule::upstream::Protocol::Udp,
                     };
                     let backends = offline::read_backends(&needs(backends, "--backends")?)?;
-                    let requests = offline::read_jsonl(&needs(requests, "--requests")?)?;
+                    let requests = offline::Requests::read(&needs(requests, "--requests")?)?;
                     let run = offline::run_balancer(
                         &runtime, &file, options, protocol, &backends, &requests, bench,
                     )?;
                     print_balancer_run(&run, quiet);
                 }
                 Some(World::HeaderFilter) => {
-                    let requests = offline::read_jsonl(&needs(requests, "--requests")?)?;
+                    let requests = offline::Requests::read(&needs(requests, "--requests")?)?;
                     let run = offline::run_filter(&runtime, &file, options, &requests, bench)?;
                     for (n, outcome) in run.outcomes.iter().enumerate() {
                         println!("{:>4}  {}  -> {}", n + 1, outcome.request, outcome.verdict);
@@ -282,10 +290,10 @@ fn plugin(command: PluginCommand) -> Result<()> {
                     }
                 }
                 Some(World::HealthInterpreter) => {
-                    let kind = match protocol.as_str() {
-                        "tcp" => bascule::health::ProbeKind::Tcp,
-                        "udp" => bascule::health::ProbeKind::Udp,
-                        _ => bascule::health::ProbeKind::Http,
+                    let kind = match protocol {
+                        ProtocolArg::Http => bascule::health::ProbeKind::Http,
+                        ProtocolArg::Tcp => bascule::health::ProbeKind::Tcp,
+                        ProtocolArg::Udp => bascule::health::ProbeKind::Udp,
                     };
                     let probes = offline::read_jsonl(&needs(probes, "--probes")?)?;
                     let run =
@@ -341,11 +349,7 @@ fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
 }
 
 fn print_inspection(file: &std::path::Path, inspection: &Inspection) {
-    let format = match inspection.format {
-        Format::Component => "component",
-        Format::CoreModule => "core module",
-        Format::NotWasm => "not WebAssembly",
-    };
+    let format = inspection.format.name();
     println!("file:      {}", file.display());
     println!("size:      {} bytes", inspection.size);
     println!("sha256:    {}", inspection.sha256);
@@ -378,11 +382,7 @@ fn inspection_json(inspection: &Inspection) -> serde_json::Value {
     serde_json::json!({
         "size": inspection.size,
         "sha256": inspection.sha256,
-        "format": match inspection.format {
-            Format::Component => "component",
-            Format::CoreModule => "core-module",
-            Format::NotWasm => "not-wasm",
-        },
+        "format": inspection.format.name(),
         "compile-ms": inspection.compile_time.map(|t| t.as_secs_f64() * 1e3),
         "world": inspection.world.map(World::name),
         "contract": inspection.contract,

@@ -16,7 +16,7 @@ mod inputs;
 pub use balancer::{BalancerRun, Decision, run_balancer};
 pub use filter::{FilterOutcome, FilterRun, run_filter};
 pub use health::{InterpreterRun, ProbeLine, run_interpreter};
-pub use inputs::{RequestLine, SimulatedBackend, read_backends, read_jsonl};
+pub use inputs::{RequestLine, Requests, SimulatedBackend, read_backends, read_jsonl};
 
 use std::path::PathBuf;
 

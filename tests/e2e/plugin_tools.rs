@@ -342,6 +342,28 @@ fn bad_inputs_name_their_line() {
     );
     let (ok, err) = run(&[&plugin, "--requests", requests.to_str().unwrap()]);
     assert!(!ok && err.contains("--backends"), "{err}");
+
+    // A request that parses as JSON but is no HTTP request is named by
+    // its line in the file, comments and blank lines counted.
+    std::fs::write(
+        &requests,
+        "# a comment\n\n{\"path\": \"/\"}\n{\"method\": \"GE T\"}\n",
+    )
+    .unwrap();
+    let args = [
+        plugin.as_str(),
+        "--backends",
+        backends.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ];
+    let (ok, err) = run(&args);
+    assert!(!ok);
+    assert!(err.contains(&format!("{}:4:", requests.display())), "{err}");
+
+    // An unknown protocol is refused by name, not run as HTTP.
+    let (ok, err) = run(&[&args[..], &["--protocol", "quic"]].concat());
+    assert!(!ok && err.contains("quic") && err.contains("udp"), "{err}");
 }
 
 /// `bascule plugin new` for each language and kind: the project builds

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::inputs::{RequestLine, SimulatedBackend};
+use super::inputs::{Requests, SimulatedBackend};
 use super::{Bench, OfflineError};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::plugin::{PluginRuntime, WasmBalancer};
@@ -47,7 +47,7 @@ pub fn run_balancer(
     options: String,
     protocol: Protocol,
     backends: &[SimulatedBackend],
-    requests: &[RequestLine],
+    requests: &Requests,
     bench: bool,
 ) -> Result<BalancerRun, OfflineError> {
     let set = Arc::new(BackendSet::new(
@@ -80,8 +80,8 @@ pub fn run_balancer(
     let mut failures = Failures::default();
     let mut served = vec![0usize; set.len()];
     let mut decisions = Vec::with_capacity(requests.len());
-    let views = RequestLine::views(requests, protocol)?;
-    for (line, view) in requests.iter().zip(&views) {
+    let views = requests.views(protocol)?;
+    for (line, view) in &views {
         let mut decision = Decision {
             request: line.label(),
             candidates: Vec::new(),
@@ -120,7 +120,7 @@ pub fn run_balancer(
         decisions.push(decision);
     }
     let bench = match (bench, views.first()) {
-        (true, Some(view)) => Some(Bench::measure(
+        (true, Some((_, view))) => Some(Bench::measure(
             "select",
             || {
                 let _ = balancer.select(&set, view);

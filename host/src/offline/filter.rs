@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::inputs::RequestLine;
+use super::inputs::Requests;
 use super::{Bench, OfflineError};
 use crate::config::{PluginRef, SandboxConfig};
 use crate::l7::{FilterVerdict, HeaderFilter, RateLimits};
@@ -37,7 +37,7 @@ pub fn run_filter(
     runtime: &PluginRuntime,
     file: &Path,
     options: String,
-    requests: &[RequestLine],
+    requests: &Requests,
     bench: bool,
 ) -> Result<FilterRun, OfflineError> {
     let compiled = runtime.compile_filter(&PluginRef::File(file.to_owned()))?;
@@ -49,8 +49,8 @@ pub fn run_filter(
         Arc::new(RateLimits::new(&[])),
     )?;
     let mut outcomes = Vec::with_capacity(requests.len());
-    let views = RequestLine::views(requests, Protocol::Http)?;
-    for (line, view) in requests.iter().zip(&views) {
+    let views = requests.views(Protocol::Http)?;
+    for (line, view) in &views {
         let mut view = view.clone();
         let before = view.http.clone();
         let (verdict, edits) = match filter.on_request(&mut view) {
@@ -80,7 +80,7 @@ pub fn run_filter(
         });
     }
     let bench = match (bench, views.first()) {
-        (true, Some(view)) => Some(Bench::measure(
+        (true, Some((_, view))) => Some(Bench::measure(
             "on-request",
             || {
                 let mut view = view.clone();

@@ -2,7 +2,7 @@
 //! latency and failure rate, and requests or probe outcomes (JSON lines).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -101,16 +101,29 @@ pub fn read_backends(path: &Path) -> Result<Vec<SimulatedBackend>, OfflineError>
 /// Every line of a JSON-lines file as `T` (blank lines and `#` comments
 /// skipped), or the first bad line's number and why.
 pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, OfflineError> {
+    Ok(read_numbered_jsonl(path)?
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect())
+}
+
+/// Like [`read_jsonl`], each value with its 1-based line in the file.
+fn read_numbered_jsonl<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Vec<(usize, T)>, OfflineError> {
     let text = read(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
         .map(|(n, line)| {
-            serde_json::from_str(line).map_err(|error| OfflineError::Input {
+            let input = |message: String| OfflineError::Input {
                 path: path.to_owned(),
                 line: n + 1,
-                message: error.to_string(),
-            })
+                message,
+            };
+            serde_json::from_str(line)
+                .map(|value| (n + 1, value))
+                .map_err(|error| input(error.to_string()))
         })
         .collect()
 }
@@ -138,6 +151,57 @@ pub struct RequestLine {
     client: Option<std::net::SocketAddr>,
     #[serde(default)]
     sni: Option<String>,
+}
+
+/// A requests file: each request with the line it came from, so a
+/// request that cannot be made is named by file and line.
+#[derive(Debug, Clone)]
+pub struct Requests {
+    path: PathBuf,
+    lines: Vec<(usize, RequestLine)>,
+}
+
+// === impl Requests ===
+
+impl Requests {
+    /// Reads a JSON-lines requests file.
+    pub fn read(path: &Path) -> Result<Self, OfflineError> {
+        Ok(Requests {
+            path: path.to_owned(),
+            lines: read_numbered_jsonl(path)?,
+        })
+    }
+
+    /// How many requests it holds.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Each request as balancers and filters see it, beside its line, or
+    /// the first that cannot be one, by file and line.
+    pub fn views(
+        &self,
+        protocol: crate::upstream::Protocol,
+    ) -> Result<Vec<(&RequestLine, crate::upstream::RequestView)>, OfflineError> {
+        self.lines
+            .iter()
+            .map(|(line, request)| {
+                let view = request
+                    .view(protocol)
+                    .map_err(|message| OfflineError::Input {
+                        path: self.path.clone(),
+                        line: *line,
+                        message,
+                    })?;
+                Ok((request, view))
+            })
+            .collect()
+    }
 }
 
 /// The client when a request names none.
@@ -176,25 +240,6 @@ impl RequestLine {
             tls: None,
             http,
         })
-    }
-
-    /// Every request of a requests file as a view, or the first that
-    /// cannot be one, by its place in the file.
-    pub fn views(
-        requests: &[RequestLine],
-        protocol: crate::upstream::Protocol,
-    ) -> Result<Vec<crate::upstream::RequestView>, OfflineError> {
-        requests
-            .iter()
-            .enumerate()
-            .map(|(n, line)| {
-                line.view(protocol).map_err(|message| OfflineError::Input {
-                    path: "requests".into(),
-                    line: n + 1,
-                    message,
-                })
-            })
-            .collect()
     }
 
     /// `METHOD PATH` for the printed decisions.

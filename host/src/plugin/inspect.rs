@@ -57,6 +57,19 @@ pub struct Inspection {
     pub loads: Result<(), String>,
 }
 
+// === impl Format ===
+
+impl Format {
+    /// How `plugin inspect` names it, in its text and in its JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Component => "component",
+            Format::CoreModule => "core module",
+            Format::NotWasm => "not WebAssembly",
+        }
+    }
+}
+
 // === impl World ===
 
 impl World {
