@@ -98,6 +98,12 @@ enum PluginCommand {
         /// What the balancer serves, or what the interpreter judges.
         #[arg(long, value_enum, default_value_t = ProtocolArg::Http)]
         protocol: ProtocolArg,
+        /// Requests arriving per second (balancers): each holds its backend
+        /// for the backend's `latency`, so requests overlap and the
+        /// in-flight counts least-connections reads are real. Without it,
+        /// each request ends before the next arrives.
+        #[arg(long, value_parser = positive_rate)]
+        rate: Option<f64>,
         /// Print only the distribution (balancers).
         #[arg(long)]
         quiet: bool,
@@ -122,6 +128,16 @@ enum PluginCommand {
     },
 }
 
+/// `plugin run --rate`: a finite number of requests per second above 0.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a rate above 0 (requests per second)"
+        )),
+    }
+}
+
 /// `plugin run --protocol`: what a balancer serves or an interpreter
 /// judges. Anything else is refused by name rather than run as HTTP.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -129,6 +145,34 @@ enum ProtocolArg {
     Http,
     Tcp,
     Udp,
+}
+
+/// What a `plugin` command prints, written to stdout at once, after the
+/// command (also when it fails, as `inspect` does after its report). A
+/// reader that goes away early (`| head`) ends the output quietly rather
+/// than in a panic.
+#[derive(Debug, Default)]
+struct Output(String);
+
+impl Output {
+    fn line(&mut self, line: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        // Writing into a String cannot fail.
+        let _ = self.0.write_fmt(line);
+        self.0.push('\n');
+    }
+
+    fn emit(self) -> Result<()> {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(self.0.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            written => written.context("writing to stdout"),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -208,15 +252,22 @@ fn check(path: &std::path::Path) -> Result<()> {
 }
 
 fn plugin(command: PluginCommand) -> Result<()> {
+    let mut out = Output::default();
+    let result = plugin_into(command, &mut out);
+    out.emit()?;
+    result
+}
+
+fn plugin_into(command: PluginCommand, out: &mut Output) -> Result<()> {
     match command {
         PluginCommand::Inspect { file, json } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let inspection = PluginRuntime::new()?.inspect(&bytes);
             if json {
-                println!("{:#}", inspection_json(&inspection));
+                out.line(format_args!("{:#}", inspection_json(&inspection)));
             } else {
-                print_inspection(&file, &inspection);
+                print_inspection(out, &file, &inspection);
             }
             inspection
                 .loads
@@ -238,8 +289,8 @@ fn plugin(command: PluginCommand) -> Result<()> {
                 anyhow::anyhow!("unknown language `{lang}`: rust, c, python or js")
             })?;
             let made = bascule::scaffold::new_project(&dir, &name, lang, kind)?;
-            println!("created {}", made.display());
-            println!("next: cd {} && ./build.sh", made.display());
+            out.line(format_args!("created {}", made.display()));
+            out.line(format_args!("next: cd {} && ./build.sh", made.display()));
             Ok(())
         }
         PluginCommand::Run {
@@ -249,6 +300,7 @@ fn plugin(command: PluginCommand) -> Result<()> {
             probes,
             options,
             protocol,
+            rate,
             quiet,
             bench,
         } => {
@@ -272,21 +324,35 @@ fn plugin(command: PluginCommand) -> Result<()> {
                     let backends = offline::read_backends(&needs(backends, "--backends")?)?;
                     let requests = offline::Requests::read(&needs(requests, "--requests")?)?;
                     let run = offline::run_balancer(
-                        &runtime, &file, options, protocol, &backends, &requests, bench,
+                        &runtime,
+                        &file,
+                        offline::BalancerInputs {
+                            options,
+                            protocol,
+                            backends: &backends,
+                            requests: &requests,
+                            rate,
+                            bench,
+                        },
                     )?;
-                    print_balancer_run(&run, quiet);
+                    print_balancer_run(out, &run, quiet);
                 }
                 Some(World::HeaderFilter) => {
                     let requests = offline::Requests::read(&needs(requests, "--requests")?)?;
                     let run = offline::run_filter(&runtime, &file, options, &requests, bench)?;
                     for (n, outcome) in run.outcomes.iter().enumerate() {
-                        println!("{:>4}  {}  -> {}", n + 1, outcome.request, outcome.verdict);
+                        out.line(format_args!(
+                            "{:>4}  {}  -> {}",
+                            n + 1,
+                            outcome.request,
+                            outcome.verdict
+                        ));
                         for edit in &outcome.edits {
-                            println!("        {edit}");
+                            out.line(format_args!("        {edit}"));
                         }
                     }
                     if let Some(bench) = run.bench {
-                        println!("{bench}");
+                        out.line(format_args!("{bench}"));
                     }
                 }
                 Some(World::HealthInterpreter) => {
@@ -299,10 +365,10 @@ fn plugin(command: PluginCommand) -> Result<()> {
                     let run =
                         offline::run_interpreter(&runtime, &file, options, kind, &probes, bench)?;
                     for (n, (outcome, verdict)) in run.verdicts.iter().enumerate() {
-                        println!("{:>4}  {outcome}  -> {verdict}", n + 1);
+                        out.line(format_args!("{:>4}  {outcome}  -> {verdict}", n + 1));
                     }
                     if let Some(bench) = run.bench {
-                        println!("{bench}");
+                        out.line(format_args!("{bench}"));
                     }
                 }
                 None => anyhow::bail!("{} exports no Bascule world", file.display()),
@@ -312,7 +378,7 @@ fn plugin(command: PluginCommand) -> Result<()> {
     }
 }
 
-fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
+fn print_balancer_run(out: &mut Output, run: &offline::BalancerRun, quiet: bool) {
     if !quiet {
         for (n, decision) in run.decisions.iter().enumerate() {
             let served = match (&decision.served_by, &decision.error) {
@@ -324,16 +390,16 @@ fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
             if !decision.failed.is_empty() {
                 notes.push(format!("{} failed", decision.failed.join(", ")));
             }
-            println!(
+            out.line(format_args!(
                 "{:>4}  {}  -> {served}  ({})",
                 n + 1,
                 decision.request,
                 notes.join("; ")
-            );
+            ));
         }
     }
     let total: usize = run.distribution.iter().map(|(_, count)| count).sum();
-    println!("distribution over {total} served:");
+    out.line(format_args!("distribution over {total} served:"));
     for (backend, count) in &run.distribution {
         #[allow(clippy::cast_precision_loss)]
         let share = if total == 0 {
@@ -341,40 +407,52 @@ fn print_balancer_run(run: &offline::BalancerRun, quiet: bool) {
         } else {
             *count as f64 * 100.0 / total as f64
         };
-        println!("  {backend}  {count}  ({share:.1}%)");
+        out.line(format_args!("  {backend}  {count}  ({share:.1}%)"));
+    }
+    if run.peak_in_flight.iter().any(|&peak| peak > 1) {
+        let peaks: Vec<String> = run
+            .distribution
+            .iter()
+            .zip(&run.peak_in_flight)
+            .map(|((backend, _), peak)| format!("{backend} {peak}"))
+            .collect();
+        out.line(format_args!("most in flight at once: {}", peaks.join(", ")));
     }
     if let Some(bench) = run.bench {
-        println!("{bench}");
+        out.line(format_args!("{bench}"));
     }
 }
 
-fn print_inspection(file: &std::path::Path, inspection: &Inspection) {
+fn print_inspection(out: &mut Output, file: &std::path::Path, inspection: &Inspection) {
     let format = inspection.format.name();
-    println!("file:      {}", file.display());
-    println!("size:      {} bytes", inspection.size);
-    println!("sha256:    {}", inspection.sha256);
-    println!("format:    {format}");
+    out.line(format_args!("file:      {}", file.display()));
+    out.line(format_args!("size:      {} bytes", inspection.size));
+    out.line(format_args!("sha256:    {}", inspection.sha256));
+    out.line(format_args!("format:    {format}"));
     if let Some(took) = inspection.compile_time {
-        println!("compiled:  {:.1} ms", took.as_secs_f64() * 1e3);
+        out.line(format_args!(
+            "compiled:  {:.1} ms",
+            took.as_secs_f64() * 1e3
+        ));
     }
     let world = inspection.world.map_or("none", World::name);
     let contract = inspection
         .contract
         .as_deref()
         .unwrap_or("no bascule:plugin names");
-    println!("world:     {world} ({contract})");
+    out.line(format_args!("world:     {world} ({contract})"));
     for (heading, names) in [
         ("imports", &inspection.imports),
         ("exports", &inspection.exports),
     ] {
-        println!("{heading}:");
+        out.line(format_args!("{heading}:"));
         for name in names {
-            println!("  {name}");
+            out.line(format_args!("  {name}"));
         }
     }
     match &inspection.loads {
-        Ok(()) => println!("loads:     yes"),
-        Err(reason) => println!("loads:     no: {reason}"),
+        Ok(()) => out.line(format_args!("loads:     yes")),
+        Err(reason) => out.line(format_args!("loads:     no: {reason}")),
     }
 }
 

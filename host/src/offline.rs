@@ -2,8 +2,10 @@
 //!
 //! A balancer is shown backends (a TOML file) and requests (JSON lines)
 //! and prints each decision and the final distribution; a simulated
-//! latency and failure rate per backend feed the stats least-loaded
-//! algorithms read, so they can be tried as they would behave. A header
+//! latency and failure rate per backend, and with `--rate` requests that
+//! overlap in simulated time, feed the stats least-loaded algorithms read
+//! (latency, failures, requests in flight), so they can be tried as they
+//! would behave. A header
 //! filter prints its edits (or its answer) per request; a health
 //! interpreter its verdict per probe outcome. `--bench` times the calls.
 //! The plugin runs in the proxy's own sandbox, with the proxy's limits.
@@ -11,9 +13,10 @@
 mod balancer;
 mod filter;
 mod health;
+mod in_flight;
 mod inputs;
 
-pub use balancer::{BalancerRun, Decision, run_balancer};
+pub use balancer::{BalancerInputs, BalancerRun, Decision, run_balancer};
 pub use filter::{FilterOutcome, FilterRun, run_filter};
 pub use health::{InterpreterRun, ProbeLine, run_interpreter};
 pub use inputs::{RequestLine, Requests, SimulatedBackend, read_backends, read_jsonl};

@@ -210,6 +210,118 @@ fn a_balancer_run_prints_the_decisions_a_model_predicts() {
     }
 }
 
+/// With `--rate`, requests overlap for their backends' latency: each
+/// least-connections decision is checked against the in-flight counts a
+/// model of the same arrivals computes from the printed decisions.
+#[test]
+fn with_a_rate_least_connections_sees_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(
+        &backends,
+        "[[backends]]\nname = \"fast\"\nlatency = \"1ms\"\n\n[[backends]]\nname = \"slow\"\nlatency = \"20ms\"\n",
+    )
+    .unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    let lines: Vec<String> = (0..400)
+        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
+        .collect();
+    std::fs::write(&requests, lines.join("\n")).unwrap();
+    let plugin = test_plugin("least-connections").display().to_string();
+    let args = [
+        plugin.as_str(),
+        "--backends",
+        backends.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ];
+
+    // One after another nothing is ever in flight: ties, taken in turn.
+    let (ok, out) = run(&args);
+    assert!(ok, "{out}");
+    let decisions = served(&out);
+    let slow = decisions.iter().filter(|d| *d == "slow").count();
+    assert_eq!(slow, 200, "{out}");
+    assert!(!out.contains("most in flight"), "{out}");
+
+    // 2,000 a second: one arrival every 500 µs.
+    let (ok, out) = run(&[&args[..], &["--rate", "2000"]].concat());
+    assert!(ok, "{out}");
+    let decisions = served(&out);
+    assert_eq!(decisions.len(), 400, "{out}");
+    let latency_us = |backend: &str| if backend == "fast" { 1_000 } else { 20_000 };
+    let mut peaks = [0usize; 2];
+    for (n, chosen) in decisions.iter().enumerate() {
+        let now = n * 500;
+        // In flight: earlier requests whose end is still to come.
+        let active = |backend: &str| {
+            decisions[..n]
+                .iter()
+                .enumerate()
+                .filter(|(m, d)| *d == backend && m * 500 + latency_us(backend) > now)
+                .count()
+        };
+        let (fast, slow) = (active("fast"), active("slow"));
+        let (mine, other) = if chosen == "fast" {
+            (fast, slow)
+        } else {
+            (slow, fast)
+        };
+        assert!(
+            mine <= other,
+            "request {n} went to {chosen} with {mine} in flight against {other}\n{out}"
+        );
+        let peak = &mut peaks[usize::from(chosen == "slow")];
+        *peak = (*peak).max(mine + 1);
+    }
+    let slow = decisions.iter().filter(|d| *d == "slow").count();
+    assert!(
+        (20..200).contains(&slow),
+        "the slow backend holds its requests 40 arrivals long: {slow} of 400\n{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "most in flight at once: fast {}, slow {}",
+            peaks[0], peaks[1]
+        )),
+        "{peaks:?}\n{out}"
+    );
+
+    let (ok, err) = run(&[&args[..], &["--rate", "0"]].concat());
+    assert!(!ok && err.contains("not a rate above 0"), "{err}");
+}
+
+/// `plugin run | head`: the reader going away ends the output quietly,
+/// with no panic.
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(&backends, "[[backends]]\nname = \"a\"\n").unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    // Far more than a pipe holds (64 KiB), so the write meets the closed end.
+    let lines: Vec<String> = (0..5000)
+        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
+        .collect();
+    std::fs::write(&requests, lines.join("\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
+        .args(["plugin", "run"])
+        .arg(test_plugin("round-robin"))
+        .arg("--backends")
+        .arg(&backends)
+        .arg("--requests")
+        .arg(&requests)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn simulated_failures_move_requests_to_the_next_candidate() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::in_flight::InFlight;
 use super::inputs::{Requests, SimulatedBackend};
 use super::{Bench, OfflineError};
 use crate::config::{PluginRef, SandboxConfig};
@@ -35,21 +36,45 @@ pub struct BalancerRun {
     pub decisions: Vec<Decision>,
     /// Requests served per backend, in backend order.
     pub distribution: Vec<(String, usize)>,
+    /// The most requests each backend had in flight at once, in backend
+    /// order.
+    pub peak_in_flight: Vec<u32>,
     /// With `--bench`: the cost of `select` and the instance's memory.
     pub bench: Option<Bench>,
 }
 
-/// Runs the balancer in `file` (configured with `options`, serving
-/// `protocol`) over `backends` for each of `requests`.
+/// What a balancer run is given.
+#[derive(Debug)]
+pub struct BalancerInputs<'a> {
+    /// The plugin's options, as JSON.
+    pub options: String,
+    /// What it serves.
+    pub protocol: Protocol,
+    /// The simulated backends.
+    pub backends: &'a [SimulatedBackend],
+    /// The requests, in arrival order.
+    pub requests: &'a Requests,
+    /// Arrivals per second, so requests overlap for their backends'
+    /// latency; `None`: each ends before the next arrives.
+    pub rate: Option<f64>,
+    /// Also time `select`.
+    pub bench: bool,
+}
+
+/// Runs the balancer in `file` over the backends for each request.
 pub fn run_balancer(
     runtime: &PluginRuntime,
     file: &Path,
-    options: String,
-    protocol: Protocol,
-    backends: &[SimulatedBackend],
-    requests: &Requests,
-    bench: bool,
+    inputs: BalancerInputs<'_>,
 ) -> Result<BalancerRun, OfflineError> {
+    let BalancerInputs {
+        options,
+        protocol,
+        backends,
+        requests,
+        rate,
+        bench,
+    } = inputs;
     let set = Arc::new(BackendSet::new(
         backends
             .iter()
@@ -78,10 +103,12 @@ pub fn run_balancer(
         &set,
     )?;
     let mut failures = Failures::default();
+    let mut in_flight = InFlight::new(rate, set.len());
     let mut served = vec![0usize; set.len()];
     let mut decisions = Vec::with_capacity(requests.len());
     let views = requests.views(protocol)?;
-    for (line, view) in &views {
+    for (seq, (line, view)) in (0u64..).zip(&views) {
+        in_flight.arrive(seq);
         let mut decision = Decision {
             request: line.label(),
             candidates: Vec::new(),
@@ -108,7 +135,7 @@ pub fn run_balancer(
                         decision.failed.push(backend.id.clone());
                         continue;
                     }
-                    backend.stats.record_success(model.latency);
+                    in_flight.serve(seq, index, &backend.stats, model.latency);
                     if let Some(count) = served.get_mut(index) {
                         *count += 1;
                     }
@@ -137,6 +164,7 @@ pub fn run_balancer(
             .map(|backend| backend.id.clone())
             .zip(served)
             .collect(),
+        peak_in_flight: in_flight.peaks().to_vec(),
         bench,
     })
 }
