@@ -441,6 +441,11 @@ fn print_inspection(out: &mut Output, file: &std::path::Path, inspection: &Inspe
         .as_deref()
         .unwrap_or("no bascule:plugin names");
     out.line(format_args!("world:     {world} ({contract})"));
+    out.line(format_args!(
+        "host:      speaks {}, loads {}",
+        bascule::plugin::CONTRACT,
+        bascule::plugin::loadable_contracts()
+    ));
     for (heading, names) in [
         ("imports", &inspection.imports),
         ("exports", &inspection.exports),
@@ -464,6 +469,7 @@ fn inspection_json(inspection: &Inspection) -> serde_json::Value {
         "compile-ms": inspection.compile_time.map(|t| t.as_secs_f64() * 1e3),
         "world": inspection.world.map(World::name),
         "contract": inspection.contract,
+        "host-loads": bascule::plugin::loadable_contracts(),
         "imports": inspection.imports,
         "exports": inspection.exports,
         "loads": inspection.loads.is_ok(),

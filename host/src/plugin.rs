@@ -33,7 +33,7 @@ mod wasi;
 use std::path::PathBuf;
 
 pub use balancer::{CompiledBalancer, WasmBalancer};
-pub use engine::PluginRuntime;
+pub use engine::{CONTRACT, PluginRuntime, loadable_contracts};
 pub use filter::{CompiledFilter, WasmFilter};
 pub use inspect::{Format, Inspection, World};
 pub use interpreter::{CompiledInterpreter, WasmInterpreter};

@@ -55,6 +55,11 @@ fn a_valid_plugin_is_described_and_loads() {
     assert!(out.contains("  bascule:plugin/balance@0.4.2"), "{out}");
     assert!(out.contains("  bascule:plugin/log@0.4.2"), "{out}");
     assert!(out.contains("loads:     yes"), "{out}");
+    // The host states which contract versions it loads.
+    assert!(
+        out.contains("host:      speaks bascule:plugin@0.4.2, loads bascule:plugin@0.4.x"),
+        "{out}"
+    );
     let size = std::fs::metadata(&file).unwrap().len();
     assert!(out.contains(&format!("size:      {size} bytes")), "{out}");
 
@@ -64,6 +69,7 @@ fn a_valid_plugin_is_described_and_loads() {
     assert_eq!(json["world"], "header-filter");
     assert_eq!(json["contract"], "0.4.2");
     assert_eq!(json["loads"], true);
+    assert_eq!(json["host-loads"], "bascule:plugin@0.4.x");
     assert!(json["compile-ms"].as_f64().unwrap() > 0.0);
 }
 
@@ -126,7 +132,8 @@ fn another_contract_line_is_refused_naming_both_versions() {
     assert!(!ok);
     assert!(out.contains("world:     balancer (0.9.2)"), "{out}");
     assert!(
-        err.contains("built against bascule:plugin@0.9.2") && err.contains("bascule:plugin@0.4.2"),
+        err.contains("built against bascule:plugin@0.9.2")
+            && err.contains("speaks bascule:plugin@0.4.2 and loads bascule:plugin@0.4.x"),
         "{err}"
     );
     // A patch version of ours loads.
@@ -609,7 +616,15 @@ async fn a_plugin_built_against_the_previous_minor_version_loads_and_serves() {
     let (ok, out, err) = inspect(&file, &[]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("world:     balancer (0.4.1)"), "{out}");
-    assert!(!out.contains("@0.4.2"), "{out}");
+    // Its own names are all 0.4.1; only the host's line says 0.4.2.
+    let names: Vec<&str> = out
+        .lines()
+        .filter(|line| line.starts_with("  bascule:plugin/"))
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|name| name.ends_with("@0.4.1")),
+        "{out}"
+    );
     let (b1, b2) = (
         RecordingBackend::start("b1").await,
         RecordingBackend::start("b2").await,

@@ -234,12 +234,27 @@ impl ContentKey {
 /// imports and exports) refer to, when this host cannot load it: another
 /// `0.MINOR` line (a patch version of ours is compatible).
 fn other_contract(names: &[String]) -> Option<&str> {
-    let ours = CONTRACT.split_once('@').map_or("", |(_, version)| version);
     names
         .iter()
         .filter(|name| name.starts_with("bascule:plugin/"))
         .filter_map(|name| name.split_once('@').map(|(_, version)| version))
-        .find(|version| compatible_line(version) != compatible_line(ours))
+        .find(|version| !loads_contract(version))
+}
+
+/// Whether this host loads plugins built against `bascule:plugin` at
+/// `version`: those of its own compatible line.
+pub fn loads_contract(version: &str) -> bool {
+    compatible_line(version) == compatible_line(our_version())
+}
+
+/// The contract versions this host loads, as `bascule:plugin@0.4.x`.
+pub fn loadable_contracts() -> String {
+    format!("bascule:plugin@{}.x", compatible_line(our_version()))
+}
+
+/// `0.4.2` of [`CONTRACT`].
+fn our_version() -> &'static str {
+    CONTRACT.split_once('@').map_or("", |(_, version)| version)
 }
 
 /// `0.MINOR` of a `0.MINOR.PATCH` version (`MAJOR` from 1.0 on): versions

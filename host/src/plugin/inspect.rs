@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::component::Component;
 
 use super::bindings::{BalancerPre, HeaderFilterPre, HealthInterpreterPre};
-use super::engine::{CONTRACT, PluginRuntime, sha256_hex};
+use super::engine::{CONTRACT, PluginRuntime, loadable_contracts, loads_contract, sha256_hex};
 use super::state::PluginState;
 
 /// What a file holds.
@@ -170,13 +170,12 @@ fn would_load(
     world: Option<World>,
     inspection: &Inspection,
 ) -> Result<(), String> {
-    let ours = CONTRACT.split_once('@').map_or("", |(_, version)| version);
     if let Some(theirs) = &inspection.contract
-        && line(theirs) != line(ours)
+        && !loads_contract(theirs)
     {
         return Err(format!(
-            "built against bascule:plugin@{theirs}; this host speaks {CONTRACT} and loads 0.{} plugins",
-            line(ours)
+            "built against bascule:plugin@{theirs}; this host speaks {CONTRACT} and loads {}",
+            loadable_contracts()
         ));
     }
     let Some(world) = world else {
@@ -194,11 +193,6 @@ fn would_load(
         World::HealthInterpreter => HealthInterpreterPre::new(pre).map(|_| ()),
     };
     checked.map_err(|error| format!("not a {} of {CONTRACT}: {}", world.name(), chain(&error)))
-}
-
-/// The minor version of a `0.MINOR.PATCH` contract version.
-fn line(version: &str) -> &str {
-    version.split('.').nth(1).unwrap_or(version)
 }
 
 fn list(names: &[String]) -> String {
