@@ -5,7 +5,7 @@
 //! computed here, simulated failures, a filter's edits and answers, a
 //! health interpreter's verdicts, and bad inputs named by line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::*;
@@ -162,6 +162,19 @@ fn run(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A backends file holding `backends` and a requests file of `count`
+/// requests (`/r0`, `/r1`...), in `dir`.
+fn run_inputs(dir: &Path, backends: &str, count: usize) -> (PathBuf, PathBuf) {
+    let backends_file = dir.join("backends.toml");
+    std::fs::write(&backends_file, backends).unwrap();
+    let requests = dir.join("requests.jsonl");
+    let lines: Vec<String> = (0..count)
+        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
+        .collect();
+    std::fs::write(&requests, lines.join("\n")).unwrap();
+    (backends_file, requests)
+}
+
 /// The backend each printed decision was served by, in order.
 fn served(out: &str) -> Vec<String> {
     out.lines()
@@ -173,17 +186,11 @@ fn served(out: &str) -> Vec<String> {
 #[test]
 fn a_balancer_run_prints_the_decisions_a_model_predicts() {
     let dir = tempfile::tempdir().unwrap();
-    let backends = dir.path().join("backends.toml");
-    std::fs::write(
-        &backends,
+    let (backends, requests) = run_inputs(
+        dir.path(),
         "[[backends]]\nname = \"a\"\nweight = 3\n\n[[backends]]\nname = \"b\"\nweight = 1\n\n[[backends]]\nname = \"c\"\nweight = 2\n",
-    )
-    .unwrap();
-    let requests = dir.path().join("requests.jsonl");
-    let lines: Vec<String> = (0..60)
-        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
-        .collect();
-    std::fs::write(&requests, lines.join("\n")).unwrap();
+        60,
+    );
     let (backends, requests) = (backends.to_str().unwrap(), requests.to_str().unwrap());
 
     // Round robin: each in turn, whatever the weights.
@@ -223,17 +230,11 @@ fn a_balancer_run_prints_the_decisions_a_model_predicts() {
 #[test]
 fn with_a_rate_least_connections_sees_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    let backends = dir.path().join("backends.toml");
-    std::fs::write(
-        &backends,
+    let (backends, requests) = run_inputs(
+        dir.path(),
         "[[backends]]\nname = \"fast\"\nlatency = \"1ms\"\n\n[[backends]]\nname = \"slow\"\nlatency = \"20ms\"\n",
-    )
-    .unwrap();
-    let requests = dir.path().join("requests.jsonl");
-    let lines: Vec<String> = (0..400)
-        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
-        .collect();
-    std::fs::write(&requests, lines.join("\n")).unwrap();
+        400,
+    );
     let plugin = test_plugin("least-connections").display().to_string();
     let args = [
         plugin.as_str(),
@@ -303,14 +304,8 @@ fn with_a_rate_least_connections_sees_requests_in_flight() {
 #[test]
 fn a_reader_that_goes_away_ends_the_output_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let backends = dir.path().join("backends.toml");
-    std::fs::write(&backends, "[[backends]]\nname = \"a\"\n").unwrap();
-    let requests = dir.path().join("requests.jsonl");
     // Far more than a pipe holds (64 KiB), so the write meets the closed end.
-    let lines: Vec<String> = (0..5000)
-        .map(|n| format!("{{\"path\": \"/r{n}\"}}"))
-        .collect();
-    std::fs::write(&requests, lines.join("\n")).unwrap();
+    let (backends, requests) = run_inputs(dir.path(), "[[backends]]\nname = \"a\"\n", 5000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
         .args(["plugin", "run"])
         .arg(test_plugin("round-robin"))
