@@ -285,7 +285,7 @@ impl Plan {
         self.pools
             .iter()
             .find(|p| &**p.name() == pool)
-            .is_some_and(|p| p.backends().backends.iter().any(|b| b.id == backend))
+            .is_some_and(|p| p.backends().position(backend).is_some())
     }
 }
 

@@ -51,12 +51,7 @@ pub async fn handle(request: http::Request<hyper::body::Incoming>, plan: &Plan) 
     let Some(pool) = plan.pools().iter().find(|p| &**p.name() == target.pool) else {
         return reply::text(StatusCode::NOT_FOUND, format!("no pool `{}`", target.pool));
     };
-    if !pool
-        .backends()
-        .backends
-        .iter()
-        .any(|b| b.id == target.backend)
-    {
+    if pool.backends().position(target.backend).is_none() {
         return reply::text(
             StatusCode::NOT_FOUND,
             format!("no backend `{}` in pool `{}`", target.backend, target.pool),
@@ -73,7 +68,7 @@ pub async fn handle(request: http::Request<hyper::body::Incoming>, plan: &Plan) 
 
 fn drain(pool: &BackendPool, backend: &str, drained: bool) -> Reply {
     let backends = pool.backends();
-    let Some(found) = backends.backends.iter().find(|b| b.id == backend) else {
+    let Some(found) = backends.by_id(backend) else {
         return reply::not_found();
     };
     if let Some(transition) = found.stats.set_drained(drained) {
@@ -120,7 +115,7 @@ async fn reweigh(pool: &Arc<BackendPool>, backend: &str, weight: Option<u32>) ->
     }
     tracing::info!(pool = %pool.name(), backend, ?weight, "weight set by hand");
     let backends = pool.backends();
-    let Some(found) = backends.backends.iter().find(|b| b.id == backend) else {
+    let Some(found) = backends.by_id(backend) else {
         return reply::not_found();
     };
     reply::json(

@@ -32,8 +32,8 @@ struct Ending {
     /// Arrival order, so requests ending together end in order.
     seq: u64,
     latency: Duration,
+    /// Holds the request in its backend's in-flight count until it ends.
     request: ActiveRequest,
-    stats: Arc<BackendStats>,
 }
 
 // === impl InFlight ===
@@ -63,8 +63,7 @@ impl InFlight {
                 break;
             }
             if let Some(Reverse(ending)) = self.ends.pop() {
-                ending.stats.record_success(ending.latency);
-                drop(ending.request);
+                ending.request.stats().record_success(ending.latency);
             }
         }
     }
@@ -75,17 +74,16 @@ impl InFlight {
         if let Some(peak) = self.peaks.get_mut(index) {
             *peak = (*peak).max(stats.active());
         }
-        let ending = Ending {
-            at: self.now.saturating_add(latency),
-            seq,
-            latency,
-            request,
-            stats: Arc::clone(stats),
-        };
         if self.gap.is_some() {
-            self.ends.push(Reverse(ending));
+            self.ends.push(Reverse(Ending {
+                at: self.now.saturating_add(latency),
+                seq,
+                latency,
+                request,
+            }));
         } else {
-            ending.stats.record_success(ending.latency);
+            // It ends at once: recorded, and out of the count on return.
+            stats.record_success(latency);
         }
     }
 

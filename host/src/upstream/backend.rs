@@ -178,10 +178,20 @@ impl BackendSet {
         self.backends.get(index)
     }
 
+    /// Where the backend named `id` is in the set.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.backends.iter().position(|backend| backend.id == id)
+    }
+
+    /// The backend named `id`.
+    pub fn by_id(&self, id: &str) -> Option<&Backend> {
+        self.position(id).and_then(|index| self.get(index))
+    }
+
     /// The same backends, `id` weighing `weight` (its configured weight
     /// when `None`), as a new generation; `None` when no backend is `id`.
     pub fn reweighed(&self, id: &str, weight: Option<u32>) -> Option<BackendSet> {
-        let position = self.backends.iter().position(|backend| backend.id == id)?;
+        let position = self.position(id)?;
         Some(BackendSet::new(
             self.backends
                 .iter()

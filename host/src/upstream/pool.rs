@@ -250,7 +250,7 @@ impl BackendPool {
     /// to [`choose`](Self::choose).
     pub fn choose_pinned(&self, id: &str) -> Option<Choice> {
         let backends = self.backends.load_full();
-        let index = backends.backends.iter().position(|b| b.id == id)?;
+        let index = backends.position(id)?;
         let panicking = self.panicking.load(Ordering::Relaxed);
         let candidates = self.usable(&backends, vec![u32::try_from(index).ok()?], panicking);
         (!candidates.is_empty()).then_some(Choice {

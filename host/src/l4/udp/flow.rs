@@ -239,7 +239,7 @@ impl Relay {
     /// towards the pool's outlier detection (when it has one).
     fn observe(&self, event: TrafficEvent) {
         let backends = self.pool.backends();
-        if let Some(backend) = backends.backends.iter().find(|b| b.id == self.backend_id) {
+        if let Some(backend) = backends.by_id(&self.backend_id) {
             crate::health::observe(&self.pool, backend, event);
         }
     }
