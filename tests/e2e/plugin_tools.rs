@@ -162,6 +162,19 @@ fn run(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `bascule plugin run PLUGIN --backends BACKENDS --requests REQUESTS`
+/// and `extra`: a balancer run.
+fn run_balancer(plugin: &Path, backends: &Path, requests: &Path, extra: &[&str]) -> (bool, String) {
+    let args = [
+        plugin.to_str().unwrap(),
+        "--backends",
+        backends.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ];
+    run(&[&args[..], extra].concat())
+}
+
 /// A backends file holding `backends` and a requests file of `count`
 /// requests (`/r0`, `/r1`...), in `dir`.
 fn run_inputs(dir: &Path, backends: &str, count: usize) -> (PathBuf, PathBuf) {
@@ -191,11 +204,9 @@ fn a_balancer_run_prints_the_decisions_a_model_predicts() {
         "[[backends]]\nname = \"a\"\nweight = 3\n\n[[backends]]\nname = \"b\"\nweight = 1\n\n[[backends]]\nname = \"c\"\nweight = 2\n",
         60,
     );
-    let (backends, requests) = (backends.to_str().unwrap(), requests.to_str().unwrap());
 
     // Round robin: each in turn, whatever the weights.
-    let plugin = test_plugin("round-robin").display().to_string();
-    let (ok, out) = run(&[&plugin, "--backends", backends, "--requests", requests]);
+    let (ok, out) = run_balancer(&test_plugin("round-robin"), &backends, &requests, &[]);
     assert!(ok, "{out}");
     let expected: Vec<String> = (0..60).map(|n| ["a", "b", "c"][n % 3].to_owned()).collect();
     assert_eq!(served(&out), expected, "{out}");
@@ -206,8 +217,8 @@ fn a_balancer_run_prints_the_decisions_a_model_predicts() {
 
     // Weighted: the printed distribution is what the decisions add up
     // to, and each backend's share is its weight's, to one request.
-    let plugin = test_plugin("weighted-round-robin").display().to_string();
-    let (ok, out) = run(&[&plugin, "--backends", backends, "--requests", requests]);
+    let plugin = test_plugin("weighted-round-robin");
+    let (ok, out) = run_balancer(&plugin, &backends, &requests, &[]);
     assert!(ok, "{out}");
     let decisions = served(&out);
     assert!(out.contains("distribution over 60 served:"), "{out}");
@@ -235,17 +246,11 @@ fn with_a_rate_least_connections_sees_requests_in_flight() {
         "[[backends]]\nname = \"fast\"\nlatency = \"1ms\"\n\n[[backends]]\nname = \"slow\"\nlatency = \"20ms\"\n",
         400,
     );
-    let plugin = test_plugin("least-connections").display().to_string();
-    let args = [
-        plugin.as_str(),
-        "--backends",
-        backends.to_str().unwrap(),
-        "--requests",
-        requests.to_str().unwrap(),
-    ];
+    let plugin = test_plugin("least-connections");
+    let run = |extra: &[&str]| run_balancer(&plugin, &backends, &requests, extra);
 
     // One after another nothing is ever in flight: ties, taken in turn.
-    let (ok, out) = run(&args);
+    let (ok, out) = run(&[]);
     assert!(ok, "{out}");
     let decisions = served(&out);
     let slow = decisions.iter().filter(|d| *d == "slow").count();
@@ -253,7 +258,7 @@ fn with_a_rate_least_connections_sees_requests_in_flight() {
     assert!(!out.contains("most in flight"), "{out}");
 
     // 2,000 a second: one arrival every 500 µs.
-    let (ok, out) = run(&[&args[..], &["--rate", "2000"]].concat());
+    let (ok, out) = run(&["--rate", "2000"]);
     assert!(ok, "{out}");
     let decisions = served(&out);
     assert_eq!(decisions.len(), 400, "{out}");
@@ -295,7 +300,7 @@ fn with_a_rate_least_connections_sees_requests_in_flight() {
         "{peaks:?}\n{out}"
     );
 
-    let (ok, err) = run(&[&args[..], &["--rate", "0"]].concat());
+    let (ok, err) = run(&["--rate", "0"]);
     assert!(!ok && err.contains("not a rate above 0"), "{err}");
 }
 
@@ -335,15 +340,8 @@ fn simulated_failures_move_requests_to_the_next_candidate() {
     .unwrap();
     let requests = dir.path().join("requests.jsonl");
     std::fs::write(&requests, "{}\n{}\n{}\n{}\n").unwrap();
-    let plugin = test_plugin("round-robin").display().to_string();
-    let (ok, out) = run(&[
-        &plugin,
-        "--backends",
-        backends.to_str().unwrap(),
-        "--requests",
-        requests.to_str().unwrap(),
-        "--bench",
-    ]);
+    let plugin = test_plugin("round-robin");
+    let (ok, out) = run_balancer(&plugin, &backends, &requests, &["--bench"]);
     assert!(ok, "{out}");
     assert_eq!(served(&out), ["up", "up", "up", "up"], "{out}");
     assert_eq!(
@@ -441,20 +439,18 @@ fn bad_inputs_name_their_line() {
     std::fs::write(&backends, "[[backends]]\nname = \"a\"\n").unwrap();
     let requests = dir.path().join("requests.jsonl");
     std::fs::write(&requests, "{}\n{\"pth\": \"/\"}\n").unwrap();
-    let plugin = test_plugin("round-robin").display().to_string();
-    let (ok, err) = run(&[
-        &plugin,
-        "--backends",
-        backends.to_str().unwrap(),
-        "--requests",
-        requests.to_str().unwrap(),
-    ]);
+    let plugin = test_plugin("round-robin");
+    let (ok, err) = run_balancer(&plugin, &backends, &requests, &[]);
     assert!(!ok);
     assert!(
         err.contains("requests.jsonl:2:") && err.contains("pth"),
         "{err}"
     );
-    let (ok, err) = run(&[&plugin, "--requests", requests.to_str().unwrap()]);
+    let (ok, err) = run(&[
+        plugin.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("--backends"), "{err}");
 
     // A request that parses as JSON but is no HTTP request is named by
@@ -464,19 +460,12 @@ fn bad_inputs_name_their_line() {
         "# a comment\n\n{\"path\": \"/\"}\n{\"method\": \"GE T\"}\n",
     )
     .unwrap();
-    let args = [
-        plugin.as_str(),
-        "--backends",
-        backends.to_str().unwrap(),
-        "--requests",
-        requests.to_str().unwrap(),
-    ];
-    let (ok, err) = run(&args);
+    let (ok, err) = run_balancer(&plugin, &backends, &requests, &[]);
     assert!(!ok);
     assert!(err.contains(&format!("{}:4:", requests.display())), "{err}");
 
     // An unknown protocol is refused by name, not run as HTTP.
-    let (ok, err) = run(&[&args[..], &["--protocol", "quic"]].concat());
+    let (ok, err) = run_balancer(&plugin, &backends, &requests, &["--protocol", "quic"]);
     assert!(!ok && err.contains("quic") && err.contains("udp"), "{err}");
 }
 
